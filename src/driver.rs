@@ -1,0 +1,251 @@
+//! The driver: what the plugin knows about each FIFO it reads. StartLogging
+//! validates a container's options, opens its FIFO, computes its labels and
+//! attaches its buffer to the shared batcher of its endpoint; the reader task
+//! then runs until EOF. StopLogging only answers: the reader keeps going.
+//!
+//! Each attachment is also written to the state directory so that, after a
+//! crash, the restarted plugin finds the FIFOs again (the daemon re-sends
+//! nothing). Shutdown stops the readers, flushes for a grace period, and
+//! reports what could not be delivered.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::unix::pipe;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::assemble::{Assembler, DEFAULT_MAX_LINE_SIZE};
+use crate::batch::Endpoint;
+use crate::buffer::{ContainerBuffer, DEFAULT_TOTAL_BUFFER_SIZE, MemoryBudget};
+use crate::fifo::{ReadEnd, read_fifo};
+use crate::labels::{StreamLabels, container_labels};
+use crate::loki::LokiClient;
+use crate::options::{ContainerConfig, EndpointConfig, OptionError};
+use crate::plugin_api::StartLoggingRequest;
+
+/// Plugin-wide settings, from the plugin's environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The `host` label.
+    pub hostname: String,
+    /// Bound on all containers' queued lines together.
+    pub total_buffer_size: usize,
+    /// Longer lines are sent as several entries of at most this size.
+    pub max_line_size: usize,
+    /// How long shutdown keeps trying to deliver buffered lines.
+    pub shutdown_grace: Duration,
+    /// Where attachments are recorded for re-attaching after a crash.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            hostname: "localhost".into(),
+            total_buffer_size: DEFAULT_TOTAL_BUFFER_SIZE,
+            max_line_size: DEFAULT_MAX_LINE_SIZE,
+            shutdown_grace: Duration::from_secs(5),
+            state_dir: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Options(#[from] OptionError),
+    #[error("already logging to {0}")]
+    AlreadyLogging(String),
+    #[error("cannot open the log FIFO {path}: {error}")]
+    Fifo { path: String, error: std::io::Error },
+    #[error("cannot set up the Loki client: {0}")]
+    Client(String),
+    #[error("the plugin is shutting down")]
+    ShuttingDown,
+}
+
+pub struct Driver {
+    settings: Settings,
+    budget: Arc<MemoryBudget>,
+    /// Buffers of the FIFOs being read, by the path the daemon sent.
+    attached: Mutex<HashMap<String, Arc<ContainerBuffer>>>,
+    endpoints: Mutex<HashMap<EndpointConfig, Arc<Endpoint>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    stop_readers: watch::Sender<bool>,
+    drain: watch::Sender<Option<Instant>>,
+}
+
+impl Driver {
+    pub fn new(settings: Settings) -> Arc<Driver> {
+        Arc::new(Driver {
+            budget: Arc::new(MemoryBudget::new(settings.total_buffer_size)),
+            settings,
+            attached: Mutex::new(HashMap::new()),
+            endpoints: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(Vec::new()),
+            stop_readers: watch::channel(false).0,
+            drain: watch::channel(None).0,
+        })
+    }
+
+    /// Handles StartLogging. Returns within milliseconds and opens no
+    /// network connection.
+    pub fn start_logging(self: &Arc<Self>, request: StartLoggingRequest) -> Result<(), StartError> {
+        if *self.stop_readers.borrow() {
+            return Err(StartError::ShuttingDown);
+        }
+        let info = &request.info;
+        let config = ContainerConfig::from_log_opts(&info.config.clone().unwrap_or_default())?;
+        if self.attached.lock().expect("driver lock poisoned").contains_key(&request.file) {
+            return Err(StartError::AlreadyLogging(request.file));
+        }
+        let fifo = pipe::OpenOptions::new()
+            .open_receiver(&request.file)
+            .map_err(|error| StartError::Fifo { path: request.file.clone(), error })?;
+        let endpoint = self.endpoint_for(&config.endpoint)?;
+        let labels = container_labels(&config, info, &self.settings.hostname);
+        let buffer = Arc::new(ContainerBuffer::new(
+            info.name().to_string(),
+            info.short_id().to_string(),
+            StreamLabels::new(&labels),
+            config.buffer_size,
+            self.budget.clone(),
+            endpoint.wake(),
+            config.endpoint.batch_size,
+        ));
+        endpoint.attach(buffer.clone());
+        self.attached.lock().expect("driver lock poisoned").insert(request.file.clone(), buffer.clone());
+        self.save_state(&request, &config);
+        tracing::info!(
+            container = %info.name(),
+            id = %info.short_id(),
+            endpoint = %config.endpoint.url,
+            labels = %buffer.labels().for_source(crate::assemble::Source::Stdout),
+            "logging started"
+        );
+
+        let driver = self.clone();
+        let assembler = Assembler::new(self.settings.max_line_size);
+        let stop = self.stop_readers.subscribe();
+        let reader = tokio::spawn(async move {
+            let end = read_fifo(fifo, assembler, &buffer, stop).await;
+            buffer.close();
+            if end == ReadEnd::Eof {
+                driver.attached.lock().expect("driver lock poisoned").remove(&request.file);
+                driver.forget_state(&request.file);
+            }
+        });
+        self.tasks.lock().expect("driver lock poisoned").push(reader);
+        Ok(())
+    }
+
+    /// Handles StopLogging: answers at once. The reader goes on to EOF, which
+    /// comes when the daemon closes its end after this answer.
+    pub fn stop_logging(&self, file: &str) {
+        if let Some(buffer) = self.attached.lock().expect("driver lock poisoned").get(file) {
+            tracing::debug!(container = %buffer.name(), "StopLogging: reading the FIFO to its end");
+        }
+    }
+
+    fn endpoint_for(&self, config: &EndpointConfig) -> Result<Arc<Endpoint>, StartError> {
+        let mut endpoints = self.endpoints.lock().expect("driver lock poisoned");
+        if let Some(endpoint) = endpoints.get(config) {
+            return Ok(endpoint.clone());
+        }
+        let client = LokiClient::new(config).map_err(StartError::Client)?;
+        let endpoint = Endpoint::new(config.clone(), client);
+        let batcher = tokio::spawn(endpoint.clone().run(self.drain.subscribe()));
+        self.tasks.lock().expect("driver lock poisoned").push(batcher);
+        endpoints.insert(config.clone(), endpoint.clone());
+        Ok(endpoint)
+    }
+
+    /// Re-opens the FIFOs recorded in the state directory by an earlier run
+    /// of the plugin that did not see them to their end.
+    pub fn reattach(self: &Arc<Self>) {
+        let Some(dir) = &self.settings.state_dir else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let request = std::fs::read(&path)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<StartLoggingRequest>(&bytes).ok());
+            let _ = std::fs::remove_file(&path);
+            let Some(request) = request else {
+                tracing::warn!(file = %path.display(), "ignoring an unreadable attachment record");
+                continue;
+            };
+            if !Path::new(&request.file).exists() {
+                continue;
+            }
+            let name = request.info.name().to_string();
+            match self.start_logging(request) {
+                Ok(()) => tracing::info!(container = %name, "re-attached to a running container's FIFO after a restart"),
+                Err(err) => tracing::warn!(container = %name, error = %err, "could not re-attach to a container's FIFO"),
+            }
+        }
+    }
+
+    fn state_file(&self, fifo: &str) -> Option<PathBuf> {
+        let dir = self.settings.state_dir.as_ref()?;
+        let name = Path::new(fifo).file_name()?.to_string_lossy().into_owned();
+        Some(dir.join(format!("{name}.json")))
+    }
+
+    /// Records an attachment. Only the env variables that become labels are
+    /// kept, so no other secret of the container is written down.
+    fn save_state(&self, request: &StartLoggingRequest, config: &ContainerConfig) {
+        let Some(path) = self.state_file(&request.file) else { return };
+        let mut record = request.clone();
+        if let Some(env) = record.info.env.as_mut() {
+            env.retain(|kv| config.wants_env(kv.split_once('=').map_or(kv.as_str(), |(k, _)| k)));
+        }
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::create_dir_all(path.parent().expect("state file has a directory"))?;
+            let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+            file.write_all(&serde_json::to_vec(&record).expect("request serializes"))
+        };
+        if let Err(err) = write() {
+            tracing::warn!(file = %path.display(), error = %err, "cannot record the attachment; it will not survive a plugin crash");
+        }
+    }
+
+    fn forget_state(&self, fifo: &str) {
+        if let Some(path) = self.state_file(fifo) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// Stops reading, delivers what is buffered within the grace period, and
+    /// logs what could not be delivered.
+    pub async fn shutdown(&self) {
+        let deadline = Instant::now() + self.settings.shutdown_grace;
+        tracing::info!(grace = ?self.settings.shutdown_grace, "shutting down: flushing buffered lines");
+        self.stop_readers.send_replace(true);
+        self.drain.send_replace(Some(deadline));
+        let tasks = std::mem::take(&mut *self.tasks.lock().expect("driver lock poisoned"));
+        let all_done = futures_join_all(tasks);
+        if tokio::time::timeout_at((deadline + Duration::from_millis(500)).into(), all_done).await.is_err() {
+            tracing::warn!("grace period over with lines still buffered");
+        }
+        for endpoint in self.endpoints.lock().expect("driver lock poisoned").values() {
+            endpoint.report_unfinished();
+        }
+    }
+
+    /// Bytes queued across all containers (for tests and reports).
+    pub fn buffered_bytes(&self) -> usize {
+        self.budget.used()
+    }
+}
+
+async fn futures_join_all(tasks: Vec<JoinHandle<()>>) {
+    for task in tasks {
+        let _ = task.await;
+    }
+}

@@ -1,0 +1,212 @@
+//! FIFO framing: reads a container's log FIFO and decodes its frames, each a
+//! 4-byte big-endian length followed by a protobuf `LogEntry`.
+//!
+//! The daemon holds the FIFO open read-write, so EOF comes only when it
+//! closes its end, after StopLogging has been answered. A frame that cannot be
+//! decoded is skipped by its length and counted; the stream goes on.
+
+use bytes::{Buf, BytesMut};
+use prost::Message;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::watch;
+
+use crate::assemble::Assembler;
+use crate::buffer::ContainerBuffer;
+use crate::proto::logdriver::LogEntry;
+
+/// Bytes requested from the FIFO per read (the kernel pipe holds 64 KiB).
+const READ_CHUNK: usize = 128 * 1024;
+/// Frames are at most ~16.5 KiB (the daemon splits lines at 16 KiB); larger
+/// lengths mean corruption, and their bytes are discarded rather than buffered.
+pub const MAX_FRAME: usize = 1 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("undecodable frame of {len} bytes: {reason}")]
+    Undecodable { len: usize, reason: String },
+    #[error("frame length {len} exceeds {MAX_FRAME} bytes; skipping it")]
+    Oversized { len: usize },
+}
+
+/// Splits a byte stream into frames. `Ok(None)`-style contract: `next_frame`
+/// returns `None` when more bytes are needed.
+#[derive(Debug, Default)]
+pub struct FrameDecoder {
+    buf: BytesMut,
+    /// Bytes of an oversized frame still to be discarded.
+    skipping: usize,
+}
+
+impl FrameDecoder {
+    pub fn new() -> FrameDecoder {
+        FrameDecoder { buf: BytesMut::with_capacity(READ_CHUNK), skipping: 0 }
+    }
+
+    /// The buffer to read into, with room for one more chunk.
+    pub fn read_buffer(&mut self) -> &mut BytesMut {
+        self.buf.reserve(READ_CHUNK);
+        &mut self.buf
+    }
+
+    /// Decodes the next complete frame into `entry` (reusing its buffers).
+    pub fn next_frame(&mut self, entry: &mut LogEntry) -> Option<Result<(), FrameError>> {
+        if self.skipping > 0 {
+            let n = self.skipping.min(self.buf.len());
+            self.buf.advance(n);
+            self.skipping -= n;
+            if self.skipping > 0 {
+                return None;
+            }
+        }
+        if self.buf.len() < 4 {
+            return None;
+        }
+        let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        if len > MAX_FRAME {
+            self.buf.advance(4);
+            self.skipping = len;
+            return Some(Err(FrameError::Oversized { len }));
+        }
+        if self.buf.len() < 4 + len {
+            return None;
+        }
+        entry.clear();
+        let result = entry
+            .merge(&self.buf[4..4 + len])
+            .map_err(|err| FrameError::Undecodable { len, reason: err.to_string() });
+        self.buf.advance(4 + len);
+        Some(result)
+    }
+
+    /// Bytes of a frame that was started but not finished (a truncated frame at EOF).
+    pub fn unfinished_bytes(&self) -> usize {
+        self.buf.len() + self.skipping
+    }
+}
+
+/// How a FIFO reader ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// The daemon closed its end: every line has been read.
+    Eof,
+    /// The plugin is shutting down; the FIFO may still hold lines.
+    Stopped,
+}
+
+/// Reads `fifo` until EOF or `stop`, handing whole lines to `buffer`. Never
+/// waits for anything but the FIFO itself.
+pub async fn read_fifo<R: AsyncRead + Unpin>(
+    mut fifo: R,
+    mut assembler: Assembler,
+    buffer: &ContainerBuffer,
+    mut stop: watch::Receiver<bool>,
+) -> ReadEnd {
+    let mut decoder = FrameDecoder::new();
+    let mut entry = LogEntry::default();
+    let mut lines = Vec::with_capacity(256);
+    let end = loop {
+        let read = tokio::select! {
+            biased;
+            _ = stop.wait_for(|stopping| *stopping) => break ReadEnd::Stopped,
+            read = fifo.read_buf(decoder.read_buffer()) => read,
+        };
+        match read {
+            Ok(0) => break ReadEnd::Eof,
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                tracing::warn!(container = %buffer.name(), error = %err, "reading the log FIFO failed; treating it as closed");
+                break ReadEnd::Eof;
+            }
+        }
+        while let Some(frame) = decoder.next_frame(&mut entry) {
+            let result = frame.map_err(|e| e.to_string()).and_then(|()| assembler.push(&mut entry, &mut lines));
+            if let Err(reason) = result {
+                buffer.count_invalid_frame(&reason);
+            }
+        }
+        if !lines.is_empty() {
+            buffer.push(&mut lines);
+        }
+    };
+    if end == ReadEnd::Eof && decoder.unfinished_bytes() > 0 {
+        buffer.count_invalid_frame(&format!("truncated frame: {} bytes at EOF", decoder.unfinished_bytes()));
+    }
+    assembler.flush(&mut lines);
+    buffer.push(&mut lines);
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(entry: &LogEntry) -> Vec<u8> {
+        let body = entry.encode_to_vec();
+        let mut out = (body.len() as u32).to_be_bytes().to_vec();
+        out.extend(body);
+        out
+    }
+
+    fn entry(line: &str) -> LogEntry {
+        LogEntry { source: "stdout".into(), time_nano: 7, line: line.as_bytes().to_vec(), ..LogEntry::default() }
+    }
+
+    fn decode_all(decoder: &mut FrameDecoder, bytes: &[u8]) -> Vec<Result<Vec<u8>, FrameError>> {
+        decoder.read_buffer().extend_from_slice(bytes);
+        let mut out = Vec::new();
+        let mut entry = LogEntry::default();
+        while let Some(result) = decoder.next_frame(&mut entry) {
+            out.push(result.map(|()| std::mem::take(&mut entry.line)));
+        }
+        out
+    }
+
+    #[test]
+    fn frames_split_across_reads_are_reassembled() {
+        let bytes = [frame(&entry("one")), frame(&entry("two"))].concat();
+        let mut decoder = FrameDecoder::new();
+        let mut lines = Vec::new();
+        for chunk in bytes.chunks(3) {
+            lines.extend(decode_all(&mut decoder, chunk));
+        }
+        assert_eq!(lines, [Ok(b"one".to_vec()), Ok(b"two".to_vec())]);
+        assert_eq!(decoder.unfinished_bytes(), 0);
+    }
+
+    #[test]
+    fn an_undecodable_frame_is_skipped_by_its_length() {
+        let bytes = [vec![0, 0, 0, 3, 0xff, 0xff, 0xff], frame(&entry("after"))].concat();
+        let results = decode_all(&mut FrameDecoder::new(), &bytes);
+        assert!(matches!(results[0], Err(FrameError::Undecodable { len: 3, .. })));
+        assert_eq!(results[1], Ok(b"after".to_vec()));
+    }
+
+    #[test]
+    fn an_oversized_length_is_skipped_without_buffering() {
+        let len = (MAX_FRAME + 10) as u32;
+        let mut decoder = FrameDecoder::new();
+        let first = decode_all(&mut decoder, &len.to_be_bytes());
+        assert_eq!(first, [Err(FrameError::Oversized { len: MAX_FRAME + 10 })]);
+        assert!(decode_all(&mut decoder, &vec![0u8; MAX_FRAME]).is_empty());
+        assert!(decoder.buf.len() < READ_CHUNK * 2, "skipped bytes must not accumulate");
+        let rest = [vec![0u8; 10], frame(&entry("resync"))].concat();
+        assert_eq!(decode_all(&mut decoder, &rest), [Ok(b"resync".to_vec())]);
+    }
+
+    #[test]
+    fn a_truncated_frame_is_reported() {
+        let bytes = frame(&entry("cut short"));
+        let mut decoder = FrameDecoder::new();
+        assert!(decode_all(&mut decoder, &bytes[..bytes.len() - 2]).is_empty());
+        assert_eq!(decoder.unfinished_bytes(), bytes.len() - 2);
+    }
+
+    #[test]
+    fn recorded_fifo_decodes_into_thirteen_frames() {
+        let bytes = include_bytes!("../../shared/fixtures/daemon-20.10/start-logging.fifo.bin");
+        let results = decode_all(&mut FrameDecoder::new(), bytes);
+        assert_eq!(results.len(), 13);
+        assert!(results.iter().all(Result::is_ok));
+    }
+}

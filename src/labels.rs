@@ -1,0 +1,213 @@
+//! The Loki label set of a container: defaults, `labels`/`env` attributes,
+//! `loki-external-labels` and `tag`, rendered once per source into Loki's
+//! `{name="value", ...}` form so no line pays for it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::assemble::Source;
+use crate::options::ContainerConfig;
+use crate::plugin_api::ContainerInfo;
+
+/// Docker labels that compose and swarm set, and the Loki label each becomes.
+const WELL_KNOWN_LABELS: &[(&str, &str)] = &[
+    ("com.docker.compose.project", "compose_project"),
+    ("com.docker.compose.service", "compose_service"),
+    ("com.docker.stack.namespace", "swarm_stack"),
+    ("com.docker.swarm.service.name", "swarm_service"),
+];
+
+/// True for a valid Prometheus/Loki label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn is_valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Makes a container label or env name usable as a Loki label name: `.` and
+/// `-` (and any other character Loki refuses) become `_`, as in Grafana's
+/// driver, and a leading digit gets a `_` prefix.
+pub fn sanitize_label_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// A container's labels without `source`, in name order.
+pub fn container_labels(config: &ContainerConfig, info: &ContainerInfo, hostname: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    labels.insert("container_name".to_string(), info.name().to_string());
+    labels.insert("image_name".to_string(), info.image_name.clone());
+    labels.insert("host".to_string(), hostname.to_string());
+    let container_labels = info.labels.as_ref();
+    for (docker_label, loki_label) in WELL_KNOWN_LABELS {
+        if let Some(value) = container_labels.and_then(|l| l.get(*docker_label)) {
+            labels.insert(loki_label.to_string(), value.clone());
+        }
+    }
+    for (name, value) in container_labels.into_iter().flatten() {
+        if config.wants_label(name) {
+            labels.insert(sanitize_label_name(name), value.clone());
+        }
+    }
+    for entry in info.env.iter().flatten() {
+        let (name, value) = entry.split_once('=').unwrap_or((entry, ""));
+        if config.wants_env(name) {
+            labels.insert(sanitize_label_name(name), value.to_string());
+        }
+    }
+    for (name, template) in &config.external_labels {
+        labels.insert(name.clone(), template.render(info, hostname));
+    }
+    if let Some(tag) = &config.tag {
+        labels.insert("tag".to_string(), tag.render(info, hostname));
+    }
+    labels.retain(|_, value| !value.is_empty());
+    labels
+}
+
+/// The rendered label strings of one container, one per source.
+#[derive(Debug, Clone)]
+pub struct StreamLabels {
+    by_source: [Arc<str>; 2],
+}
+
+impl StreamLabels {
+    pub fn new(labels: &BTreeMap<String, String>) -> StreamLabels {
+        let render_with = |source: Source| {
+            let mut all = labels.clone();
+            all.insert("source".to_string(), source.as_str().to_string());
+            Arc::from(render(&all))
+        };
+        StreamLabels { by_source: [render_with(Source::Stdout), render_with(Source::Stderr)] }
+    }
+
+    pub fn for_source(&self, source: Source) -> &Arc<str> {
+        &self.by_source[source as usize]
+    }
+}
+
+/// Renders labels the way Loki prints them: `{a="1", b="x\"y"}`.
+pub fn render(labels: &BTreeMap<String, String>) -> String {
+    let mut out = String::from("{");
+    for (i, (name, value)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(name);
+        out.push_str("=\"");
+        for c in value.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn fixture_info() -> ContainerInfo {
+        let raw = include_str!("../../shared/fixtures/daemon-20.10/start-logging.http");
+        let request: crate::plugin_api::StartLoggingRequest =
+            serde_json::from_str(&raw[raw.find('{').unwrap()..]).unwrap();
+        request.info
+    }
+
+    fn labels_for(info: &ContainerInfo) -> BTreeMap<String, String> {
+        let config = ContainerConfig::from_log_opts(info.config.as_ref().unwrap()).unwrap();
+        container_labels(&config, info, "vm1")
+    }
+
+    #[test]
+    fn fixture_container_gets_defaults_attributes_and_external_labels() {
+        let labels = labels_for(&fixture_info());
+        let expected: BTreeMap<String, String> = [
+            ("container_name", "fixture-app"),
+            ("image_name", "localbusybox"),
+            ("host", "vm1"),
+            ("compose_project", "shop"),
+            ("compose_service", "web"),
+            ("tier", "frontend"),
+            ("APP_ENV", "prod"),
+            ("job", "docker"),
+            ("image", "localbusybox"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(labels, expected);
+    }
+
+    #[test]
+    fn external_labels_add_to_the_defaults() {
+        let mut info = fixture_info();
+        info.config = Some(HashMap::from([
+            ("loki-url".to_string(), "http://l/loki/api/v1/push".to_string()),
+            ("loki-external-labels".to_string(), "job=x".to_string()),
+        ]));
+        let labels = labels_for(&info);
+        assert_eq!(labels["container_name"], "fixture-app");
+        assert_eq!(labels["job"], "x");
+    }
+
+    #[test]
+    fn swarm_labels_and_sanitized_names() {
+        let mut info = fixture_info();
+        info.labels = Some(HashMap::from([
+            ("com.docker.stack.namespace".to_string(), "prod".to_string()),
+            ("com.docker.swarm.service.name".to_string(), "prod_api".to_string()),
+            ("org.example-team".to_string(), "core".to_string()),
+        ]));
+        info.env = Some(vec!["my-var.x=1".into(), "SECRET_TOKEN=hunter2".into()]);
+        info.config = Some(HashMap::from([
+            ("loki-url".to_string(), "http://l/loki/api/v1/push".to_string()),
+            ("labels-regex".to_string(), "^org\\.".to_string()),
+            ("env".to_string(), "my-var.x".to_string()),
+            ("tag".to_string(), "{{.Name}}/{{.ID}}".to_string()),
+        ]));
+        let labels = labels_for(&info);
+        assert_eq!(labels["swarm_stack"], "prod");
+        assert_eq!(labels["swarm_service"], "prod_api");
+        assert_eq!(labels["org_example_team"], "core");
+        assert_eq!(labels["my_var_x"], "1");
+        assert_eq!(labels["tag"], "fixture-app/e11059f72dba");
+        assert!(!labels.values().any(|v| v == "hunter2"));
+        assert!(!labels.contains_key("compose_project"));
+    }
+
+    #[test]
+    fn names_are_checked_and_sanitized() {
+        assert!(is_valid_label_name("_a1") && is_valid_label_name("container_name"));
+        assert!(!is_valid_label_name("1a") && !is_valid_label_name("a-b") && !is_valid_label_name(""));
+        assert_eq!(sanitize_label_name("com.docker-x"), "com_docker_x");
+        assert_eq!(sanitize_label_name("9lives"), "_9lives");
+    }
+
+    #[test]
+    fn rendering_quotes_and_sorts() {
+        let labels: BTreeMap<_, _> = [("b", "x\"y\\z\n"), ("a", "1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(render(&labels), r#"{a="1", b="x\"y\\z\n"}"#);
+        let streams = StreamLabels::new(&labels);
+        assert!(streams.for_source(Source::Stderr).ends_with(r#"source="stderr"}"#));
+        assert!(streams.for_source(Source::Stdout).contains(r#"source="stdout""#));
+    }
+}

@@ -1,0 +1,131 @@
+//! The plugin process: reads its settings, binds the socket, runs until
+//! SIGTERM or SIGINT.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use loki_logdriver::driver::Settings;
+use loki_logdriver::units::{parse_duration, parse_size};
+
+const DEFAULT_SOCKET: &str = "/run/docker/plugins/loki.sock";
+const DEFAULT_STATE_DIR: &str = "/var/lib/loki-logdriver/attached";
+
+const HELP: &str = "\
+Docker log-driver plugin that ships container logs to Grafana Loki.
+
+Usage: loki-logdriver [--socket PATH]
+       loki-logdriver --version | --help
+
+Options:
+  --socket PATH   unix socket to serve the LogDriver protocol on
+                  (default /run/docker/plugins/loki.sock)
+
+Environment (plugin settings, `docker plugin set loki NAME=VALUE`):
+  LOG_LEVEL           error, warn, info (default), debug or trace
+  TOTAL_BUFFER_SIZE   bound on lines waiting for Loki, all containers (default 256m)
+  MAX_LINE_SIZE       longer lines become several entries (default 256000, Loki's limit)
+  SHUTDOWN_GRACE      time to flush buffered lines on shutdown (default 5s)
+  STATE_DIR           where attached FIFOs are recorded to survive a crash
+                      (default /var/lib/loki-logdriver/attached; empty disables)
+
+Per-container options are log-opts (--log-opt loki-url=...); see the README.
+";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let mut socket = PathBuf::from(DEFAULT_SOCKET);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--help" | "-h" => {
+                print!("{HELP}");
+                return ExitCode::SUCCESS;
+            }
+            "--version" | "-V" => {
+                println!("{}", loki_logdriver::USER_AGENT.replace('/', " "));
+                return ExitCode::SUCCESS;
+            }
+            "--socket" => match args.next() {
+                Some(path) => socket = PathBuf::from(path),
+                None => return usage_error("--socket needs a path"),
+            },
+            other => return usage_error(&format!("unknown argument {other:?}")),
+        }
+    }
+    let settings = match settings_from_env() {
+        Ok(settings) => settings,
+        Err(message) => return usage_error(&message),
+    };
+    let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(format!("{level},hyper=warn,rustls=warn"))
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    runtime.block_on(async {
+        let listener = match loki_logdriver::plugin_api::bind(&socket) {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::error!(socket = %socket.display(), error = %err, "cannot listen");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(socket = %socket.display(), version = loki_logdriver::USER_AGENT, "serving the LogDriver protocol");
+        loki_logdriver::run(listener, settings, shutdown_signal()).await;
+        let _ = std::fs::remove_file(&socket);
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("loki-logdriver: {message}\n\n{HELP}");
+    ExitCode::from(2)
+}
+
+fn settings_from_env() -> Result<Settings, String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let mut settings = Settings { hostname: hostname(), ..Settings::default() };
+    if let Some(v) = var("TOTAL_BUFFER_SIZE") {
+        settings.total_buffer_size = parse_size(&v).map_err(|e| format!("TOTAL_BUFFER_SIZE={v:?}: {e}"))? as usize;
+    }
+    if let Some(v) = var("MAX_LINE_SIZE") {
+        settings.max_line_size = parse_size(&v).map_err(|e| format!("MAX_LINE_SIZE={v:?}: {e}"))? as usize;
+    }
+    if let Some(v) = var("SHUTDOWN_GRACE") {
+        settings.shutdown_grace = parse_duration(&v).map_err(|e| format!("SHUTDOWN_GRACE={v:?}: {e}"))?;
+    }
+    settings.state_dir = match std::env::var("STATE_DIR") {
+        Ok(dir) if dir.is_empty() => None,
+        Ok(dir) => Some(PathBuf::from(dir)),
+        Err(_) => Some(PathBuf::from(DEFAULT_STATE_DIR)),
+    };
+    Ok(settings)
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let name = if ok {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    if name.is_empty() { "localhost".into() } else { name }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

@@ -1,0 +1,225 @@
+//! The LogDriver protocol: HTTP/1.1 on a unix socket, as the daemon speaks it
+//! (see `shared/docs/logdriver-protocol.md`).
+//!
+//! Every answer is a JSON object; errors carry `{"Err":"..."}`. Validation
+//! errors are answered with status 200 so the daemon shows the message as is
+//! (`error creating logger: <Err>`); bodies that cannot be parsed get 400.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use tokio::net::UnixListener;
+
+use crate::driver::Driver;
+
+/// Largest request body accepted; a StartLogging request is about 1 KiB.
+const MAX_REQUEST_BODY: usize = 1 << 20;
+
+/// `Info` of StartLogging and ReadLogs: what the daemon says about a
+/// container. Go marshals nil collections as `null`, hence the `Option`s.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct ContainerInfo {
+    /// The log-opts, unfiltered (`--log-opt` or the daemon's `log-opts`).
+    #[serde(rename = "Config", default)]
+    pub config: Option<HashMap<String, String>>,
+    #[serde(rename = "ContainerID", default)]
+    pub container_id: String,
+    /// With a leading `/`, as the daemon stores it.
+    #[serde(rename = "ContainerName", default)]
+    pub container_name: String,
+    #[serde(rename = "ContainerEntrypoint", default)]
+    pub entrypoint: String,
+    #[serde(rename = "ContainerArgs", default)]
+    pub args: Option<Vec<String>>,
+    #[serde(rename = "ContainerImageID", default)]
+    pub image_id: String,
+    /// The image as given to `docker run`.
+    #[serde(rename = "ContainerImageName", default)]
+    pub image_name: String,
+    #[serde(rename = "ContainerCreated", default)]
+    pub created: String,
+    /// `KEY=VALUE` strings; may hold secrets, so never logged.
+    #[serde(rename = "ContainerEnv", default)]
+    pub env: Option<Vec<String>>,
+    #[serde(rename = "ContainerLabels", default)]
+    pub labels: Option<HashMap<String, String>>,
+    #[serde(rename = "LogPath", default)]
+    pub log_path: String,
+    #[serde(rename = "DaemonName", default)]
+    pub daemon_name: String,
+}
+
+impl ContainerInfo {
+    /// The container name without the daemon's leading `/`.
+    pub fn name(&self) -> &str {
+        self.container_name.strip_prefix('/').unwrap_or(&self.container_name)
+    }
+
+    /// The first 12 characters of the container ID, for log lines.
+    pub fn short_id(&self) -> &str {
+        &self.container_id[..self.container_id.len().min(12)]
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct StartLoggingRequest {
+    #[serde(rename = "File")]
+    pub file: String,
+    #[serde(rename = "Info")]
+    pub info: ContainerInfo,
+}
+
+#[derive(Debug, Deserialize)]
+struct StopLoggingRequest {
+    #[serde(rename = "File")]
+    file: String,
+}
+
+/// Answers Capabilities. `ReadLogs` stays false until the local copy for
+/// `docker logs` exists; the daemon then serves `docker logs` from its own
+/// cache ("dual logging", Docker 20.10+).
+fn capabilities() -> serde_json::Value {
+    serde_json::json!({ "Cap": { "ReadLogs": false } })
+}
+
+/// Serves the protocol on `listener` until `shutdown` completes; then stops
+/// accepting and returns. Connections already open finish their request.
+pub async fn serve(listener: UnixListener, driver: Arc<Driver>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    tracing::warn!(error = %err, "accepting a plugin API connection failed");
+                    continue;
+                }
+            },
+        };
+        let driver = driver.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let driver = driver.clone();
+                async move { Ok::<_, Infallible>(handle(req, &driver).await) }
+            });
+            if let Err(err) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(error = %err, "plugin API connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Binds the unix socket, creating its directory and replacing a stale socket
+/// left by an earlier run.
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::remove_file(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+        _ => {}
+    }
+    UnixListener::bind(path)
+}
+
+async fn handle(req: Request<Incoming>, driver: &Arc<Driver>) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    if req.method() != Method::POST {
+        return error(StatusCode::METHOD_NOT_ALLOWED, format!("{path}: only POST is supported"));
+    }
+    let body = match Limited::new(req.into_body(), MAX_REQUEST_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) => return error(StatusCode::BAD_REQUEST, format!("{path}: reading the request body: {err}")),
+    };
+    match path.as_str() {
+        "/Plugin.Activate" => ok(serde_json::json!({ "Implements": ["LogDriver"] })),
+        "/LogDriver.Capabilities" => ok(capabilities()),
+        "/LogDriver.StartLogging" => match parse::<StartLoggingRequest>(&path, &body) {
+            Ok(request) => match driver.start_logging(request) {
+                Ok(()) => ok(serde_json::json!({})),
+                Err(err) => error(StatusCode::OK, err.to_string()),
+            },
+            Err(response) => response,
+        },
+        "/LogDriver.StopLogging" => match parse::<StopLoggingRequest>(&path, &body) {
+            Ok(request) => {
+                driver.stop_logging(&request.file);
+                ok(serde_json::json!({}))
+            }
+            Err(response) => response,
+        },
+        "/LogDriver.ReadLogs" => error(
+            StatusCode::NOT_IMPLEMENTED,
+            "ReadLogs is not supported by this plugin version; the daemon's own cache serves `docker logs`".into(),
+        ),
+        _ => error(StatusCode::NOT_FOUND, format!("unknown endpoint {path}")),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, Response<Full<Bytes>>> {
+    serde_json::from_slice(body).map_err(|err| {
+        error(StatusCode::BAD_REQUEST, format!("{path}: cannot parse the request body as JSON: {err}"))
+    })
+}
+
+fn ok(value: serde_json::Value) -> Response<Full<Bytes>> {
+    json_response(StatusCode::OK, &value)
+}
+
+fn error(status: StatusCode, message: String) -> Response<Full<Bytes>> {
+    json_response(status, &serde_json::json!({ "Err": message }))
+}
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("Content-Type", "application/vnd.docker.plugins.v1+json")
+        .body(Full::new(Bytes::from(value.to_string())))
+        .expect("static response parts are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_the_recorded_start_logging_body() {
+        let raw = include_str!("../../shared/fixtures/daemon-20.10/start-logging.http");
+        let body = raw.split("\r\n\r\n").nth(1).or_else(|| raw.split("\n\n").nth(1)).unwrap();
+        let request: StartLoggingRequest = serde_json::from_str(body).unwrap();
+        assert!(request.file.starts_with("/run/docker/logging/"));
+        assert_eq!(request.info.name(), "fixture-app");
+        assert_eq!(request.info.image_name, "localbusybox");
+        assert_eq!(request.info.labels.unwrap()["com.docker.compose.service"], "web");
+        assert_eq!(request.info.config.unwrap()["labels"], "tier");
+    }
+
+    #[test]
+    fn null_collections_are_accepted() {
+        let raw = include_str!("../../shared/fixtures/daemon-20.10/start-logging-no-opts.http");
+        let body = &raw[raw.find('{').unwrap()..];
+        let request: StartLoggingRequest = serde_json::from_str(body).unwrap();
+        assert_eq!(request.info.env, None);
+        assert_eq!(request.info.config, Some(HashMap::new()));
+    }
+
+    #[test]
+    fn capabilities_have_the_daemons_shape() {
+        assert_eq!(capabilities()["Cap"]["ReadLogs"], serde_json::json!(false));
+    }
+}
