@@ -68,15 +68,22 @@ pub struct Assembler {
 
 impl Assembler {
     pub fn new(max_line: usize) -> Assembler {
-        Assembler { pending: [None, None], max_line: max_line.max(4) }
+        Assembler {
+            pending: [None, None],
+            max_line: max_line.max(4),
+        }
     }
 
     /// Takes one decoded frame; appends completed lines to `out`. The entry's
     /// line buffer is moved out, not copied. Errors name what was wrong.
     pub fn push(&mut self, entry: &mut LogEntry, out: &mut Vec<Line>) -> Result<(), String> {
-        let source = Source::parse(&entry.source).ok_or_else(|| format!("unknown source {:?}", entry.source))?;
+        let source = Source::parse(&entry.source)
+            .ok_or_else(|| format!("unknown source {:?}", entry.source))?;
         let bytes = std::mem::take(&mut entry.line);
-        let meta = entry.partial_log_metadata.as_ref().filter(|_| entry.partial);
+        let meta = entry
+            .partial_log_metadata
+            .as_ref()
+            .filter(|_| entry.partial);
         let Some(meta) = meta else {
             self.flush_source(source, out);
             self.emit(entry.time_nano, source, bytes, out);
@@ -90,7 +97,11 @@ impl Assembler {
         match slot {
             Some(partial) => partial.bytes.extend_from_slice(&bytes),
             None => {
-                *slot = Some(Partial { id: meta.id.clone(), timestamp_ns: entry.time_nano, bytes });
+                *slot = Some(Partial {
+                    id: meta.id.clone(),
+                    timestamp_ns: entry.time_nano,
+                    bytes,
+                });
             }
         }
         let last = meta.last;
@@ -134,16 +145,26 @@ impl Assembler {
         }
         let bytes = match String::from_utf8(bytes) {
             Ok(text) => text.into_bytes(),
-            Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned().into_bytes(),
+            Err(err) => String::from_utf8_lossy(err.as_bytes())
+                .into_owned()
+                .into_bytes(),
         };
         if bytes.len() <= self.max_line {
-            out.push(Line { timestamp_ns, source, bytes });
+            out.push(Line {
+                timestamp_ns,
+                source,
+                bytes,
+            });
             return;
         }
         let mut rest = bytes.as_slice();
         while !rest.is_empty() {
             let cut = char_boundary(rest, self.max_line);
-            out.push(Line { timestamp_ns, source, bytes: rest[..cut].to_vec() });
+            out.push(Line {
+                timestamp_ns,
+                source,
+                bytes: rest[..cut].to_vec(),
+            });
             rest = &rest[cut..];
         }
     }
@@ -168,13 +189,22 @@ mod tests {
     use crate::proto::logdriver::PartialLogEntryMetadata;
 
     fn full(source: &str, ts: i64, line: &[u8]) -> LogEntry {
-        LogEntry { source: source.into(), time_nano: ts, line: line.to_vec(), ..LogEntry::default() }
+        LogEntry {
+            source: source.into(),
+            time_nano: ts,
+            line: line.to_vec(),
+            ..LogEntry::default()
+        }
     }
 
     fn part(source: &str, ts: i64, line: &[u8], id: &str, ordinal: i32, last: bool) -> LogEntry {
         LogEntry {
             partial: true,
-            partial_log_metadata: Some(PartialLogEntryMetadata { last, id: id.into(), ordinal }),
+            partial_log_metadata: Some(PartialLogEntryMetadata {
+                last,
+                id: id.into(),
+                ordinal,
+            }),
             ..full(source, ts, line)
         }
     }
@@ -190,7 +220,10 @@ mod tests {
     }
 
     fn texts(lines: &[Line]) -> Vec<String> {
-        lines.iter().map(|l| String::from_utf8(l.bytes.clone()).unwrap()).collect()
+        lines
+            .iter()
+            .map(|l| String::from_utf8(l.bytes.clone()).unwrap())
+            .collect()
     }
 
     #[test]
@@ -210,7 +243,11 @@ mod tests {
     #[test]
     fn an_empty_last_piece_ends_the_line() {
         let lines = run(
-            vec![part("stdout", 1, b"16k", "y", 1, false), part("stdout", 1, b"", "y", 2, true), full("stdout", 2, b"next")],
+            vec![
+                part("stdout", 1, b"16k", "y", 1, false),
+                part("stdout", 1, b"", "y", 2, true),
+                full("stdout", 2, b"next"),
+            ],
             DEFAULT_MAX_LINE_SIZE,
         );
         assert_eq!(texts(&lines), ["16k", "next"]);
@@ -234,14 +271,20 @@ mod tests {
 
     #[test]
     fn unfinished_line_is_flushed_at_the_end() {
-        let lines = run(vec![part("stdout", 5, b"tail-without-newline", "t", 1, false)], DEFAULT_MAX_LINE_SIZE);
+        let lines = run(
+            vec![part("stdout", 5, b"tail-without-newline", "t", 1, false)],
+            DEFAULT_MAX_LINE_SIZE,
+        );
         assert_eq!(texts(&lines), ["tail-without-newline"]);
     }
 
     #[test]
     fn a_new_id_flushes_the_previous_group() {
         let lines = run(
-            vec![part("stdout", 1, b"lost-end", "a", 1, false), part("stdout", 2, b"b", "b", 1, true)],
+            vec![
+                part("stdout", 1, b"lost-end", "a", 1, false),
+                part("stdout", 2, b"b", "b", 1, true),
+            ],
             DEFAULT_MAX_LINE_SIZE,
         );
         assert_eq!(texts(&lines), ["lost-end", "b"]);
@@ -249,7 +292,14 @@ mod tests {
 
     #[test]
     fn blank_lines_are_skipped() {
-        let lines = run(vec![full("stdout", 1, b""), full("stdout", 2, b"   \t"), full("stdout", 3, b" x ")], 100);
+        let lines = run(
+            vec![
+                full("stdout", 1, b""),
+                full("stdout", 2, b"   \t"),
+                full("stdout", 3, b" x "),
+            ],
+            100,
+        );
         assert_eq!(texts(&lines), [" x "]);
     }
 
@@ -266,16 +316,24 @@ mod tests {
         assert!(texts.iter().all(|t| t.len() <= 8), "{texts:?}");
         assert_eq!(texts.concat(), "aé".repeat(6));
         let joined = run(
-            vec![part("stdout", 1, &[b'x'; 10], "p", 1, false), part("stdout", 1, &[b'y'; 10], "p", 2, true)],
+            vec![
+                part("stdout", 1, &[b'x'; 10], "p", 1, false),
+                part("stdout", 1, &[b'y'; 10], "p", 2, true),
+            ],
             8,
         );
-        assert_eq!(joined.iter().map(|l| l.bytes.len()).collect::<Vec<_>>(), [8, 8, 4]);
+        assert_eq!(
+            joined.iter().map(|l| l.bytes.len()).collect::<Vec<_>>(),
+            [8, 8, 4]
+        );
     }
 
     #[test]
     fn unknown_source_is_an_error() {
         let mut assembler = Assembler::new(100);
-        let err = assembler.push(&mut full("stdin", 1, b"x"), &mut Vec::new()).unwrap_err();
+        let err = assembler
+            .push(&mut full("stdin", 1, b"x"), &mut Vec::new())
+            .unwrap_err();
         assert!(err.contains("stdin"));
     }
 }

@@ -35,8 +35,9 @@ pub struct Endpoint {
     client: LokiClient,
     containers: Mutex<Vec<Arc<ContainerBuffer>>>,
     wake: Arc<Notify>,
-    /// Loki's refusals are logged once per interval, not once per batch.
-    rejection_warning: Mutex<Throttle>,
+    /// Dropped batches are logged once per interval, not once per batch;
+    /// the per-container summaries carry the exact counts.
+    drop_warning: Mutex<Throttle>,
     retry_warning: Mutex<Throttle>,
 }
 
@@ -47,7 +48,7 @@ impl Endpoint {
             client,
             containers: Mutex::new(Vec::new()),
             wake: Arc::new(Notify::new()),
-            rejection_warning: Mutex::new(Throttle::default()),
+            drop_warning: Mutex::new(Throttle::default()),
             retry_warning: Mutex::new(Throttle::default()),
         })
     }
@@ -62,12 +63,18 @@ impl Endpoint {
     }
 
     pub fn attach(&self, buffer: Arc<ContainerBuffer>) {
-        self.containers.lock().expect("endpoint lock poisoned").push(buffer);
+        self.containers
+            .lock()
+            .expect("endpoint lock poisoned")
+            .push(buffer);
         self.wake.notify_one();
     }
 
     fn containers(&self) -> Vec<Arc<ContainerBuffer>> {
-        self.containers.lock().expect("endpoint lock poisoned").clone()
+        self.containers
+            .lock()
+            .expect("endpoint lock poisoned")
+            .clone()
     }
 
     /// Removes containers whose lines are all accounted for, logging their summary.
@@ -154,7 +161,11 @@ impl Endpoint {
                 let index = *index_by_source[line.source as usize].get_or_insert_with(|| {
                     let labels = container.labels().for_source(line.source);
                     *stream_index.entry(labels.clone()).or_insert_with(|| {
-                        streams.push(StreamAdapter { labels: labels.to_string(), entries: Vec::new(), hash: 0 });
+                        streams.push(StreamAdapter {
+                            labels: labels.to_string(),
+                            entries: Vec::new(),
+                            hash: 0,
+                        });
                         streams.len() - 1
                     })
                 });
@@ -175,19 +186,30 @@ impl Endpoint {
             return None;
         }
         let lines = per_container.iter().map(|(_, n)| n).sum();
-        Some(Batch { body: encode_push(&PushRequest { streams }), lines, per_container })
+        Some(Batch {
+            body: encode_push(&PushRequest { streams }),
+            lines,
+            per_container,
+        })
     }
 
     /// Sends a batch under the retry policy. While running, retries follow
     /// the backoff up to `loki-retries`; while draining, they stop at the deadline.
     async fn deliver(&self, batch: Batch, drain: &mut DrainSignal) {
-        let mut delays = backoff_delays(self.config.min_backoff, self.config.max_backoff, self.config.retries);
+        let mut delays = backoff_delays(
+            self.config.min_backoff,
+            self.config.max_backoff,
+            self.config.retries,
+        );
         let mut attempts = 0u32;
         loop {
             attempts += 1;
             let deadline = *drain.borrow();
             let timeout = match deadline {
-                Some(deadline) => self.config.timeout.min(deadline.saturating_duration_since(Instant::now())),
+                Some(deadline) => self
+                    .config
+                    .timeout
+                    .min(deadline.saturating_duration_since(Instant::now())),
                 None => self.config.timeout,
             };
             let result = self.client.push(batch.body.clone(), timeout).await;
@@ -199,7 +221,11 @@ impl Endpoint {
                     return;
                 }
                 Decision::Drop => {
-                    self.warn(&self.rejection_warning, &result, &format!("Loki refused a batch; dropping its {} lines", batch.lines));
+                    self.warn(
+                        &self.drop_warning,
+                        &result,
+                        &format!("Loki refused a batch; dropping its {} lines", batch.lines),
+                    );
                     return self.drop_batch(&batch);
                 }
                 Decision::Retry => {}
@@ -211,16 +237,27 @@ impl Endpoint {
                 (Some(_), None) => false,
             };
             if out_of_time {
-                let why = if delay.is_none() { "retries exhausted (loki-retries)" } else { "shutdown grace period over" };
+                let why = if delay.is_none() {
+                    "retries exhausted (loki-retries)"
+                } else {
+                    "shutdown grace period over"
+                };
                 self.warn(
-                    &self.retry_warning,
+                    &self.drop_warning,
                     &result,
-                    &format!("giving up on a batch of {} lines after {attempts} attempts: {why}", batch.lines),
+                    &format!(
+                        "giving up on a batch of {} lines after {attempts} attempts: {why}",
+                        batch.lines
+                    ),
                 );
                 return self.drop_batch(&batch);
             }
             let delay = delay.expect("checked above");
-            self.warn(&self.retry_warning, &result, &format!("push failed; retrying in {delay:?} (attempt {attempts})"));
+            self.warn(
+                &self.retry_warning,
+                &result,
+                &format!("push failed; retrying in {delay:?} (attempt {attempts})"),
+            );
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 // Shutdown started: re-plan the remaining attempts against its deadline.
@@ -236,7 +273,11 @@ impl Endpoint {
     }
 
     fn warn(&self, throttle: &Mutex<Throttle>, result: &PushResult, message: &str) {
-        let Some(suppressed) = throttle.lock().expect("throttle lock poisoned").allow(Instant::now()) else {
+        let Some(suppressed) = throttle
+            .lock()
+            .expect("throttle lock poisoned")
+            .allow(Instant::now())
+        else {
             return;
         };
         match result {

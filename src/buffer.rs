@@ -39,7 +39,10 @@ pub struct MemoryBudget {
 
 impl MemoryBudget {
     pub fn new(limit: usize) -> MemoryBudget {
-        MemoryBudget { used: AtomicUsize::new(0), limit }
+        MemoryBudget {
+            used: AtomicUsize::new(0),
+            limit,
+        }
     }
 
     pub fn used(&self) -> usize {
@@ -61,7 +64,10 @@ pub struct Throttle {
 impl Throttle {
     /// `Some(suppressed since the last message)` when a message may be logged now.
     pub fn allow(&mut self, now: Instant) -> Option<u64> {
-        if self.last.is_some_and(|last| now.duration_since(last) < WARN_INTERVAL) {
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < WARN_INTERVAL)
+        {
             self.suppressed += 1;
             return None;
         }
@@ -193,7 +199,11 @@ impl ContainerBuffer {
         };
         self.stats.received.fetch_add(received, Ordering::Relaxed);
         if dropped > 0 {
-            let total = self.stats.dropped_full.fetch_add(dropped, Ordering::Relaxed) + dropped;
+            let total = self
+                .stats
+                .dropped_full
+                .fetch_add(dropped, Ordering::Relaxed)
+                + dropped;
             if warn.is_some() {
                 tracing::warn!(
                     container = %self.name,
@@ -236,7 +246,12 @@ impl ContainerBuffer {
     /// Counts a skipped frame and logs it (rate-limited).
     pub fn count_invalid_frame(&self, reason: &str) {
         let total = self.stats.invalid_frames.fetch_add(1, Ordering::Relaxed) + 1;
-        let allowed = self.queue.lock().expect("buffer lock poisoned").frame_warning.allow(Instant::now());
+        let allowed = self
+            .queue
+            .lock()
+            .expect("buffer lock poisoned")
+            .frame_warning
+            .allow(Instant::now());
         if allowed.is_some() {
             tracing::warn!(container = %self.name, id = %self.id, invalid_frames = total, reason, "skipped a log frame that could not be decoded");
         }
@@ -259,7 +274,9 @@ impl ContainerBuffer {
 
     /// Counts lines of a batch as dropped after Loki refused them or retries ran out.
     pub fn count_undeliverable(&self, lines: u64) {
-        self.stats.dropped_undeliverable.fetch_add(lines, Ordering::Relaxed);
+        self.stats
+            .dropped_undeliverable
+            .fetch_add(lines, Ordering::Relaxed);
     }
 
     pub fn count_sent(&self, lines: u64) {
@@ -299,12 +316,24 @@ mod tests {
 
     fn buffer(limit: usize, budget: &Arc<MemoryBudget>) -> ContainerBuffer {
         let labels = StreamLabels::new(&BTreeMap::from([("a".to_string(), "b".to_string())]));
-        ContainerBuffer::new("c".into(), "id".into(), labels, limit, budget.clone(), Arc::new(Notify::new()), 1 << 20)
+        ContainerBuffer::new(
+            "c".into(),
+            "id".into(),
+            labels,
+            limit,
+            budget.clone(),
+            Arc::new(Notify::new()),
+            1 << 20,
+        )
     }
 
     fn lines(range: std::ops::Range<u32>) -> Vec<Line> {
         range
-            .map(|i| Line { timestamp_ns: i as i64, source: Source::Stdout, bytes: format!("{i:08}").into_bytes() })
+            .map(|i| Line {
+                timestamp_ns: i as i64,
+                source: Source::Stdout,
+                bytes: format!("{i:08}").into_bytes(),
+            })
             .collect()
     }
 
@@ -354,7 +383,11 @@ mod tests {
         assert_eq!(buffer.take(20, false, &mut out), 16);
         assert_eq!(out.len(), 2);
         out.clear();
-        assert_eq!(buffer.take(3, true, &mut out), 8, "the first line goes even if larger");
+        assert_eq!(
+            buffer.take(3, true, &mut out),
+            8,
+            "the first line goes even if larger"
+        );
         out.clear();
         assert_eq!(buffer.take(3, false, &mut out), 0);
         assert_eq!(buffer.queued_bytes(), 7 * (8 + LINE_OVERHEAD));
@@ -367,6 +400,9 @@ mod tests {
         assert_eq!(throttle.allow(start), Some(0));
         assert_eq!(throttle.allow(start + Duration::from_secs(1)), None);
         assert_eq!(throttle.allow(start + Duration::from_secs(2)), None);
-        assert_eq!(throttle.allow(start + WARN_INTERVAL + Duration::from_secs(1)), Some(2));
+        assert_eq!(
+            throttle.allow(start + WARN_INTERVAL + Duration::from_secs(1)),
+            Some(2)
+        );
     }
 }

@@ -99,12 +99,20 @@ impl Driver {
         }
         let info = &request.info;
         let config = ContainerConfig::from_log_opts(&info.config.clone().unwrap_or_default())?;
-        if self.attached.lock().expect("driver lock poisoned").contains_key(&request.file) {
+        if self
+            .attached
+            .lock()
+            .expect("driver lock poisoned")
+            .contains_key(&request.file)
+        {
             return Err(StartError::AlreadyLogging(request.file));
         }
         let fifo = pipe::OpenOptions::new()
             .open_receiver(&request.file)
-            .map_err(|error| StartError::Fifo { path: request.file.clone(), error })?;
+            .map_err(|error| StartError::Fifo {
+                path: request.file.clone(),
+                error,
+            })?;
         let endpoint = self.endpoint_for(&config.endpoint)?;
         let labels = container_labels(&config, info, &self.settings.hostname);
         let buffer = Arc::new(ContainerBuffer::new(
@@ -117,7 +125,10 @@ impl Driver {
             config.endpoint.batch_size,
         ));
         endpoint.attach(buffer.clone());
-        self.attached.lock().expect("driver lock poisoned").insert(request.file.clone(), buffer.clone());
+        self.attached
+            .lock()
+            .expect("driver lock poisoned")
+            .insert(request.file.clone(), buffer.clone());
         self.save_state(&request, &config);
         tracing::info!(
             container = %info.name(),
@@ -134,18 +145,30 @@ impl Driver {
             let end = read_fifo(fifo, assembler, &buffer, stop).await;
             buffer.close();
             if end == ReadEnd::Eof {
-                driver.attached.lock().expect("driver lock poisoned").remove(&request.file);
+                driver
+                    .attached
+                    .lock()
+                    .expect("driver lock poisoned")
+                    .remove(&request.file);
                 driver.forget_state(&request.file);
             }
         });
-        self.tasks.lock().expect("driver lock poisoned").push(reader);
+        self.tasks
+            .lock()
+            .expect("driver lock poisoned")
+            .push(reader);
         Ok(())
     }
 
     /// Handles StopLogging: answers at once. The reader goes on to EOF, which
     /// comes when the daemon closes its end after this answer.
     pub fn stop_logging(&self, file: &str) {
-        if let Some(buffer) = self.attached.lock().expect("driver lock poisoned").get(file) {
+        if let Some(buffer) = self
+            .attached
+            .lock()
+            .expect("driver lock poisoned")
+            .get(file)
+        {
             tracing::debug!(container = %buffer.name(), "StopLogging: reading the FIFO to its end");
         }
     }
@@ -158,7 +181,10 @@ impl Driver {
         let client = LokiClient::new(config).map_err(StartError::Client)?;
         let endpoint = Endpoint::new(config.clone(), client);
         let batcher = tokio::spawn(endpoint.clone().run(self.drain.subscribe()));
-        self.tasks.lock().expect("driver lock poisoned").push(batcher);
+        self.tasks
+            .lock()
+            .expect("driver lock poisoned")
+            .push(batcher);
         endpoints.insert(config.clone(), endpoint.clone());
         Ok(endpoint)
     }
@@ -166,8 +192,12 @@ impl Driver {
     /// Re-opens the FIFOs recorded in the state directory by an earlier run
     /// of the plugin that did not see them to their end.
     pub fn reattach(self: &Arc<Self>) {
-        let Some(dir) = &self.settings.state_dir else { return };
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Some(dir) = &self.settings.state_dir else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             let request = std::fs::read(&path)
@@ -183,8 +213,12 @@ impl Driver {
             }
             let name = request.info.name().to_string();
             match self.start_logging(request) {
-                Ok(()) => tracing::info!(container = %name, "re-attached to a running container's FIFO after a restart"),
-                Err(err) => tracing::warn!(container = %name, error = %err, "could not re-attach to a container's FIFO"),
+                Ok(()) => {
+                    tracing::info!(container = %name, "re-attached to a running container's FIFO after a restart")
+                }
+                Err(err) => {
+                    tracing::warn!(container = %name, error = %err, "could not re-attach to a container's FIFO")
+                }
             }
         }
     }
@@ -198,7 +232,9 @@ impl Driver {
     /// Records an attachment. Only the env variables that become labels are
     /// kept, so no other secret of the container is written down.
     fn save_state(&self, request: &StartLoggingRequest, config: &ContainerConfig) {
-        let Some(path) = self.state_file(&request.file) else { return };
+        let Some(path) = self.state_file(&request.file) else {
+            return;
+        };
         let mut record = request.clone();
         if let Some(env) = record.info.env.as_mut() {
             env.retain(|kv| config.wants_env(kv.split_once('=').map_or(kv.as_str(), |(k, _)| k)));
@@ -207,7 +243,12 @@ impl Driver {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
             std::fs::create_dir_all(path.parent().expect("state file has a directory"))?;
-            let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)?;
             file.write_all(&serde_json::to_vec(&record).expect("request serializes"))
         };
         if let Err(err) = write() {
@@ -230,10 +271,18 @@ impl Driver {
         self.drain.send_replace(Some(deadline));
         let tasks = std::mem::take(&mut *self.tasks.lock().expect("driver lock poisoned"));
         let all_done = futures_join_all(tasks);
-        if tokio::time::timeout_at((deadline + Duration::from_millis(500)).into(), all_done).await.is_err() {
+        if tokio::time::timeout_at((deadline + Duration::from_millis(500)).into(), all_done)
+            .await
+            .is_err()
+        {
             tracing::warn!("grace period over with lines still buffered");
         }
-        for endpoint in self.endpoints.lock().expect("driver lock poisoned").values() {
+        for endpoint in self
+            .endpoints
+            .lock()
+            .expect("driver lock poisoned")
+            .values()
+        {
             endpoint.report_unfinished();
         }
     }

@@ -39,7 +39,10 @@ pub struct FrameDecoder {
 
 impl FrameDecoder {
     pub fn new() -> FrameDecoder {
-        FrameDecoder { buf: BytesMut::with_capacity(READ_CHUNK), skipping: 0 }
+        FrameDecoder {
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            skipping: 0,
+        }
     }
 
     /// The buffer to read into, with room for one more chunk.
@@ -73,7 +76,10 @@ impl FrameDecoder {
         entry.clear();
         let result = entry
             .merge(&self.buf[4..4 + len])
-            .map_err(|err| FrameError::Undecodable { len, reason: err.to_string() });
+            .map_err(|err| FrameError::Undecodable {
+                len,
+                reason: err.to_string(),
+            });
         self.buf.advance(4 + len);
         Some(result)
     }
@@ -120,7 +126,9 @@ pub async fn read_fifo<R: AsyncRead + Unpin>(
             }
         }
         while let Some(frame) = decoder.next_frame(&mut entry) {
-            let result = frame.map_err(|e| e.to_string()).and_then(|()| assembler.push(&mut entry, &mut lines));
+            let result = frame
+                .map_err(|e| e.to_string())
+                .and_then(|()| assembler.push(&mut entry, &mut lines));
             if let Err(reason) = result {
                 buffer.count_invalid_frame(&reason);
             }
@@ -130,7 +138,10 @@ pub async fn read_fifo<R: AsyncRead + Unpin>(
         }
     };
     if end == ReadEnd::Eof && decoder.unfinished_bytes() > 0 {
-        buffer.count_invalid_frame(&format!("truncated frame: {} bytes at EOF", decoder.unfinished_bytes()));
+        buffer.count_invalid_frame(&format!(
+            "truncated frame: {} bytes at EOF",
+            decoder.unfinished_bytes()
+        ));
     }
     assembler.flush(&mut lines);
     buffer.push(&mut lines);
@@ -149,7 +160,12 @@ mod tests {
     }
 
     fn entry(line: &str) -> LogEntry {
-        LogEntry { source: "stdout".into(), time_nano: 7, line: line.as_bytes().to_vec(), ..LogEntry::default() }
+        LogEntry {
+            source: "stdout".into(),
+            time_nano: 7,
+            line: line.as_bytes().to_vec(),
+            ..LogEntry::default()
+        }
     }
 
     fn decode_all(decoder: &mut FrameDecoder, bytes: &[u8]) -> Vec<Result<Vec<u8>, FrameError>> {
@@ -178,7 +194,10 @@ mod tests {
     fn an_undecodable_frame_is_skipped_by_its_length() {
         let bytes = [vec![0, 0, 0, 3, 0xff, 0xff, 0xff], frame(&entry("after"))].concat();
         let results = decode_all(&mut FrameDecoder::new(), &bytes);
-        assert!(matches!(results[0], Err(FrameError::Undecodable { len: 3, .. })));
+        assert!(matches!(
+            results[0],
+            Err(FrameError::Undecodable { len: 3, .. })
+        ));
         assert_eq!(results[1], Ok(b"after".to_vec()));
     }
 
@@ -187,9 +206,17 @@ mod tests {
         let len = (MAX_FRAME + 10) as u32;
         let mut decoder = FrameDecoder::new();
         let first = decode_all(&mut decoder, &len.to_be_bytes());
-        assert_eq!(first, [Err(FrameError::Oversized { len: MAX_FRAME + 10 })]);
+        assert_eq!(
+            first,
+            [Err(FrameError::Oversized {
+                len: MAX_FRAME + 10
+            })]
+        );
         assert!(decode_all(&mut decoder, &vec![0u8; MAX_FRAME]).is_empty());
-        assert!(decoder.buf.len() < READ_CHUNK * 2, "skipped bytes must not accumulate");
+        assert!(
+            decoder.buf.len() < READ_CHUNK * 2,
+            "skipped bytes must not accumulate"
+        );
         let rest = [vec![0u8; 10], frame(&entry("resync"))].concat();
         assert_eq!(decode_all(&mut decoder, &rest), [Ok(b"resync".to_vec())]);
     }

@@ -20,7 +20,9 @@ const WELL_KNOWN_LABELS: &[(&str, &str)] = &[
 /// True for a valid Prometheus/Loki label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
 pub fn is_valid_label_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -30,7 +32,13 @@ pub fn is_valid_label_name(name: &str) -> bool {
 pub fn sanitize_label_name(name: &str) -> String {
     let mut out: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
@@ -39,7 +47,11 @@ pub fn sanitize_label_name(name: &str) -> String {
 }
 
 /// A container's labels without `source`, in name order.
-pub fn container_labels(config: &ContainerConfig, info: &ContainerInfo, hostname: &str) -> BTreeMap<String, String> {
+pub fn container_labels(
+    config: &ContainerConfig,
+    info: &ContainerInfo,
+    hostname: &str,
+) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::new();
     labels.insert("container_name".to_string(), info.name().to_string());
     labels.insert("image_name".to_string(), info.image_name.clone());
@@ -84,7 +96,9 @@ impl StreamLabels {
             all.insert("source".to_string(), source.as_str().to_string());
             Arc::from(render(&all))
         };
-        StreamLabels { by_source: [render_with(Source::Stdout), render_with(Source::Stderr)] }
+        StreamLabels {
+            by_source: [render_with(Source::Stdout), render_with(Source::Stderr)],
+        }
     }
 
     pub fn for_source(&self, source: Source) -> &Arc<str> {
@@ -158,7 +172,10 @@ mod tests {
     fn external_labels_add_to_the_defaults() {
         let mut info = fixture_info();
         info.config = Some(HashMap::from([
-            ("loki-url".to_string(), "http://l/loki/api/v1/push".to_string()),
+            (
+                "loki-url".to_string(),
+                "http://l/loki/api/v1/push".to_string(),
+            ),
             ("loki-external-labels".to_string(), "job=x".to_string()),
         ]));
         let labels = labels_for(&info);
@@ -171,12 +188,18 @@ mod tests {
         let mut info = fixture_info();
         info.labels = Some(HashMap::from([
             ("com.docker.stack.namespace".to_string(), "prod".to_string()),
-            ("com.docker.swarm.service.name".to_string(), "prod_api".to_string()),
+            (
+                "com.docker.swarm.service.name".to_string(),
+                "prod_api".to_string(),
+            ),
             ("org.example-team".to_string(), "core".to_string()),
         ]));
         info.env = Some(vec!["my-var.x=1".into(), "SECRET_TOKEN=hunter2".into()]);
         info.config = Some(HashMap::from([
-            ("loki-url".to_string(), "http://l/loki/api/v1/push".to_string()),
+            (
+                "loki-url".to_string(),
+                "http://l/loki/api/v1/push".to_string(),
+            ),
             ("labels-regex".to_string(), "^org\\.".to_string()),
             ("env".to_string(), "my-var.x".to_string()),
             ("tag".to_string(), "{{.Name}}/{{.ID}}".to_string()),
@@ -194,7 +217,9 @@ mod tests {
     #[test]
     fn names_are_checked_and_sanitized() {
         assert!(is_valid_label_name("_a1") && is_valid_label_name("container_name"));
-        assert!(!is_valid_label_name("1a") && !is_valid_label_name("a-b") && !is_valid_label_name(""));
+        assert!(
+            !is_valid_label_name("1a") && !is_valid_label_name("a-b") && !is_valid_label_name("")
+        );
         assert_eq!(sanitize_label_name("com.docker-x"), "com_docker_x");
         assert_eq!(sanitize_label_name("9lives"), "_9lives");
     }
@@ -207,7 +232,15 @@ mod tests {
             .collect();
         assert_eq!(render(&labels), r#"{a="1", b="x\"y\\z\n"}"#);
         let streams = StreamLabels::new(&labels);
-        assert!(streams.for_source(Source::Stderr).ends_with(r#"source="stderr"}"#));
-        assert!(streams.for_source(Source::Stdout).contains(r#"source="stdout""#));
+        assert!(
+            streams
+                .for_source(Source::Stderr)
+                .ends_with(r#"source="stderr"}"#)
+        );
+        assert!(
+            streams
+                .for_source(Source::Stdout)
+                .contains(r#"source="stdout""#)
+        );
     }
 }

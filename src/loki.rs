@@ -61,7 +61,9 @@ pub enum Decision {
 pub fn decide(result: &PushResult) -> Decision {
     match result {
         PushResult::Answered { status, .. } if status.is_success() => Decision::Delivered,
-        PushResult::Answered { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() => {
+        PushResult::Answered { status, .. }
+            if *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() =>
+        {
             Decision::Retry
         }
         PushResult::Answered { .. } => Decision::Drop,
@@ -71,7 +73,11 @@ pub fn decide(result: &PushResult) -> Decision {
 
 /// The waits between attempts: exponential from `min` doubling up to `max`,
 /// with jitter, never outside `[min, max]`; `retries` waits at most.
-pub fn backoff_delays(min: Duration, max: Duration, retries: u32) -> impl Iterator<Item = Duration> {
+pub fn backoff_delays(
+    min: Duration,
+    max: Duration,
+    retries: u32,
+) -> impl Iterator<Item = Duration> {
     ExponentialBuilder::default()
         .with_min_delay(min)
         .with_max_delay(max)
@@ -102,17 +108,25 @@ impl LokiClient {
     /// Builds the client. Reads TLS files but opens no connection, so a
     /// container starts even while Loki is down.
     pub fn new(config: &EndpointConfig) -> Result<LokiClient, String> {
-        let uri: Uri = config.url.parse().map_err(|e| format!("loki-url {}: {e}", config.url))?;
+        let uri: Uri = config
+            .url
+            .parse()
+            .map_err(|e| format!("loki-url {}: {e}", config.url))?;
         let authorization = config.auth.as_ref().map(|auth| {
-            let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", auth.username, auth.password));
-            let mut value = HeaderValue::from_str(&format!("Basic {token}")).expect("base64 is a valid header value");
+            let token = base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", auth.username, auth.password));
+            let mut value = HeaderValue::from_str(&format!("Basic {token}"))
+                .expect("base64 is a valid header value");
             value.set_sensitive(true);
             value
         });
         let tenant = config
             .tenant_id
             .as_deref()
-            .map(|t| HeaderValue::from_str(t).map_err(|_| format!("loki-tenant-id {t:?} is not a valid header value")))
+            .map(|t| {
+                HeaderValue::from_str(t)
+                    .map_err(|_| format!("loki-tenant-id {t:?} is not a valid header value"))
+            })
             .transpose()?;
 
         let tls = tls_config(&config.tls)?;
@@ -121,7 +135,9 @@ impl LokiClient {
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.timeout));
         http.set_keepalive(Some(Duration::from_secs(60)));
-        let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http();
         let https = match &config.tls.server_name {
             Some(name) => {
                 let name = ServerName::try_from(name.clone())
@@ -135,23 +151,42 @@ impl LokiClient {
         let transport = match &config.proxy_url {
             None => Transport::Direct(pool.build(https.wrap_connector(http))),
             Some(proxy) => {
-                let proxy_uri: url::Url = proxy.parse().map_err(|e| format!("loki-proxy-url {}: {e}", redact_url(proxy)))?;
+                let proxy_uri: url::Url = proxy
+                    .parse()
+                    .map_err(|e| format!("loki-proxy-url {}: {e}", redact_url(proxy)))?;
                 let mut tunnel = Tunnel::new(
-                    proxy_uri.as_str().parse().map_err(|e| format!("loki-proxy-url {}: {e}", redact_url(proxy)))?,
+                    proxy_uri
+                        .as_str()
+                        .parse()
+                        .map_err(|e| format!("loki-proxy-url {}: {e}", redact_url(proxy)))?,
                     http,
                 );
                 if !proxy_uri.username().is_empty() {
-                    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
-                    let credentials = format!("{}:{}", decode(proxy_uri.username()), decode(proxy_uri.password().unwrap_or("")));
+                    let decode = |s: &str| {
+                        percent_encoding::percent_decode_str(s)
+                            .decode_utf8_lossy()
+                            .into_owned()
+                    };
+                    let credentials = format!(
+                        "{}:{}",
+                        decode(proxy_uri.username()),
+                        decode(proxy_uri.password().unwrap_or(""))
+                    );
                     let token = base64::engine::general_purpose::STANDARD.encode(credentials);
-                    let mut value = HeaderValue::from_str(&format!("Basic {token}")).expect("base64 is a valid header value");
+                    let mut value = HeaderValue::from_str(&format!("Basic {token}"))
+                        .expect("base64 is a valid header value");
                     value.set_sensitive(true);
                     tunnel = tunnel.with_auth(value);
                 }
                 Transport::Proxied(pool.build(https.wrap_connector(tunnel)))
             }
         };
-        Ok(LokiClient { transport, uri, authorization, tenant })
+        Ok(LokiClient {
+            transport,
+            uri,
+            authorization,
+            tenant,
+        })
     }
 
     /// Sends one encoded batch; `timeout` bounds the whole exchange.
@@ -175,12 +210,18 @@ impl LokiClient {
             }
             .map_err(|e| describe(&e))?;
             let status = response.status();
-            let body = match Limited::new(response.into_body(), 64 * 1024).collect().await {
+            let body = match Limited::new(response.into_body(), 64 * 1024)
+                .collect()
+                .await
+            {
                 Ok(collected) => collected.to_bytes(),
                 Err(_) => Bytes::new(),
             };
             let end = body.len().min(MAX_ANSWER_BYTES);
-            Ok::<_, String>((status, String::from_utf8_lossy(&body[..end]).trim().to_string()))
+            Ok::<_, String>((
+                status,
+                String::from_utf8_lossy(&body[..end]).trim().to_string(),
+            ))
         };
         match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok((status, body))) => PushResult::Answered { status, body },
@@ -221,7 +262,10 @@ fn tls_config(options: &TlsOptions) -> Result<rustls::ClientConfig, String> {
                     .map_err(|e| format!("loki-tls-ca-file {}: {e}", path.display()))?;
                 let (added, _) = roots.add_parsable_certificates(certs);
                 if added == 0 {
-                    return Err(format!("loki-tls-ca-file {}: no certificate found", path.display()));
+                    return Err(format!(
+                        "loki-tls-ca-file {}: no certificate found",
+                        path.display()
+                    ));
                 }
             }
             None => {
@@ -236,8 +280,11 @@ fn tls_config(options: &TlsOptions) -> Result<rustls::ClientConfig, String> {
             let certs = CertificateDer::pem_file_iter(cert)
                 .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
                 .map_err(|e| format!("loki-tls-cert-file {}: {e}", cert.display()))?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("loki-tls-key-file {}: {e}", key.display()))?;
-            builder.with_client_auth_cert(certs, key).map_err(|e| format!("loki-tls-cert-file: {e}"))
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("loki-tls-key-file {}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| format!("loki-tls-cert-file: {e}"))
         }
         _ => Ok(builder.with_no_client_auth()),
     }
@@ -274,7 +321,12 @@ mod insecure {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+            verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
         }
 
         fn verify_tls13_signature(
@@ -283,7 +335,12 @@ mod insecure {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+            verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
         }
 
         fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -298,7 +355,10 @@ mod tests {
     use crate::proto::logproto::{EntryAdapter, StreamAdapter};
 
     fn answered(code: u16) -> PushResult {
-        PushResult::Answered { status: StatusCode::from_u16(code).unwrap(), body: String::new() }
+        PushResult::Answered {
+            status: StatusCode::from_u16(code).unwrap(),
+            body: String::new(),
+        }
     }
 
     #[test]
@@ -311,7 +371,10 @@ mod tests {
         assert_eq!(decide(&answered(400)), Decision::Drop);
         assert_eq!(decide(&answered(401)), Decision::Drop);
         assert_eq!(decide(&answered(413)), Decision::Drop);
-        assert_eq!(decide(&PushResult::Failed("connection refused".into())), Decision::Retry);
+        assert_eq!(
+            decide(&PushResult::Failed("connection refused".into())),
+            Decision::Retry
+        );
     }
 
     #[test]
@@ -324,7 +387,10 @@ mod tests {
             assert_eq!(*delays.last().unwrap(), max);
         }
         let first: Vec<_> = backoff_delays(min, Duration::from_secs(300), 3).collect();
-        assert!(first[0] < Duration::from_secs(1) && first[2] >= Duration::from_secs(2), "{first:?}");
+        assert!(
+            first[0] < Duration::from_secs(1) && first[2] >= Duration::from_secs(2),
+            "{first:?}"
+        );
         assert_eq!(backoff_delays(min, max, 0).count(), 0);
     }
 
@@ -334,7 +400,10 @@ mod tests {
             streams: vec![StreamAdapter {
                 labels: r#"{a="b"}"#.into(),
                 entries: vec![EntryAdapter {
-                    timestamp: Some(prost_types::Timestamp { seconds: 1, nanos: 2 }),
+                    timestamp: Some(prost_types::Timestamp {
+                        seconds: 1,
+                        nanos: 2,
+                    }),
                     line: b"hello".to_vec(),
                     structured_metadata: vec![],
                 }],
@@ -348,8 +417,14 @@ mod tests {
 
     #[test]
     fn a_missing_ca_file_is_a_clear_error() {
-        let options = TlsOptions { ca_file: Some("/nonexistent/ca.pem".into()), ..TlsOptions::default() };
+        let options = TlsOptions {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..TlsOptions::default()
+        };
         let err = tls_config(&options).unwrap_err();
-        assert!(err.contains("loki-tls-ca-file") && err.contains("/nonexistent/ca.pem"), "{err}");
+        assert!(
+            err.contains("loki-tls-ca-file") && err.contains("/nonexistent/ca.pem"),
+            "{err}"
+        );
     }
 }

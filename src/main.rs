@@ -65,7 +65,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     runtime.block_on(async {
         let listener = match loki_logdriver::plugin_api::bind(&socket) {
             Ok(listener) => listener,
@@ -89,15 +92,21 @@ fn usage_error(message: &str) -> ExitCode {
 
 fn settings_from_env() -> Result<Settings, String> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let mut settings = Settings { hostname: hostname(), ..Settings::default() };
+    let mut settings = Settings {
+        hostname: hostname(),
+        ..Settings::default()
+    };
     if let Some(v) = var("TOTAL_BUFFER_SIZE") {
-        settings.total_buffer_size = parse_size(&v).map_err(|e| format!("TOTAL_BUFFER_SIZE={v:?}: {e}"))? as usize;
+        settings.total_buffer_size =
+            parse_size(&v).map_err(|e| format!("TOTAL_BUFFER_SIZE={v:?}: {e}"))? as usize;
     }
     if let Some(v) = var("MAX_LINE_SIZE") {
-        settings.max_line_size = parse_size(&v).map_err(|e| format!("MAX_LINE_SIZE={v:?}: {e}"))? as usize;
+        settings.max_line_size =
+            parse_size(&v).map_err(|e| format!("MAX_LINE_SIZE={v:?}: {e}"))? as usize;
     }
     if let Some(v) = var("SHUTDOWN_GRACE") {
-        settings.shutdown_grace = parse_duration(&v).map_err(|e| format!("SHUTDOWN_GRACE={v:?}: {e}"))?;
+        settings.shutdown_grace =
+            parse_duration(&v).map_err(|e| format!("SHUTDOWN_GRACE={v:?}: {e}"))?;
     }
     settings.state_dir = match std::env::var("STATE_DIR") {
         Ok(dir) if dir.is_empty() => None,
@@ -117,7 +126,11 @@ fn hostname() -> String {
     } else {
         String::new()
     };
-    if name.is_empty() { "localhost".into() } else { name }
+    if name.is_empty() {
+        "localhost".into()
+    } else {
+        name
+    }
 }
 
 async fn shutdown_signal() {

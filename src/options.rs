@@ -71,14 +71,24 @@ pub enum OptionError {
     Unknown { key: String },
     #[error("log-opt '{key}' is not supported yet by this plugin")]
     NotSupportedYet { key: String },
-    #[error("log-opt '{key}' is required (for example --log-opt {key}=http://loki:3100/loki/api/v1/push)")]
+    #[error(
+        "log-opt '{key}' is required (for example --log-opt {key}=http://loki:3100/loki/api/v1/push)"
+    )]
     Missing { key: &'static str },
     #[error("invalid log-opt {key}={value:?}: {reason}")]
-    Invalid { key: String, value: String, reason: String },
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
 }
 
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> OptionError {
-    OptionError::Invalid { key: key.into(), value: value.into(), reason: reason.into() }
+    OptionError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
 }
 
 /// Credentials for Loki, taken from `loki-url`; never printed.
@@ -90,7 +100,10 @@ pub struct BasicAuth {
 
 impl fmt::Debug for BasicAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BasicAuth").field("username", &self.username).field("password", &"<redacted>").finish()
+        f.debug_struct("BasicAuth")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
     }
 }
 
@@ -167,7 +180,9 @@ impl ContainerConfig {
         let (url, auth) = parse_loki_url("loki-url", raw_url)?;
 
         let duration = |key: &str, default: Duration| -> Result<Duration, OptionError> {
-            get(key).map_or(Ok(default), |v| parse_duration(v).map_err(|r| invalid(key, v, r)))
+            get(key).map_or(Ok(default), |v| {
+                parse_duration(v).map_err(|r| invalid(key, v, r))
+            })
         };
         let size = |key: &str, default: u64| -> Result<u64, OptionError> {
             match get(key) {
@@ -190,7 +205,11 @@ impl ContainerConfig {
 
         let timeout = duration("loki-timeout", DEFAULT_TIMEOUT)?;
         if timeout.is_zero() {
-            return Err(invalid("loki-timeout", get("loki-timeout").unwrap_or(""), "must be greater than zero"));
+            return Err(invalid(
+                "loki-timeout",
+                get("loki-timeout").unwrap_or(""),
+                "must be greater than zero",
+            ));
         }
         let min_backoff = duration("loki-min-backoff", DEFAULT_MIN_BACKOFF)?;
         let max_backoff = duration("loki-max-backoff", DEFAULT_MAX_BACKOFF)?;
@@ -203,11 +222,18 @@ impl ContainerConfig {
         }
         let retries = match get("loki-retries") {
             None => DEFAULT_RETRIES,
-            Some(v) => v.trim().parse().map_err(|_| invalid("loki-retries", v, "expected a whole number >= 0"))?,
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| invalid("loki-retries", v, "expected a whole number >= 0"))?,
         };
         let tenant_id = match get("loki-tenant-id") {
             Some(v) if v.is_empty() || v.chars().any(|c| c.is_control()) => {
-                return Err(invalid("loki-tenant-id", v, "must be a non-empty header value without control characters"));
+                return Err(invalid(
+                    "loki-tenant-id",
+                    v,
+                    "must be a non-empty header value without control characters",
+                ));
             }
             other => other.map(str::to_string),
         };
@@ -223,8 +249,16 @@ impl ContainerConfig {
             insecure_skip_verify: boolean("loki-tls-insecure-skip-verify")?,
         };
         if tls.cert_file.is_some() != tls.key_file.is_some() {
-            let key = if tls.cert_file.is_some() { "loki-tls-cert-file" } else { "loki-tls-key-file" };
-            return Err(invalid(key, get(key).unwrap_or(""), "loki-tls-cert-file and loki-tls-key-file go together"));
+            let key = if tls.cert_file.is_some() {
+                "loki-tls-cert-file"
+            } else {
+                "loki-tls-key-file"
+            };
+            return Err(invalid(
+                key,
+                get(key).unwrap_or(""),
+                "loki-tls-cert-file and loki-tls-key-file go together",
+            ));
         }
 
         let endpoint = EndpointConfig {
@@ -280,12 +314,14 @@ impl ContainerConfig {
 
     /// Whether the env variable `name` becomes a label (`env` / `env-regex`).
     pub fn wants_env(&self, name: &str) -> bool {
-        self.env.iter().any(|e| e == name) || self.env_regex.as_ref().is_some_and(|r| r.is_match(name))
+        self.env.iter().any(|e| e == name)
+            || self.env_regex.as_ref().is_some_and(|r| r.is_match(name))
     }
 
     /// Whether the container label `name` becomes a label (`labels` / `labels-regex`).
     pub fn wants_label(&self, name: &str) -> bool {
-        self.labels.iter().any(|l| l == name) || self.labels_regex.as_ref().is_some_and(|r| r.is_match(name))
+        self.labels.iter().any(|l| l == name)
+            || self.labels_regex.as_ref().is_some_and(|r| r.is_match(name))
     }
 }
 
@@ -312,7 +348,9 @@ fn parse_external_labels(value: &str) -> Result<Vec<(String, Template)>, OptionE
             return Err(invalid(
                 KEY,
                 value,
-                format!("{name:?} is not a valid Loki label name (letters, digits and _, not starting with a digit)"),
+                format!(
+                    "{name:?} is not a valid Loki label name (letters, digits and _, not starting with a digit)"
+                ),
             ));
         }
         let template = Template::parse(template.trim()).map_err(|r| invalid(KEY, value, r))?;
@@ -323,9 +361,14 @@ fn parse_external_labels(value: &str) -> Result<Vec<(String, Template)>, OptionE
 
 /// Splits a Loki URL into a loggable URL and its credentials.
 fn parse_loki_url(key: &str, raw: &str) -> Result<(String, Option<BasicAuth>), OptionError> {
-    let mut url = url::Url::parse(raw).map_err(|e| invalid(key, &redact_url(raw), e.to_string()))?;
+    let mut url =
+        url::Url::parse(raw).map_err(|e| invalid(key, &redact_url(raw), e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid(key, &redact_url(raw), "must be an http:// or https:// URL"));
+        return Err(invalid(
+            key,
+            &redact_url(raw),
+            "must be an http:// or https:// URL",
+        ));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid(key, &redact_url(raw), "has no host"));
@@ -333,7 +376,11 @@ fn parse_loki_url(key: &str, raw: &str) -> Result<(String, Option<BasicAuth>), O
     let auth = if url.username().is_empty() && url.password().is_none() {
         None
     } else {
-        let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
         Some(BasicAuth {
             username: decode(url.username()),
             password: decode(url.password().unwrap_or("")),
@@ -349,12 +396,19 @@ pub fn redact_url(raw: &str) -> String {
     let Some(scheme_end) = raw.find("://").map(|i| i + 3) else {
         return raw.to_string();
     };
-    let authority_end = raw[scheme_end..].find('/').map_or(raw.len(), |i| scheme_end + i);
+    let authority_end = raw[scheme_end..]
+        .find('/')
+        .map_or(raw.len(), |i| scheme_end + i);
     match raw[scheme_end..authority_end].rfind('@') {
         Some(at) => {
             let userinfo = &raw[scheme_end..scheme_end + at];
             let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{}:<redacted>{}", &raw[..scheme_end], user, &raw[scheme_end + at..])
+            format!(
+                "{}{}:<redacted>{}",
+                &raw[..scheme_end],
+                user,
+                &raw[scheme_end + at..]
+            )
         }
         None => raw.to_string(),
     }
@@ -365,12 +419,16 @@ mod tests {
     use super::*;
 
     fn opts(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn parse(pairs: &[(&str, &str)]) -> Result<ContainerConfig, OptionError> {
         let mut all = opts(pairs);
-        all.entry("loki-url".into()).or_insert("http://loki:3100/loki/api/v1/push".into());
+        all.entry("loki-url".into())
+            .or_insert("http://loki:3100/loki/api/v1/push".into());
         ContainerConfig::from_log_opts(&all)
     }
 
@@ -386,21 +444,41 @@ mod tests {
         assert_eq!(e.retries, 10);
         assert_eq!(config.buffer_size, 16 << 20);
         assert!(config.external_labels.is_empty());
-        assert_eq!(config.local_copy, LocalCopyOptions { no_file: false, keep_file: false, max_size: None, max_file: 1 });
+        assert_eq!(
+            config.local_copy,
+            LocalCopyOptions {
+                no_file: false,
+                keep_file: false,
+                max_size: None,
+                max_file: 1
+            }
+        );
     }
 
     #[test]
     fn credentials_leave_the_url_and_become_basic_auth() {
-        let config = parse(&[("loki-url", "https://bob:s%40cret@logs.example.com/loki/api/v1/push")]).unwrap();
-        assert_eq!(config.endpoint.url, "https://logs.example.com/loki/api/v1/push");
+        let config = parse(&[(
+            "loki-url",
+            "https://bob:s%40cret@logs.example.com/loki/api/v1/push",
+        )])
+        .unwrap();
+        assert_eq!(
+            config.endpoint.url,
+            "https://logs.example.com/loki/api/v1/push"
+        );
         let auth = config.endpoint.auth.clone().unwrap();
-        assert_eq!((auth.username.as_str(), auth.password.as_str()), ("bob", "s@cret"));
+        assert_eq!(
+            (auth.username.as_str(), auth.password.as_str()),
+            ("bob", "s@cret")
+        );
         assert!(!format!("{:?}", config.endpoint).contains("s@cret"));
     }
 
     #[test]
     fn a_bad_url_is_refused_without_showing_the_password() {
-        let err = parse(&[("loki-url", "ftp://bob:hunter2@loki/push")]).unwrap_err().to_string();
+        let err = parse(&[("loki-url", "ftp://bob:hunter2@loki/push")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("loki-url") && err.contains("http"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
         assert!(parse(&[("loki-url", "not a url")]).is_err());
@@ -411,12 +489,19 @@ mod tests {
     #[test]
     fn unknown_options_are_refused_with_the_known_list() {
         let err = parse(&[("loki-batch-sise", "10")]).unwrap_err().to_string();
-        assert!(err.contains("'loki-batch-sise'") && err.contains("loki-batch-size"), "{err}");
+        assert!(
+            err.contains("'loki-batch-sise'") && err.contains("loki-batch-size"),
+            "{err}"
+        );
     }
 
     #[test]
     fn pipeline_and_relabel_are_not_supported_yet() {
-        for key in ["loki-pipeline-stages", "loki-pipeline-stage-file", "loki-relabel-config"] {
+        for key in [
+            "loki-pipeline-stages",
+            "loki-pipeline-stage-file",
+            "loki-relabel-config",
+        ] {
             let err = parse(&[(key, "x")]).unwrap_err();
             assert!(err.to_string().contains("not supported yet"), "{err}");
         }
@@ -439,7 +524,10 @@ mod tests {
         ];
         for (key, value) in cases {
             let err = parse(&[(key, value)]).unwrap_err().to_string();
-            assert!(err.contains(key) && err.contains(&format!("{value:?}")), "{key}={value}: {err}");
+            assert!(
+                err.contains(key) && err.contains(&format!("{value:?}")),
+                "{key}={value}: {err}"
+            );
         }
     }
 
@@ -451,11 +539,18 @@ mod tests {
 
     #[test]
     fn external_labels_are_validated() {
-        let config = parse(&[("loki-external-labels", "job=docker, image={{.ImageName}}")]).unwrap();
-        let names: Vec<_> = config.external_labels.iter().map(|(n, _)| n.as_str()).collect();
+        let config =
+            parse(&[("loki-external-labels", "job=docker, image={{.ImageName}}")]).unwrap();
+        let names: Vec<_> = config
+            .external_labels
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
         assert_eq!(names, ["job", "image"]);
         for bad in ["1job=x", "my-job=x", "job", "job={{.Nope}}"] {
-            let err = parse(&[("loki-external-labels", bad)]).unwrap_err().to_string();
+            let err = parse(&[("loki-external-labels", bad)])
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("loki-external-labels"), "{bad}: {err}");
         }
     }
@@ -472,12 +567,25 @@ mod tests {
             ("cache-disabled", "false"),
         ])
         .unwrap();
-        assert_eq!(config.local_copy, LocalCopyOptions { no_file: true, keep_file: false, max_size: Some(20 << 20), max_file: 5 });
+        assert_eq!(
+            config.local_copy,
+            LocalCopyOptions {
+                no_file: true,
+                keep_file: false,
+                max_size: Some(20 << 20),
+                max_file: 5
+            }
+        );
     }
 
     #[test]
     fn env_and_label_selection() {
-        let config = parse(&[("env", "APP_ENV, REGION"), ("labels-regex", "^tier$"), ("env-regex", "^OTEL_")]).unwrap();
+        let config = parse(&[
+            ("env", "APP_ENV, REGION"),
+            ("labels-regex", "^tier$"),
+            ("env-regex", "^OTEL_"),
+        ])
+        .unwrap();
         assert!(config.wants_env("APP_ENV") && config.wants_env("OTEL_SERVICE"));
         assert!(!config.wants_env("SECRET_TOKEN"));
         assert!(config.wants_label("tier") && !config.wants_label("tiers"));

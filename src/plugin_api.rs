@@ -63,7 +63,9 @@ pub struct ContainerInfo {
 impl ContainerInfo {
     /// The container name without the daemon's leading `/`.
     pub fn name(&self) -> &str {
-        self.container_name.strip_prefix('/').unwrap_or(&self.container_name)
+        self.container_name
+            .strip_prefix('/')
+            .unwrap_or(&self.container_name)
     }
 
     /// The first 12 characters of the container ID, for log lines.
@@ -95,7 +97,11 @@ fn capabilities() -> serde_json::Value {
 
 /// Serves the protocol on `listener` until `shutdown` completes; then stops
 /// accepting and returns. Connections already open finish their request.
-pub async fn serve(listener: UnixListener, driver: Arc<Driver>, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: UnixListener,
+    driver: Arc<Driver>,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -140,28 +146,39 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
 async fn handle(req: Request<Incoming>, driver: &Arc<Driver>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     if req.method() != Method::POST {
-        return error(StatusCode::METHOD_NOT_ALLOWED, format!("{path}: only POST is supported"));
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{path}: only POST is supported"),
+        );
     }
-    let body = match Limited::new(req.into_body(), MAX_REQUEST_BODY).collect().await {
+    let body = match Limited::new(req.into_body(), MAX_REQUEST_BODY)
+        .collect()
+        .await
+    {
         Ok(collected) => collected.to_bytes(),
-        Err(err) => return error(StatusCode::BAD_REQUEST, format!("{path}: reading the request body: {err}")),
+        Err(err) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("{path}: reading the request body: {err}"),
+            );
+        }
     };
     match path.as_str() {
         "/Plugin.Activate" => ok(serde_json::json!({ "Implements": ["LogDriver"] })),
         "/LogDriver.Capabilities" => ok(capabilities()),
-        "/LogDriver.StartLogging" => match parse::<StartLoggingRequest>(&path, &body) {
+        "/LogDriver.StartLogging" => match serde_json::from_slice::<StartLoggingRequest>(&body) {
             Ok(request) => match driver.start_logging(request) {
                 Ok(()) => ok(serde_json::json!({})),
                 Err(err) => error(StatusCode::OK, err.to_string()),
             },
-            Err(response) => response,
+            Err(err) => unparseable(&path, &err),
         },
-        "/LogDriver.StopLogging" => match parse::<StopLoggingRequest>(&path, &body) {
+        "/LogDriver.StopLogging" => match serde_json::from_slice::<StopLoggingRequest>(&body) {
             Ok(request) => {
                 driver.stop_logging(&request.file);
                 ok(serde_json::json!({}))
             }
-            Err(response) => response,
+            Err(err) => unparseable(&path, &err),
         },
         "/LogDriver.ReadLogs" => error(
             StatusCode::NOT_IMPLEMENTED,
@@ -171,10 +188,11 @@ async fn handle(req: Request<Incoming>, driver: &Arc<Driver>) -> Response<Full<B
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, Response<Full<Bytes>>> {
-    serde_json::from_slice(body).map_err(|err| {
-        error(StatusCode::BAD_REQUEST, format!("{path}: cannot parse the request body as JSON: {err}"))
-    })
+fn unparseable(path: &str, err: &serde_json::Error) -> Response<Full<Bytes>> {
+    error(
+        StatusCode::BAD_REQUEST,
+        format!("{path}: cannot parse the request body: {err}"),
+    )
 }
 
 fn ok(value: serde_json::Value) -> Response<Full<Bytes>> {
@@ -200,12 +218,19 @@ mod tests {
     #[test]
     fn decodes_the_recorded_start_logging_body() {
         let raw = include_str!("../../shared/fixtures/daemon-20.10/start-logging.http");
-        let body = raw.split("\r\n\r\n").nth(1).or_else(|| raw.split("\n\n").nth(1)).unwrap();
+        let body = raw
+            .split("\r\n\r\n")
+            .nth(1)
+            .or_else(|| raw.split("\n\n").nth(1))
+            .unwrap();
         let request: StartLoggingRequest = serde_json::from_str(body).unwrap();
         assert!(request.file.starts_with("/run/docker/logging/"));
         assert_eq!(request.info.name(), "fixture-app");
         assert_eq!(request.info.image_name, "localbusybox");
-        assert_eq!(request.info.labels.unwrap()["com.docker.compose.service"], "web");
+        assert_eq!(
+            request.info.labels.unwrap()["com.docker.compose.service"],
+            "web"
+        );
         assert_eq!(request.info.config.unwrap()["labels"], "tier");
     }
 

@@ -72,9 +72,9 @@ impl Template {
                 .find("}}")
                 .ok_or_else(|| "unclosed '{{' in template".to_string())?;
             let action = after[..close].trim();
-            let name = action.strip_prefix('.').filter(|n| {
-                !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric())
-            });
+            let name = action
+                .strip_prefix('.')
+                .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric()));
             let Some(name) = name else {
                 return Err(format!(
                     "unsupported template action '{{{{{action}}}}}': only fields such as {{{{.Name}}}} are supported"
@@ -86,7 +86,10 @@ impl Template {
                 .map(|(_, f)| *f)
                 .ok_or_else(|| {
                     let known: Vec<_> = FIELDS.iter().map(|(n, _)| format!(".{n}")).collect();
-                    format!("unknown template field '.{name}' (known: {})", known.join(", "))
+                    format!(
+                        "unknown template field '.{name}' (known: {})",
+                        known.join(", ")
+                    )
                 })?;
             parts.push(Part::Field(field));
             rest = &after[close + 2..];
@@ -112,7 +115,10 @@ impl Template {
 
 fn field_value(field: Field, info: &ContainerInfo, hostname: &str) -> String {
     let short = |id: &str| id.chars().take(12).collect::<String>();
-    let image_id = info.image_id.strip_prefix("sha256:").unwrap_or(&info.image_id);
+    let image_id = info
+        .image_id
+        .strip_prefix("sha256:")
+        .unwrap_or(&info.image_id);
     match field {
         Field::Id => short(&info.container_id),
         Field::FullId => info.container_id.clone(),
@@ -170,7 +176,10 @@ mod tests {
 
     #[test]
     fn mixes_literals_and_fields() {
-        assert_eq!(render("app-{{ .Name }}/{{.ID}}!"), "app-fixture-app/e11059f72dba!");
+        assert_eq!(
+            render("app-{{ .Name }}/{{.ID}}!"),
+            "app-fixture-app/e11059f72dba!"
+        );
         assert_eq!(render("plain"), "plain");
         assert_eq!(render(""), "");
     }
@@ -178,8 +187,15 @@ mod tests {
     #[test]
     fn refuses_what_it_cannot_render() {
         let unknown = Template::parse("{{.Nmae}}").unwrap_err();
-        assert!(unknown.contains(".Nmae") && unknown.contains(".Name"), "{unknown}");
+        assert!(
+            unknown.contains(".Nmae") && unknown.contains(".Name"),
+            "{unknown}"
+        );
         assert!(Template::parse("{{.Name").unwrap_err().contains("unclosed"));
-        assert!(Template::parse("{{ upper .Name }}").unwrap_err().contains("unsupported"));
+        assert!(
+            Template::parse("{{ upper .Name }}")
+                .unwrap_err()
+                .contains("unsupported")
+        );
     }
 }

@@ -59,7 +59,10 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .parse()
         .map_err(|_| "expected a size like 1048576, 512k or 16m".to_string())?;
     let unit = s[num_len..].trim().to_ascii_lowercase();
-    let unit = unit.strip_suffix("ib").or_else(|| unit.strip_suffix('b')).unwrap_or(&unit);
+    let unit = unit
+        .strip_suffix("ib")
+        .or_else(|| unit.strip_suffix('b'))
+        .unwrap_or(&unit);
     let multiplier: u64 = match unit {
         "" => 1,
         "k" => 1 << 10,

@@ -1,0 +1,690 @@
+//! The plugin binary between a fake daemon and a fake Loki: what a Docker
+//! user would see arrive in Loki, and what the daemon would see of the plugin.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::fake_daemon::{
+    Fifo, Plugin, fixture_body, line, now_ns, number_of, numbered, partials, start_request,
+    summary_field,
+};
+use support::fake_loki::{FakeLoki, Mode};
+
+const SECRET_PASSWORD: &str = "s3cr3t-Pa55w0rd";
+
+fn url_with_credentials(loki: &FakeLoki) -> String {
+    loki.url()
+        .replace("http://", &format!("http://alice:{SECRET_PASSWORD}@"))
+}
+
+#[tokio::test]
+async fn recorded_container_arrives_with_its_labels_and_whole_lines() {
+    let loki = FakeLoki::start().await;
+    let plugin = Plugin::start(&[]);
+    let mut fifo = Fifo::create();
+    let mut request: serde_json::Value =
+        serde_json::from_str(&fixture_body("start-logging.http")).unwrap();
+    request["File"] = fifo.path.to_string_lossy().into();
+    request["Info"]["Config"]["loki-url"] =
+        loki.url().replace("http://", "http://user:pass@").into();
+    request["Info"]["Config"]["loki-tenant-id"] = "team-a".into();
+
+    assert_eq!(plugin.start_logging(&request).await, serde_json::json!({}));
+    fifo.write_bytes(
+        &std::fs::read(format!(
+            "{}/daemon-20.10/start-logging.fifo.bin",
+            support::fake_daemon::FIXTURES
+        ))
+        .unwrap(),
+    );
+    assert_eq!(plugin.stop_logging(&fifo.path).await, serde_json::json!({}));
+    fifo.close();
+    loki.wait_for_entries(8, Duration::from_secs(10)).await;
+    plugin
+        .wait_for_log("logging finished", Duration::from_secs(5))
+        .await;
+
+    let streams = loki.streams();
+    assert_eq!(
+        streams.len(),
+        2,
+        "one stream per source: {:?}",
+        streams.keys()
+    );
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    let stdout_labels = streams.keys().find(|l| l["source"] == "stdout").unwrap();
+    let expected: Vec<(&str, &str)> = vec![
+        ("APP_ENV", "prod"),
+        ("compose_project", "shop"),
+        ("compose_service", "web"),
+        ("container_name", "fixture-app"),
+        ("host", &hostname),
+        ("image", "localbusybox"),
+        ("image_name", "localbusybox"),
+        ("job", "docker"),
+        ("source", "stdout"),
+        ("tier", "frontend"),
+    ];
+    let actual: Vec<(&str, &str)> = stdout_labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(actual, expected);
+
+    let stdout: Vec<String> = loki
+        .entries_matching(&[("source", "stdout")])
+        .iter()
+        .map(|e| e.text())
+        .collect();
+    let stderr: Vec<String> = loki
+        .entries_matching(&[("source", "stderr")])
+        .iter()
+        .map(|e| e.text())
+        .collect();
+    assert_eq!(stderr, ["first line to stderr"]);
+    assert_eq!(
+        stdout,
+        [
+            "first line to stdout".to_string(),
+            "héllo wörld 日本".to_string(),
+            "\u{fffd}\u{fffd} invalid utf8".to_string(),
+            "a".repeat(40_000),
+            "b".repeat(16_384),
+            "line\twith\ttabs and \"quotes\" and \\backslash".to_string(),
+            "tail-without-newline".to_string(),
+        ]
+    );
+
+    let push = &loki.requests()[0];
+    let header = |name: &str| {
+        push.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(header("content-type"), "application/x-protobuf");
+    assert_eq!(header("x-scope-orgid"), "team-a");
+    assert_eq!(
+        header("authorization"),
+        "Basic dXNlcjpwYXNz",
+        "user:pass as basic auth"
+    );
+    assert!(
+        header("user-agent").starts_with("loki-logdriver/"),
+        "{}",
+        header("user-agent")
+    );
+
+    let log = plugin.log();
+    for secret in ["user:pass", "hunter2", "SECRET_TOKEN", "dXNlcjpwYXNz"] {
+        assert!(!log.contains(secret), "plugin log leaks {secret:?}:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn protocol_answers_are_json_and_errors_are_clear() {
+    let plugin = Plugin::start(&[]);
+    let (status, caps) = plugin.call("/LogDriver.Capabilities", "").await;
+    assert_eq!(
+        (status, caps),
+        (200, serde_json::json!({"Cap": {"ReadLogs": false}}))
+    );
+    let (_, activate) = plugin.call("/Plugin.Activate", "").await;
+    assert_eq!(activate, serde_json::json!({"Implements": ["LogDriver"]}));
+
+    let (status, answer) = plugin.call("/LogDriver.StartLogging", "{not json").await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["Err"].as_str().unwrap().contains("cannot parse"),
+        "{answer}"
+    );
+    let (status, answer) = plugin.call("/LogDriver.Nope", "{}").await;
+    assert_eq!(status, 404);
+    assert!(answer["Err"].as_str().unwrap().contains("/LogDriver.Nope"));
+
+    let unknown = plugin
+        .stop_logging(std::path::Path::new("/run/docker/logging/unknown"))
+        .await;
+    assert_eq!(
+        unknown,
+        serde_json::json!({}),
+        "StopLogging for an unknown file is never an error"
+    );
+    let (status, still_serving) = plugin.call("/LogDriver.Capabilities", "").await;
+    assert_eq!(status, 200, "{still_serving}");
+}
+
+#[tokio::test]
+async fn bad_log_opts_are_refused_with_a_message_naming_them() {
+    let plugin = Plugin::start(&[]);
+    let fifo = Fifo::create();
+    let url = "http://alice:s3cr3t-Pa55w0rd@127.0.0.1:9/loki/api/v1/push";
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
+        (
+            vec![("loki-url", url), ("loki-batch-sise", "10")],
+            vec!["unknown log-opt 'loki-batch-sise'", "loki-batch-size"],
+        ),
+        (
+            vec![("loki-url", url), ("loki-timeout", "ten")],
+            vec!["loki-timeout", "\"ten\""],
+        ),
+        (
+            vec![("loki-url", url), ("loki-buffer-size", "16q")],
+            vec!["loki-buffer-size", "\"16q\""],
+        ),
+        (
+            vec![("loki-url", "ftp://alice:s3cr3t-Pa55w0rd@loki/push")],
+            vec!["loki-url", "http"],
+        ),
+        (
+            vec![("loki-url", url), ("loki-external-labels", "bad-name=x")],
+            vec!["loki-external-labels", "bad-name"],
+        ),
+        (
+            vec![("loki-url", url), ("loki-pipeline-stages", "- json: {}")],
+            vec!["loki-pipeline-stages", "not supported yet"],
+        ),
+        (
+            vec![("loki-url", url), ("loki-relabel-config", "[]")],
+            vec!["loki-relabel-config", "not supported yet"],
+        ),
+        (vec![], vec!["loki-url", "required"]),
+    ];
+    for (opts, expected) in cases {
+        let answer = plugin
+            .start_logging(&start_request(&fifo.path, &opts))
+            .await;
+        let err = answer["Err"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{opts:?} accepted: {answer}"));
+        for needle in expected {
+            assert!(err.contains(needle), "{opts:?}: {err:?} lacks {needle:?}");
+        }
+        assert!(
+            !err.contains(SECRET_PASSWORD),
+            "error leaks the password: {err}"
+        );
+    }
+    assert!(!plugin.log().contains(SECRET_PASSWORD));
+}
+
+#[tokio::test]
+async fn start_logging_is_immediate_while_loki_is_down() {
+    let loki = FakeLoki::start_refusing().await;
+    let plugin = Plugin::start(&[]);
+    let fifo = Fifo::create();
+    let started = Instant::now();
+    let answer = plugin
+        .start_logging(&start_request(&fifo.path, &[("loki-url", &loki.url())]))
+        .await;
+    let took = started.elapsed();
+    assert_eq!(answer, serde_json::json!({}));
+    assert!(
+        took < Duration::from_millis(500),
+        "StartLogging took {took:?}"
+    );
+}
+
+/// Writes `count` numbered lines from a thread; returns the longest single write.
+fn write_numbered(
+    fifo: &mut Fifo,
+    count: usize,
+    len: usize,
+    pace: Option<Duration>,
+) -> std::thread::JoinHandle<Duration> {
+    let mut file = fifo.take_file();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut longest = Duration::ZERO;
+        for n in 0..count {
+            let bytes = support::fake_daemon::frame(&line("stdout", &numbered(n, len)));
+            let start = Instant::now();
+            file.write_all(&bytes).unwrap();
+            longest = longest.max(start.elapsed());
+            if let Some(pace) = pace {
+                std::thread::sleep(pace);
+            }
+        }
+        longest
+    })
+}
+
+fn assert_all_numbers_once_in_order(loki: &FakeLoki, count: usize) {
+    let numbers: Vec<usize> = loki
+        .entries_matching(&[("source", "stdout")])
+        .iter()
+        .map(|e| number_of(&e.text()))
+        .collect();
+    assert_eq!(numbers.len(), count, "every line exactly once");
+    assert!(
+        numbers.iter().enumerate().all(|(i, n)| i == *n),
+        "lines out of order or missing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_logging_answers_at_once_and_all_200000_lines_arrive() {
+    const COUNT: usize = 200_000;
+    let loki = FakeLoki::start().await;
+    let plugin = Plugin::start(&[]);
+    let mut fifo = Fifo::create();
+    plugin
+        .start_logging(&start_request(&fifo.path, &[("loki-url", &loki.url())]))
+        .await;
+    let writer = write_numbered(&mut fifo, COUNT, 100, None);
+    let written = tokio::task::spawn_blocking(move || writer.join().unwrap())
+        .await
+        .unwrap();
+    let asked = Instant::now();
+    // The daemon keeps its end open until StopLogging has been answered.
+    assert_eq!(plugin.stop_logging(&fifo.path).await, serde_json::json!({}));
+    let answer_time = asked.elapsed();
+    assert!(
+        answer_time < Duration::from_millis(200),
+        "StopLogging took {answer_time:?}"
+    );
+    loki.wait_for_entries(COUNT, Duration::from_secs(60)).await;
+    assert_all_numbers_once_in_order(&loki, COUNT);
+    let log = plugin
+        .wait_for_log("logging finished", Duration::from_secs(5))
+        .await;
+    assert_eq!(
+        summary_field(&log, "fixture-app", "sent"),
+        Some(COUNT as u64)
+    );
+    eprintln!("longest FIFO write {written:?}; StopLogging answered in {answer_time:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loki_refusing_connections_for_30s_never_stalls_the_daemon() {
+    const COUNT: usize = 30_000;
+    let loki = FakeLoki::start_refusing().await;
+    let plugin = Plugin::start(&[]);
+    let mut fifo = Fifo::create();
+    let opts = [
+        ("loki-url", loki.url()),
+        ("loki-min-backoff", "100ms".into()),
+        ("loki-max-backoff", "1s".into()),
+        ("loki-retries", "100".into()),
+    ];
+    let opts: Vec<(&str, &str)> = opts.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    plugin
+        .start_logging(&start_request(&fifo.path, &opts))
+        .await;
+    let path = fifo.path.clone();
+    // 1,000 lines a second for 30 s while every connection is refused.
+    let writer = write_numbered(&mut fifo, COUNT, 100, Some(Duration::from_millis(1)));
+    let longest = tokio::task::spawn_blocking(move || writer.join().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        longest < Duration::from_millis(100),
+        "a FIFO write stalled for {longest:?}"
+    );
+    assert_eq!(loki.entry_count(), 0);
+    loki.accept_connections().await;
+    plugin.stop_logging(&path).await;
+    loki.wait_for_entries(COUNT, Duration::from_secs(30)).await;
+    assert_all_numbers_once_in_order(&loki, COUNT);
+    let log = plugin.log();
+    assert!(
+        log.contains("push failed; retrying"),
+        "retries are logged:\n{log}"
+    );
+    eprintln!("longest FIFO write while Loki refused connections: {longest:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_buffer_drops_the_oldest_lines_and_counts_them() {
+    const COUNT: usize = 2_000;
+    let loki = FakeLoki::start_refusing().await;
+    let plugin = Plugin::start(&[]);
+    let mut fifo = Fifo::create();
+    let opts = [
+        ("loki-url", loki.url()),
+        ("loki-buffer-size", "20k".to_string()),
+        ("loki-min-backoff", "50ms".into()),
+        ("loki-max-backoff", "200ms".into()),
+        ("loki-retries", "1000".into()),
+    ];
+    let opts: Vec<(&str, &str)> = opts.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    plugin
+        .start_logging(&start_request(&fifo.path, &opts))
+        .await;
+    let path = fifo.path.clone();
+    let writer = write_numbered(&mut fifo, COUNT, 100, None);
+    let longest = tokio::task::spawn_blocking(move || writer.join().unwrap())
+        .await
+        .unwrap();
+    plugin
+        .wait_for_log("dropping the oldest lines", Duration::from_secs(5))
+        .await;
+    loki.accept_connections().await;
+    plugin.stop_logging(&path).await;
+    let log = plugin
+        .wait_for_log("logging finished", Duration::from_secs(20))
+        .await;
+
+    let dropped = summary_field(&log, "fixture-app", "dropped_buffer_full").unwrap();
+    let sent = summary_field(&log, "fixture-app", "sent").unwrap();
+    let arrived: Vec<usize> = loki
+        .entries_matching(&[])
+        .iter()
+        .map(|e| number_of(&e.text()))
+        .collect();
+    assert!(dropped > 1000, "dropped {dropped}");
+    assert_eq!(sent as usize, arrived.len());
+    assert_eq!(
+        sent + dropped,
+        COUNT as u64,
+        "every line is either delivered or counted as dropped"
+    );
+    assert_eq!(
+        arrived.last(),
+        Some(&(COUNT - 1)),
+        "the newest line arrives"
+    );
+    let newest: Vec<usize> = (COUNT - 100..COUNT).collect();
+    assert_eq!(
+        arrived[arrived.len() - 100..],
+        newest,
+        "the newest lines are kept"
+    );
+    assert!(
+        longest < Duration::from_millis(100),
+        "a FIFO write stalled for {longest:?}"
+    );
+}
+
+async fn wait_for_answer(loki: &FakeLoki, status: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !loki.requests().iter().any(|r| r.status == status) {
+        assert!(Instant::now() < deadline, "no push was answered {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loki_429_and_500_are_retried_until_accepted() {
+    let loki = FakeLoki::start().await;
+    loki.set_mode(Mode::Fail(429, "too many requests".into()));
+    let plugin = Plugin::start(&[]);
+    let mut fifo = Fifo::create();
+    let url = loki.url();
+    let opts = [
+        ("loki-url", url.as_str()),
+        ("loki-min-backoff", "50ms"),
+        ("loki-max-backoff", "100ms"),
+    ];
+    plugin
+        .start_logging(&start_request(&fifo.path, &opts))
+        .await;
+    for n in 0..10 {
+        fifo.write_entry(&line("stdout", &numbered(n, 20)));
+    }
+    wait_for_answer(&loki, 429).await;
+    loki.set_mode(Mode::Fail(500, "internal error".into()));
+    wait_for_answer(&loki, 500).await;
+    assert!(plugin.log().contains("status=429"), "the failure is logged");
+    loki.set_mode(Mode::Accept);
+    plugin.stop_logging(&fifo.path).await;
+    fifo.close();
+    loki.wait_for_entries(10, Duration::from_secs(10)).await;
+    assert_all_numbers_once_in_order(&loki, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_loki_times_out_and_is_retried() {
+    let loki = FakeLoki::start().await;
+    loki.set_mode(Mode::Hang);
+    let plugin = Plugin::start(&[]);
+    let mut fifo = Fifo::create();
+    let url = loki.url();
+    let opts = [
+        ("loki-url", url.as_str()),
+        ("loki-timeout", "300ms"),
+        ("loki-min-backoff", "50ms"),
+        ("loki-max-backoff", "100ms"),
+    ];
+    plugin
+        .start_logging(&start_request(&fifo.path, &opts))
+        .await;
+    for n in 0..5 {
+        let took = fifo.write_entry(&line("stdout", &numbered(n, 20)));
+        assert!(took < Duration::from_millis(100));
+    }
+    plugin
+        .wait_for_log("no answer within", Duration::from_secs(5))
+        .await;
+    loki.set_mode(Mode::Accept);
+    plugin.stop_logging(&fifo.path).await;
+    fifo.close();
+    loki.wait_for_entries(5, Duration::from_secs(10)).await;
+    assert_all_numbers_once_in_order(&loki, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loki_400_drops_the_batch_counts_it_and_logs_the_answer() {
+    let loki = FakeLoki::start().await;
+    loki.set_mode(Mode::Fail(400, "entry out of order for stream".into()));
+    let plugin = Plugin::start(&[]);
+    let mut fifo = Fifo::create();
+    let url = url_with_credentials(&loki);
+    plugin
+        .start_logging(&start_request(&fifo.path, &[("loki-url", &url)]))
+        .await;
+    for n in 0..3 {
+        fifo.write_entry(&line("stdout", &numbered(n, 20)));
+    }
+    plugin.stop_logging(&fifo.path).await;
+    fifo.close();
+    let log = plugin
+        .wait_for_log("logging finished", Duration::from_secs(10))
+        .await;
+    assert!(
+        log.contains("entry out of order for stream"),
+        "Loki's answer is logged:\n{log}"
+    );
+    assert_eq!(
+        summary_field(&log, "fixture-app", "dropped_undeliverable"),
+        Some(3)
+    );
+    assert_eq!(loki.requests().len(), 1, "a 400 is not retried");
+    assert!(!log.contains(SECRET_PASSWORD), "password leaked:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1_mib_line_arrives_in_pieces_loki_accepts() {
+    let loki = FakeLoki::start().await;
+    let plugin = Plugin::start(&[]);
+    let mut fifo = Fifo::create();
+    plugin
+        .start_logging(&start_request(&fifo.path, &[("loki-url", &loki.url())]))
+        .await;
+    let big: Vec<u8> = (0..1 << 20).map(|i| b'a' + (i % 26) as u8).collect();
+    for entry in partials("stdout", &big, "0123abcd") {
+        fifo.write_entry(&entry);
+    }
+    fifo.write_entry(&line("stdout", "after the big one"));
+    plugin.stop_logging(&fifo.path).await;
+    fifo.close();
+    loki.wait_for_entries(6, Duration::from_secs(10)).await;
+    let entries = loki.entries_matching(&[]);
+    let sizes: Vec<usize> = entries.iter().map(|e| e.line.len()).collect();
+    assert_eq!(sizes, [256_000, 256_000, 256_000, 256_000, 24_576, 17]);
+    let joined: Vec<u8> = entries[..5].iter().flat_map(|e| e.line.clone()).collect();
+    assert_eq!(joined, big, "the pieces put together are the original line");
+    assert!(
+        entries[..5]
+            .windows(2)
+            .all(|w| w[0].timestamp_ns == w[1].timestamp_ns)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_frames_are_skipped_and_counted() {
+    let loki = FakeLoki::start().await;
+    let plugin = Plugin::start(&[]);
+    let mut fifo = Fifo::create();
+    plugin
+        .start_logging(&start_request(&fifo.path, &[("loki-url", &loki.url())]))
+        .await;
+    fifo.write_entry(&line("stdout", "before"));
+    fifo.write_bytes(&[0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff]);
+    fifo.write_entry(&line("stdout", "after"));
+    fifo.write_bytes(&[0, 0, 0, 50, 1, 2, 3]);
+    plugin.stop_logging(&fifo.path).await;
+    fifo.close();
+    let log = plugin
+        .wait_for_log("logging finished", Duration::from_secs(10))
+        .await;
+    let lines: Vec<String> = loki
+        .entries_matching(&[])
+        .iter()
+        .map(|e| e.text())
+        .collect();
+    assert_eq!(lines, ["before", "after"]);
+    assert_eq!(
+        summary_field(&log, "fixture-app", "invalid_frames"),
+        Some(2),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_on_one_endpoint_share_batches() {
+    let loki = FakeLoki::start().await;
+    let plugin = Plugin::start(&[]);
+    let (mut a, mut b) = (Fifo::create(), Fifo::create());
+    let url = loki.url();
+    let opts = [("loki-url", url.as_str()), ("loki-batch-wait", "300ms")];
+    let mut request_b = start_request(&b.path, &opts);
+    request_b["Info"]["ContainerName"] = "/other".into();
+    plugin.start_logging(&start_request(&a.path, &opts)).await;
+    plugin.start_logging(&request_b).await;
+    a.write_entry(&line("stdout", "from a"));
+    b.write_entry(&line("stderr", "from b"));
+    loki.wait_for_entries(2, Duration::from_secs(5)).await;
+    let requests = loki.requests();
+    assert_eq!(requests.len(), 1, "one push carried both containers");
+    let names: Vec<&str> = requests[0]
+        .streams
+        .iter()
+        .map(|l| l["container_name"].as_str())
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert!(names.contains(&"fixture-app") && names.contains(&"other"));
+    for fifo in [&mut a, &mut b] {
+        plugin.stop_logging(&fifo.path).await;
+        fifo.close();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_flushes_buffered_lines_before_exit() {
+    let loki = FakeLoki::start().await;
+    let mut plugin = Plugin::start(&[("SHUTDOWN_GRACE", "3s")]);
+    let mut fifo = Fifo::create();
+    let url = loki.url();
+    let opts = [("loki-url", url.as_str()), ("loki-batch-wait", "1m")];
+    plugin
+        .start_logging(&start_request(&fifo.path, &opts))
+        .await;
+    for n in 0..100 {
+        fifo.write_entry(&line("stdout", &numbered(n, 50)));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(loki.entry_count(), 0, "still waiting for the batch");
+    let stopped = Instant::now();
+    let status = tokio::task::block_in_place(|| plugin.terminate());
+    assert!(status.success(), "{status}");
+    assert!(stopped.elapsed() < Duration::from_secs(4));
+    assert_all_numbers_once_in_order(&loki, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_loki_down_reports_what_was_not_delivered() {
+    let loki = FakeLoki::start_refusing().await;
+    let mut plugin = Plugin::start(&[("SHUTDOWN_GRACE", "1s")]);
+    let mut fifo = Fifo::create();
+    plugin
+        .start_logging(&start_request(&fifo.path, &[("loki-url", &loki.url())]))
+        .await;
+    for n in 0..10 {
+        fifo.write_entry(&line("stdout", &numbered(n, 50)));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stopped = Instant::now();
+    tokio::task::block_in_place(|| plugin.terminate());
+    assert!(
+        stopped.elapsed() < Duration::from_secs(3),
+        "shutdown took {:?}",
+        stopped.elapsed()
+    );
+    let log = plugin.log();
+    assert!(log.contains("giving up on a batch of 10 lines"), "{log}");
+    let undelivered = summary_field(&log, "fixture-app", "undelivered_at_exit").unwrap()
+        + summary_field(&log, "fixture-app", "dropped_undeliverable").unwrap();
+    assert_eq!(undelivered, 10, "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_the_restarted_plugin_reads_the_fifo_again() {
+    let loki = FakeLoki::start().await;
+    let mut first = Plugin::start(&[]);
+    let mut fifo = Fifo::create();
+    plugin_start(&first, &fifo, &loki).await;
+    fifo.write_entry(&line("stdout", &numbered(0, 30)));
+    loki.wait_for_entries(1, Duration::from_secs(5)).await;
+    first.kill();
+    // The daemon keeps writing while the plugin is down; the pipe holds the lines.
+    for n in 1..50 {
+        fifo.write_entry(&line("stdout", &numbered(n, 30)));
+    }
+    let second = first.restart_from(&[]);
+    second
+        .wait_for_log("re-attached", Duration::from_secs(5))
+        .await;
+    for n in 50..100 {
+        fifo.write_entry(&line("stdout", &numbered(n, 30)));
+    }
+    second.stop_logging(&fifo.path).await;
+    fifo.close();
+    loki.wait_for_entries(100, Duration::from_secs(10)).await;
+    assert_all_numbers_once_in_order(&loki, 100);
+    assert!(
+        !second.log().contains("hunter2"),
+        "the state file keeps no unneeded env"
+    );
+}
+
+async fn plugin_start(plugin: &Plugin, fifo: &Fifo, loki: &FakeLoki) {
+    let url = loki.url();
+    let opts = [("loki-url", url.as_str()), ("loki-batch-wait", "100ms")];
+    plugin
+        .start_logging(&start_request(&fifo.path, &opts))
+        .await;
+}
+
+#[tokio::test]
+async fn recorded_start_without_options_is_refused_for_missing_url() {
+    let plugin = Plugin::start(&[]);
+    let fifo = Fifo::create();
+    let mut request: serde_json::Value =
+        serde_json::from_str(&fixture_body("start-logging-no-opts.http")).unwrap();
+    request["File"] = fifo.path.to_string_lossy().into();
+    let answer = plugin.start_logging(&request).await;
+    assert!(
+        answer["Err"]
+            .as_str()
+            .unwrap()
+            .contains("'loki-url' is required"),
+        "{answer}"
+    );
+    let _ = now_ns();
+}

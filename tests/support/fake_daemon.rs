@@ -1,0 +1,317 @@
+//! A fake Docker daemon: creates FIFOs and holds them read-write as dockerd
+//! does, calls the plugin over its unix socket with the recorded request
+//! bodies, and writes length-prefixed `LogEntry` frames.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use loki_logdriver::proto::logdriver::{LogEntry, PartialLogEntryMetadata};
+use prost::Message;
+use tokio::net::UnixStream;
+
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures");
+
+/// The body of a recorded HTTP request.
+pub fn fixture_body(name: &str) -> String {
+    let raw = std::fs::read_to_string(format!("{FIXTURES}/daemon-20.10/{name}")).expect("fixture");
+    raw.split_once("\r\n\r\n")
+        .or_else(|| raw.split_once("\n\n"))
+        .expect("headers end")
+        .1
+        .to_string()
+}
+
+/// The recorded StartLogging request, pointed at `fifo` and with `opts`
+/// replacing its log-opts.
+pub fn start_request(fifo: &Path, opts: &[(&str, &str)]) -> serde_json::Value {
+    let mut request: serde_json::Value =
+        serde_json::from_str(&fixture_body("start-logging.http")).unwrap();
+    request["File"] = fifo.to_string_lossy().into();
+    request["Info"]["Config"] = opts
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+        .collect();
+    request
+}
+
+/// A running plugin binary with its stderr captured.
+pub struct Plugin {
+    child: Child,
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    log: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Plugin {
+    pub fn start(env: &[(&str, &str)]) -> Plugin {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("state");
+        Plugin::start_with_state(env, dir, state_dir)
+    }
+
+    /// Starts a second plugin process that shares this one's state directory.
+    pub fn restart_from(&self, env: &[(&str, &str)]) -> Plugin {
+        Plugin::start_with_state(env, tempfile::tempdir().unwrap(), self.state_dir.clone())
+    }
+
+    fn start_with_state(
+        env: &[(&str, &str)],
+        dir: tempfile::TempDir,
+        state_dir: PathBuf,
+    ) -> Plugin {
+        let socket = dir.path().join("plugins/loki.sock");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_loki-logdriver"));
+        command
+            .arg("--socket")
+            .arg(&socket)
+            .env("STATE_DIR", &state_dir)
+            .env("LOG_LEVEL", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("start plugin binary");
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "plugin did not listen; log:\n{}",
+                log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Plugin {
+            child,
+            socket,
+            state_dir,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// POSTs `body` to `path` as the daemon does; returns status and JSON answer.
+    pub async fn call(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .expect("connect plugin socket");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let request = Request::post(path)
+            .header("Host", "plugin.moby.localhost")
+            .header("Accept", "application/vnd.docker.plugins.v1.2+json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        let response = sender.send_request(request).await.expect("plugin answered");
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let json = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            panic!(
+                "{path} answered non-JSON {:?}: {e}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        (status, json)
+    }
+
+    pub async fn start_logging(&self, request: &serde_json::Value) -> serde_json::Value {
+        let (status, answer) = self
+            .call("/LogDriver.StartLogging", &request.to_string())
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        answer
+    }
+
+    pub async fn stop_logging(&self, fifo: &Path) -> serde_json::Value {
+        let body = serde_json::json!({ "File": fifo }).to_string();
+        self.call("/LogDriver.StopLogging", &body).await.1
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the plugin's log contains `needle`; returns the log.
+    pub async fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "plugin log never contained {needle:?}:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A log FIFO held read-write, as dockerd holds it.
+pub struct Fifo {
+    pub path: PathBuf,
+    file: Option<std::fs::File>,
+    _dir: tempfile::TempDir,
+}
+
+impl Fifo {
+    pub fn create() -> Fifo {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir
+            .path()
+            .join("4f1e0c8a9b2d7e3f5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f");
+        let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: c_path is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o700) }, 0, "mkfifo");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        Fifo {
+            path,
+            file: Some(file),
+            _dir: dir,
+        }
+    }
+
+    /// Writes raw bytes; returns how long the write blocked.
+    pub fn write_bytes(&mut self, bytes: &[u8]) -> Duration {
+        let start = Instant::now();
+        self.file
+            .as_mut()
+            .expect("FIFO is open")
+            .write_all(bytes)
+            .unwrap();
+        start.elapsed()
+    }
+
+    pub fn write_entry(&mut self, entry: &LogEntry) -> Duration {
+        self.write_bytes(&frame(entry))
+    }
+
+    /// Closes the daemon's end: the plugin sees EOF.
+    pub fn close(&mut self) {
+        self.file = None;
+    }
+
+    /// A handle for a writer thread.
+    pub fn take_file(&mut self) -> std::fs::File {
+        self.file.take().expect("FIFO is open")
+    }
+}
+
+pub fn frame(entry: &LogEntry) -> Vec<u8> {
+    let body = entry.encode_to_vec();
+    let mut out = (body.len() as u32).to_be_bytes().to_vec();
+    out.extend(body);
+    out
+}
+
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+pub fn line(source: &str, text: &str) -> LogEntry {
+    LogEntry {
+        source: source.into(),
+        time_nano: now_ns(),
+        line: text.as_bytes().to_vec(),
+        ..LogEntry::default()
+    }
+}
+
+/// Splits `text` into the daemon's 16 KiB partial frames.
+pub fn partials(source: &str, text: &[u8], id: &str) -> Vec<LogEntry> {
+    let ts = now_ns();
+    let chunks: Vec<&[u8]> = text.chunks(16 * 1024).collect();
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, chunk)| LogEntry {
+            source: source.into(),
+            time_nano: ts,
+            line: chunk.to_vec(),
+            partial: true,
+            partial_log_metadata: Some(PartialLogEntryMetadata {
+                last: i + 1 == chunks.len(),
+                id: id.into(),
+                ordinal: i as i32 + 1,
+            }),
+            ..LogEntry::default()
+        })
+        .collect()
+}
+
+/// A numbered line padded to `len` bytes: `line 000042 xxxx...`.
+pub fn numbered(n: usize, len: usize) -> String {
+    let mut text = format!("line {n:06} ");
+    while text.len() < len {
+        text.push('x');
+    }
+    text
+}
+
+/// Parses the number back out of a [`numbered`] line.
+pub fn number_of(text: &str) -> usize {
+    text[5..11].parse().expect("numbered line")
+}
+
+/// Extracts `key=value` from the plugin's summary log line for a container.
+pub fn summary_field(log: &str, container: &str, key: &str) -> Option<u64> {
+    log.lines()
+        .rfind(|l| l.contains(&format!("container={container} ")) && l.contains("received="))?
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix(&format!("{key}=")))?
+        .parse()
+        .ok()
+}

@@ -1,0 +1,4 @@
+#![allow(dead_code)]
+
+pub mod fake_daemon;
+pub mod fake_loki;
