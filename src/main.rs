@@ -62,7 +62,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_ansi(false)
-        .with_writer(std::io::stderr)
+        // dockerd records a plugin's stdout at info level and its stderr at error level.
+        .with_writer(std::io::stdout)
         .init();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -43,7 +43,7 @@ pub fn start_request(fifo: &Path, opts: &[(&str, &str)]) -> serde_json::Value {
     request
 }
 
-/// A running plugin binary with its stderr captured.
+/// A running plugin binary with its log (stdout) captured.
 pub struct Plugin {
     child: Child,
     pub socket: PathBuf,
@@ -77,18 +77,18 @@ impl Plugin {
             .env("STATE_DIR", &state_dir)
             .env("LOG_LEVEL", "debug")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         for (k, v) in env {
             command.env(k, v);
         }
         let mut child = command.spawn().expect("start plugin binary");
         let log = Arc::new(Mutex::new(String::new()));
-        let mut stderr = child.stderr.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
         let sink = log.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
-            while let Ok(n) = stderr.read(&mut buf) {
+            while let Ok(n) = stdout.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
@@ -152,6 +152,10 @@ impl Plugin {
     pub async fn stop_logging(&self, fifo: &Path) -> serde_json::Value {
         let body = serde_json::json!({ "File": fifo }).to_string();
         self.call("/LogDriver.StopLogging", &body).await.1
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log(&self) -> String {
