@@ -8,7 +8,9 @@ use loki_logdriver::driver::Settings;
 use loki_logdriver::units::{parse_duration, parse_size};
 
 const DEFAULT_SOCKET: &str = "/run/docker/plugins/loki.sock";
-const DEFAULT_STATE_DIR: &str = "/var/lib/loki-logdriver/attached";
+/// Inside the plugin's propagated mount, beside the FIFOs, so the records
+/// survive a crash and `docker plugin upgrade` as the FIFOs do.
+const DEFAULT_STATE_DIR: &str = "/run/docker/logging/.loki-logdriver";
 
 const HELP: &str = "\
 Docker log-driver plugin that ships container logs to Grafana Loki.
@@ -26,7 +28,7 @@ Environment (plugin settings, `docker plugin set loki NAME=VALUE`):
   MAX_LINE_SIZE       longer lines become several entries (default 256000, Loki's limit)
   SHUTDOWN_GRACE      time to flush buffered lines on shutdown (default 5s)
   STATE_DIR           where attached FIFOs are recorded to survive a crash
-                      (default /var/lib/loki-logdriver/attached; empty disables)
+                      (default /run/docker/logging/.loki-logdriver; empty disables)
 
 Per-container options are log-opts (--log-opt loki-url=...); see the README.
 ";

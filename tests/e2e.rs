@@ -1,0 +1,897 @@
+//! End-to-end against a real Docker engine: the plugin is built, created and
+//! enabled as a managed plugin; containers log through it to the fake Loki
+//! listening on the host network. Scenarios run in order; everything they
+//! create carries the label `loki-e2e` and is removed at the end.
+//!
+//! Without a reachable daemon the suite says so loudly and skips; with
+//! `CI=true` a missing daemon is a failure. `tests/e2e-setup` prepares one.
+
+mod support;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
+use bollard::query_parameters::{
+    CreateContainerOptions, InspectContainerOptions, ListContainersOptions, RemoveContainerOptions,
+    StopContainerOptions,
+};
+use support::fake_loki::{Entry, FakeLoki, Mode};
+
+const PLUGIN: &str = "loki-e2e:latest";
+const IMAGE: &str = "loki-e2e-busybox:latest";
+const LABEL: &str = "loki-e2e";
+const REGISTRY: &str = "127.0.0.1:5000";
+
+type Outcome = Result<(), String>;
+type Scenario = for<'a> fn(&'a Ctx) -> Pin<Box<dyn Future<Output = Outcome> + 'a>>;
+
+struct Ctx {
+    docker: Docker,
+    loki: FakeLoki,
+    root: PathBuf,
+}
+
+fn ensure(condition: bool, message: impl Into<String>) -> Outcome {
+    if condition {
+        Ok(())
+    } else {
+        Err(message.into())
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let code = runtime.block_on(run_suite());
+    std::process::exit(code);
+}
+
+async fn run_suite() -> i32 {
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let docker = match connect().await {
+        Ok(docker) => docker,
+        Err(err) => {
+            eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+            eprintln!("!! e2e: NO DOCKER DAEMON ({err}).");
+            eprintln!("!! The real-Docker tests did NOT run. Run tests/e2e-setup.");
+            eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
+            if in_ci {
+                println!("e2e: 0 passed, 1 failed");
+                return 1;
+            }
+            println!("e2e: 0 passed, 0 failed, 8 skipped");
+            return 0;
+        }
+    };
+    let version = docker
+        .version()
+        .await
+        .map(|v| v.version.unwrap_or_default())
+        .unwrap_or_default();
+    println!("e2e: Docker engine {version}");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    cleanup(&docker).await;
+    if let Err(err) = install_plugin(&root) {
+        println!("e2e: cannot install the plugin: {err}");
+        println!("e2e: 0 passed, 1 failed");
+        return 1;
+    }
+    let ctx = Ctx {
+        docker,
+        loki: FakeLoki::start().await,
+        root,
+    };
+    let scenarios: Vec<(&str, Scenario)> = vec![
+        (
+            "run_with_log_driver_ships_stdout_and_stderr_with_labels",
+            |c| Box::pin(run_with_log_driver(c)),
+        ),
+        (
+            "bad_log_opt_fails_docker_run_with_the_plugins_message",
+            |c| Box::pin(bad_log_opt(c)),
+        ),
+        (
+            "nothing_lost_when_a_container_prints_200000_lines_and_exits",
+            |c| Box::pin(nothing_lost_at_exit(c)),
+        ),
+        (
+            "fifty_containers_at_once_all_arrive_with_bounded_memory",
+            |c| Box::pin(many_containers(c)),
+        ),
+        ("compose_logging_section_sets_project_and_service", |c| {
+            Box::pin(compose_project(c))
+        }),
+        ("no_deadlock_when_loki_is_unreachable", |c| {
+            Box::pin(no_deadlock(c))
+        }),
+        ("lifecycle_disable_upgrade_and_crash", |c| {
+            Box::pin(lifecycle(c))
+        }),
+        ("daemon_default_log_driver_ships_logs_without_flags", |c| {
+            Box::pin(daemon_defaults(c))
+        }),
+    ];
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let (mut passed, mut failed) = (0, 0);
+    for (name, scenario) in scenarios {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        let started = Instant::now();
+        let outcome = scenario(&ctx).await;
+        let took = started.elapsed().as_secs_f64();
+        match outcome {
+            Ok(()) => {
+                passed += 1;
+                println!("test {name} ... ok ({took:.1}s)");
+            }
+            Err(err) => {
+                failed += 1;
+                println!("test {name} ... FAILED ({took:.1}s)\n    {err}");
+            }
+        }
+        remove_containers(&ctx.docker).await;
+    }
+    cleanup(&ctx.docker).await;
+    println!("\ne2e: {passed} passed, {failed} failed");
+    i32::from(failed > 0)
+}
+
+async fn connect() -> Result<Docker, String> {
+    let docker = Docker::connect_with_local_defaults().map_err(|e| e.to_string())?;
+    let docker = docker
+        .negotiate_version()
+        .await
+        .map_err(|e| e.to_string())?;
+    docker.ping().await.map_err(|e| e.to_string())?;
+    Ok(docker)
+}
+
+/// Runs the docker CLI; `Ok(stdout)` or `Err(stderr)`.
+fn cli(args: &[&str]) -> Result<String, String> {
+    cli_at(None, args)
+}
+
+fn cli_at(host: Option<&str>, args: &[&str]) -> Result<String, String> {
+    let mut command = Command::new("docker");
+    if let Some(host) = host {
+        command.args(["-H", host]);
+    }
+    let output = command
+        .args(args)
+        .output()
+        .map_err(|e| format!("docker {args:?}: {e}"))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    } else {
+        Err(format!(
+            "docker {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+/// Builds a plugin directory with a unique VERSION file.
+fn build_plugin_dir(root: &Path, name: &str) -> Result<PathBuf, String> {
+    let dir = root.join("build").join(name);
+    let build_id = format!("e2e-{name}-{}", std::process::id());
+    let status = Command::new(root.join("rootfs-build"))
+        .arg(&dir)
+        .env("BUILD_ID", build_id)
+        .current_dir(root)
+        .status()
+        .map_err(|e| e.to_string())?;
+    ensure(status.success(), format!("rootfs-build failed: {status}"))?;
+    Ok(dir)
+}
+
+fn install_plugin(root: &Path) -> Outcome {
+    let dir = build_plugin_dir(root, "e2e-a")?;
+    cli(&["plugin", "create", PLUGIN, dir.to_str().unwrap()])?;
+    cli(&["plugin", "enable", PLUGIN])?;
+    Ok(())
+}
+
+async fn remove_containers(docker: &Docker) {
+    let filters = HashMap::from([("label".to_string(), vec![LABEL.to_string()])]);
+    let options = ListContainersOptions {
+        all: true,
+        filters: Some(filters),
+        ..Default::default()
+    };
+    for container in docker
+        .list_containers(Some(options))
+        .await
+        .unwrap_or_default()
+    {
+        let id = container.id.unwrap_or_default();
+        let _ = docker
+            .remove_container(
+                &id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+            )
+            .await;
+    }
+}
+
+async fn cleanup(docker: &Docker) {
+    remove_containers(docker).await;
+    let _ = cli(&["plugin", "disable", "-f", PLUGIN]);
+    let _ = cli(&["plugin", "rm", "-f", PLUGIN]);
+}
+
+/// Creates and starts a container logging through the plugin.
+async fn run(ctx: &Ctx, name: &str, script: &str, opts: &[(&str, &str)]) -> Result<String, String> {
+    let mut config: HashMap<String, String> =
+        HashMap::from([("loki-url".to_string(), ctx.loki.url())]);
+    config.extend(opts.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let body = ContainerCreateBody {
+        image: Some(IMAGE.to_string()),
+        cmd: Some(vec!["sh".into(), "-c".into(), script.into()]),
+        labels: Some(HashMap::from([(LABEL.to_string(), "1".to_string())])),
+        host_config: Some(HostConfig {
+            log_config: Some(HostConfigLogConfig {
+                typ: Some(PLUGIN.to_string()),
+                config: Some(config),
+            }),
+            network_mode: Some("none".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let options = CreateContainerOptions {
+        name: Some(name.to_string()),
+        ..Default::default()
+    };
+    let created = ctx
+        .docker
+        .create_container(Some(options), body)
+        .await
+        .map_err(|e| format!("create {name}: {e}"))?;
+    ctx.docker
+        .start_container(&created.id, None)
+        .await
+        .map_err(|e| format!("start {name}: {e}"))?;
+    Ok(created.id)
+}
+
+async fn is_running(ctx: &Ctx, id: &str) -> Result<bool, String> {
+    let info = ctx
+        .docker
+        .inspect_container(id, None::<InspectContainerOptions>)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(info.state.and_then(|s| s.running).unwrap_or(false))
+}
+
+async fn wait_exit(ctx: &Ctx, id: &str, timeout: Duration) -> Outcome {
+    let deadline = Instant::now() + timeout;
+    while is_running(ctx, id).await? {
+        ensure(
+            Instant::now() < deadline,
+            format!("container {id} still running after {timeout:?}"),
+        )?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+async fn wait_entries(
+    loki: &FakeLoki,
+    selector: &[(&str, &str)],
+    count: usize,
+    timeout: Duration,
+) -> Result<Vec<Entry>, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let entries = loki.entries_matching(selector);
+        if entries.len() >= count {
+            return Ok(entries);
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "Loki has {} entries for {selector:?}, expected {count}",
+                entries.len()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn texts(entries: &[Entry]) -> Vec<String> {
+    entries.iter().map(Entry::text).collect()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+async fn run_with_log_driver(ctx: &Ctx) -> Outcome {
+    let id = run(
+        ctx,
+        "loki-e2e-run",
+        "echo to-stdout; echo to-stderr >&2",
+        &[],
+    )
+    .await?;
+    wait_exit(ctx, &id, Duration::from_secs(10)).await?;
+    let out = wait_entries(
+        &ctx.loki,
+        &[("container_name", "loki-e2e-run"), ("source", "stdout")],
+        1,
+        Duration::from_secs(10),
+    )
+    .await?;
+    let err = wait_entries(
+        &ctx.loki,
+        &[("container_name", "loki-e2e-run"), ("source", "stderr")],
+        1,
+        Duration::from_secs(10),
+    )
+    .await?;
+    ensure(
+        texts(&out) == ["to-stdout"],
+        format!("stdout: {:?}", texts(&out)),
+    )?;
+    ensure(
+        texts(&err) == ["to-stderr"],
+        format!("stderr: {:?}", texts(&err)),
+    )?;
+    let streams = ctx.loki.streams();
+    let labels = streams
+        .keys()
+        .find(|l| l.get("container_name").map(String::as_str) == Some("loki-e2e-run"))
+        .unwrap();
+    ensure(
+        labels.get("image_name").map(String::as_str) == Some(IMAGE),
+        format!("image_name: {labels:?}"),
+    )?;
+    ensure(
+        labels.get("host") == Some(&hostname()),
+        format!("host should be {:?}: {labels:?}", hostname()),
+    )?;
+    Ok(())
+}
+
+async fn bad_log_opt(ctx: &Ctx) -> Outcome {
+    let result = run(
+        ctx,
+        "loki-e2e-badopt",
+        "echo never",
+        &[("loki-batch-sise", "10")],
+    )
+    .await;
+    let err = result
+        .err()
+        .ok_or("a container with an unknown log-opt started")?;
+    ensure(
+        err.contains("unknown log-opt 'loki-batch-sise'") && err.contains("loki-batch-size"),
+        format!("message: {err}"),
+    )?;
+    let cli_err = cli(&[
+        "run",
+        "--rm",
+        "--label",
+        LABEL,
+        "--network",
+        "none",
+        "--log-driver",
+        PLUGIN,
+        "--log-opt",
+        "loki-url=http://127.0.0.1:9/loki/api/v1/push",
+        "--log-opt",
+        "loki-timeout=ten",
+        IMAGE,
+        "true",
+    ])
+    .err()
+    .ok_or("docker run accepted loki-timeout=ten")?;
+    ensure(
+        cli_err.contains("loki-timeout") && cli_err.contains("\"ten\""),
+        format!("docker run said: {cli_err}"),
+    )
+}
+
+async fn nothing_lost_at_exit(ctx: &Ctx) -> Outcome {
+    const COUNT: usize = 200_000;
+    let id = run(ctx, "loki-e2e-200k", &format!("seq 1 {COUNT}"), &[]).await?;
+    wait_exit(ctx, &id, Duration::from_secs(60)).await?;
+    let entries = wait_entries(
+        &ctx.loki,
+        &[("container_name", "loki-e2e-200k")],
+        COUNT,
+        Duration::from_secs(60),
+    )
+    .await?;
+    let numbers: Vec<usize> = entries
+        .iter()
+        .map(|e| e.text().parse().unwrap_or(0))
+        .collect();
+    ensure(numbers.len() == COUNT, format!("{} entries", numbers.len()))?;
+    let expected: Vec<usize> = (1..=COUNT).collect();
+    ensure(
+        numbers == expected,
+        "numbers missing, duplicated or out of order",
+    )
+}
+
+/// The plugin's process: it runs `/bin/loki-logdriver` and its root holds
+/// a VERSION file written by this suite's builds.
+fn plugin_pid() -> Result<u32, String> {
+    for entry in std::fs::read_dir("/proc")
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if !cmdline.starts_with(b"/bin/loki-logdriver\0") {
+            continue;
+        }
+        let version =
+            std::fs::read_to_string(entry.path().join("root/VERSION")).unwrap_or_default();
+        if version.contains(&format!("-{}\n", std::process::id())) && version.contains(" e2e-e2e-")
+        {
+            return Ok(pid);
+        }
+    }
+    Err("no plugin process of this suite is running".into())
+}
+
+fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+async fn many_containers(ctx: &Ctx) -> Outcome {
+    const CONTAINERS: usize = 50;
+    const LINES: usize = 1_000;
+    let mut ids = Vec::new();
+    for i in 0..CONTAINERS {
+        let script =
+            format!("i=0; while [ $i -lt {LINES} ]; do i=$((i+1)); echo \"c{i} line $i\"; done");
+        ids.push(run(ctx, &format!("loki-e2e-many-{i}"), &script, &[]).await?);
+    }
+    for id in &ids {
+        wait_exit(ctx, id, Duration::from_secs(60)).await?;
+    }
+    for i in 0..CONTAINERS {
+        let name = format!("loki-e2e-many-{i}");
+        let entries = wait_entries(
+            &ctx.loki,
+            &[("container_name", &name)],
+            LINES,
+            Duration::from_secs(30),
+        )
+        .await?;
+        ensure(
+            entries.len() == LINES,
+            format!("{name}: {} lines", entries.len()),
+        )?;
+    }
+    let pid = plugin_pid()?;
+    let peak = peak_rss_mb(pid);
+    println!("    plugin peak memory (VmHWM) after {CONTAINERS} containers: {peak:.1} MB");
+    ensure(peak < 100.0, format!("plugin peak memory {peak:.1} MB"))
+}
+
+async fn compose_project(ctx: &Ctx) -> Outcome {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let logging = format!(
+        "    logging:\n      driver: {PLUGIN}\n      options:\n        loki-url: {}\n        loki-batch-wait: 200ms\n",
+        ctx.loki.url()
+    );
+    let compose = format!(
+        "version: \"2.4\"\nservices:\n  web:\n    image: {IMAGE}\n    network_mode: none\n    labels: [\"{LABEL}\"]\n    command: sh -c 'echo web-one; echo web-two'\n{logging}  worker:\n    image: {IMAGE}\n    network_mode: none\n    labels: [\"{LABEL}\"]\n    command: sh -c 'echo worker-one'\n{logging}"
+    );
+    let file = dir.path().join("docker-compose.yml");
+    std::fs::write(&file, compose).map_err(|e| e.to_string())?;
+    let compose_cmd = |args: &[&str]| {
+        Command::new("docker-compose")
+            .args(["-p", "e2eshop", "-f", file.to_str().unwrap()])
+            .args(args)
+            .output()
+            .map_err(|e| format!("docker-compose: {e}"))
+    };
+    let up = compose_cmd(&["up", "--no-color"])?;
+    let down = compose_cmd(&["down"]);
+    ensure(
+        up.status.success(),
+        format!("docker-compose up: {}", String::from_utf8_lossy(&up.stderr)),
+    )?;
+    drop(down);
+    let web = wait_entries(
+        &ctx.loki,
+        &[("compose_project", "e2eshop"), ("compose_service", "web")],
+        2,
+        Duration::from_secs(10),
+    )
+    .await?;
+    let worker = wait_entries(
+        &ctx.loki,
+        &[
+            ("compose_project", "e2eshop"),
+            ("compose_service", "worker"),
+        ],
+        1,
+        Duration::from_secs(10),
+    )
+    .await?;
+    ensure(
+        texts(&web) == ["web-one", "web-two"],
+        format!("web: {:?}", texts(&web)),
+    )?;
+    ensure(
+        texts(&worker) == ["worker-one"],
+        format!("worker: {:?}", texts(&worker)),
+    )
+}
+
+/// A container writing as fast as it can while Loki is unreachable keeps
+/// running, and Docker's stop, inspect and rm stay fast.
+async fn no_deadlock(ctx: &Ctx) -> Outcome {
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        listener.local_addr().unwrap().port()
+    };
+    let hanging = FakeLoki::start().await;
+    hanging.set_mode(Mode::Hang);
+    let targets = [
+        (
+            "closed-port",
+            format!("http://127.0.0.1:{closed_port}/loki/api/v1/push"),
+        ),
+        ("never-answers", hanging.url()),
+    ];
+    for (what, url) in targets {
+        let name = format!("loki-e2e-flood-{what}");
+        let id = run(
+            ctx,
+            &name,
+            "while :; do echo flooding-the-log-driver-while-loki-is-unreachable-0123456789; done",
+            &[("loki-url", &url)],
+        )
+        .await?;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        ensure(
+            is_running(ctx, &id).await?,
+            format!("{what}: the container stopped running"),
+        )?;
+        let timed = Instant::now();
+        ctx.docker
+            .stop_container(
+                &id,
+                Some(StopContainerOptions {
+                    t: Some(1),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| format!("{what}: docker stop: {e}"))?;
+        let stop = timed.elapsed();
+        let timed = Instant::now();
+        ctx.docker
+            .inspect_container(&id, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| e.to_string())?;
+        let inspect = timed.elapsed();
+        let timed = Instant::now();
+        ctx.docker
+            .remove_container(
+                &id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let remove = timed.elapsed();
+        println!(
+            "    Loki {what}: docker stop -t 1 {stop:.2?}, inspect {inspect:.2?}, rm -f {remove:.2?}"
+        );
+        ensure(
+            stop < Duration::from_secs(5),
+            format!("{what}: docker stop took {stop:?}"),
+        )?;
+        ensure(
+            inspect < Duration::from_secs(2),
+            format!("{what}: docker inspect took {inspect:?}"),
+        )?;
+        ensure(
+            remove < Duration::from_secs(2),
+            format!("{what}: docker rm -f took {remove:?}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// Tick numbers that arrived for a container.
+fn ticks(loki: &FakeLoki, name: &str) -> Vec<u64> {
+    loki.entries_matching(&[("container_name", name)])
+        .iter()
+        .filter_map(|e| e.text().strip_prefix("tick ").and_then(|n| n.parse().ok()))
+        .collect()
+}
+
+async fn wait_for_tick_after(
+    loki: &FakeLoki,
+    name: &str,
+    after: u64,
+    timeout: Duration,
+) -> Result<u64, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = ticks(loki, name).into_iter().max().unwrap_or(0);
+        if last > after {
+            return Ok(last);
+        }
+        ensure(
+            Instant::now() < deadline,
+            format!("{name}: no tick after {after} within {timeout:?}"),
+        )?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+struct Registry(std::process::Child, #[allow(dead_code)] tempfile::TempDir);
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_registry() -> Result<Registry, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let config = dir.path().join("config.yml");
+    let storage = dir.path().join("storage");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {REGISTRY}\nlog:\n  level: error\n",
+            storage.display()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let child = Command::new("docker-registry")
+        .args(["serve", config.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("docker-registry: {e}"))?;
+    let registry = Registry(child, dir);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(REGISTRY).is_err() {
+        ensure(
+            Instant::now() < deadline,
+            "the local registry did not start",
+        )?;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(registry)
+}
+
+async fn lifecycle(ctx: &Ctx) -> Outcome {
+    // Disable and enable with no container using the plugin.
+    cli(&["plugin", "disable", PLUGIN])?;
+    cli(&["plugin", "enable", PLUGIN])?;
+
+    let name = "loki-e2e-ticker";
+    let id = run(
+        ctx,
+        name,
+        "i=0; while :; do echo \"tick $i\"; i=$((i+1)); sleep 0.05; done",
+        &[("loki-batch-wait", "100ms")],
+    )
+    .await?;
+    wait_for_tick_after(&ctx.loki, name, 5, Duration::from_secs(10)).await?;
+
+    // Disable while in use: Docker refuses.
+    let refused = cli(&["plugin", "disable", PLUGIN])
+        .err()
+        .ok_or("disable succeeded while a container used the plugin")?;
+    ensure(
+        refused.contains("in use"),
+        format!("disable said: {refused}"),
+    )?;
+    println!("    docker plugin disable while in use: {refused}");
+
+    // Upgrade to a new build while the container keeps logging.
+    let _registry = start_registry()?;
+    let dir = build_plugin_dir(&ctx.root, "e2e-b")?;
+    let remote = format!("{REGISTRY}/loki-e2e:b");
+    let _ = cli(&["plugin", "rm", "-f", &remote]);
+    cli(&["plugin", "create", &remote, dir.to_str().unwrap()])?;
+    cli(&["plugin", "push", &remote])?;
+    cli(&["plugin", "rm", &remote])?;
+    let before = wait_for_tick_after(&ctx.loki, name, 10, Duration::from_secs(10)).await?;
+    cli(&["plugin", "disable", "-f", PLUGIN])?;
+    cli(&[
+        "plugin",
+        "upgrade",
+        "--grant-all-permissions",
+        "--skip-remote-check",
+        PLUGIN,
+        &remote,
+    ])?;
+    cli(&["plugin", "enable", PLUGIN])?;
+    let version_file = format!("/proc/{}/root/VERSION", plugin_pid()?);
+    let running =
+        std::fs::read_to_string(&version_file).map_err(|e| format!("{version_file}: {e}"))?;
+    ensure(
+        running.contains("e2e-e2e-b"),
+        format!("the upgraded plugin runs {running:?}"),
+    )?;
+    let after = wait_for_tick_after(&ctx.loki, name, before + 20, Duration::from_secs(20)).await?;
+    let seen = ticks(&ctx.loki, name);
+    let missing: Vec<u64> = (0..=after).filter(|n| !seen.contains(n)).collect();
+    ensure(
+        missing.is_empty(),
+        format!("ticks lost across the upgrade: {missing:?}"),
+    )?;
+    println!("    upgrade: ticks 0..={after} all arrived (upgrade began after tick {before})");
+
+    // A crash: Docker restarts the plugin, which finds the FIFO again.
+    let old_pid = plugin_pid()?;
+    // SAFETY: killing the plugin process, as a crash would.
+    unsafe { libc::kill(old_pid as i32, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let new_pid = loop {
+        match plugin_pid() {
+            Ok(pid) if pid != old_pid => break pid,
+            _ => {
+                ensure(
+                    Instant::now() < deadline,
+                    "Docker did not restart the crashed plugin",
+                )?;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let crash_at = ticks(&ctx.loki, name).into_iter().max().unwrap_or(0);
+    let resumed =
+        wait_for_tick_after(&ctx.loki, name, crash_at + 20, Duration::from_secs(20)).await?;
+    let seen = ticks(&ctx.loki, name);
+    let lost = (0..=resumed).filter(|n| !seen.contains(n)).count();
+    println!(
+        "    crash: plugin pid {old_pid} killed, restarted as {new_pid}; ticks resumed up to {resumed}, {lost} lost in the killed process's memory"
+    );
+    ensure(is_running(ctx, &id).await?, "the container stopped")?;
+    Ok(())
+}
+
+/// A dockerd whose default log driver is the plugin, like `daemon.json`'s
+/// `"log-driver"` and `"log-opts"`.
+async fn daemon_defaults(ctx: &Ctx) -> Outcome {
+    let dir = tempfile::Builder::new()
+        .prefix("loki-e2e-dockerd")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let socket = dir.path().join("docker.sock");
+    let host = format!("unix://{}", socket.display());
+    let start = |extra: &[String]| -> Result<std::process::Child, String> {
+        let log =
+            std::fs::File::create(dir.path().join("dockerd.log")).map_err(|e| e.to_string())?;
+        let mut command = Command::new("dockerd");
+        command
+            .arg("--data-root")
+            .arg(dir.path().join("data"))
+            .arg("--exec-root")
+            .arg(dir.path().join("exec"))
+            .arg("--pidfile")
+            .arg(dir.path().join("dockerd.pid"))
+            .arg("-H")
+            .arg(&host)
+            .args(["--bridge=none", "--iptables=false", "--ip-masq=false"])
+            .args(extra)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        let child = command.spawn().map_err(|e| format!("dockerd: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while cli_at(Some(&host), &["version"]).is_err() {
+            if Instant::now() > deadline {
+                let log =
+                    std::fs::read_to_string(dir.path().join("dockerd.log")).unwrap_or_default();
+                return Err(format!("second dockerd did not start:\n{log}"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(child)
+    };
+    let stop = |mut child: std::process::Child| {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let _ = child.wait();
+    };
+    let plugin_dir = ctx.root.join("build/e2e-a");
+    let mut daemon = Some(start(&[])?);
+    let result = async {
+        cli_at(
+            Some(&host),
+            &["plugin", "create", PLUGIN, plugin_dir.to_str().unwrap()],
+        )?;
+        cli_at(Some(&host), &["plugin", "enable", PLUGIN])?;
+        let image = Command::new("sh")
+            .arg("-c")
+            .arg(format!("docker save {IMAGE} | docker -H {host} load"))
+            .output()
+            .map_err(|e| e.to_string())?;
+        ensure(
+            image.status.success(),
+            format!("image copy: {}", String::from_utf8_lossy(&image.stderr)),
+        )?;
+        stop(daemon.take().expect("daemon running"));
+        daemon = Some(start(&[
+            "--log-driver".into(),
+            PLUGIN.into(),
+            "--log-opt".into(),
+            format!("loki-url={}", ctx.loki.url()),
+            "--log-opt".into(),
+            "loki-external-labels=job=daemon-default".into(),
+        ])?);
+        cli_at(
+            Some(&host),
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--name",
+                "loki-e2e-default",
+                IMAGE,
+                "echo",
+                "shipped by default",
+            ],
+        )?;
+        let entries = wait_entries(
+            &ctx.loki,
+            &[
+                ("container_name", "loki-e2e-default"),
+                ("job", "daemon-default"),
+            ],
+            1,
+            Duration::from_secs(10),
+        )
+        .await?;
+        ensure(
+            texts(&entries) == ["shipped by default"],
+            format!("{:?}", texts(&entries)),
+        )?;
+        let _ = cli_at(Some(&host), &["plugin", "disable", "-f", PLUGIN]);
+        let _ = cli_at(Some(&host), &["plugin", "rm", "-f", PLUGIN]);
+        Ok(())
+    }
+    .await;
+    if let Some(daemon) = daemon {
+        stop(daemon);
+    }
+    let _ = Command::new("umount").arg("-R").arg(dir.path()).output();
+    result
+}
