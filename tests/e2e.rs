@@ -787,6 +787,41 @@ async fn lifecycle(ctx: &Ctx) -> Outcome {
     Ok(())
 }
 
+/// A bridge for the second dockerd, removed on drop. No traffic goes through
+/// it: the test containers have no network.
+const BRIDGE: &str = "loki-e2e0";
+
+struct Bridge;
+
+impl Bridge {
+    fn create() -> Result<Bridge, String> {
+        let ip = |args: &[&str]| -> Outcome {
+            let out = Command::new("ip")
+                .args(args)
+                .output()
+                .map_err(|e| format!("ip: {e}"))?;
+            ensure(
+                out.status.success(),
+                format!(
+                    "ip {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            )
+        };
+        let _ = ip(&["link", "del", BRIDGE]);
+        ip(&["link", "add", BRIDGE, "type", "bridge"])?;
+        ip(&["addr", "add", "10.213.213.1/24", "dev", BRIDGE])?;
+        Ok(Bridge)
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", BRIDGE]).output();
+    }
+}
+
 /// A dockerd whose default log driver is the plugin, like `daemon.json`'s
 /// `"log-driver"` and `"log-opts"`.
 async fn daemon_defaults(ctx: &Ctx) -> Outcome {
@@ -809,7 +844,8 @@ async fn daemon_defaults(ctx: &Ctx) -> Outcome {
             .arg(dir.path().join("dockerd.pid"))
             .arg("-H")
             .arg(&host)
-            .args(["--bridge=none", "--iptables=false", "--ip-masq=false"])
+            // Its own bridge: `--bridge=none` would delete the host daemon's docker0.
+            .args(["--bridge", BRIDGE, "--iptables=false", "--ip-masq=false"])
             .args(extra)
             .stdout(log.try_clone().unwrap())
             .stderr(log);
@@ -831,6 +867,7 @@ async fn daemon_defaults(ctx: &Ctx) -> Outcome {
         let _ = child.wait();
     };
     let plugin_dir = ctx.root.join("build/e2e-a");
+    let _bridge = Bridge::create()?;
     let mut daemon = Some(start(&[])?);
     let result = async {
         cli_at(
