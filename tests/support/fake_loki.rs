@@ -55,6 +55,8 @@ pub struct Received {
     pub status: u16,
     /// Label sets of the streams in the request.
     pub streams: Vec<Labels>,
+    /// Whether the client presented a TLS certificate.
+    pub client_certificate: bool,
 }
 
 struct State {
@@ -66,12 +68,22 @@ struct State {
 
 pub struct FakeLoki {
     addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: Arc<State>,
     server: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl FakeLoki {
     pub async fn start() -> FakeLoki {
+        FakeLoki::start_with(None).await
+    }
+
+    /// Serves HTTPS with this TLS configuration.
+    pub async fn start_tls(config: Arc<rustls::ServerConfig>) -> FakeLoki {
+        FakeLoki::start_with(Some(tokio_rustls::TlsAcceptor::from(config))).await
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> FakeLoki {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind fake Loki");
@@ -84,6 +96,7 @@ impl FakeLoki {
         });
         let fake = FakeLoki {
             addr,
+            tls,
             state,
             server: Mutex::new(None),
         };
@@ -100,6 +113,7 @@ impl FakeLoki {
 
     fn serve(&self, listener: TcpListener) {
         let state = self.state.clone();
+        let tls = self.tls.clone();
         let task = tokio::spawn(async move {
             // Dropping this task (on abort) closes the listener and every connection.
             let mut connections = JoinSet::new();
@@ -108,14 +122,36 @@ impl FakeLoki {
                     continue;
                 };
                 let state = state.clone();
+                let tls = tls.clone();
                 connections.spawn(async move {
-                    let service = service_fn(move |req| {
-                        let state = state.clone();
-                        async move { Ok::<_, std::convert::Infallible>(handle(req, &state).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let service = |client_certificate: bool| {
+                        service_fn(move |req| {
+                            let state = state.clone();
+                            async move {
+                                Ok::<_, std::convert::Infallible>(
+                                    handle(req, &state, client_certificate).await,
+                                )
+                            }
+                        })
+                    };
+                    let http = http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = http
+                                .serve_connection(TokioIo::new(stream), service(false))
+                                .await;
+                        }
+                        Some(acceptor) => {
+                            let Ok(stream) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            let client_certificate =
+                                stream.get_ref().1.peer_certificates().is_some();
+                            let _ = http
+                                .serve_connection(TokioIo::new(stream), service(client_certificate))
+                                .await;
+                        }
+                    }
                 });
                 while connections.try_join_next().is_some() {}
             }
@@ -124,7 +160,8 @@ impl FakeLoki {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}/loki/api/v1/push", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}/loki/api/v1/push", self.addr)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -210,7 +247,11 @@ impl Drop for FakeLoki {
     }
 }
 
-async fn handle(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
+async fn handle(
+    req: Request<Incoming>,
+    state: &State,
+    client_certificate: bool,
+) -> Response<Full<Bytes>> {
     let mode = state.mode.lock().unwrap().clone();
     let headers = req.headers().clone();
     let path = req.uri().path().to_string();
@@ -223,6 +264,7 @@ async fn handle(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>> 
             headers: headers.clone(),
             status,
             streams,
+            client_certificate,
         });
     };
     match mode {

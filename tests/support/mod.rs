@@ -1,4 +1,6 @@
 #![allow(dead_code)]
 
+pub mod connect_proxy;
 pub mod fake_daemon;
 pub mod fake_loki;
+pub mod tls;
