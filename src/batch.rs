@@ -83,7 +83,7 @@ impl Endpoint {
         containers.retain(|c| {
             let finished = c.is_finished();
             if finished {
-                c.log_summary("logging finished");
+                c.log_finished();
             }
             !finished
         });

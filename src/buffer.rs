@@ -117,6 +117,9 @@ pub struct ContainerBuffer {
     queued_bytes: AtomicUsize,
     /// Set once the reader has pushed its last line.
     closed: AtomicBool,
+    /// Set when the reader stopped for a plugin shutdown rather than at EOF:
+    /// the FIFO may hold more, for the next plugin process to read.
+    interrupted: AtomicBool,
     /// Wakes the endpoint's batcher.
     wake: Arc<Notify>,
     /// The batcher is woken early when this many bytes are queued.
@@ -148,6 +151,7 @@ impl ContainerBuffer {
             }),
             queued_bytes: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            interrupted: AtomicBool::new(false),
             wake,
             batch_size,
             stats: ContainerStats::default(),
@@ -258,7 +262,9 @@ impl ContainerBuffer {
     }
 
     /// Marks the end of input: the batcher sends what is left without waiting.
-    pub fn close(&self) {
+    /// `at_eof` is false when the plugin stopped reading before the FIFO ended.
+    pub fn close(&self, at_eof: bool) {
+        self.interrupted.store(!at_eof, Ordering::Relaxed);
         self.closed.store(true, Ordering::Release);
         self.wake.notify_one();
     }
@@ -283,7 +289,16 @@ impl ContainerBuffer {
         self.stats.sent.fetch_add(lines, Ordering::Relaxed);
     }
 
-    /// Logs the container's final account of its lines.
+    /// Logs the container's account of its lines when the batcher lets it go.
+    pub fn log_finished(&self) {
+        if self.interrupted.load(Ordering::Relaxed) {
+            self.log_summary("reading paused by plugin shutdown (resumes on restart)");
+        } else {
+            self.log_summary("logging finished");
+        }
+    }
+
+    /// Logs the container's account of its lines.
     pub fn log_summary(&self, what: &str) {
         let s = &self.stats;
         let queued = self.queue.lock().expect("buffer lock poisoned").lines.len();

@@ -143,7 +143,7 @@ impl Driver {
         let stop = self.stop_readers.subscribe();
         let reader = tokio::spawn(async move {
             let end = read_fifo(fifo, assembler, &buffer, stop).await;
-            buffer.close();
+            buffer.close(end == ReadEnd::Eof);
             if end == ReadEnd::Eof {
                 driver
                     .attached
@@ -270,7 +270,11 @@ impl Driver {
         self.stop_readers.send_replace(true);
         self.drain.send_replace(Some(deadline));
         let tasks = std::mem::take(&mut *self.tasks.lock().expect("driver lock poisoned"));
-        let all_done = futures_join_all(tasks);
+        let all_done = async {
+            for task in tasks {
+                let _ = task.await;
+            }
+        };
         if tokio::time::timeout_at((deadline + Duration::from_millis(500)).into(), all_done)
             .await
             .is_err()
@@ -290,11 +294,5 @@ impl Driver {
     /// Bytes queued across all containers (for tests and reports).
     pub fn buffered_bytes(&self) -> usize {
         self.budget.used()
-    }
-}
-
-async fn futures_join_all(tasks: Vec<JoinHandle<()>>) {
-    for task in tasks {
-        let _ = task.await;
     }
 }

@@ -70,7 +70,7 @@ impl ContainerInfo {
 
     /// The first 12 characters of the container ID, for log lines.
     pub fn short_id(&self) -> &str {
-        &self.container_id[..self.container_id.len().min(12)]
+        self.container_id.get(..12).unwrap_or(&self.container_id)
     }
 }
 
@@ -241,6 +241,19 @@ mod tests {
         let request: StartLoggingRequest = serde_json::from_str(body).unwrap();
         assert_eq!(request.info.env, None);
         assert_eq!(request.info.config, Some(HashMap::new()));
+    }
+
+    #[test]
+    fn short_id_never_splits_a_character() {
+        let info = |id: &str| ContainerInfo {
+            container_id: id.into(),
+            ..ContainerInfo::default()
+        };
+        assert_eq!(info("e11059f72dbaf86cedf4a9").short_id(), "e11059f72dba");
+        assert_eq!(info("abc").short_id(), "abc");
+        assert_eq!(info("ééééééé").short_id(), "éééééé");
+        // Byte 12 falls inside a character: the whole ID is kept instead of panicking.
+        assert_eq!(info("aéééééé").short_id(), "aéééééé");
     }
 
     #[test]

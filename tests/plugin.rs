@@ -605,6 +605,9 @@ async fn sigterm_flushes_buffered_lines_before_exit() {
     assert!(status.success(), "{status}");
     assert!(stopped.elapsed() < Duration::from_secs(4));
     assert_all_numbers_once_in_order(&loki, 100);
+    let log = plugin.log();
+    assert!(log.contains("reading paused by plugin shutdown"), "{log}");
+    assert_eq!(summary_field(&log, "fixture-app", "sent"), Some(100));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
