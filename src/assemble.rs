@@ -5,12 +5,15 @@
 //! be empty. At EOF an unterminated remainder arrives with `last=false` and
 //! nothing after it, so [`Assembler::flush`] emits whatever is pending.
 //!
-//! Whitespace-only lines are skipped. Invalid UTF-8 is delivered with each bad
-//! sequence replaced by U+FFFD: Loki's query API returns JSON strings, which
-//! would show the same replacement characters, and a valid line is accepted by
-//! every Loki version and every push format. Lines longer than the maximum
-//! line size are delivered as consecutive entries of at most that size (cut at
-//! character boundaries) instead of being rejected by Loki.
+//! Lines come out exactly as the container printed them (the local copy for
+//! `docker logs` keeps them so), except that lines longer than the maximum
+//! line size are cut into consecutive pieces of at most that size, at
+//! character boundaries, so Loki does not reject them and memory stays bounded.
+//!
+//! [`prepare_for_loki`] then drops whitespace-only lines and replaces each
+//! invalid UTF-8 sequence with U+FFFD: Loki's query API returns JSON strings,
+//! which would show the same replacement characters, and a valid line is
+//! accepted by every Loki version and every push format.
 
 use crate::proto::logdriver::LogEntry;
 
@@ -46,8 +49,21 @@ impl Source {
 pub struct Line {
     pub timestamp_ns: i64,
     pub source: Source,
-    /// Valid UTF-8.
+    /// As printed; valid UTF-8 once [`prepare_for_loki`] has run.
     pub bytes: Vec<u8>,
+}
+
+/// Drops whitespace-only lines and makes every line valid UTF-8. Valid lines
+/// (nearly all) are neither copied nor reallocated.
+pub fn prepare_for_loki(lines: &mut Vec<Line>) {
+    lines.retain(|line| !line.bytes.iter().all(u8::is_ascii_whitespace));
+    for line in lines.iter_mut() {
+        if std::str::from_utf8(&line.bytes).is_err() {
+            line.bytes = String::from_utf8_lossy(&line.bytes)
+                .into_owned()
+                .into_bytes();
+        }
+    }
 }
 
 /// A line still being joined from partial frames.
@@ -140,15 +156,6 @@ impl Assembler {
     }
 
     fn emit(&self, timestamp_ns: i64, source: Source, bytes: Vec<u8>, out: &mut Vec<Line>) {
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return;
-        }
-        let bytes = match String::from_utf8(bytes) {
-            Ok(text) => text.into_bytes(),
-            Err(err) => String::from_utf8_lossy(err.as_bytes())
-                .into_owned()
-                .into_bytes(),
-        };
         if bytes.len() <= self.max_line {
             out.push(Line {
                 timestamp_ns,
@@ -291,22 +298,33 @@ mod tests {
     }
 
     #[test]
-    fn blank_lines_are_skipped() {
+    fn lines_come_out_as_printed() {
         let lines = run(
             vec![
                 full("stdout", 1, b""),
                 full("stdout", 2, b"   \t"),
-                full("stdout", 3, b" x "),
+                full("stdout", 3, b"\xff\xfe x"),
             ],
             100,
         );
-        assert_eq!(texts(&lines), [" x "]);
+        let bytes: Vec<&[u8]> = lines.iter().map(|l| l.bytes.as_slice()).collect();
+        assert_eq!(bytes, [&b""[..], b"   \t", b"\xff\xfe x"]);
     }
 
     #[test]
-    fn invalid_utf8_becomes_replacement_characters() {
-        let lines = run(vec![full("stdout", 1, b"\xff\xfe invalid utf8")], 100);
-        assert_eq!(texts(&lines), ["\u{fffd}\u{fffd} invalid utf8"]);
+    fn loki_gets_no_blank_lines_and_valid_utf8() {
+        let mut lines = run(
+            vec![
+                full("stdout", 1, b""),
+                full("stdout", 2, b"   \t"),
+                full("stdout", 3, b" x "),
+                full("stdout", 4, b"\xff\xfe invalid utf8"),
+            ],
+            100,
+        );
+        prepare_for_loki(&mut lines);
+        assert_eq!(texts(&lines), [" x ", "\u{fffd}\u{fffd} invalid utf8"]);
+        assert!(lines.iter().all(|l| std::str::from_utf8(&l.bytes).is_ok()));
     }
 
     #[test]

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::net::unix::pipe;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::assemble::{Assembler, DEFAULT_MAX_LINE_SIZE};
@@ -22,9 +23,10 @@ use crate::batch::Endpoint;
 use crate::buffer::{ContainerBuffer, DEFAULT_TOTAL_BUFFER_SIZE, MemoryBudget};
 use crate::fifo::{ReadEnd, read_fifo};
 use crate::labels::{StreamLabels, container_labels};
+use crate::local_copy::{ContainerLog, LocalStore, ReadRequest, parse_time};
 use crate::loki::LokiClient;
 use crate::options::{ContainerConfig, EndpointConfig, OptionError};
-use crate::plugin_api::StartLoggingRequest;
+use crate::plugin_api::{ContainerInfo, ReadLogsRequest, StartLoggingRequest};
 
 /// Plugin-wide settings, from the plugin's environment.
 #[derive(Debug, Clone)]
@@ -37,8 +39,16 @@ pub struct Settings {
     pub max_line_size: usize,
     /// How long shutdown keeps trying to deliver buffered lines.
     pub shutdown_grace: Duration,
-    /// Where attachments are recorded for re-attaching after a crash.
-    pub state_dir: Option<PathBuf>,
+    /// Where attachment records (`attached/`) and local copies (`logs/`)
+    /// live; `None` keeps neither (no re-attach, no `docker logs`).
+    pub data_dir: Option<PathBuf>,
+    /// Bound on all local copies together.
+    pub local_store_size: u64,
+    /// How often the local store is checked against its bound and against
+    /// the containers that still exist.
+    pub store_gc_interval: Duration,
+    /// Docker's API socket, to learn which containers were removed.
+    pub docker_socket: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -48,10 +58,16 @@ impl Default for Settings {
             total_buffer_size: DEFAULT_TOTAL_BUFFER_SIZE,
             max_line_size: DEFAULT_MAX_LINE_SIZE,
             shutdown_grace: Duration::from_secs(5),
-            state_dir: None,
+            data_dir: None,
+            local_store_size: DEFAULT_LOCAL_STORE_SIZE,
+            store_gc_interval: Duration::from_secs(60),
+            docker_socket: None,
         }
     }
 }
+
+/// Default bound on all local copies together (`LOCAL_STORE_SIZE`).
+pub const DEFAULT_LOCAL_STORE_SIZE: u64 = 2 * 1024 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -69,6 +85,7 @@ pub enum StartError {
 
 pub struct Driver {
     settings: Settings,
+    store: Option<Arc<LocalStore>>,
     budget: Arc<MemoryBudget>,
     /// Buffers of the FIFOs being read, by the path the daemon sent.
     attached: Mutex<HashMap<String, Arc<ContainerBuffer>>>,
@@ -80,7 +97,12 @@ pub struct Driver {
 
 impl Driver {
     pub fn new(settings: Settings) -> Arc<Driver> {
+        let store = settings
+            .data_dir
+            .as_ref()
+            .map(|dir| Arc::new(LocalStore::new(dir.join("logs"))));
         Arc::new(Driver {
+            store,
             budget: Arc::new(MemoryBudget::new(settings.total_buffer_size)),
             settings,
             attached: Mutex::new(HashMap::new()),
@@ -124,6 +146,7 @@ impl Driver {
             endpoint.wake(),
             config.endpoint.batch_size,
         ));
+        let local_copy = self.open_local_copy(info, &config);
         endpoint.attach(buffer.clone());
         self.attached
             .lock()
@@ -142,8 +165,11 @@ impl Driver {
         let assembler = Assembler::new(self.settings.max_line_size);
         let stop = self.stop_readers.subscribe();
         let reader = tokio::spawn(async move {
-            let end = read_fifo(fifo, assembler, &buffer, stop).await;
+            let end = read_fifo(fifo, assembler, &buffer, local_copy.as_deref(), stop).await;
             buffer.close(end == ReadEnd::Eof);
+            if let Some(local_copy) = local_copy {
+                local_copy.detach();
+            }
             if end == ReadEnd::Eof {
                 driver
                     .attached
@@ -173,6 +199,82 @@ impl Driver {
         }
     }
 
+    /// Opens the container's local copy unless `no-file` is set. A disk
+    /// problem costs `docker logs`, never the container's start.
+    fn open_local_copy(
+        &self,
+        info: &ContainerInfo,
+        config: &ContainerConfig,
+    ) -> Option<Arc<ContainerLog>> {
+        let store = self.store.as_ref().filter(|_| !config.local_copy.no_file)?;
+        match store.open_for_writing(&info.container_id, &config.local_copy) {
+            Ok(log) => Some(log),
+            Err(err) => {
+                tracing::warn!(container = %info.name(), error = %err, "cannot keep a local copy; docker logs will not show this run");
+                None
+            }
+        }
+    }
+
+    /// Handles ReadLogs: streams the container's local copy as FIFO frames.
+    pub fn read_logs(&self, request: ReadLogsRequest) -> Result<mpsc::Receiver<Bytes>, String> {
+        let info = &request.info;
+        let opts = info.config.clone().unwrap_or_default();
+        if opts
+            .get("no-file")
+            .is_some_and(|v| crate::units::parse_bool(v) == Ok(true))
+        {
+            return Err(format!(
+                "container {} runs with no-file=true: this plugin keeps no local copy for docker logs; query Loki instead",
+                info.name()
+            ));
+        }
+        let store = self
+            .store
+            .as_ref()
+            .ok_or("this plugin runs without a data directory (DATA_DIR): no local copies")?;
+        let read = ReadRequest {
+            since_ns: parse_time(&request.config.since)?,
+            until_ns: parse_time(&request.config.until)?,
+            tail: usize::try_from(request.config.tail).ok(),
+            follow: request.config.follow,
+        };
+        let (tx, rx) = mpsc::channel(64);
+        store
+            .read(&info.container_id, read, tx)
+            .map_err(|err| format!("container {}: {err}", info.name()))?;
+        Ok(rx)
+    }
+
+    /// Every `store_gc_interval`: deletes the local copies of containers
+    /// that no longer exist (unless `keep-file`), then keeps the store under
+    /// `local_store_size`, oldest files first.
+    pub fn start_store_gc(self: &Arc<Self>) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        let socket = self.settings.docker_socket.clone();
+        let (cap, interval) = (
+            self.settings.local_store_size,
+            self.settings.store_gc_interval,
+        );
+        let mut stop = self.stop_readers.subscribe();
+        tokio::spawn(async move {
+            let mut warned = false;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = stop.wait_for(|stopping| *stopping) => return,
+                }
+                if let Some(socket) = &socket {
+                    remove_copies_of_removed_containers(&store, socket, &mut warned).await;
+                }
+                let store = store.clone();
+                let _ = tokio::task::spawn_blocking(move || store.enforce_cap(cap)).await;
+            }
+        });
+    }
+
     fn endpoint_for(&self, config: &EndpointConfig) -> Result<Arc<Endpoint>, StartError> {
         let mut endpoints = self.endpoints.lock().expect("driver lock poisoned");
         if let Some(endpoint) = endpoints.get(config) {
@@ -192,7 +294,7 @@ impl Driver {
     /// Re-opens the FIFOs recorded in the state directory by an earlier run
     /// of the plugin that did not see them to their end.
     pub fn reattach(self: &Arc<Self>) {
-        let Some(dir) = &self.settings.state_dir else {
+        let Some(dir) = self.attached_dir() else {
             return;
         };
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -223,8 +325,15 @@ impl Driver {
         }
     }
 
+    fn attached_dir(&self) -> Option<PathBuf> {
+        self.settings
+            .data_dir
+            .as_ref()
+            .map(|dir| dir.join("attached"))
+    }
+
     fn state_file(&self, fifo: &str) -> Option<PathBuf> {
-        let dir = self.settings.state_dir.as_ref()?;
+        let dir = self.attached_dir()?;
         let name = Path::new(fifo).file_name()?.to_string_lossy().into_owned();
         Some(dir.join(format!("{name}.json")))
     }
@@ -294,5 +403,25 @@ impl Driver {
     /// Bytes queued across all containers (for tests and reports).
     pub fn buffered_bytes(&self) -> usize {
         self.budget.used()
+    }
+}
+
+/// Deletes the local copies of containers the daemon no longer has (unless
+/// `keep-file`). Without an answer from the API nothing is deleted.
+async fn remove_copies_of_removed_containers(store: &LocalStore, socket: &Path, warned: &mut bool) {
+    let existing = match crate::docker_api::container_ids(socket).await {
+        Ok(existing) => existing,
+        Err(err) => {
+            if !std::mem::replace(warned, true) {
+                tracing::warn!(socket = %socket.display(), error = %err,
+                    "cannot list containers; local copies of removed containers stay until the store cap removes them");
+            }
+            return;
+        }
+    };
+    for id in store.stored_containers() {
+        if !existing.contains(&id) && store.remove_unless_kept(&id).unwrap_or(false) {
+            tracing::info!(id = %id.get(..12).unwrap_or(&id), "removed the local copy of a removed container");
+        }
     }
 }

@@ -7,11 +7,14 @@
 
 use bytes::{Buf, BytesMut};
 use prost::Message;
+use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt};
+
 use tokio::sync::watch;
 
-use crate::assemble::Assembler;
-use crate::buffer::ContainerBuffer;
+use crate::assemble::{Assembler, Line, prepare_for_loki};
+use crate::buffer::{ContainerBuffer, Throttle};
+use crate::local_copy::ContainerLog;
 use crate::proto::logdriver::LogEntry;
 
 /// Bytes requested from the FIFO per read (the kernel pipe holds 64 KiB).
@@ -105,8 +108,14 @@ pub async fn read_fifo<R: AsyncRead + Unpin>(
     mut fifo: R,
     mut assembler: Assembler,
     buffer: &ContainerBuffer,
+    local_copy: Option<&ContainerLog>,
     mut stop: watch::Receiver<bool>,
 ) -> ReadEnd {
+    let mut sink = LineSink {
+        buffer,
+        local_copy,
+        disk_warning: Throttle::default(),
+    };
     let mut decoder = FrameDecoder::new();
     let mut entry = LogEntry::default();
     let mut lines = Vec::with_capacity(256);
@@ -133,9 +142,7 @@ pub async fn read_fifo<R: AsyncRead + Unpin>(
                 buffer.count_invalid_frame(&reason);
             }
         }
-        if !lines.is_empty() {
-            buffer.push(&mut lines);
-        }
+        sink.hand_over(&mut lines);
     };
     if end == ReadEnd::Eof && decoder.unfinished_bytes() > 0 {
         buffer.count_invalid_frame(&format!(
@@ -144,8 +151,30 @@ pub async fn read_fifo<R: AsyncRead + Unpin>(
         ));
     }
     assembler.flush(&mut lines);
-    buffer.push(&mut lines);
+    sink.hand_over(&mut lines);
     end
+}
+
+/// Where whole lines go: the local copy as printed, then Loki's buffer.
+struct LineSink<'a> {
+    buffer: &'a ContainerBuffer,
+    local_copy: Option<&'a ContainerLog>,
+    disk_warning: Throttle,
+}
+
+impl LineSink<'_> {
+    fn hand_over(&mut self, lines: &mut Vec<Line>) {
+        if lines.is_empty() {
+            return;
+        }
+        if let Some(Err(err)) = self.local_copy.map(|copy| copy.append(lines))
+            && self.disk_warning.allow(Instant::now()).is_some()
+        {
+            tracing::warn!(container = %self.buffer.name(), error = %err, "writing the local copy for docker logs failed");
+        }
+        prepare_for_loki(lines);
+        self.buffer.push(lines);
+    }
 }
 
 #[cfg(test)]

@@ -10,12 +10,14 @@
 //!                                    │        reader task, endpoint; re-attach state
 //!   options ─ template ─ labels ─────┤        (log-opts → validated config → label sets)
 //!                                    ▼
-//!  dockerd ──FIFO──▶ fifo ──▶ assemble ──▶ buffer ──▶ batch ──▶ loki ──HTTP──▶ Loki
-//!            frames   length-   partial     bounded    one       protobuf +
-//!                     prefixed  joining,    per-       batcher   snappy push,
-//!                     protobuf  blank skip, container  per       retry with
-//!                               UTF-8 fix   queue,     endpoint  backoff
-//!                                           drop-oldest
+//!  dockerd ──FIFO──▶ fifo ──▶ assemble ─┬──▶ buffer ──▶ batch ──▶ loki ──HTTP──▶ Loki
+//!            frames   length-   partial   │    bounded    one       protobuf +
+//!                     prefixed  joining   │    per-       batcher   snappy push,
+//!                     protobuf            │    container  per       retry with
+//!                                         │    queue,     endpoint  backoff
+//!                                         │    drop-oldest
+//!                                         └──▶ local_copy ◀── ReadLogs (`docker logs`)
+//!                                              rotated, compressed files per container
 //! ```
 //!
 //! The FIFO reader never waits for the network: it only appends to its
@@ -25,9 +27,11 @@
 pub mod assemble;
 pub mod batch;
 pub mod buffer;
+pub mod docker_api;
 pub mod driver;
 pub mod fifo;
 pub mod labels;
+pub mod local_copy;
 pub mod loki;
 pub mod options;
 pub mod plugin_api;
@@ -48,6 +52,7 @@ pub async fn run(
 ) {
     let driver = driver::Driver::new(settings);
     driver.reattach();
+    driver.start_store_gc();
     plugin_api::serve(listener, driver.clone(), shutdown).await;
     driver.shutdown().await;
 }

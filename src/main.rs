@@ -8,9 +8,11 @@ use loki_logdriver::driver::Settings;
 use loki_logdriver::units::{parse_duration, parse_size};
 
 const DEFAULT_SOCKET: &str = "/run/docker/plugins/loki.sock";
-/// Inside the plugin's propagated mount, beside the FIFOs, so the records
-/// survive a crash and `docker plugin upgrade` as the FIFOs do.
-const DEFAULT_STATE_DIR: &str = "/run/docker/logging/.loki-logdriver";
+/// Inside the plugin's propagated mount, beside the FIFOs, so attachment
+/// records and local copies survive a crash and `docker plugin upgrade` as
+/// the FIFOs do.
+const DEFAULT_DATA_DIR: &str = "/run/docker/logging/.loki-logdriver";
+const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
 const HELP: &str = "\
 Docker log-driver plugin that ships container logs to Grafana Loki.
@@ -27,8 +29,11 @@ Environment (plugin settings, `docker plugin set loki NAME=VALUE`):
   TOTAL_BUFFER_SIZE   bound on lines waiting for Loki, all containers (default 256m)
   MAX_LINE_SIZE       longer lines become several entries (default 256000, Loki's limit)
   SHUTDOWN_GRACE      time to flush buffered lines on shutdown (default 5s)
-  STATE_DIR           where attached FIFOs are recorded to survive a crash
-                      (default /run/docker/logging/.loki-logdriver; empty disables)
+  DATA_DIR            attached FIFOs (to survive a crash) and local copies for docker logs
+                      (default /run/docker/logging/.loki-logdriver; empty disables both)
+  LOCAL_STORE_SIZE    bound on all local copies together (default 2g)
+  STORE_GC_INTERVAL   how often removed containers' copies are deleted (default 60s)
+  DOCKER_SOCKET       Docker API socket, to list containers (default /var/run/docker.sock)
 
 Per-container options are log-opts (--log-opt loki-url=...); see the README.
 ";
@@ -111,11 +116,23 @@ fn settings_from_env() -> Result<Settings, String> {
         settings.shutdown_grace =
             parse_duration(&v).map_err(|e| format!("SHUTDOWN_GRACE={v:?}: {e}"))?;
     }
-    settings.state_dir = match std::env::var("STATE_DIR") {
-        Ok(dir) if dir.is_empty() => None,
-        Ok(dir) => Some(PathBuf::from(dir)),
-        Err(_) => Some(PathBuf::from(DEFAULT_STATE_DIR)),
+    if let Some(v) = var("LOCAL_STORE_SIZE") {
+        settings.local_store_size =
+            parse_size(&v).map_err(|e| format!("LOCAL_STORE_SIZE={v:?}: {e}"))?;
+    }
+    if let Some(v) = var("STORE_GC_INTERVAL") {
+        settings.store_gc_interval = parse_duration(&v)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("STORE_GC_INTERVAL={v:?}: expected a duration above zero"))?;
+    }
+    let path_or_default = |name: &str, default: &str| match std::env::var(name) {
+        Ok(path) if path.is_empty() => None,
+        Ok(path) => Some(PathBuf::from(path)),
+        Err(_) => Some(PathBuf::from(default)),
     };
+    settings.data_dir = path_or_default("DATA_DIR", DEFAULT_DATA_DIR);
+    settings.docker_socket = path_or_default("DOCKER_SOCKET", DEFAULT_DOCKER_SOCKET);
     Ok(settings)
 }
 

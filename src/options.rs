@@ -21,6 +21,9 @@ pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_RETRIES: u32 = 10;
 /// Per-container bound on lines waiting for Loki (`loki-buffer-size`).
 pub const DEFAULT_BUFFER_SIZE: usize = 16 * 1024 * 1024;
+/// Rotation of the local copy, as Docker's `local` driver: 20 MB x 5 files.
+pub const DEFAULT_MAX_SIZE: u64 = 20 * 1024 * 1024;
+pub const DEFAULT_MAX_FILE: u32 = 5;
 
 /// Every log-opt this plugin accepts, in the order `--help`-style errors list them.
 pub const KNOWN_OPTIONS: &[&str] = &[
@@ -135,14 +138,16 @@ pub struct EndpointConfig {
     pub proxy_url: Option<String>,
 }
 
-/// Settings of the local copy for `docker logs`; accepted and validated now,
-/// used once the plugin keeps that copy.
+/// Settings of the local copy behind `docker logs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalCopyOptions {
+    /// Keep no local copy; `docker logs` then answers an error.
     pub no_file: bool,
+    /// Keep the copy after the container is removed.
     pub keep_file: bool,
-    /// `None` means unlimited (`-1`).
+    /// Size at which the current file is rotated; `None` means unlimited (`-1`).
     pub max_size: Option<u64>,
+    /// Files kept, the current one included.
     pub max_file: u32,
 }
 
@@ -281,11 +286,11 @@ impl ContainerConfig {
         }
         size("max-buffer-size", 1)?;
         let max_size = match get("max-size") {
-            None | Some("-1") => None,
-            Some(_) => Some(size("max-size", 0)?),
+            Some("-1") => None,
+            _ => Some(size("max-size", DEFAULT_MAX_SIZE)?),
         };
         let max_file = match get("max-file") {
-            None => 1,
+            None => DEFAULT_MAX_FILE,
             Some(v) => match v.trim().parse::<u32>() {
                 Ok(n) if n >= 1 => n,
                 _ => return Err(invalid("max-file", v, "expected a whole number >= 1")),
@@ -449,8 +454,8 @@ mod tests {
             LocalCopyOptions {
                 no_file: false,
                 keep_file: false,
-                max_size: None,
-                max_file: 1
+                max_size: Some(20 << 20),
+                max_file: 5
             }
         );
     }

@@ -9,17 +9,20 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::{Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use tokio::net::UnixListener;
+use tokio::sync::mpsc;
 
 use crate::driver::Driver;
 
@@ -82,17 +85,63 @@ pub struct StartLoggingRequest {
     pub info: ContainerInfo,
 }
 
+/// ReadLogs: the daemon sends the logger's `Info` and `Config` (not
+/// `ReadConfig`, as Docker's docs say).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReadLogsRequest {
+    #[serde(rename = "Info")]
+    pub info: ContainerInfo,
+    #[serde(rename = "Config")]
+    pub config: ReadConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ReadConfig {
+    /// RFC 3339; Go's zero time when unset.
+    #[serde(rename = "Since", default)]
+    pub since: String,
+    #[serde(rename = "Until", default)]
+    pub until: String,
+    /// Lines from the end; -1 for all.
+    #[serde(rename = "Tail", default = "all_lines")]
+    pub tail: i64,
+    #[serde(rename = "Follow", default)]
+    pub follow: bool,
+}
+
+fn all_lines() -> i64 {
+    -1
+}
+
+/// The body of a ReadLogs answer: FIFO-framed entries as the store reads
+/// them. Dropped when the client goes away, which stops the reader.
+pub struct LogStream(mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for LogStream {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
+    }
+}
+
+type Body = Either<Full<Bytes>, LogStream>;
+
 #[derive(Debug, Deserialize)]
 struct StopLoggingRequest {
     #[serde(rename = "File")]
     file: String,
 }
 
-/// Answers Capabilities. `ReadLogs` stays false until the local copy for
-/// `docker logs` exists; the daemon then serves `docker logs` from its own
-/// cache ("dual logging", Docker 20.10+).
+/// Answers Capabilities: `docker logs` is served from the local copy.
 fn capabilities() -> serde_json::Value {
-    serde_json::json!({ "Cap": { "ReadLogs": false } })
+    serde_json::json!({ "Cap": { "ReadLogs": true } })
 }
 
 /// Serves the protocol on `listener` until `shutdown` completes; then stops
@@ -143,7 +192,7 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     UnixListener::bind(path)
 }
 
-async fn handle(req: Request<Incoming>, driver: &Arc<Driver>) -> Response<Full<Bytes>> {
+async fn handle(req: Request<Incoming>, driver: &Arc<Driver>) -> Response<Body> {
     let path = req.uri().path().to_string();
     if req.method() != Method::POST {
         return error(
@@ -180,34 +229,41 @@ async fn handle(req: Request<Incoming>, driver: &Arc<Driver>) -> Response<Full<B
             }
             Err(err) => unparseable(&path, &err),
         },
-        "/LogDriver.ReadLogs" => error(
-            StatusCode::NOT_IMPLEMENTED,
-            "ReadLogs is not supported by this plugin version; the daemon's own cache serves `docker logs`".into(),
-        ),
+        "/LogDriver.ReadLogs" => match serde_json::from_slice::<ReadLogsRequest>(&body) {
+            Ok(request) => match driver.read_logs(request) {
+                Ok(lines) => Response::builder()
+                    .status(StatusCode::OK)
+                    .header("Content-Type", "application/x-json-stream")
+                    .body(Either::Right(LogStream(lines)))
+                    .expect("static response parts are valid"),
+                Err(message) => error(StatusCode::NOT_FOUND, message),
+            },
+            Err(err) => unparseable(&path, &err),
+        },
         _ => error(StatusCode::NOT_FOUND, format!("unknown endpoint {path}")),
     }
 }
 
-fn unparseable(path: &str, err: &serde_json::Error) -> Response<Full<Bytes>> {
+fn unparseable(path: &str, err: &serde_json::Error) -> Response<Body> {
     error(
         StatusCode::BAD_REQUEST,
         format!("{path}: cannot parse the request body: {err}"),
     )
 }
 
-fn ok(value: serde_json::Value) -> Response<Full<Bytes>> {
+fn ok(value: serde_json::Value) -> Response<Body> {
     json_response(StatusCode::OK, &value)
 }
 
-fn error(status: StatusCode, message: String) -> Response<Full<Bytes>> {
+fn error(status: StatusCode, message: String) -> Response<Body> {
     json_response(status, &serde_json::json!({ "Err": message }))
 }
 
-fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("Content-Type", "application/vnd.docker.plugins.v1+json")
-        .body(Full::new(Bytes::from(value.to_string())))
+        .body(Either::Left(Full::new(Bytes::from(value.to_string()))))
         .expect("static response parts are valid")
 }
 
@@ -257,7 +313,20 @@ mod tests {
     }
 
     #[test]
+    fn decodes_the_recorded_read_logs_bodies() {
+        let raw = include_str!("../../shared/fixtures/daemon-20.10/read-logs-tail.http");
+        let tail: ReadLogsRequest = serde_json::from_str(&raw[raw.find('{').unwrap()..]).unwrap();
+        assert_eq!((tail.config.tail, tail.config.follow), (5, false));
+        assert_eq!(tail.config.since, "2026-01-01T00:00:00Z");
+        assert_eq!(tail.info.name(), "fixture-app");
+        let raw = include_str!("../../shared/fixtures/daemon-20.10/read-logs-follow.http");
+        let follow: ReadLogsRequest = serde_json::from_str(&raw[raw.find('{').unwrap()..]).unwrap();
+        assert_eq!((follow.config.tail, follow.config.follow), (-1, true));
+        assert_eq!(follow.config.until, "0001-01-01T00:00:00Z");
+    }
+
+    #[test]
     fn capabilities_have_the_daemons_shape() {
-        assert_eq!(capabilities()["Cap"]["ReadLogs"], serde_json::json!(false));
+        assert_eq!(capabilities()["Cap"]["ReadLogs"], serde_json::json!(true));
     }
 }

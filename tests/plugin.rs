@@ -131,7 +131,7 @@ async fn protocol_answers_are_json_and_errors_are_clear() {
     let (status, caps) = plugin.call("/LogDriver.Capabilities", "").await;
     assert_eq!(
         (status, caps),
-        (200, serde_json::json!({"Cap": {"ReadLogs": false}}))
+        (200, serde_json::json!({"Cap": {"ReadLogs": true}}))
     );
     let (_, activate) = plugin.call("/Plugin.Activate", "").await;
     assert_eq!(activate, serde_json::json!({"Implements": ["LogDriver"]}));

@@ -47,7 +47,7 @@ pub fn start_request(fifo: &Path, opts: &[(&str, &str)]) -> serde_json::Value {
 pub struct Plugin {
     child: Child,
     pub socket: PathBuf,
-    pub state_dir: PathBuf,
+    pub data_dir: PathBuf,
     log: Arc<Mutex<String>>,
     _dir: tempfile::TempDir,
 }
@@ -55,26 +55,23 @@ pub struct Plugin {
 impl Plugin {
     pub fn start(env: &[(&str, &str)]) -> Plugin {
         let dir = tempfile::tempdir().unwrap();
-        let state_dir = dir.path().join("state");
-        Plugin::start_with_state(env, dir, state_dir)
+        let data_dir = dir.path().join("data");
+        Plugin::start_with_data(env, dir, data_dir)
     }
 
-    /// Starts a second plugin process that shares this one's state directory.
+    /// Starts a second plugin process that shares this one's data directory.
     pub fn restart_from(&self, env: &[(&str, &str)]) -> Plugin {
-        Plugin::start_with_state(env, tempfile::tempdir().unwrap(), self.state_dir.clone())
+        Plugin::start_with_data(env, tempfile::tempdir().unwrap(), self.data_dir.clone())
     }
 
-    fn start_with_state(
-        env: &[(&str, &str)],
-        dir: tempfile::TempDir,
-        state_dir: PathBuf,
-    ) -> Plugin {
+    fn start_with_data(env: &[(&str, &str)], dir: tempfile::TempDir, data_dir: PathBuf) -> Plugin {
         let socket = dir.path().join("plugins/loki.sock");
         let mut command = Command::new(env!("CARGO_BIN_EXE_loki-logdriver"));
         command
             .arg("--socket")
             .arg(&socket)
-            .env("STATE_DIR", &state_dir)
+            .env("DATA_DIR", &data_dir)
+            .env("DOCKER_SOCKET", dir.path().join("no-docker.sock"))
             .env("LOG_LEVEL", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -109,7 +106,7 @@ impl Plugin {
         Plugin {
             child,
             socket,
-            state_dir,
+            data_dir,
             log,
             _dir: dir,
         }
@@ -154,6 +151,55 @@ impl Plugin {
         self.call("/LogDriver.StopLogging", &body).await.1
     }
 
+    /// Calls ReadLogs for the container of `start` (a StartLogging request);
+    /// returns the streaming body, or the status and error answer.
+    pub async fn read_logs(
+        &self,
+        start: &serde_json::Value,
+        config: serde_json::Value,
+    ) -> Result<LogStream, (u16, serde_json::Value)> {
+        let body = serde_json::json!({ "Info": start["Info"], "Config": config }).to_string();
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .expect("connect plugin socket");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let request = Request::post("/LogDriver.ReadLogs")
+            .header("Host", "plugin.moby.localhost")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let response = sender.send_request(request).await.expect("plugin answered");
+        let status = response.status().as_u16();
+        if status != 200 {
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            return Err((status, serde_json::from_slice(&bytes).unwrap_or_default()));
+        }
+        Ok(LogStream {
+            body: response.into_body(),
+            decoder: loki_logdriver::fifo::FrameDecoder::new(),
+            _sender: sender,
+        })
+    }
+
+    /// All entries of a non-following ReadLogs.
+    pub async fn read_all_logs(
+        &self,
+        start: &serde_json::Value,
+        config: serde_json::Value,
+    ) -> Vec<LogEntry> {
+        let mut stream = self
+            .read_logs(start, config)
+            .await
+            .unwrap_or_else(|e| panic!("ReadLogs failed: {e:?}"));
+        let mut all = Vec::new();
+        while let Some(entry) = stream.next(Duration::from_secs(10)).await {
+            all.push(entry);
+        }
+        all
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -195,6 +241,39 @@ impl Drop for Plugin {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A ReadLogs answer, decoded as the daemon decodes it.
+pub struct LogStream {
+    body: hyper::body::Incoming,
+    decoder: loki_logdriver::fifo::FrameDecoder,
+    _sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl LogStream {
+    /// The next entry; `None` at the end of the stream. Panics after `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Option<LogEntry> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut entry = LogEntry::default();
+            if let Some(frame) = self.decoder.next_frame(&mut entry) {
+                frame.expect("ReadLogs sends valid frames");
+                return Some(entry);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let frame = tokio::time::timeout(left, self.body.frame())
+                .await
+                .expect("ReadLogs stream stalled")?;
+            if let Ok(data) = frame.expect("ReadLogs body").into_data() {
+                self.decoder.read_buffer().extend_from_slice(&data);
+            }
+        }
+    }
+}
+
+/// ReadLogs settings as the daemon sends them.
+pub fn read_config(tail: i64, follow: bool) -> serde_json::Value {
+    serde_json::json!({ "Since": "0001-01-01T00:00:00Z", "Until": "0001-01-01T00:00:00Z", "Tail": tail, "Follow": follow })
 }
 
 /// A log FIFO held read-write, as dockerd holds it.
