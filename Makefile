@@ -25,8 +25,8 @@ rootfs: build ## Plugin directory build/plugin-ARCH (config.json + rootfs/)
 plugin: rootfs ## docker plugin create ALIAS from the local build
 	docker plugin create $(ALIAS) $(PLUGIN_DIR)
 
-enable: ## docker plugin enable ALIAS
-	docker plugin enable $(ALIAS)
+enable: ## docker plugin enable --timeout 0 ALIAS (no 30 s cut of docker logs -f)
+	docker plugin enable --timeout 0 $(ALIAS)
 
 disable: ## docker plugin disable ALIAS (refused while containers use it)
 	docker plugin disable $(ALIAS)
@@ -41,7 +41,7 @@ push: rootfs ## Create REMOTE (REPOSITORY:VERSION-ARCH) and docker plugin push i
 upgrade: push ## Push this build, then disable -f, docker plugin upgrade ALIAS REMOTE, enable
 	docker plugin disable -f $(ALIAS)
 	docker plugin upgrade --grant-all-permissions --skip-remote-check $(ALIAS) $(REMOTE)
-	docker plugin enable $(ALIAS)
+	docker plugin enable --timeout 0 $(ALIAS)
 
 uninstall: ## Disable and remove ALIAS
 	-docker plugin disable $(ALIAS)

@@ -68,7 +68,7 @@ async fn run_suite() -> i32 {
                 println!("e2e: 0 passed, 1 failed");
                 return 1;
             }
-            println!("e2e: 0 passed, 0 failed, 8 skipped");
+            println!("e2e: 0 passed, 0 failed, 11 skipped");
             return 0;
         }
     };
@@ -109,6 +109,15 @@ async fn run_suite() -> i32 {
         ),
         ("compose_logging_section_sets_project_and_service", |c| {
             Box::pin(compose_project(c))
+        }),
+        ("docker_logs_shows_all_tail_and_since", |c| {
+            Box::pin(docker_logs_tail_since(c))
+        }),
+        ("docker_logs_follow_keeps_streaming_for_60s", |c| {
+            Box::pin(docker_logs_follow(c))
+        }),
+        ("docker_rm_removes_the_local_copy_unless_keep_file", |c| {
+            Box::pin(removal_of_copies(c))
         }),
         ("no_deadlock_when_loki_is_unreachable", |c| {
             Box::pin(no_deadlock(c))
@@ -201,7 +210,9 @@ fn build_plugin_dir(root: &Path, name: &str) -> Result<PathBuf, String> {
 fn install_plugin(root: &Path) -> Outcome {
     let dir = build_plugin_dir(root, "e2e-a")?;
     cli(&["plugin", "create", PLUGIN, dir.to_str().unwrap()])?;
-    cli(&["plugin", "enable", PLUGIN])?;
+    cli(&["plugin", "set", PLUGIN, "STORE_GC_INTERVAL=1s"])?;
+    // As `docker plugin install` does: no client timeout, so `docker logs -f` is not cut.
+    cli(&["plugin", "enable", "--timeout", "0", PLUGIN])?;
     Ok(())
 }
 
@@ -519,12 +530,20 @@ async fn compose_project(ctx: &Ctx) -> Outcome {
             .map_err(|e| format!("docker-compose: {e}"))
     };
     let up = compose_cmd(&["up", "--no-color"])?;
+    let logs = compose_cmd(&["logs", "--no-color"]);
     let down = compose_cmd(&["down"]);
     ensure(
         up.status.success(),
         format!("docker-compose up: {}", String::from_utf8_lossy(&up.stderr)),
     )?;
     drop(down);
+    let logs = String::from_utf8_lossy(&logs?.stdout).into_owned();
+    for line in ["web-one", "web-two", "worker-one"] {
+        ensure(
+            logs.contains(line),
+            format!("docker-compose logs lacks {line}: {logs}"),
+        )?;
+    }
     let web = wait_entries(
         &ctx.loki,
         &[("compose_project", "e2eshop"), ("compose_service", "web")],
@@ -550,6 +569,157 @@ async fn compose_project(ctx: &Ctx) -> Outcome {
         texts(&worker) == ["worker-one"],
         format!("worker: {:?}", texts(&worker)),
     )
+}
+
+/// `docker logs` with its options: (stdout, stderr).
+fn docker_logs(args: &[&str]) -> Result<(String, String), String> {
+    let output = Command::new("docker")
+        .arg("logs")
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    let err = String::from_utf8_lossy(&output.stderr).into_owned();
+    ensure(
+        output.status.success(),
+        format!("docker logs {args:?}: {err}"),
+    )?;
+    Ok((out, err))
+}
+
+async fn docker_logs_tail_since(ctx: &Ctx) -> Outcome {
+    let name = "loki-e2e-logs";
+    let script = "for i in 1 2 3 4 5 6 7 8 9 10; do echo \"out $i\"; done; echo 'err line' >&2; sleep 2; \
+                  for i in 11 12 13 14 15 16 17 18 19 20; do echo \"out $i\"; done";
+    let id = run(ctx, name, script, &[]).await?;
+    wait_exit(ctx, &id, Duration::from_secs(20)).await?;
+    let numbered = |range: std::ops::RangeInclusive<u32>| {
+        range.map(|i| format!("out {i}\n")).collect::<String>()
+    };
+
+    let (out, err) = docker_logs(&[name])?;
+    ensure(
+        out == numbered(1..=20),
+        format!("docker logs stdout: {out:?}"),
+    )?;
+    ensure(err == "err line\n", format!("docker logs stderr: {err:?}"))?;
+    let (tail, _) = docker_logs(&["--tail", "5", name])?;
+    ensure(tail == numbered(16..=20), format!("--tail 5: {tail:?}"))?;
+
+    let (stamped, _) = docker_logs(&["-t", name])?;
+    let since = stamped
+        .lines()
+        .find(|l| l.ends_with(" out 11"))
+        .and_then(|l| l.split_whitespace().next())
+        .ok_or("no timestamp for out 11")?
+        .to_string();
+    let (recent, _) = docker_logs(&["--since", &since, name])?;
+    ensure(
+        recent == numbered(11..=20),
+        format!("--since {since}: {recent:?}"),
+    )
+}
+
+async fn docker_logs_follow(ctx: &Ctx) -> Outcome {
+    let name = "loki-e2e-follow";
+    let script = "i=0; while [ $i -lt 80 ]; do echo \"tick $i\"; i=$((i+1)); sleep 1; done";
+    run(ctx, name, script, &[]).await?;
+    let mut follower = Command::new("docker")
+        .args(["logs", "-f", name])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let stdout = follower.stdout.take().unwrap();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = received.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(62)).await;
+    let still_running = follower.try_wait().map_err(|e| e.to_string())?.is_none();
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let lines = received.lock().unwrap().clone();
+    println!(
+        "    docker logs -f: {} lines in 62 s, still following: {still_running}",
+        lines.len()
+    );
+    ensure(still_running, "docker logs -f ended before 62 s")?;
+    ensure(
+        lines.len() >= 55,
+        format!(
+            "docker logs -f delivered only {} lines in 62 s",
+            lines.len()
+        ),
+    )?;
+    let expected: Vec<String> = (0..lines.len()).map(|i| format!("tick {i}")).collect();
+    ensure(
+        lines == expected,
+        "docker logs -f lines out of order or missing",
+    )
+}
+
+/// The host path of a container's local copy, inside the plugin's propagated mount.
+fn local_copy_dir(container_id: &str) -> Result<PathBuf, String> {
+    let plugin_id = cli(&["plugin", "inspect", "-f", "{{.Id}}", PLUGIN])?;
+    let data_root = cli(&["info", "-f", "{{.DockerRootDir}}"])?;
+    Ok(PathBuf::from(data_root)
+        .join("plugins")
+        .join(plugin_id)
+        .join("propagated-mount/.loki-logdriver/logs")
+        .join(container_id))
+}
+
+async fn removal_of_copies(ctx: &Ctx) -> Outcome {
+    let plain = run(ctx, "loki-e2e-rm-plain", "echo plain", &[]).await?;
+    let kept = run(
+        ctx,
+        "loki-e2e-rm-kept",
+        "echo kept",
+        &[("keep-file", "true")],
+    )
+    .await?;
+    for id in [&plain, &kept] {
+        wait_exit(ctx, id, Duration::from_secs(10)).await?;
+    }
+    let (plain_dir, kept_dir) = (local_copy_dir(&plain)?, local_copy_dir(&kept)?);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ensure(
+        plain_dir.exists() && kept_dir.exists(),
+        "a stopped container's copy must stay",
+    )?;
+    ensure(
+        docker_logs(&["loki-e2e-rm-plain"])?.0 == "plain\n",
+        "docker logs of a stopped container",
+    )?;
+    for id in [&plain, &kept] {
+        ctx.docker
+            .remove_container(id, None::<RemoveContainerOptions>)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while plain_dir.exists() {
+        ensure(
+            Instant::now() < deadline,
+            format!("{} still exists after docker rm", plain_dir.display()),
+        )?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ensure(
+        kept_dir.exists(),
+        "keep-file=true must keep the copy after docker rm",
+    )?;
+    let _ = std::fs::remove_dir_all(&kept_dir);
+    Ok(())
 }
 
 /// A container writing as fast as it can while Loki is unreachable keeps
@@ -699,9 +869,23 @@ fn start_registry() -> Result<Registry, String> {
 }
 
 async fn lifecycle(ctx: &Ctx) -> Outcome {
-    // Disable and enable with no container using the plugin.
+    // Disable and enable with no container using the plugin; the lines of a
+    // stopped container are still there afterwards.
+    let before = run(
+        ctx,
+        "loki-e2e-before-disable",
+        "echo written before disable",
+        &[],
+    )
+    .await?;
+    wait_exit(ctx, &before, Duration::from_secs(10)).await?;
     cli(&["plugin", "disable", PLUGIN])?;
-    cli(&["plugin", "enable", PLUGIN])?;
+    cli(&["plugin", "enable", "--timeout", "0", PLUGIN])?;
+    let (out, _) = docker_logs(&["loki-e2e-before-disable"])?;
+    ensure(
+        out == "written before disable\n",
+        format!("docker logs after disable/enable: {out:?}"),
+    )?;
 
     let name = "loki-e2e-ticker";
     let id = run(
@@ -741,7 +925,7 @@ async fn lifecycle(ctx: &Ctx) -> Outcome {
         PLUGIN,
         &remote,
     ])?;
-    cli(&["plugin", "enable", PLUGIN])?;
+    cli(&["plugin", "enable", "--timeout", "0", PLUGIN])?;
     let version_file = format!("/proc/{}/root/VERSION", plugin_pid()?);
     let running =
         std::fs::read_to_string(&version_file).map_err(|e| format!("{version_file}: {e}"))?;
@@ -757,6 +941,18 @@ async fn lifecycle(ctx: &Ctx) -> Outcome {
         format!("ticks lost across the upgrade: {missing:?}"),
     )?;
     println!("    upgrade: ticks 0..={after} all arrived (upgrade began after tick {before})");
+    let (out, _) = docker_logs(&[name])?;
+    ensure(
+        out.starts_with("tick 0\ntick 1\n"),
+        format!(
+            "docker logs after the upgrade lost the start: {:?}",
+            &out[..out.len().min(40)]
+        ),
+    )?;
+    ensure(
+        out.contains(&format!("tick {after}\n")),
+        "docker logs after the upgrade lacks the newest ticks",
+    )?;
 
     // A crash: Docker restarts the plugin, which finds the FIFO again.
     let old_pid = plugin_pid()?;
