@@ -6,8 +6,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::fake_daemon::{
-    Fifo, Plugin, fixture_body, line, now_ns, number_of, numbered, partials, start_request,
-    summary_field,
+    Fifo, Plugin, fixture_body, line, now_ns, number_of, numbered, partials,
+    recorded_start_request, start_request, summary_field,
 };
 use support::fake_loki::{FakeLoki, Mode};
 
@@ -23,11 +23,8 @@ async fn recorded_container_arrives_with_its_labels_and_whole_lines() {
     let loki = FakeLoki::start().await;
     let plugin = Plugin::start(&[]);
     let mut fifo = Fifo::create();
-    let mut request: serde_json::Value =
-        serde_json::from_str(&fixture_body("start-logging.http")).unwrap();
-    request["File"] = fifo.path.to_string_lossy().into();
-    request["Info"]["Config"]["loki-url"] =
-        loki.url().replace("http://", "http://user:pass@").into();
+    let credentials = loki.url().replace("http://", "http://user:pass@");
+    let mut request = recorded_start_request(&fifo.path, &credentials);
     request["Info"]["Config"]["loki-tenant-id"] = "team-a".into();
 
     assert_eq!(plugin.start_logging(&request).await, serde_json::json!({}));
@@ -230,15 +227,16 @@ async fn start_logging_is_immediate_while_loki_is_down() {
     );
 }
 
-/// Writes `count` numbered lines from a thread; returns the longest single write.
-fn write_numbered(
+/// Writes `count` numbered lines as the daemon would, from a thread of its
+/// own; returns the longest single write.
+async fn write_numbered(
     fifo: &mut Fifo,
     count: usize,
     len: usize,
     pace: Option<Duration>,
-) -> std::thread::JoinHandle<Duration> {
+) -> Duration {
     let mut file = fifo.take_file();
-    std::thread::spawn(move || {
+    let writer = std::thread::spawn(move || {
         use std::io::Write;
         let mut longest = Duration::ZERO;
         for n in 0..count {
@@ -251,7 +249,10 @@ fn write_numbered(
             }
         }
         longest
-    })
+    });
+    tokio::task::spawn_blocking(move || writer.join().unwrap())
+        .await
+        .unwrap()
 }
 
 fn assert_all_numbers_once_in_order(loki: &FakeLoki, count: usize) {
@@ -276,10 +277,7 @@ async fn stop_logging_answers_at_once_and_all_200000_lines_arrive() {
     plugin
         .start_logging(&start_request(&fifo.path, &[("loki-url", &loki.url())]))
         .await;
-    let writer = write_numbered(&mut fifo, COUNT, 100, None);
-    let written = tokio::task::spawn_blocking(move || writer.join().unwrap())
-        .await
-        .unwrap();
+    let written = write_numbered(&mut fifo, COUNT, 100, None).await;
     let asked = Instant::now();
     // The daemon keeps its end open until StopLogging has been answered.
     assert_eq!(plugin.stop_logging(&fifo.path).await, serde_json::json!({}));
@@ -312,16 +310,12 @@ async fn loki_refusing_connections_for_30s_never_stalls_the_daemon() {
         ("loki-max-backoff", "1s".into()),
         ("loki-retries", "100".into()),
     ];
-    let opts: Vec<(&str, &str)> = opts.iter().map(|(k, v)| (*k, v.as_str())).collect();
     plugin
         .start_logging(&start_request(&fifo.path, &opts))
         .await;
     let path = fifo.path.clone();
     // 1,000 lines a second for 30 s while every connection is refused.
-    let writer = write_numbered(&mut fifo, COUNT, 100, Some(Duration::from_millis(1)));
-    let longest = tokio::task::spawn_blocking(move || writer.join().unwrap())
-        .await
-        .unwrap();
+    let longest = write_numbered(&mut fifo, COUNT, 100, Some(Duration::from_millis(1))).await;
     assert!(
         longest < Duration::from_millis(100),
         "a FIFO write stalled for {longest:?}"
@@ -352,15 +346,11 @@ async fn a_tiny_buffer_drops_the_oldest_lines_and_counts_them() {
         ("loki-max-backoff", "200ms".into()),
         ("loki-retries", "1000".into()),
     ];
-    let opts: Vec<(&str, &str)> = opts.iter().map(|(k, v)| (*k, v.as_str())).collect();
     plugin
         .start_logging(&start_request(&fifo.path, &opts))
         .await;
     let path = fifo.path.clone();
-    let writer = write_numbered(&mut fifo, COUNT, 100, None);
-    let longest = tokio::task::spawn_blocking(move || writer.join().unwrap())
-        .await
-        .unwrap();
+    let longest = write_numbered(&mut fifo, COUNT, 100, None).await;
     plugin
         .wait_for_log("dropping the oldest lines", Duration::from_secs(5))
         .await;

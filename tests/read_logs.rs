@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use loki_logdriver::proto::logdriver::LogEntry;
 use support::fake_daemon::{
-    FIXTURES, Fifo, Plugin, fixture_body, line, numbered, read_config, start_request,
+    FIXTURES, Fifo, Plugin, line, numbered, read_config, recorded_start_request, start_request,
 };
 use support::fake_docker_api::FakeDockerApi;
 use support::fake_loki::FakeLoki;
@@ -61,10 +61,7 @@ async fn docker_logs_returns_the_recorded_container_as_printed() {
     let loki = FakeLoki::start().await;
     let plugin = Plugin::start(&[]);
     let mut fifo = Fifo::create();
-    let mut request: serde_json::Value =
-        serde_json::from_str(&fixture_body("start-logging.http")).unwrap();
-    request["File"] = fifo.path.to_string_lossy().into();
-    request["Info"]["Config"]["loki-url"] = loki.url().into();
+    let request = recorded_start_request(&fifo.path, &loki.url());
     plugin.start_logging(&request).await;
     let recorded =
         std::fs::read(format!("{FIXTURES}/daemon-20.10/start-logging.fifo.bin")).unwrap();
@@ -393,7 +390,7 @@ async fn the_whole_store_stays_under_its_cap() {
         let request = with_id(
             start_request(
                 &fifo.path,
-                &[("loki-url", &loki.url()), ("max-size", "10k")],
+                &[("loki-url", loki.url().as_str()), ("max-size", "10k")],
             ),
             id,
         );

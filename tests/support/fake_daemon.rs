@@ -30,15 +30,25 @@ pub fn fixture_body(name: &str) -> String {
         .to_string()
 }
 
+/// The recorded StartLogging request as dockerd sent it (its own log-opts),
+/// pointed at `fifo` and at `loki_url` instead of the recording's Loki.
+pub fn recorded_start_request(fifo: &Path, loki_url: &str) -> serde_json::Value {
+    let mut request: serde_json::Value =
+        serde_json::from_str(&fixture_body("start-logging.http")).unwrap();
+    request["File"] = fifo.to_string_lossy().into();
+    request["Info"]["Config"]["loki-url"] = loki_url.into();
+    request
+}
+
 /// The recorded StartLogging request, pointed at `fifo` and with `opts`
 /// replacing its log-opts.
-pub fn start_request(fifo: &Path, opts: &[(&str, &str)]) -> serde_json::Value {
+pub fn start_request<V: AsRef<str>>(fifo: &Path, opts: &[(&str, V)]) -> serde_json::Value {
     let mut request: serde_json::Value =
         serde_json::from_str(&fixture_body("start-logging.http")).unwrap();
     request["File"] = fifo.to_string_lossy().into();
     request["Info"]["Config"] = opts
         .iter()
-        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(v.as_ref())))
         .collect();
     request
 }
@@ -112,8 +122,8 @@ impl Plugin {
         }
     }
 
-    /// POSTs `body` to `path` as the daemon does; returns status and JSON answer.
-    pub async fn call(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
+    /// POSTs `body` to `path` over the plugin socket, as the daemon does.
+    async fn post(&self, path: &str, body: String) -> hyper::Response<hyper::body::Incoming> {
         let stream = UnixStream::connect(&self.socket)
             .await
             .expect("connect plugin socket");
@@ -124,9 +134,14 @@ impl Plugin {
         let request = Request::post(path)
             .header("Host", "plugin.moby.localhost")
             .header("Accept", "application/vnd.docker.plugins.v1.2+json")
-            .body(Full::new(Bytes::from(body.to_string())))
+            .body(Full::new(Bytes::from(body)))
             .unwrap();
-        let response = sender.send_request(request).await.expect("plugin answered");
+        sender.send_request(request).await.expect("plugin answered")
+    }
+
+    /// POSTs `body` to `path`; returns the status and the JSON answer.
+    pub async fn call(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
+        let response = self.post(path, body.to_string()).await;
         let status = response.status().as_u16();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let json = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
@@ -159,18 +174,7 @@ impl Plugin {
         config: serde_json::Value,
     ) -> Result<LogStream, (u16, serde_json::Value)> {
         let body = serde_json::json!({ "Info": start["Info"], "Config": config }).to_string();
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .expect("connect plugin socket");
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        let request = Request::post("/LogDriver.ReadLogs")
-            .header("Host", "plugin.moby.localhost")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
-        let response = sender.send_request(request).await.expect("plugin answered");
+        let response = self.post("/LogDriver.ReadLogs", body).await;
         let status = response.status().as_u16();
         if status != 200 {
             let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -179,7 +183,6 @@ impl Plugin {
         Ok(LogStream {
             body: response.into_body(),
             decoder: loki_logdriver::fifo::FrameDecoder::new(),
-            _sender: sender,
         })
     }
 
@@ -247,7 +250,6 @@ impl Drop for Plugin {
 pub struct LogStream {
     body: hyper::body::Incoming,
     decoder: loki_logdriver::fifo::FrameDecoder,
-    _sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
 }
 
 impl LogStream {
