@@ -91,6 +91,11 @@ impl FrameDecoder {
     pub fn unfinished_bytes(&self) -> usize {
         self.buf.len() + self.skipping
     }
+
+    /// Bytes held for a frame not yet complete (not counting bytes still to skip).
+    pub fn buffered_bytes(&self) -> usize {
+        self.buf.len()
+    }
 }
 
 /// How a FIFO reader ended.

@@ -383,7 +383,8 @@ fn read_file(path: &Path) -> Option<Vec<Stored>> {
     Some(decode(path, &bytes).0)
 }
 
-/// Decodes frames; returns the entries and how many bytes made whole frames.
+/// Decodes frames; returns the entries and how many bytes were used up
+/// (whole frames, and the bytes of a corrupt length that were skipped).
 fn decode(path: &Path, bytes: &[u8]) -> (Vec<Stored>, usize) {
     let mut decoder = FrameDecoder::new();
     decoder.read_buffer().extend_from_slice(bytes);
@@ -403,7 +404,7 @@ fn decode(path: &Path, bytes: &[u8]) -> (Vec<Stored>, usize) {
     if skipped > 0 {
         tracing::warn!(file = %path.display(), skipped, "skipped corrupt entries in a local log file");
     }
-    (out, bytes.len() - decoder.unfinished_bytes())
+    (out, bytes.len() - decoder.buffered_bytes())
 }
 
 /// Frames one line for the daemon, with its newline restored.
@@ -583,6 +584,19 @@ pub fn parse_time(text: &str) -> Result<Option<i64>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_corrupt_length_never_makes_decoding_panic() {
+        let mut bytes = vec![0xff, 0xff, 0xff, 0xff];
+        bytes.extend_from_slice(b"garbage after an impossible frame length");
+        let (entries, consumed) = decode(Path::new("corrupt"), &bytes);
+        assert!(entries.is_empty());
+        assert_eq!(
+            consumed,
+            bytes.len(),
+            "skipped bytes are used up, not decoded again"
+        );
+    }
 
     #[test]
     fn parses_the_times_the_daemon_sends() {
