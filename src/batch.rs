@@ -53,10 +53,6 @@ impl Endpoint {
         })
     }
 
-    pub fn config(&self) -> &EndpointConfig {
-        &self.config
-    }
-
     /// The notifier containers use to wake this batcher.
     pub fn wake(&self) -> Arc<Notify> {
         self.wake.clone()

@@ -399,11 +399,6 @@ impl Driver {
             endpoint.report_unfinished();
         }
     }
-
-    /// Bytes queued across all containers (for tests and reports).
-    pub fn buffered_bytes(&self) -> usize {
-        self.budget.used()
-    }
 }
 
 /// Deletes the local copies of containers the daemon no longer has (unless

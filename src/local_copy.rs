@@ -48,10 +48,6 @@ impl LocalStore {
         }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// A container's directory. IDs are hex; anything else is refused so a
     /// request cannot name a path outside the store.
     fn dir_of(&self, container_id: &str) -> io::Result<PathBuf> {
