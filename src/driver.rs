@@ -220,10 +220,7 @@ impl Driver {
     pub fn read_logs(&self, request: ReadLogsRequest) -> Result<mpsc::Receiver<Bytes>, String> {
         let info = &request.info;
         let opts = info.config.clone().unwrap_or_default();
-        if opts
-            .get("no-file")
-            .is_some_and(|v| crate::units::parse_bool(v) == Ok(true))
-        {
+        if ContainerConfig::from_log_opts(&opts).is_ok_and(|config| config.local_copy.no_file) {
             return Err(format!(
                 "container {} runs with no-file=true: this plugin keeps no local copy for docker logs; query Loki instead",
                 info.name()

@@ -23,7 +23,7 @@ use prost::Message;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-use crate::options::{EndpointConfig, TlsOptions, redact_url};
+use crate::options::{BasicAuth, EndpointConfig, TlsOptions};
 use crate::proto::logproto::PushRequest;
 
 /// Bytes of Loki's answer kept for the log.
@@ -112,14 +112,7 @@ impl LokiClient {
             .url
             .parse()
             .map_err(|e| format!("loki-url {}: {e}", config.url))?;
-        let authorization = config.auth.as_ref().map(|auth| {
-            let token = base64::engine::general_purpose::STANDARD
-                .encode(format!("{}:{}", auth.username, auth.password));
-            let mut value = HeaderValue::from_str(&format!("Basic {token}"))
-                .expect("base64 is a valid header value");
-            value.set_sensitive(true);
-            value
-        });
+        let authorization = config.auth.as_ref().map(basic_auth);
         let tenant = config
             .tenant_id
             .as_deref()
@@ -151,32 +144,12 @@ impl LokiClient {
         let transport = match &config.proxy_url {
             None => Transport::Direct(pool.build(https.wrap_connector(http))),
             Some(proxy) => {
-                let proxy_uri: url::Url = proxy
+                let proxy_uri: Uri = proxy
                     .parse()
-                    .map_err(|e| format!("loki-proxy-url {}: {e}", redact_url(proxy)))?;
-                let mut tunnel = Tunnel::new(
-                    proxy_uri
-                        .as_str()
-                        .parse()
-                        .map_err(|e| format!("loki-proxy-url {}: {e}", redact_url(proxy)))?,
-                    http,
-                );
-                if !proxy_uri.username().is_empty() {
-                    let decode = |s: &str| {
-                        percent_encoding::percent_decode_str(s)
-                            .decode_utf8_lossy()
-                            .into_owned()
-                    };
-                    let credentials = format!(
-                        "{}:{}",
-                        decode(proxy_uri.username()),
-                        decode(proxy_uri.password().unwrap_or(""))
-                    );
-                    let token = base64::engine::general_purpose::STANDARD.encode(credentials);
-                    let mut value = HeaderValue::from_str(&format!("Basic {token}"))
-                        .expect("base64 is a valid header value");
-                    value.set_sensitive(true);
-                    tunnel = tunnel.with_auth(value);
+                    .map_err(|e| format!("loki-proxy-url {proxy}: {e}"))?;
+                let mut tunnel = Tunnel::new(proxy_uri, http);
+                if let Some(auth) = &config.proxy_auth {
+                    tunnel = tunnel.with_auth(basic_auth(auth));
                 }
                 Transport::Proxied(pool.build(https.wrap_connector(tunnel)))
             }
@@ -229,6 +202,16 @@ impl LokiClient {
             Err(_) => PushResult::Failed(format!("no answer within {timeout:?} (loki-timeout)")),
         }
     }
+}
+
+/// A `Basic` credentials header, marked sensitive so it is never printed.
+fn basic_auth(auth: &BasicAuth) -> HeaderValue {
+    let token = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", auth.username, auth.password));
+    let mut value =
+        HeaderValue::from_str(&format!("Basic {token}")).expect("base64 is a valid header value");
+    value.set_sensitive(true);
+    value
 }
 
 /// An error and its causes on one line. Errors from the client never carry

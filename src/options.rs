@@ -135,7 +135,9 @@ pub struct EndpointConfig {
     /// Retries after the first attempt; 0 sends each batch once.
     pub retries: u32,
     pub tls: TlsOptions,
+    /// `loki-proxy-url` with any credentials removed: safe to log.
     pub proxy_url: Option<String>,
+    pub proxy_auth: Option<BasicAuth>,
 }
 
 /// Settings of the local copy behind `docker logs`.
@@ -242,9 +244,13 @@ impl ContainerConfig {
             }
             other => other.map(str::to_string),
         };
-        let proxy_url = get("loki-proxy-url")
-            .map(|v| parse_loki_url("loki-proxy-url", v).map(|_| v.to_string()))
-            .transpose()?;
+        let (proxy_url, proxy_auth) = match get("loki-proxy-url") {
+            Some(v) => {
+                let (url, auth) = parse_loki_url("loki-proxy-url", v)?;
+                (Some(url), auth)
+            }
+            None => (None, None),
+        };
         let path = |key: &str| get(key).map(PathBuf::from);
         let tls = TlsOptions {
             ca_file: path("loki-tls-ca-file"),
@@ -278,6 +284,7 @@ impl ContainerConfig {
             retries,
             tls,
             proxy_url,
+            proxy_auth,
         };
 
         match get("mode") {
@@ -477,6 +484,16 @@ mod tests {
             ("bob", "s@cret")
         );
         assert!(!format!("{:?}", config.endpoint).contains("s@cret"));
+        let proxied = parse(&[("loki-proxy-url", "http://px:Pr0xy%21@proxy:3128")]).unwrap();
+        assert_eq!(
+            proxied.endpoint.proxy_url.as_deref(),
+            Some("http://proxy:3128/")
+        );
+        assert_eq!(
+            proxied.endpoint.proxy_auth.as_ref().unwrap().password,
+            "Pr0xy!"
+        );
+        assert!(!format!("{:?}", proxied.endpoint).contains("Pr0xy"));
     }
 
     #[test]
