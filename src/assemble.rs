@@ -15,43 +15,8 @@
 //! which would show the same replacement characters, and a valid line is
 //! accepted by every Loki version and every push format.
 
+use crate::line::{Line, Source};
 use crate::proto::logdriver::LogEntry;
-
-/// Loki's default `max_line_size` (256KB), the longest entry sent by default.
-pub const DEFAULT_MAX_LINE_SIZE: usize = 256_000;
-
-/// The stream a line was written to; also its `source` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Source {
-    Stdout = 0,
-    Stderr = 1,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Stdout => "stdout",
-            Source::Stderr => "stderr",
-        }
-    }
-
-    fn parse(value: &str) -> Option<Source> {
-        match value {
-            "stdout" => Some(Source::Stdout),
-            "stderr" => Some(Source::Stderr),
-            _ => None,
-        }
-    }
-}
-
-/// One whole log line, without its trailing newline.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
-    pub timestamp_ns: i64,
-    pub source: Source,
-    /// As printed; valid UTF-8 once [`prepare_for_loki`] has run.
-    pub bytes: Vec<u8>,
-}
 
 /// Drops whitespace-only lines and makes every line valid UTF-8. Valid lines
 /// (nearly all) are neither copied nor reallocated.
@@ -193,6 +158,7 @@ fn char_boundary(bytes: &[u8], max: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::settings::DEFAULT_MAX_LINE_SIZE;
     use crate::proto::logdriver::PartialLogEntryMetadata;
 
     fn full(source: &str, ts: i64, line: &[u8]) -> LogEntry {

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 
-use crate::assemble::Line;
 use crate::buffer::{ContainerBuffer, Throttle};
+use crate::config::options::EndpointConfig;
+use crate::line::Line;
 use crate::loki::{Decision, LokiClient, PushResult, backoff_delays, decide, encode_push};
-use crate::options::EndpointConfig;
 use crate::proto::logproto::{EntryAdapter, PushRequest, StreamAdapter};
 
 /// `None` while running; `Some(deadline)` once the plugin is shutting down.

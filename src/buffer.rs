@@ -16,13 +16,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::assemble::Line;
-use crate::labels::StreamLabels;
+use crate::config::labels::StreamLabels;
+use crate::line::Line;
 
 /// Memory a queued line costs beyond its bytes.
 pub const LINE_OVERHEAD: usize = std::mem::size_of::<Line>();
-/// Default plugin-wide bound on queued lines (`TOTAL_BUFFER_SIZE`).
-pub const DEFAULT_TOTAL_BUFFER_SIZE: usize = 256 * 1024 * 1024;
 /// Shortest time between two warnings of the same kind.
 const WARN_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -326,7 +324,7 @@ impl ContainerBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::assemble::Source;
+    use crate::line::Source;
     use std::collections::BTreeMap;
 
     fn buffer(limit: usize, budget: &Arc<MemoryBudget>) -> ContainerBuffer {

@@ -18,56 +18,16 @@ use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::assemble::{Assembler, DEFAULT_MAX_LINE_SIZE};
+use crate::assemble::Assembler;
 use crate::batch::Endpoint;
-use crate::buffer::{ContainerBuffer, DEFAULT_TOTAL_BUFFER_SIZE, MemoryBudget};
+use crate::buffer::{ContainerBuffer, MemoryBudget};
+use crate::config::labels::{StreamLabels, container_labels};
+use crate::config::options::{ContainerConfig, EndpointConfig, OptionError};
+use crate::config::settings::Settings;
 use crate::fifo::{ReadEnd, read_fifo};
-use crate::labels::{StreamLabels, container_labels};
 use crate::local_copy::{ContainerLog, LocalStore, ReadRequest, parse_time};
 use crate::loki::LokiClient;
-use crate::options::{ContainerConfig, EndpointConfig, OptionError};
-use crate::plugin_api::{ContainerInfo, ReadLogsRequest, StartLoggingRequest};
-
-/// Plugin-wide settings, from the plugin's environment.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// The `host` label.
-    pub hostname: String,
-    /// Bound on all containers' queued lines together.
-    pub total_buffer_size: usize,
-    /// Longer lines are sent as several entries of at most this size.
-    pub max_line_size: usize,
-    /// How long shutdown keeps trying to deliver buffered lines.
-    pub shutdown_grace: Duration,
-    /// Where attachment records (`attached/`) and local copies (`logs/`)
-    /// live; `None` keeps neither (no re-attach, no `docker logs`).
-    pub data_dir: Option<PathBuf>,
-    /// Bound on all local copies together.
-    pub local_store_size: u64,
-    /// How often the local store is checked against its bound and against
-    /// the containers that still exist.
-    pub store_gc_interval: Duration,
-    /// Docker's API socket, to learn which containers were removed.
-    pub docker_socket: Option<PathBuf>,
-}
-
-impl Default for Settings {
-    fn default() -> Settings {
-        Settings {
-            hostname: "localhost".into(),
-            total_buffer_size: DEFAULT_TOTAL_BUFFER_SIZE,
-            max_line_size: DEFAULT_MAX_LINE_SIZE,
-            shutdown_grace: Duration::from_secs(5),
-            data_dir: None,
-            local_store_size: DEFAULT_LOCAL_STORE_SIZE,
-            store_gc_interval: Duration::from_secs(60),
-            docker_socket: None,
-        }
-    }
-}
-
-/// Default bound on all local copies together (`LOCAL_STORE_SIZE`).
-pub const DEFAULT_LOCAL_STORE_SIZE: u64 = 2 * 1024 * 1024 * 1024;
+use crate::protocol::{ContainerInfo, ReadLogsRequest, StartLoggingRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -157,7 +117,7 @@ impl Driver {
             container = %info.name(),
             id = %info.short_id(),
             endpoint = %config.endpoint.url,
-            labels = %buffer.labels().for_source(crate::assemble::Source::Stdout),
+            labels = %buffer.labels().for_source(crate::line::Source::Stdout),
             "logging started"
         );
 

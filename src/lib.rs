@@ -3,12 +3,12 @@
 //! A log line travels through one module per stage:
 //!
 //! ```text
-//!  dockerd ──HTTP/unix socket──▶ plugin_api   StartLogging / StopLogging / Capabilities
+//!  dockerd ──HTTP/unix socket──▶ server       StartLogging / StopLogging / Capabilities
 //!                                    │
 //!                                    ▼
 //!                                 driver      one entry per FIFO: options, labels,
 //!                                    │        reader task, endpoint; re-attach state
-//!   options ─ template ─ labels ─────┤        (log-opts → validated config → label sets)
+//!   config: options, template, labels┤        (log-opts → validated config → label sets)
 //!                                    ▼
 //!  dockerd ──FIFO──▶ fifo ──▶ assemble ─┬──▶ buffer ──▶ batch ──▶ loki ──HTTP──▶ Loki
 //!            frames   length-   partial   │    bounded    one       protobuf +
@@ -27,17 +27,17 @@
 pub mod assemble;
 pub mod batch;
 pub mod buffer;
+pub mod config;
 pub mod docker_api;
 pub mod driver;
 pub mod fifo;
-pub mod labels;
+pub mod frame;
+pub mod line;
 pub mod local_copy;
 pub mod loki;
-pub mod options;
-pub mod plugin_api;
 pub mod proto;
-pub mod template;
-pub mod units;
+pub mod protocol;
+pub mod server;
 
 /// The name and version sent as `User-Agent` and printed by `--version`.
 pub const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
@@ -47,12 +47,12 @@ pub const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PK
 /// both call this.
 pub async fn run(
     listener: tokio::net::UnixListener,
-    settings: driver::Settings,
+    settings: config::settings::Settings,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let driver = driver::Driver::new(settings);
     driver.reattach();
     driver.start_store_gc();
-    plugin_api::serve(listener, driver.clone(), shutdown).await;
+    server::serve(listener, driver.clone(), shutdown).await;
     driver.shutdown().await;
 }

@@ -24,9 +24,9 @@ use bytes::Bytes;
 use prost::Message;
 use tokio::sync::mpsc;
 
-use crate::assemble::Line;
-use crate::fifo::FrameDecoder;
-use crate::options::LocalCopyOptions;
+use crate::config::options::LocalCopyOptions;
+use crate::frame::FrameDecoder;
+use crate::line::Line;
 use crate::proto::logdriver::LogEntry;
 
 const CURRENT: &str = "current.log";

@@ -23,7 +23,7 @@ use prost::Message;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-use crate::options::{BasicAuth, EndpointConfig, TlsOptions};
+use crate::config::options::{BasicAuth, EndpointConfig, TlsOptions};
 use crate::proto::logproto::PushRequest;
 
 /// Bytes of Loki's answer kept for the log.

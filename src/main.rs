@@ -4,15 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use loki_logdriver::driver::Settings;
-use loki_logdriver::units::{parse_duration, parse_size};
+use loki_logdriver::config::settings::Settings;
 
 const DEFAULT_SOCKET: &str = "/run/docker/plugins/loki.sock";
-/// Inside the plugin's propagated mount, beside the FIFOs, so attachment
-/// records and local copies survive a crash and `docker plugin upgrade` as
-/// the FIFOs do.
-const DEFAULT_DATA_DIR: &str = "/run/docker/logging/.loki-logdriver";
-const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
 const HELP: &str = "\
 Docker log-driver plugin that ships container logs to Grafana Loki.
@@ -58,7 +52,7 @@ fn main() -> ExitCode {
             other => return usage_error(&format!("unknown argument {other:?}")),
         }
     }
-    let settings = match settings_from_env() {
+    let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(message) => return usage_error(&message),
     };
@@ -78,7 +72,7 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
     runtime.block_on(async {
-        let listener = match loki_logdriver::plugin_api::bind(&socket) {
+        let listener = match loki_logdriver::server::bind(&socket) {
             Ok(listener) => listener,
             Err(err) => {
                 tracing::error!(socket = %socket.display(), error = %err, "cannot listen");
@@ -96,61 +90,6 @@ fn main() -> ExitCode {
 fn usage_error(message: &str) -> ExitCode {
     eprintln!("loki-logdriver: {message}\n\n{HELP}");
     ExitCode::from(2)
-}
-
-fn settings_from_env() -> Result<Settings, String> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let mut settings = Settings {
-        hostname: hostname(),
-        ..Settings::default()
-    };
-    if let Some(v) = var("TOTAL_BUFFER_SIZE") {
-        settings.total_buffer_size =
-            parse_size(&v).map_err(|e| format!("TOTAL_BUFFER_SIZE={v:?}: {e}"))? as usize;
-    }
-    if let Some(v) = var("MAX_LINE_SIZE") {
-        settings.max_line_size =
-            parse_size(&v).map_err(|e| format!("MAX_LINE_SIZE={v:?}: {e}"))? as usize;
-    }
-    if let Some(v) = var("SHUTDOWN_GRACE") {
-        settings.shutdown_grace =
-            parse_duration(&v).map_err(|e| format!("SHUTDOWN_GRACE={v:?}: {e}"))?;
-    }
-    if let Some(v) = var("LOCAL_STORE_SIZE") {
-        settings.local_store_size =
-            parse_size(&v).map_err(|e| format!("LOCAL_STORE_SIZE={v:?}: {e}"))?;
-    }
-    if let Some(v) = var("STORE_GC_INTERVAL") {
-        settings.store_gc_interval = parse_duration(&v)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| format!("STORE_GC_INTERVAL={v:?}: expected a duration above zero"))?;
-    }
-    let path_or_default = |name: &str, default: &str| match std::env::var(name) {
-        Ok(path) if path.is_empty() => None,
-        Ok(path) => Some(PathBuf::from(path)),
-        Err(_) => Some(PathBuf::from(default)),
-    };
-    settings.data_dir = path_or_default("DATA_DIR", DEFAULT_DATA_DIR);
-    settings.docker_socket = path_or_default("DOCKER_SOCKET", DEFAULT_DOCKER_SOCKET);
-    Ok(settings)
-}
-
-fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success.
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let name = if ok {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end]).into_owned()
-    } else {
-        String::new()
-    };
-    if name.is_empty() {
-        "localhost".into()
-    } else {
-        name
-    }
 }
 
 async fn shutdown_signal() {

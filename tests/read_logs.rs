@@ -95,7 +95,7 @@ async fn docker_logs_returns_the_recorded_container_as_printed() {
     assert_eq!(entries[0].source, "stderr");
     assert!(entries[1..].iter().all(|e| e.source == "stdout"));
     // Each line keeps the daemon's timestamp (a joined line, its first piece's).
-    let mut decoder = loki_logdriver::fifo::FrameDecoder::new();
+    let mut decoder = loki_logdriver::frame::FrameDecoder::new();
     decoder.read_buffer().extend_from_slice(&recorded);
     let mut frame = LogEntry::default();
     let mut original = Vec::new();

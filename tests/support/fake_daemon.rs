@@ -182,7 +182,7 @@ impl Plugin {
         }
         Ok(LogStream {
             body: response.into_body(),
-            decoder: loki_logdriver::fifo::FrameDecoder::new(),
+            decoder: loki_logdriver::frame::FrameDecoder::new(),
         })
     }
 
@@ -249,7 +249,7 @@ impl Drop for Plugin {
 /// A ReadLogs answer, decoded as the daemon decodes it.
 pub struct LogStream {
     body: hyper::body::Incoming,
-    decoder: loki_logdriver::fifo::FrameDecoder,
+    decoder: loki_logdriver::frame::FrameDecoder,
 }
 
 impl LogStream {

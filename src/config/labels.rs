@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::assemble::Source;
-use crate::options::ContainerConfig;
-use crate::plugin_api::ContainerInfo;
+use crate::config::options::ContainerConfig;
+use crate::line::Source;
+use crate::protocol::ContainerInfo;
 
 /// Docker labels that compose and swarm set, and the Loki label each becomes.
 const WELL_KNOWN_LABELS: &[(&str, &str)] = &[
@@ -137,8 +137,8 @@ mod tests {
     use std::collections::HashMap;
 
     fn fixture_info() -> ContainerInfo {
-        let raw = include_str!("../../shared/fixtures/daemon-20.10/start-logging.http");
-        let request: crate::plugin_api::StartLoggingRequest =
+        let raw = include_str!("../../../shared/fixtures/daemon-20.10/start-logging.http");
+        let request: crate::protocol::StartLoggingRequest =
             serde_json::from_str(&raw[raw.find('{').unwrap()..]).unwrap();
         request.info
     }

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use crate::labels::is_valid_label_name;
-use crate::template::Template;
-use crate::units::{parse_bool, parse_duration, parse_size};
+use crate::config::labels::is_valid_label_name;
+use crate::config::template::Template;
+use crate::config::units::{parse_bool, parse_duration, parse_size};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_BATCH_WAIT: Duration = Duration::from_secs(1);

@@ -5,7 +5,7 @@
 //! pipelines; anything else is refused when the container starts, so a typo
 //! never silently becomes a literal label value.
 
-use crate::plugin_api::ContainerInfo;
+use crate::protocol::ContainerInfo;
 
 /// A parsed template: literal text and container fields.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,8 @@
+//! Configuration, pure and free of I/O: log-opts and plugin settings become
+//! validated values, templates and label sets.
+
+pub mod labels;
+pub mod options;
+pub mod settings;
+pub mod template;
+pub mod units;
