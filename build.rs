@@ -7,7 +7,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     unsafe { std::env::set_var("PROTOC", protoc) };
     let include = protoc_bin_vendored::include_path()?;
     println!("cargo:rerun-if-changed=proto");
-    prost_build::Config::new().compile_protos(
+    prost_build::Config::new()
+        // Lines are `bytes::Bytes`: decoding a frame slices the read buffer instead
+        // of copying each line.
+        .bytes(["."])
+        .compile_protos(
         &["proto/entry.proto", "proto/push.proto"],
         &[std::path::Path::new("proto"), include.as_path()],
     )?;

@@ -5,38 +5,29 @@
 //! be empty. At EOF an unterminated remainder arrives with `last=false` and
 //! nothing after it, so [`Assembler::flush`] emits whatever is pending.
 //!
-//! Lines come out exactly as the container printed them (the local copy for
-//! `docker logs` keeps them so), except that lines longer than the maximum
+//! Lines come out exactly as the container printed them (the journal keeps
+//! them so for `docker logs`), except that lines longer than the maximum
 //! line size are cut into consecutive pieces of at most that size, at
 //! character boundaries, so Loki does not reject them and memory stays bounded.
 //!
-//! [`prepare_for_loki`] then drops whitespace-only lines and replaces each
-//! invalid UTF-8 sequence with U+FFFD: Loki's query API returns JSON strings,
-//! which would show the same replacement characters, and a valid line is
-//! accepted by every Loki version and every push format.
+//! Every frame has a journal position ([`Seq`]); each line carries the
+//! position its source's delivery cursor may move to once it is delivered
+//! (see [`Line::ack`]). The same assembler reads the FIFO and replays the
+//! journal, so both produce the same lines with the same positions.
 
-use crate::line::{Line, Source};
+use bytes::{Bytes, BytesMut};
+
+use crate::line::{Line, Seq, Source};
 use crate::proto::logdriver::LogEntry;
-
-/// Drops whitespace-only lines and makes every line valid UTF-8. Valid lines
-/// (nearly all) are neither copied nor reallocated.
-pub fn prepare_for_loki(lines: &mut Vec<Line>) {
-    lines.retain(|line| !line.bytes.iter().all(u8::is_ascii_whitespace));
-    for line in lines.iter_mut() {
-        if std::str::from_utf8(&line.bytes).is_err() {
-            line.bytes = String::from_utf8_lossy(&line.bytes)
-                .into_owned()
-                .into_bytes();
-        }
-    }
-}
 
 /// A line still being joined from partial frames.
 #[derive(Debug)]
 struct Partial {
     id: String,
     timestamp_ns: i64,
-    bytes: Vec<u8>,
+    first_seq: Seq,
+    last_seq: Seq,
+    bytes: BytesMut,
 }
 
 /// Joins partial frames, one pending line per source: stdout and stderr are
@@ -45,6 +36,9 @@ struct Partial {
 pub struct Assembler {
     pending: [Option<Partial>; 2],
     max_line: usize,
+    /// Replaying from a cursor: a continuation piece whose line began before
+    /// the replay's start belongs to a line already delivered; skip it.
+    skip_orphans: bool,
 }
 
 impl Assembler {
@@ -52,22 +46,37 @@ impl Assembler {
         Assembler {
             pending: [None, None],
             max_line: max_line.max(4),
+            skip_orphans: false,
         }
     }
 
-    /// Takes one decoded frame; appends completed lines to `out`. The entry's
-    /// line buffer is moved out, not copied. Errors name what was wrong.
-    pub fn push(&mut self, entry: &mut LogEntry, out: &mut Vec<Line>) -> Result<(), String> {
+    /// An assembler for reading the journal from a delivery cursor.
+    pub fn replaying(max_line: usize) -> Assembler {
+        Assembler {
+            skip_orphans: true,
+            ..Assembler::new(max_line)
+        }
+    }
+
+    /// Whether a line of `source` is still being joined.
+    pub fn is_joining(&self, source: Source) -> bool {
+        self.pending[source as usize].is_some()
+    }
+
+    /// Per source, the first record of the line still being joined.
+    pub fn joining_since(&self) -> [Option<Seq>; 2] {
+        [0, 1].map(|s| self.pending[s].as_ref().map(|p| p.first_seq))
+    }
+
+    /// Takes one decoded frame, the record `seq`; appends completed lines to
+    /// `out`. Errors name what was wrong with the frame.
+    pub fn push(&mut self, entry: LogEntry, seq: Seq, out: &mut Vec<Line>) -> Result<(), String> {
         let source = Source::parse(&entry.source)
             .ok_or_else(|| format!("unknown source {:?}", entry.source))?;
-        let bytes = std::mem::take(&mut entry.line);
-        let meta = entry
-            .partial_log_metadata
-            .as_ref()
-            .filter(|_| entry.partial);
+        let meta = entry.partial_log_metadata.filter(|_| entry.partial);
         let Some(meta) = meta else {
             self.flush_source(source, out);
-            self.emit(entry.time_nano, source, bytes, out);
+            self.emit(entry.time_nano, source, entry.line, seq, seq + 1, out);
             return Ok(());
         };
         let slot = &mut self.pending[source as usize];
@@ -76,36 +85,43 @@ impl Assembler {
         }
         let slot = &mut self.pending[source as usize];
         match slot {
-            Some(partial) => partial.bytes.extend_from_slice(&bytes),
+            Some(partial) => {
+                partial.bytes.extend_from_slice(&entry.line);
+                partial.last_seq = seq;
+            }
+            None if self.skip_orphans && meta.ordinal > 1 => return Ok(()),
             None => {
                 *slot = Some(Partial {
-                    id: meta.id.clone(),
+                    id: meta.id,
                     timestamp_ns: entry.time_nano,
-                    bytes,
+                    first_seq: seq,
+                    last_seq: seq,
+                    bytes: BytesMut::from(&entry.line[..]),
                 });
             }
         }
-        let last = meta.last;
         self.emit_full_pieces(source, out);
-        if last {
+        if meta.last {
             self.flush_source(source, out);
         }
         Ok(())
     }
 
-    /// Emits every unfinished line (at EOF or when logging stops).
+    /// Emits every unfinished line (at EOF, or at the end of a replay).
     pub fn flush(&mut self, out: &mut Vec<Line>) {
         self.flush_source(Source::Stdout, out);
         self.flush_source(Source::Stderr, out);
     }
 
     fn flush_source(&mut self, source: Source, out: &mut Vec<Line>) {
-        if let Some(partial) = self.pending[source as usize].take() {
-            self.emit(partial.timestamp_ns, source, partial.bytes, out);
+        if let Some(p) = self.pending[source as usize].take() {
+            let bytes = p.bytes.freeze();
+            self.emit(p.timestamp_ns, source, bytes, p.first_seq, p.last_seq + 1, out);
         }
     }
 
-    /// Keeps a pending line under the maximum size by emitting its full pieces.
+    /// Keeps a pending line under the maximum size by emitting its full
+    /// pieces; they are acknowledged at the line's start (see [`Line::ack`]).
     fn emit_full_pieces(&mut self, source: Source, out: &mut Vec<Line>) {
         let max_line = self.max_line;
         while let Some(partial) = self.pending[source as usize].as_mut() {
@@ -113,32 +129,41 @@ impl Assembler {
                 break;
             }
             let cut = char_boundary(&partial.bytes, max_line);
-            let rest = partial.bytes.split_off(cut);
-            let piece = std::mem::replace(&mut partial.bytes, rest);
-            let timestamp_ns = partial.timestamp_ns;
-            self.emit(timestamp_ns, source, piece, out);
+            out.push(Line {
+                timestamp_ns: partial.timestamp_ns,
+                source,
+                bytes: partial.bytes.split_to(cut).freeze(),
+                ack: partial.first_seq,
+            });
         }
     }
 
-    fn emit(&self, timestamp_ns: i64, source: Source, bytes: Vec<u8>, out: &mut Vec<Line>) {
-        if bytes.len() <= self.max_line {
+    /// Emits a whole line, cut into pieces if it is over the maximum: every
+    /// piece but the last is acknowledged at `first`, the last at `end`.
+    fn emit(
+        &self,
+        timestamp_ns: i64,
+        source: Source,
+        mut bytes: Bytes,
+        first: Seq,
+        end: Seq,
+        out: &mut Vec<Line>,
+    ) {
+        while bytes.len() > self.max_line {
+            let cut = char_boundary(&bytes, self.max_line);
             out.push(Line {
                 timestamp_ns,
                 source,
-                bytes,
+                bytes: bytes.split_to(cut),
+                ack: first,
             });
-            return;
         }
-        let mut rest = bytes.as_slice();
-        while !rest.is_empty() {
-            let cut = char_boundary(rest, self.max_line);
-            out.push(Line {
-                timestamp_ns,
-                source,
-                bytes: rest[..cut].to_vec(),
-            });
-            rest = &rest[cut..];
-        }
+        out.push(Line {
+            timestamp_ns,
+            source,
+            bytes,
+            ack: end,
+        });
     }
 }
 
@@ -165,7 +190,7 @@ mod tests {
         LogEntry {
             source: source.into(),
             time_nano: ts,
-            line: line.to_vec(),
+            line: Bytes::copy_from_slice(line),
             ..LogEntry::default()
         }
     }
@@ -182,21 +207,29 @@ mod tests {
         }
     }
 
-    fn run(entries: Vec<LogEntry>, max_line: usize) -> Vec<Line> {
-        let mut assembler = Assembler::new(max_line);
+    /// Runs entries through an assembler; record i has seq 100 + i.
+    fn run_with(mut assembler: Assembler, entries: Vec<LogEntry>) -> Vec<Line> {
         let mut out = Vec::new();
-        for mut entry in entries {
-            assembler.push(&mut entry, &mut out).unwrap();
+        for (i, entry) in entries.into_iter().enumerate() {
+            assembler.push(entry, 100 + i as u64, &mut out).unwrap();
         }
         assembler.flush(&mut out);
         out
     }
 
+    fn run(entries: Vec<LogEntry>, max_line: usize) -> Vec<Line> {
+        run_with(Assembler::new(max_line), entries)
+    }
+
     fn texts(lines: &[Line]) -> Vec<String> {
         lines
             .iter()
-            .map(|l| String::from_utf8(l.bytes.clone()).unwrap())
+            .map(|l| String::from_utf8(l.bytes.to_vec()).unwrap())
             .collect()
+    }
+
+    fn acks(lines: &[Line]) -> Vec<Seq> {
+        lines.iter().map(|l| l.ack).collect()
     }
 
     #[test]
@@ -211,6 +244,7 @@ mod tests {
         );
         assert_eq!(texts(&lines), ["aaabbbcc"]);
         assert_eq!(lines[0].timestamp_ns, 10);
+        assert_eq!(acks(&lines), [103], "acknowledged after its last record");
     }
 
     #[test]
@@ -224,6 +258,7 @@ mod tests {
             DEFAULT_MAX_LINE_SIZE,
         );
         assert_eq!(texts(&lines), ["16k", "next"]);
+        assert_eq!(acks(&lines), [102, 103]);
     }
 
     #[test]
@@ -240,6 +275,7 @@ mod tests {
         );
         assert_eq!(texts(&lines), ["err line", "out-end", "err-end"]);
         assert_eq!(lines[1].source, Source::Stdout);
+        assert_eq!(acks(&lines), [102, 104, 105]);
     }
 
     #[test]
@@ -273,24 +309,8 @@ mod tests {
             ],
             100,
         );
-        let bytes: Vec<&[u8]> = lines.iter().map(|l| l.bytes.as_slice()).collect();
+        let bytes: Vec<&[u8]> = lines.iter().map(|l| &l.bytes[..]).collect();
         assert_eq!(bytes, [&b""[..], b"   \t", b"\xff\xfe x"]);
-    }
-
-    #[test]
-    fn loki_gets_no_blank_lines_and_valid_utf8() {
-        let mut lines = run(
-            vec![
-                full("stdout", 1, b""),
-                full("stdout", 2, b"   \t"),
-                full("stdout", 3, b" x "),
-                full("stdout", 4, b"\xff\xfe invalid utf8"),
-            ],
-            100,
-        );
-        prepare_for_loki(&mut lines);
-        assert_eq!(texts(&lines), [" x ", "\u{fffd}\u{fffd} invalid utf8"]);
-        assert!(lines.iter().all(|l| std::str::from_utf8(&l.bytes).is_ok()));
     }
 
     #[test]
@@ -310,13 +330,45 @@ mod tests {
             joined.iter().map(|l| l.bytes.len()).collect::<Vec<_>>(),
             [8, 8, 4]
         );
+        // Pieces are acknowledged at the line's start, the last at its end.
+        assert_eq!(acks(&joined), [100, 100, 102]);
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_maximum_is_one_piece() {
+        let lines = run(
+            vec![
+                part("stdout", 1, &[b'x'; 8], "p", 1, false),
+                part("stdout", 1, b"", "p", 2, true),
+            ],
+            8,
+        );
+        assert_eq!(texts(&lines), ["xxxxxxxx"]);
+        assert_eq!(acks(&lines), [102]);
+    }
+
+    #[test]
+    fn a_replay_skips_the_rest_of_a_line_delivered_before_its_start() {
+        let lines = run_with(
+            Assembler::replaying(DEFAULT_MAX_LINE_SIZE),
+            vec![
+                part("stdout", 1, b"end of an old line", "old", 3, true),
+                full("stdout", 2, b"next"),
+            ],
+        );
+        assert_eq!(texts(&lines), ["next"]);
+        let live = run(
+            vec![part("stdout", 1, b"end of an old line", "old", 3, true)],
+            DEFAULT_MAX_LINE_SIZE,
+        );
+        assert_eq!(texts(&live), ["end of an old line"], "live reading keeps it");
     }
 
     #[test]
     fn unknown_source_is_an_error() {
         let mut assembler = Assembler::new(100);
         let err = assembler
-            .push(&mut full("stdin", 1, b"x"), &mut Vec::new())
+            .push(full("stdin", 1, b"x"), 0, &mut Vec::new())
             .unwrap_err();
         assert!(err.contains("stdin"));
     }

@@ -1,40 +1,70 @@
 //! The FIFO's framing: each frame is a 4-byte big-endian length followed by
 //! a protobuf `LogEntry`. The same codec reads the daemon's FIFO and writes
 //! ReadLogs answers.
+//!
+//! A reader can land inside a frame (a plugin that restarted while an older
+//! version had read half a frame) or meet a corrupt length. It then finds
+//! the next frame by its shape: every frame the daemon writes starts with
+//! its length and `0a 06 "stdout"` or `0a 06 "stderr"` (field 1, the
+//! source, always comes first). Bytes skipped that way are reported, and no
+//! more is skipped than needed to reach a frame that decodes.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use prost::Message;
 
 use crate::proto::logdriver::LogEntry;
 
-/// Bytes requested from the FIFO per read (the kernel pipe holds 64 KiB).
-const READ_CHUNK: usize = 128 * 1024;
-/// Frames are at most ~16.5 KiB (the daemon splits lines at 16 KiB); larger
-/// lengths mean corruption, and their bytes are discarded rather than buffered.
+/// Bytes requested from a reader per read.
+pub const READ_CHUNK: usize = 128 * 1024;
+/// Largest frame accepted. The daemon writes at most ~16.5 KiB (it splits
+/// lines at 16 KiB); larger lengths are corruption unless the frame has the
+/// daemon's shape.
 pub const MAX_FRAME: usize = 1 << 20;
+/// The largest frame the daemon writes: a 16 KiB line and its metadata.
+const DAEMON_MAX_FRAME: usize = 16 * 1024 + 1024;
+/// Length prefix plus the shape bytes `0a 06 "stdout"`.
+const SHAPE_LEN: usize = 4 + 8;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FrameError {
-    #[error("undecodable frame of {len} bytes: {reason}")]
-    Undecodable { len: usize, reason: String },
-    #[error("frame length {len} exceeds {MAX_FRAME} bytes; skipping it")]
-    Oversized { len: usize },
+/// What the decoder found next in the byte stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// A frame that decoded: its wire bytes (length prefix included) and entry.
+    Entry { wire: Bytes, entry: LogEntry },
+    /// Bytes that are not a frame, skipped to reach the next one.
+    Skipped { bytes: usize, reason: &'static str },
 }
 
-/// Splits a byte stream into frames. `Ok(None)`-style contract: `next_frame`
-/// returns `None` when more bytes are needed.
-#[derive(Debug, Default)]
+/// Splits a byte stream into frames. `next` returns `None` when more bytes
+/// are needed.
+#[derive(Debug)]
 pub struct FrameDecoder {
     buf: BytesMut,
-    /// Bytes of an oversized frame still to be discarded.
-    skipping: usize,
+    /// The buffer starts where a frame is expected (the stream's start, or
+    /// right after a frame that decoded). Out of sync, only a frame with the
+    /// daemon's shape is believed.
+    in_sync: bool,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> FrameDecoder {
+        FrameDecoder::new()
+    }
 }
 
 impl FrameDecoder {
+    /// A decoder at the start of a stream.
     pub fn new() -> FrameDecoder {
         FrameDecoder {
             buf: BytesMut::with_capacity(READ_CHUNK),
-            skipping: 0,
+            in_sync: true,
+        }
+    }
+
+    /// A decoder that may start inside a frame (re-attaching to a FIFO).
+    pub fn resyncing() -> FrameDecoder {
+        FrameDecoder {
+            in_sync: false,
+            ..FrameDecoder::new()
         }
     }
 
@@ -44,136 +74,231 @@ impl FrameDecoder {
         &mut self.buf
     }
 
-    /// Decodes the next complete frame into `entry` (reusing its buffers).
-    pub fn next_frame(&mut self, entry: &mut LogEntry) -> Option<Result<(), FrameError>> {
-        if self.skipping > 0 {
-            let n = self.skipping.min(self.buf.len());
-            self.buf.advance(n);
-            self.skipping -= n;
-            if self.skipping > 0 {
-                return None;
-            }
-        }
-        if self.buf.len() < 4 {
-            return None;
-        }
-        let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
-        if len > MAX_FRAME {
-            self.buf.advance(4);
-            self.skipping = len;
-            return Some(Err(FrameError::Oversized { len }));
-        }
-        if self.buf.len() < 4 + len {
-            return None;
-        }
-        entry.clear();
-        let result = entry
-            .merge(&self.buf[4..4 + len])
-            .map_err(|err| FrameError::Undecodable {
-                len,
-                reason: err.to_string(),
-            });
-        self.buf.advance(4 + len);
-        Some(result)
-    }
-
-    /// Bytes of a frame that was started but not finished (a truncated frame at EOF).
-    pub fn unfinished_bytes(&self) -> usize {
-        self.buf.len() + self.skipping
-    }
-
-    /// Bytes held for a frame not yet complete (not counting bytes still to skip).
+    /// Bytes held for a frame not yet complete.
     pub fn buffered_bytes(&self) -> usize {
         self.buf.len()
     }
+
+    /// Discards what is buffered (a truncated frame at EOF); returns its size.
+    pub fn discard_buffered(&mut self) -> usize {
+        let n = self.buf.len();
+        self.buf.clear();
+        n
+    }
+
+    /// The next frame or skipped run; `None` when more bytes are needed.
+    pub fn next(&mut self) -> Option<Frame> {
+        loop {
+            if self.buf.len() < 4 {
+                return None;
+            }
+            let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]])
+                as usize;
+            let shaped = has_shape(&self.buf, 0);
+            let believable = if self.in_sync {
+                len <= DAEMON_MAX_FRAME || (len <= MAX_FRAME && shaped != Some(false))
+            } else {
+                len <= MAX_FRAME && shaped == Some(true)
+            };
+            if !believable {
+                if !self.in_sync && shaped.is_none() {
+                    return None; // too few bytes to judge the shape yet
+                }
+                return Some(self.resync(1, "not a frame"));
+            }
+            if self.buf.len() < 4 + len {
+                return None;
+            }
+            let wire = self.buf.split_to(4 + len).freeze();
+            match LogEntry::decode(wire.slice(4..)) {
+                Ok(entry) => {
+                    self.in_sync = true;
+                    return Some(Frame::Entry { wire, entry });
+                }
+                Err(_) => {
+                    // Put the bytes back and look for a frame inside them.
+                    let mut rest = BytesMut::from(&wire[..]);
+                    rest.extend_from_slice(&self.buf);
+                    self.buf = rest;
+                    return Some(self.resync(1, "undecodable frame"));
+                }
+            }
+        }
+    }
+
+    /// Skips to the next position (at or after `from`) that has a frame's
+    /// shape, or to the last bytes that might begin one.
+    fn resync(&mut self, from: usize, reason: &'static str) -> Frame {
+        self.in_sync = false;
+        let mut at = from;
+        while at + SHAPE_LEN <= self.buf.len() {
+            let len = u32::from_be_bytes([
+                self.buf[at],
+                self.buf[at + 1],
+                self.buf[at + 2],
+                self.buf[at + 3],
+            ]) as usize;
+            if len <= MAX_FRAME && has_shape(&self.buf, at) == Some(true) {
+                break;
+            }
+            at += 1;
+        }
+        let skip = at.min(self.buf.len().saturating_sub(SHAPE_LEN - 1)).max(from.min(self.buf.len()));
+        self.buf.advance(skip);
+        Frame::Skipped {
+            bytes: skip,
+            reason,
+        }
+    }
+}
+
+/// Whether the frame starting at `at` begins like the daemon's frames;
+/// `None` if too few bytes are there to tell.
+fn has_shape(buf: &[u8], at: usize) -> Option<bool> {
+    let body = buf.get(at + 4..at + SHAPE_LEN)?;
+    Some(body == b"\x0a\x06stdout" || body == b"\x0a\x06stderr")
+}
+
+/// Frames one entry: length prefix and protobuf.
+pub fn encode_frame(entry: &LogEntry) -> Bytes {
+    let len = entry.encoded_len();
+    let mut out = Vec::with_capacity(len + 4);
+    out.extend_from_slice(&(len as u32).to_be_bytes());
+    entry.encode(&mut out).expect("a Vec grows as needed");
+    Bytes::from(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn frame(entry: &LogEntry) -> Vec<u8> {
-        let body = entry.encode_to_vec();
-        let mut out = (body.len() as u32).to_be_bytes().to_vec();
-        out.extend(body);
-        out
-    }
-
     fn entry(line: &str) -> LogEntry {
         LogEntry {
             source: "stdout".into(),
             time_nano: 7,
-            line: line.as_bytes().to_vec(),
+            line: Bytes::copy_from_slice(line.as_bytes()),
             ..LogEntry::default()
         }
     }
 
-    fn decode_all(decoder: &mut FrameDecoder, bytes: &[u8]) -> Vec<Result<Vec<u8>, FrameError>> {
+    /// Lines of the frames found, and the total of skipped bytes.
+    fn decode_all(decoder: &mut FrameDecoder, bytes: &[u8]) -> (Vec<String>, usize) {
         decoder.read_buffer().extend_from_slice(bytes);
-        let mut out = Vec::new();
-        let mut entry = LogEntry::default();
-        while let Some(result) = decoder.next_frame(&mut entry) {
-            out.push(result.map(|()| std::mem::take(&mut entry.line)));
+        let (mut lines, mut skipped) = (Vec::new(), 0);
+        while let Some(frame) = decoder.next() {
+            match frame {
+                Frame::Entry { entry, .. } => {
+                    lines.push(String::from_utf8_lossy(&entry.line).into_owned())
+                }
+                Frame::Skipped { bytes, .. } => skipped += bytes,
+            }
         }
-        out
+        (lines, skipped)
     }
 
     #[test]
     fn frames_split_across_reads_are_reassembled() {
-        let bytes = [frame(&entry("one")), frame(&entry("two"))].concat();
+        let bytes = [encode_frame(&entry("one")), encode_frame(&entry("two"))].concat();
         let mut decoder = FrameDecoder::new();
         let mut lines = Vec::new();
         for chunk in bytes.chunks(3) {
-            lines.extend(decode_all(&mut decoder, chunk));
+            lines.extend(decode_all(&mut decoder, chunk).0);
         }
-        assert_eq!(lines, [Ok(b"one".to_vec()), Ok(b"two".to_vec())]);
-        assert_eq!(decoder.unfinished_bytes(), 0);
+        assert_eq!(lines, ["one", "two"]);
+        assert_eq!(decoder.buffered_bytes(), 0);
     }
 
     #[test]
-    fn an_undecodable_frame_is_skipped_by_its_length() {
-        let bytes = [vec![0, 0, 0, 3, 0xff, 0xff, 0xff], frame(&entry("after"))].concat();
-        let results = decode_all(&mut FrameDecoder::new(), &bytes);
-        assert!(matches!(
-            results[0],
-            Err(FrameError::Undecodable { len: 3, .. })
-        ));
-        assert_eq!(results[1], Ok(b"after".to_vec()));
+    fn the_wire_bytes_are_the_frame_as_read() {
+        let bytes = encode_frame(&entry("one"));
+        let mut decoder = FrameDecoder::new();
+        decoder.read_buffer().extend_from_slice(&bytes);
+        let Some(Frame::Entry { wire, .. }) = decoder.next() else {
+            panic!("no frame")
+        };
+        assert_eq!(wire, bytes);
+    }
+
+    #[test]
+    fn an_undecodable_frame_costs_only_its_own_bytes() {
+        let garbage = [0, 0, 0, 3, 0xff, 0xff, 0xff];
+        let bytes = [&garbage[..], &encode_frame(&entry("after"))].concat();
+        let (lines, skipped) = decode_all(&mut FrameDecoder::new(), &bytes);
+        assert_eq!(lines, ["after"]);
+        assert_eq!(skipped, garbage.len());
+    }
+
+    #[test]
+    fn a_garbage_length_does_not_swallow_later_frames() {
+        // A corrupt length of ~4 GiB, then good frames: only the 4 bytes go.
+        let good: Vec<u8> = (0..100)
+            .flat_map(|i| encode_frame(&entry(&format!("line {i}"))).to_vec())
+            .collect();
+        let bytes = [&[0xff, 0xff, 0xff, 0xfe][..], &good].concat();
+        let (lines, skipped) = decode_all(&mut FrameDecoder::new(), &bytes);
+        assert_eq!(lines.len(), 100);
+        assert_eq!(skipped, 4);
+    }
+
+    #[test]
+    fn a_reader_starting_mid_frame_finds_the_next_frame_by_its_shape() {
+        let long = "x".repeat(10_000);
+        let first = encode_frame(&entry(&long));
+        let rest: Vec<u8> = (0..5)
+            .flat_map(|i| encode_frame(&entry(&format!("next {i}"))).to_vec())
+            .collect();
+        // Start 3,000 bytes into the first frame, as after a restart.
+        let bytes = [&first[3000..], &rest[..]].concat();
+        for chunk_size in [1, 7, 4096, bytes.len()] {
+            let mut decoder = FrameDecoder::resyncing();
+            let (mut lines, mut skipped) = (Vec::new(), 0);
+            for chunk in bytes.chunks(chunk_size) {
+                let (l, s) = decode_all(&mut decoder, chunk);
+                lines.extend(l);
+                skipped += s;
+            }
+            assert_eq!(lines, (0..5).map(|i| format!("next {i}")).collect::<Vec<_>>());
+            assert_eq!(skipped, first.len() - 3000, "chunks of {chunk_size}");
+        }
+    }
+
+    #[test]
+    fn a_line_containing_a_frame_shape_is_not_mistaken_for_one() {
+        // Inside a well-formed stream, frame lengths are trusted.
+        let tricky = encode_frame(&entry("\0\0\0\x10\x0a\x06stdout inside"));
+        let bytes = [&tricky[..], &encode_frame(&entry("after"))].concat();
+        let (lines, skipped) = decode_all(&mut FrameDecoder::new(), &bytes);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(skipped, 0);
     }
 
     #[test]
     fn an_oversized_length_is_skipped_without_buffering() {
-        let len = (MAX_FRAME + 10) as u32;
         let mut decoder = FrameDecoder::new();
-        let first = decode_all(&mut decoder, &len.to_be_bytes());
-        assert_eq!(
-            first,
-            [Err(FrameError::Oversized {
-                len: MAX_FRAME + 10
-            })]
-        );
-        assert!(decode_all(&mut decoder, &vec![0u8; MAX_FRAME]).is_empty());
-        assert!(
-            decoder.buf.len() < READ_CHUNK * 2,
-            "skipped bytes must not accumulate"
-        );
-        let rest = [vec![0u8; 10], frame(&entry("resync"))].concat();
-        assert_eq!(decode_all(&mut decoder, &rest), [Ok(b"resync".to_vec())]);
+        let len = (MAX_FRAME + 10) as u32;
+        let mut bytes = len.to_be_bytes().to_vec();
+        bytes.extend(vec![0u8; 200_000]);
+        bytes.extend_from_slice(&encode_frame(&entry("resync")));
+        let (lines, skipped) = decode_all(&mut decoder, &bytes);
+        assert_eq!(lines, ["resync"]);
+        assert_eq!(skipped, 200_004);
     }
 
     #[test]
-    fn a_truncated_frame_is_reported() {
-        let bytes = frame(&entry("cut short"));
+    fn a_truncated_frame_stays_buffered() {
+        let bytes = encode_frame(&entry("cut short"));
         let mut decoder = FrameDecoder::new();
-        assert!(decode_all(&mut decoder, &bytes[..bytes.len() - 2]).is_empty());
-        assert_eq!(decoder.unfinished_bytes(), bytes.len() - 2);
+        assert!(decode_all(&mut decoder, &bytes[..bytes.len() - 2]).0.is_empty());
+        assert_eq!(decoder.discard_buffered(), bytes.len() - 2);
     }
 
     #[test]
     fn recorded_fifo_decodes_into_thirteen_frames() {
         let bytes = include_bytes!("../../shared/fixtures/daemon-20.10/start-logging.fifo.bin");
-        let results = decode_all(&mut FrameDecoder::new(), bytes);
-        assert_eq!(results.len(), 13);
-        assert!(results.iter().all(Result::is_ok));
+        let (lines, skipped) = decode_all(&mut FrameDecoder::new(), bytes);
+        assert_eq!((lines.len(), skipped), (13, 0));
+        // The same stream found again from any starting point.
+        let (lines, _) = decode_all(&mut FrameDecoder::resyncing(), &bytes[5..]);
+        assert_eq!(lines.len(), 12);
     }
 }

@@ -83,26 +83,32 @@ pub fn container_labels(
     labels
 }
 
-/// The rendered label strings of one container, one per source.
+/// The label sets of one container, one per source, and their rendering.
 #[derive(Debug, Clone)]
 pub struct StreamLabels {
-    by_source: [Arc<str>; 2],
+    sets: [BTreeMap<String, String>; 2],
+    rendered: [Arc<str>; 2],
 }
 
 impl StreamLabels {
     pub fn new(labels: &BTreeMap<String, String>) -> StreamLabels {
-        let render_with = |source: Source| {
+        let with_source = |source: Source| {
             let mut all = labels.clone();
             all.insert("source".to_string(), source.as_str().to_string());
-            Arc::from(render(&all))
+            all
         };
-        StreamLabels {
-            by_source: [render_with(Source::Stdout), render_with(Source::Stderr)],
-        }
+        let sets = [with_source(Source::Stdout), with_source(Source::Stderr)];
+        let rendered = [Arc::from(render(&sets[0])), Arc::from(render(&sets[1]))];
+        StreamLabels { sets, rendered }
     }
 
+    /// Loki's `{name="value", ...}` form.
     pub fn for_source(&self, source: Source) -> &Arc<str> {
-        &self.by_source[source as usize]
+        &self.rendered[source as usize]
+    }
+
+    pub fn label_set(&self, source: Source) -> &BTreeMap<String, String> {
+        &self.sets[source as usize]
     }
 }
 

@@ -24,6 +24,10 @@ pub const DEFAULT_BUFFER_SIZE: usize = 16 * 1024 * 1024;
 /// Rotation of the local copy, as Docker's `local` driver: 20 MB x 5 files.
 pub const DEFAULT_MAX_SIZE: u64 = 20 * 1024 * 1024;
 pub const DEFAULT_MAX_FILE: u32 = 5;
+/// Pushes to one endpoint in flight at once (`loki-max-in-flight`).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
+/// Per-container bound on the journal on disk (`loki-journal-size`).
+pub const DEFAULT_JOURNAL_SIZE: u64 = 1024 * 1024 * 1024;
 
 /// Every log-opt this plugin accepts, in the order `--help`-style errors list them.
 pub const KNOWN_OPTIONS: &[&str] = &[
@@ -37,6 +41,9 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "loki-retries",
     "loki-tenant-id",
     "loki-buffer-size",
+    "loki-journal-size",
+    "loki-max-in-flight",
+    "loki-drop-rate-limited-batches",
     "loki-tls-ca-file",
     "loki-tls-cert-file",
     "loki-tls-key-file",
@@ -135,6 +142,11 @@ pub struct EndpointConfig {
     /// Retries after the first attempt; 0 sends each batch once.
     pub retries: u32,
     pub tls: TlsOptions,
+    /// Pushes in flight at once.
+    pub max_in_flight: usize,
+    /// Drop a batch Loki rate-limits (429) instead of retrying it, as
+    /// Promtail's `drop_rate_limited_batches` does.
+    pub drop_rate_limited: bool,
     /// `loki-proxy-url` with any credentials removed: safe to log.
     pub proxy_url: Option<String>,
     pub proxy_auth: Option<BasicAuth>,
@@ -165,6 +177,8 @@ pub struct ContainerConfig {
     pub env_regex: Option<Regex>,
     pub tag: Option<Template>,
     pub buffer_size: usize,
+    /// `loki-journal-size`: bound on this container's journal on disk.
+    pub journal_size: u64,
     pub local_copy: LocalCopyOptions,
 }
 
@@ -283,6 +297,20 @@ impl ContainerConfig {
             max_backoff,
             retries,
             tls,
+            max_in_flight: match get("loki-max-in-flight") {
+                None => DEFAULT_MAX_IN_FLIGHT,
+                Some(v) => match v.trim().parse::<usize>() {
+                    Ok(n) if (1..=64).contains(&n) => n,
+                    _ => {
+                        return Err(invalid(
+                            "loki-max-in-flight",
+                            v,
+                            "expected a whole number from 1 to 64",
+                        ));
+                    }
+                },
+            },
+            drop_rate_limited: boolean("loki-drop-rate-limited-batches")?,
             proxy_url,
             proxy_auth,
         };
@@ -315,6 +343,7 @@ impl ContainerConfig {
                 .map(|v| Template::parse(v).map_err(|r| invalid("tag", v, r)))
                 .transpose()?,
             buffer_size: size("loki-buffer-size", DEFAULT_BUFFER_SIZE as u64)? as usize,
+            journal_size: size("loki-journal-size", DEFAULT_JOURNAL_SIZE)?,
             local_copy: LocalCopyOptions {
                 no_file: boolean("no-file")?,
                 keep_file: boolean("keep-file")?,

@@ -1,92 +1,41 @@
-//! The Loki client: encodes a batch as Loki's protobuf `PushRequest` with raw
-//! snappy, POSTs it with keep-alive connections (plain, TLS, or through an
-//! HTTP CONNECT proxy), and decides what an answer means.
-//!
-//! Nothing here reads a FIFO or waits on one; the batcher calls it.
+//! The Loki client: POSTs encoded pushes with keep-alive connections
+//! (plain, TLS, or through an HTTP CONNECT proxy). Behind the [`Pusher`]
+//! trait, so delivery is tested in-process without sockets.
 
 use std::error::Error as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use std::future::Future;
+use std::pin::Pin;
+
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
-use hyper::{Request, StatusCode, Uri};
+use hyper::{Request, Uri};
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::rt::TokioExecutor;
-use prost::Message;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
+use super::policy::{FailKind, PushResult};
 use crate::config::options::{BasicAuth, EndpointConfig, TlsOptions};
-use crate::proto::logproto::PushRequest;
 
 /// Bytes of Loki's answer kept for the log.
 const MAX_ANSWER_BYTES: usize = 1024;
+/// Idle keep-alive connections are closed after this.
+const POOL_IDLE: Duration = Duration::from_secs(90);
 
-/// Encodes a push request as Loki expects it: protobuf, then raw snappy.
-pub fn encode_push(request: &PushRequest) -> Bytes {
-    let protobuf = request.encode_to_vec();
-    let compressed = snap::raw::Encoder::new()
-        .compress_vec(&protobuf)
-        .expect("snappy accepts any input below 4 GiB");
-    Bytes::from(compressed)
+/// Sends one encoded push and reports what happened.
+pub trait Pusher: Send + Sync + 'static {
+    fn push(&self, body: Bytes, timeout: Duration) -> BoxFuture<'_, PushResult>;
 }
 
-/// What one push attempt produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PushResult {
-    /// Loki answered; `body` is the start of its answer.
-    Answered { status: StatusCode, body: String },
-    /// No answer: connection refused, reset, TLS failure or timeout.
-    Failed(String),
-}
-
-/// What to do with a batch after an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Delivered,
-    /// Worth another attempt after a backoff: 429, 5xx, no answer.
-    Retry,
-    /// Loki will never accept it (other 4xx): drop and count.
-    Drop,
-}
-
-/// The retry policy, as a pure function of the outcome.
-pub fn decide(result: &PushResult) -> Decision {
-    match result {
-        PushResult::Answered { status, .. } if status.is_success() => Decision::Delivered,
-        PushResult::Answered { status, .. }
-            if *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() =>
-        {
-            Decision::Retry
-        }
-        PushResult::Answered { .. } => Decision::Drop,
-        PushResult::Failed(_) => Decision::Retry,
-    }
-}
-
-/// The waits between attempts: exponential from `min` doubling up to `max`,
-/// with jitter, never outside `[min, max]`; `retries` waits at most.
-pub fn backoff_delays(
-    min: Duration,
-    max: Duration,
-    retries: u32,
-) -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(min)
-        .with_max_delay(max)
-        .with_factor(2.0)
-        .with_jitter()
-        .with_max_times(retries as usize)
-        .build()
-        .map(move |delay| delay.clamp(min, max))
-}
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 type Direct = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 type Proxied = Client<HttpsConnector<Tunnel<HttpConnector>>, Full<Bytes>>;
@@ -140,7 +89,9 @@ impl LokiClient {
             None => https,
         }
         .enable_http1();
-        let pool = Client::builder(TokioExecutor::new());
+        let mut pool = Client::builder(TokioExecutor::new());
+        pool.pool_idle_timeout(POOL_IDLE)
+            .pool_timer(hyper_util::rt::TokioTimer::new());
         let transport = match &config.proxy_url {
             None => Transport::Direct(pool.build(https.wrap_connector(http))),
             Some(proxy) => {
@@ -162,8 +113,8 @@ impl LokiClient {
         })
     }
 
-    /// Sends one encoded batch; `timeout` bounds the whole exchange.
-    pub async fn push(&self, body: Bytes, timeout: Duration) -> PushResult {
+    /// Sends one encoded push; `timeout` bounds the whole exchange.
+    pub async fn send(&self, body: Bytes, timeout: Duration) -> PushResult {
         let mut request = Request::post(self.uri.clone())
             .header(CONTENT_TYPE, "application/x-protobuf")
             .header(USER_AGENT, crate::USER_AGENT)
@@ -181,8 +132,20 @@ impl LokiClient {
                 Transport::Direct(client) => client.request(request).await,
                 Transport::Proxied(client) => client.request(request).await,
             }
-            .map_err(|e| describe(&e))?;
+            .map_err(|e| {
+                let kind = if e.is_connect() {
+                    FailKind::Unreachable
+                } else {
+                    FailKind::Interrupted
+                };
+                (describe(&e), kind)
+            })?;
             let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(hyper::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| super::policy::parse_retry_after(v, std::time::SystemTime::now()));
             let body = match Limited::new(response.into_body(), 64 * 1024)
                 .collect()
                 .await
@@ -191,16 +154,30 @@ impl LokiClient {
                 Err(_) => Bytes::new(),
             };
             let end = body.len().min(MAX_ANSWER_BYTES);
-            Ok::<_, String>((
+            Ok::<_, (String, FailKind)>((
                 status,
                 String::from_utf8_lossy(&body[..end]).trim().to_string(),
+                retry_after,
             ))
         };
         match tokio::time::timeout(timeout, exchange).await {
-            Ok(Ok((status, body))) => PushResult::Answered { status, body },
-            Ok(Err(reason)) => PushResult::Failed(reason),
-            Err(_) => PushResult::Failed(format!("no answer within {timeout:?} (loki-timeout)")),
+            Ok(Ok((status, body, retry_after))) => PushResult::Answered {
+                status,
+                body,
+                retry_after,
+            },
+            Ok(Err((reason, kind))) => PushResult::Failed { reason, kind },
+            Err(_) => PushResult::Failed {
+                reason: format!("no answer within {timeout:?} (loki-timeout)"),
+                kind: FailKind::Timeout,
+            },
         }
+    }
+}
+
+impl Pusher for LokiClient {
+    fn push(&self, body: Bytes, timeout: Duration) -> BoxFuture<'_, PushResult> {
+        Box::pin(self.send(body, timeout))
     }
 }
 
@@ -335,68 +312,6 @@ mod insecure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::logproto::{EntryAdapter, StreamAdapter};
-
-    fn answered(code: u16) -> PushResult {
-        PushResult::Answered {
-            status: StatusCode::from_u16(code).unwrap(),
-            body: String::new(),
-        }
-    }
-
-    #[test]
-    fn retry_decisions() {
-        assert_eq!(decide(&answered(204)), Decision::Delivered);
-        assert_eq!(decide(&answered(200)), Decision::Delivered);
-        assert_eq!(decide(&answered(429)), Decision::Retry);
-        assert_eq!(decide(&answered(500)), Decision::Retry);
-        assert_eq!(decide(&answered(503)), Decision::Retry);
-        assert_eq!(decide(&answered(400)), Decision::Drop);
-        assert_eq!(decide(&answered(401)), Decision::Drop);
-        assert_eq!(decide(&answered(413)), Decision::Drop);
-        assert_eq!(
-            decide(&PushResult::Failed("connection refused".into())),
-            Decision::Retry
-        );
-    }
-
-    #[test]
-    fn backoff_grows_and_stays_within_bounds() {
-        let (min, max) = (Duration::from_millis(500), Duration::from_secs(5));
-        for _ in 0..50 {
-            let delays: Vec<_> = backoff_delays(min, max, 10).collect();
-            assert_eq!(delays.len(), 10);
-            assert!(delays.iter().all(|d| *d >= min && *d <= max), "{delays:?}");
-            assert_eq!(*delays.last().unwrap(), max);
-        }
-        let first: Vec<_> = backoff_delays(min, Duration::from_secs(300), 3).collect();
-        assert!(
-            first[0] < Duration::from_secs(1) && first[2] >= Duration::from_secs(2),
-            "{first:?}"
-        );
-        assert_eq!(backoff_delays(min, max, 0).count(), 0);
-    }
-
-    #[test]
-    fn encoding_is_raw_snappy_protobuf() {
-        let request = PushRequest {
-            streams: vec![StreamAdapter {
-                labels: r#"{a="b"}"#.into(),
-                entries: vec![EntryAdapter {
-                    timestamp: Some(prost_types::Timestamp {
-                        seconds: 1,
-                        nanos: 2,
-                    }),
-                    line: b"hello".to_vec(),
-                    structured_metadata: vec![],
-                }],
-                hash: 0,
-            }],
-        };
-        let body = encode_push(&request);
-        let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
-        assert_eq!(PushRequest::decode(raw.as_slice()).unwrap(), request);
-    }
 
     #[test]
     fn a_missing_ca_file_is_a_clear_error() {

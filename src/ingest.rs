@@ -1,0 +1,721 @@
+//! Reading a container's FIFO into its journal, without ever waiting for
+//! the network or the disk.
+//!
+//! The daemon holds the FIFO open read-write, so EOF comes only when it
+//! closes its end (after StopLogging has been answered).
+//!
+//! Bytes leave the FIFO only once they are safe. The reader copies what the
+//! FIFO holds with `tee(2)` (which leaves it there), decodes the frames,
+//! hands their lines to memory and their records to the journal's writer,
+//! and removes the bytes from the FIFO when the writer reports them on disk.
+//! Killed in between, the plugin loses nothing: the kernel still holds the
+//! bytes, and the next process reads them (skipping the frames its journal
+//! already has). The reader never waits for the writer: while the writer is
+//! behind it keeps reading, and if the disk falls far behind (half the pipe
+//! unconfirmed, or a second without progress) it removes the bytes anyway
+//! and the lines stay safe in memory only. Where `tee` is not available it
+//! reads the FIFO plainly.
+
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio::io::unix::AsyncFd;
+use tokio::sync::watch;
+
+use crate::assemble::Assembler;
+use crate::frame::{Frame, FrameDecoder, READ_CHUNK};
+use crate::journal::{IntakeAck, Journal};
+use crate::observe::{ContainerCounters, Throttle};
+
+/// The FIFO's size is raised to this when the kernel allows (more room for
+/// lines while the plugin restarts); it stays at the default otherwise.
+const FIFO_SIZE: usize = 1 << 20;
+/// Bytes read but not yet on disk older than this are removed from the FIFO
+/// anyway: the disk is stalled, and the daemon must not wait for it.
+const MAX_UNCONFIRMED_AGE: Duration = Duration::from_secs(1);
+/// On a graceful stop, how long to wait for the writer and for a frame
+/// that was started to finish.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// How a FIFO reader ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// The daemon closed its end: every line has been read.
+    Eof,
+    /// The plugin is shutting down; the FIFO may still hold lines.
+    Stopped,
+}
+
+/// Opens a log FIFO for reading, as the daemon's plugins do (`O_RDONLY`;
+/// the daemon already holds a writer, so this never blocks).
+pub fn open_fifo(path: &str) -> io::Result<OwnedFd> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    if !file.metadata()?.file_type().is_fifo() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a FIFO"));
+    }
+    // SAFETY: fcntl on a file descriptor we own; failure is harmless.
+    unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETPIPE_SZ, FIFO_SIZE as libc::c_int) };
+    Ok(file.into())
+}
+
+/// Hashes of the payloads of a journal's newest records: after a restart,
+/// the FIFO may still hold frames that were written but not yet removed.
+pub type RecentRecords = HashSet<u64>;
+
+pub fn payload_hash(payload: &[u8]) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    payload.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// One FIFO's reader.
+pub struct Reader {
+    /// Shared only so that waiting on it does not borrow the reader.
+    fifo: Arc<AsyncFd<OwnedFd>>,
+    journal: Arc<Journal>,
+    assembler: Assembler,
+    decoder: FrameDecoder,
+    ack: Arc<IntakeAck>,
+    /// FIFO bytes read into the decoder.
+    seen: u64,
+    /// FIFO bytes removed from the FIFO.
+    consumed: u64,
+    /// End of the newest frames handed to the writer (they need its ack).
+    queued_end: u64,
+    /// Bytes up to here need no ack once everything before is removed
+    /// (skipped garbage, duplicates, lines the writer could not take).
+    free_end: u64,
+    /// Since when bytes wait for the writer's ack.
+    unconfirmed_since: Option<Instant>,
+    /// The FIFO is read with `tee`; false: plainly.
+    protected: bool,
+    /// Bytes the reader may leave unconfirmed in the FIFO.
+    high_water: usize,
+    /// After a restart: frames still in the FIFO that the journal has.
+    recent: Option<RecentRecords>,
+    frame_warning: Throttle,
+}
+
+impl Reader {
+    /// A reader for a FIFO just handed over by StartLogging, or (`recent`)
+    /// one found again after a restart.
+    pub fn new(
+        fifo: OwnedFd,
+        journal: Arc<Journal>,
+        max_line: usize,
+        recent: Option<RecentRecords>,
+    ) -> io::Result<Reader> {
+        let fifo_size = pipe_size(fifo.as_raw_fd());
+        let protected = journal.is_on_disk() && private_pipe(|_| Ok(())).is_ok();
+        let private = private_pipe(|p| Ok(p.capacity)).unwrap_or(0);
+        Ok(Reader {
+            // SAFETY: an OwnedFd's descriptor stays open and the same until
+            // the AsyncFd (which owns it) is dropped.
+            fifo: Arc::new(
+                unsafe { AsyncFd::register_with_interest(fifo, tokio::io::Interest::READABLE) }
+                    .map_err(io::Error::from)?,
+            ),
+            assembler: Assembler::new(max_line),
+            decoder: if recent.is_some() {
+                FrameDecoder::resyncing()
+            } else {
+                FrameDecoder::new()
+            },
+            journal,
+            ack: Arc::new(IntakeAck::default()),
+            seen: 0,
+            consumed: 0,
+            queued_end: 0,
+            free_end: 0,
+            unconfirmed_since: None,
+            protected,
+            high_water: fifo_size.min(private) / 2,
+            recent,
+            frame_warning: Throttle::default(),
+        })
+    }
+
+    /// Reads until EOF or `stop`, never waiting for anything but the FIFO.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> ReadEnd {
+        self.journal.attach_reader();
+        let fifo = self.fifo.clone();
+        let end = loop {
+            let mut guard = tokio::select! {
+                biased;
+                _ = stop.wait_for(|stopping| *stopping) => break ReadEnd::Stopped,
+                _ = self.ack.notify.notified() => {
+                    if let Err(err) = self.consume_confirmed() {
+                        self.warn_failed(&err);
+                        break ReadEnd::Eof;
+                    }
+                    continue;
+                }
+                _ = tokio::time::sleep(MAX_UNCONFIRMED_AGE), if self.unconfirmed_since.is_some() => {
+                    self.consume_stale();
+                    continue;
+                }
+                guard = fifo.readable() => match guard {
+                    Ok(guard) => guard,
+                    Err(err) => { self.warn_failed(&err); break ReadEnd::Eof }
+                },
+            };
+            match self.pump() {
+                Ok(Pump::Data) => tokio::task::consume_budget().await,
+                Ok(Pump::NothingNew) => guard.clear_ready(),
+                Ok(Pump::Eof) => break ReadEnd::Eof,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    self.warn_failed(&err);
+                    break ReadEnd::Eof;
+                }
+            }
+        };
+        match end {
+            ReadEnd::Eof => self.finish_at_eof(),
+            ReadEnd::Stopped => self.finish_at_stop().await,
+        }
+        self.journal.detach_reader();
+        end
+    }
+
+    /// Reads what is new in the FIFO and passes it on.
+    fn pump(&mut self) -> io::Result<Pump> {
+        self.consume_confirmed()?;
+        let new = if self.protected {
+            match self.peek_new() {
+                Ok(new) => new,
+                Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
+                    // No tee on this FIFO: read it plainly from now on.
+                    self.protected = false;
+                    self.consume_to(self.seen)?;
+                    return Ok(Pump::Data);
+                }
+                Err(err) => return Err(err),
+            }
+        } else {
+            self.read_plain()?
+        };
+        match new {
+            New::Bytes => {
+                self.process();
+                if self.seen - self.consumed > self.high_water as u64 {
+                    // The writer is far behind: the daemon must not wait for it.
+                    self.consume_to(self.seen)?;
+                }
+                Ok(Pump::Data)
+            }
+            New::Nothing => {
+                if hung_up(self.fifo.get_ref().as_raw_fd())
+                    && self.all_frames_confirmed()
+                    && self.seen > self.consumed
+                {
+                    // The writer left; what remains is an unfinished frame.
+                    // Look again at once: the FIFO is now empty, so EOF.
+                    self.consume_to(self.seen)?;
+                    return Ok(Pump::Data);
+                }
+                Ok(Pump::NothingNew)
+            }
+            New::Eof => Ok(Pump::Eof),
+        }
+    }
+
+    /// Copies what the FIFO holds beyond what was already read (`tee`).
+    fn peek_new(&mut self) -> io::Result<New> {
+        let fifo = self.fifo.get_ref().as_raw_fd();
+        let already = (self.seen - self.consumed) as usize;
+        private_pipe(|pipe| {
+            // SAFETY: tee between two pipe descriptors we own.
+            let n = unsafe {
+                libc::tee(fifo, pipe.write, 1 << 30, libc::SPLICE_F_NONBLOCK)
+            };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let n = n as usize;
+            if n == 0 {
+                return Ok(New::Eof);
+            }
+            if n <= already {
+                pipe.discard(n)?;
+                return Ok(New::Nothing);
+            }
+            pipe.discard(already)?;
+            let fresh = n - already;
+            let buf = self.decoder.read_buffer();
+            buf.reserve(fresh);
+            pipe.read_exact_into(buf, fresh)?;
+            self.seen += fresh as u64;
+            Ok(New::Bytes)
+        })
+    }
+
+    /// Reads the FIFO plainly (bytes leave it at once).
+    fn read_plain(&mut self) -> io::Result<New> {
+        let fifo = self.fifo.get_ref().as_raw_fd();
+        let buf = self.decoder.read_buffer();
+        let spare = buf.spare_capacity_mut();
+        let want = spare.len().min(READ_CHUNK);
+        // SAFETY: reading into the uninitialized spare capacity, then
+        // exposing only the bytes the kernel wrote.
+        let n = unsafe { libc::read(fifo, spare.as_mut_ptr().cast(), want) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if n == 0 {
+            return Ok(New::Eof);
+        }
+        // SAFETY: `n` bytes were written by read(2).
+        unsafe { buf.set_len(buf.len() + n as usize) };
+        self.seen += n as u64;
+        self.consumed = self.seen;
+        Ok(New::Bytes)
+    }
+
+    /// Decodes the complete frames read so far and hands them on.
+    fn process(&mut self) {
+        let mut intake = self.journal.intake();
+        let mut lines = Vec::new();
+        while let Some(frame) = self.decoder.next() {
+            match frame {
+                Frame::Entry { wire, entry } => {
+                    let payload = &wire[4..];
+                    if let Some(recent) = &self.recent {
+                        if recent.contains(&payload_hash(payload)) {
+                            ContainerCounters::add(&self.journal.counters.duplicates_skipped, 1);
+                            continue;
+                        }
+                        self.recent = None; // past the frames read before the restart
+                    }
+                    let seq = intake.record(payload);
+                    if let Err(reason) = self.assembler.push(entry, seq, &mut lines) {
+                        count_invalid(&self.journal, &mut self.frame_warning, 0, &reason);
+                    }
+                }
+                Frame::Skipped { bytes, reason } => {
+                    count_invalid(&self.journal, &mut self.frame_warning, bytes, reason)
+                }
+            }
+        }
+        let complete_end = self.seen - self.decoder.buffered_bytes() as u64;
+        let joining = self.assembler.joining_since();
+        let queued = intake.commit(lines, joining, Some((&self.ack, complete_end)));
+        if queued {
+            self.queued_end = complete_end;
+            self.unconfirmed_since.get_or_insert_with(Instant::now);
+        } else {
+            // Nothing for the writer to confirm (or it could not take it).
+            self.free_end = complete_end;
+        }
+    }
+
+    /// Removes from the FIFO what the writer has put on disk.
+    fn consume_confirmed(&mut self) -> io::Result<()> {
+        let persisted = self.ack.persisted.load(Ordering::Acquire);
+        let target = if persisted >= self.queued_end {
+            self.unconfirmed_since = None;
+            persisted.max(self.free_end)
+        } else {
+            persisted
+        };
+        if self.protected && target > self.consumed {
+            self.consume_to(target.min(self.seen))?;
+        }
+        Ok(())
+    }
+
+    /// The writer made no progress for a while: remove what was read anyway.
+    fn consume_stale(&mut self) {
+        if self
+            .unconfirmed_since
+            .is_some_and(|since| since.elapsed() >= MAX_UNCONFIRMED_AGE)
+        {
+            self.unconfirmed_since = None;
+            if let Err(err) = self.consume_to(self.seen) {
+                self.warn_failed(&err);
+            }
+        }
+    }
+
+    fn all_frames_confirmed(&self) -> bool {
+        self.ack.persisted.load(Ordering::Acquire) >= self.queued_end
+    }
+
+    /// Removes FIFO bytes up to stream offset `to`.
+    fn consume_to(&mut self, to: u64) -> io::Result<()> {
+        if !self.protected || to <= self.consumed {
+            return Ok(());
+        }
+        let fifo = self.fifo.get_ref().as_raw_fd();
+        let mut left = (to - self.consumed) as usize;
+        while left > 0 {
+            // SAFETY: splice from a pipe we own into /dev/null.
+            let n = unsafe {
+                libc::splice(
+                    fifo,
+                    std::ptr::null_mut(),
+                    dev_null(),
+                    std::ptr::null_mut(),
+                    left,
+                    libc::SPLICE_F_NONBLOCK,
+                )
+            };
+            if n < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err);
+            }
+            if n == 0 {
+                break;
+            }
+            left -= n as usize;
+            self.consumed += n as u64;
+        }
+        Ok(())
+    }
+
+    /// At EOF: an unfinished frame is reported, an unfinished line delivered.
+    fn finish_at_eof(&mut self) {
+        let truncated = self.decoder.discard_buffered();
+        if truncated > 0 {
+            count_invalid(&self.journal, &mut self.frame_warning, truncated, "truncated frame at EOF");
+        }
+        let mut lines = Vec::new();
+        self.assembler.flush(&mut lines);
+        let intake = self.journal.intake();
+        intake.commit(lines, [None, None], None);
+    }
+
+    /// On a plugin stop: what is on disk leaves the FIFO, the rest stays
+    /// there for the next process. A frame that had to be read out of the
+    /// FIFO (the disk was behind) is finished first.
+    async fn finish_at_stop(&mut self) {
+        let deadline = Instant::now() + STOP_GRACE;
+        let fifo = self.fifo.clone();
+        while Instant::now() < deadline {
+            let read_out_partially = self.consumed > self.seen - self.decoder.buffered_bytes() as u64;
+            if self.all_frames_confirmed() && !read_out_partially {
+                break;
+            }
+            if read_out_partially
+                && let Ok(guard) = tokio::time::timeout(Duration::from_millis(50), fifo.readable()).await
+                && let Ok(mut guard) = guard
+                && matches!(self.pump(), Ok(Pump::NothingNew))
+            {
+                guard.clear_ready();
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), self.ack.notify.notified()).await;
+        }
+        let _ = self.consume_confirmed();
+        // Lines held by the assembler are in the FIFO's unread bytes or the
+        // journal; nothing to flush.
+    }
+
+    fn warn_failed(&self, err: &io::Error) {
+        tracing::warn!(container = %self.journal.name, error = %err, "reading the log FIFO failed; treating it as closed");
+    }
+}
+
+/// Counts a frame that could not be used and the bytes skipped for it.
+fn count_invalid(journal: &Journal, warning: &mut Throttle, bytes: usize, reason: &str) {
+    let counters = &journal.counters;
+    ContainerCounters::add(&counters.invalid_frames, 1);
+    ContainerCounters::add(&counters.skipped_bytes, bytes as u64);
+    let total = counters.invalid_frames.load(Ordering::Relaxed);
+    if let Some(suppressed) = warning.allow(Instant::now()) {
+        tracing::warn!(
+            container = %journal.name,
+            invalid_frames = total,
+            skipped_bytes = bytes,
+            similar_suppressed = suppressed,
+            reason,
+            "skipped bytes of the log FIFO that were not a frame"
+        );
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Pump {
+    Data,
+    NothingNew,
+    Eof,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum New {
+    Bytes,
+    Nothing,
+    Eof,
+}
+
+/// Whether the FIFO's writer has gone (POLLHUP).
+fn hung_up(fd: RawFd) -> bool {
+    let mut pollfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no wait.
+    let n = unsafe { libc::poll(&mut pollfd, 1, 0) };
+    n > 0 && pollfd.revents & libc::POLLHUP != 0
+}
+
+fn pipe_size(fd: RawFd) -> usize {
+    // SAFETY: fcntl query on a descriptor we own.
+    let size = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
+    if size > 0 { size as usize } else { 64 * 1024 }
+}
+
+fn dev_null() -> RawFd {
+    static NULL: OnceLock<OwnedFd> = OnceLock::new();
+    NULL.get_or_init(|| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .expect("/dev/null")
+            .into()
+    })
+    .as_raw_fd()
+}
+
+/// A pipe private to one runtime thread, that `tee` copies the FIFO into.
+/// The reader empties it before it yields, so one per thread is enough.
+struct PrivatePipe {
+    read: RawFd,
+    write: RawFd,
+    capacity: usize,
+    _fds: [OwnedFd; 2],
+}
+
+impl PrivatePipe {
+    fn new() -> io::Result<PrivatePipe> {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills two descriptors we then own.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: both descriptors were just created and are owned here.
+        let owned = unsafe {
+            use std::os::fd::FromRawFd;
+            [OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])]
+        };
+        // SAFETY: fcntl on our pipe; failure leaves the default size.
+        unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, FIFO_SIZE as libc::c_int) };
+        Ok(PrivatePipe {
+            read: fds[0],
+            write: fds[1],
+            capacity: pipe_size(fds[1]),
+            _fds: owned,
+        })
+    }
+
+    /// Drops `n` bytes from the pipe.
+    fn discard(&self, mut n: usize) -> io::Result<()> {
+        while n > 0 {
+            // SAFETY: splice from our pipe into /dev/null.
+            let moved = unsafe {
+                libc::splice(
+                    self.read,
+                    std::ptr::null_mut(),
+                    dev_null(),
+                    std::ptr::null_mut(),
+                    n,
+                    libc::SPLICE_F_NONBLOCK,
+                )
+            };
+            if moved <= 0 {
+                return Err(io::Error::last_os_error());
+            }
+            n -= moved as usize;
+        }
+        Ok(())
+    }
+
+    /// Reads exactly `n` bytes (they are in the pipe) into `buf`.
+    fn read_exact_into(&self, buf: &mut bytes::BytesMut, mut n: usize) -> io::Result<()> {
+        while n > 0 {
+            let spare = buf.spare_capacity_mut();
+            let want = n.min(spare.len());
+            // SAFETY: reading into uninitialized spare capacity; only the
+            // bytes read are then exposed.
+            let got = unsafe { libc::read(self.read, spare.as_mut_ptr().cast(), want) };
+            if got <= 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `got` bytes were written by read(2).
+            unsafe { buf.set_len(buf.len() + got as usize) };
+            n -= got as usize;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f` with this thread's private pipe (created on first use).
+fn private_pipe<T>(f: impl FnOnce(&PrivatePipe) -> io::Result<T>) -> io::Result<T> {
+    thread_local! {
+        static PIPE: std::cell::OnceCell<Option<PrivatePipe>> = const { std::cell::OnceCell::new() };
+    }
+    PIPE.with(|cell| match cell.get_or_init(|| PrivatePipe::new().ok()) {
+        Some(pipe) => {
+            let result = f(pipe);
+            if result.is_err() {
+                // Leave the pipe empty for the next reader on this thread.
+                let mut scratch = [0u8; 4096];
+                // SAFETY: draining our own nonblocking pipe.
+                while unsafe { libc::read(pipe.read, scratch.as_mut_ptr().cast(), scratch.len()) } > 0 {}
+            }
+            result
+        }
+        None => Err(io::Error::other("no pipe for tee")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{JournalConfig, Store, StoreSettings};
+    use crate::proto::logdriver::LogEntry;
+    use bytes::Bytes;
+    use std::io::Write;
+
+    fn fifo(dir: &std::path::Path) -> (String, std::fs::File) {
+        let path = dir.join("fifo");
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: a valid path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let writer = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        (path.to_str().unwrap().to_string(), writer)
+    }
+
+    fn frame(text: &str) -> Vec<u8> {
+        crate::frame::encode_frame(&LogEntry {
+            source: "stdout".into(),
+            time_nano: 1,
+            line: Bytes::copy_from_slice(text.as_bytes()),
+            ..LogEntry::default()
+        })
+        .to_vec()
+    }
+
+    fn store(dir: Option<&std::path::Path>) -> Arc<Store> {
+        Store::new(
+            dir.map(|d| d.join("journal")),
+            StoreSettings {
+                disk_limit: 1 << 30,
+                max_age: None,
+                memory_limit: 1 << 30,
+                max_readers: 4,
+            },
+        )
+    }
+
+    fn config() -> JournalConfig {
+        JournalConfig {
+            max_size: Some(1 << 20),
+            max_file: 5,
+            no_file: false,
+            keep_file: false,
+            disk_limit: 1 << 30,
+            memory_limit: 1 << 30,
+            max_line: 256_000,
+        }
+    }
+
+    #[tokio::test]
+    async fn bytes_leave_the_fifo_only_once_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut writer) = fifo(dir.path());
+        let store = store(Some(dir.path()));
+        let journal = store.open("abc", "abc", config(), Arc::default(), None).unwrap();
+        let reader = Reader::new(open_fifo(&path).unwrap(), journal.clone(), 256_000, None).unwrap();
+        assert!(reader.protected, "tee works on this kernel");
+        let (stop_tx, stop) = watch::channel(false);
+        let task = tokio::spawn(reader.run(stop));
+        for i in 0..1000 {
+            writer.write_all(&frame(&format!("line {i}"))).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while journal.counters.received.load(Ordering::Relaxed) < 1000 {
+            assert!(Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Everything was written to disk, so the FIFO is empty again.
+        let mut left = 0i32;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            // SAFETY: FIONREAD on our own descriptor.
+            unsafe { libc::ioctl(writer.as_raw_fd(), libc::FIONREAD, &mut left) };
+            if left == 0 || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(left, 0);
+        stop_tx.send_replace(true);
+        assert_eq!(task.await.unwrap(), ReadEnd::Stopped);
+    }
+
+    #[tokio::test]
+    async fn after_a_restart_frames_already_in_the_journal_are_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut writer) = fifo(dir.path());
+        let store = store(Some(dir.path()));
+        let journal = store.open("abc", "abc", config(), Arc::default(), None).unwrap();
+        // Frames 0..5 are in the journal and, as if the plugin died before
+        // removing them, still in the FIFO; 5..8 are new.
+        let mut recent = RecentRecords::new();
+        for i in 0..8 {
+            let bytes = frame(&format!("line {i}"));
+            if i < 5 {
+                recent.insert(payload_hash(&bytes[4..]));
+            }
+            writer.write_all(&bytes).unwrap();
+        }
+        let reader = Reader::new(open_fifo(&path).unwrap(), journal.clone(), 256_000, Some(recent)).unwrap();
+        let (_stop_tx, stop) = watch::channel(false);
+        tokio::spawn(reader.run(stop));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while journal.counters.received.load(Ordering::Relaxed) < 3 {
+            assert!(Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(journal.counters.received.load(Ordering::Relaxed), 3);
+        assert_eq!(journal.counters.duplicates_skipped.load(Ordering::Relaxed), 5);
+    }
+
+    #[tokio::test]
+    async fn eof_ends_the_reader_and_reports_a_truncated_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut writer) = fifo(dir.path());
+        let store = store(None);
+        let journal = store.open("abc", "abc", config(), Arc::default(), None).unwrap();
+        let reader = Reader::new(open_fifo(&path).unwrap(), journal.clone(), 256_000, None).unwrap();
+        writer.write_all(&frame("whole")).unwrap();
+        writer.write_all(&frame("cut short")[..7]).unwrap();
+        let (_stop_tx, stop) = watch::channel(false);
+        let task = tokio::spawn(reader.run(stop));
+        drop(writer);
+        let end = tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+        assert_eq!(end, ReadEnd::Eof);
+        assert_eq!(journal.counters.received.load(Ordering::Relaxed), 1);
+        assert_eq!(journal.counters.invalid_frames.load(Ordering::Relaxed), 1);
+        assert_eq!(journal.counters.skipped_bytes.load(Ordering::Relaxed), 7);
+    }
+}

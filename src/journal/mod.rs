@@ -1,0 +1,1122 @@
+//! The journal: one per container, serving both delivery and `docker logs`.
+//!
+//! ```text
+//!  FIFO reader ──intake──▶ memory tail ──take──▶ delivery (ship) ──ack──▶ cursor
+//!        │                     │ evict (bound reached)                     │
+//!        └──records──▶ writer thread ──▶ segments on disk ◀──read back─────┘
+//!                                           └──▶ ReadLogs (docker logs)
+//! ```
+//!
+//! Every frame read from the FIFO becomes a record with a sequence number
+//! ([`Seq`]), appended to the container's segment files by a writer thread
+//! (never on the async runtime; if the disk cannot keep up, the line still
+//! goes to Loki from memory and the miss is counted). Memory holds only the
+//! tail of the journal: when a bound is reached, the oldest lines leave
+//! memory but stay on disk, and delivery reads them back, oldest first.
+//!
+//! Per source (stdout, stderr) a delivery cursor says which lines Loki has
+//! taken: every line of that source that starts before the cursor is done.
+//! It is written to disk (atomic rename) after each accepted push, so after
+//! a crash, restart or upgrade delivery resumes there; lines sent again are
+//! exact duplicates, which Loki keeps once.
+//!
+//! Segments are deleted once delivered and outside `docker logs` retention
+//! (`max-size` × `max-file`; at once with `no-file`), and, with the lines
+//! they held counted as dropped, when a disk bound is reached.
+
+mod read;
+pub mod record;
+mod retention;
+mod writer;
+
+use std::collections::{HashMap, VecDeque};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+/// The clock of batch waits: tokio's, so tests can pause it.
+type WaitClock = tokio::time::Instant;
+
+use bytes::Bytes;
+use prost::Message;
+use tokio::sync::{Notify, watch};
+
+use crate::assemble::Assembler;
+use crate::line::{Line, Seq, Source};
+use crate::observe::{ContainerCounters, DropReason, Throttle};
+use crate::proto::logdriver::LogEntry;
+use record::{SegmentFile, SegmentReader};
+
+pub use read::{ReadError, ReadRequest};
+pub use writer::IntakeAck;
+
+const CURSOR_FILE: &str = "cursor";
+const KEEP_MARKER: &str = "keep";
+/// The container's StartLogging request (its options), so that lines left
+/// undelivered when its FIFO closed are delivered after a plugin restart.
+pub const META_FILE: &str = "container.json";
+/// A segment is cut at this size when `max-size=-1` (no `docker logs`
+/// rotation), so delivered data can still be deleted in pieces.
+const UNLIMITED_SEGMENT: u64 = 64 * 1024 * 1024;
+/// Records waiting for the writer, per container; past it, lines go to
+/// memory only (a journal miss).
+const WRITER_QUEUE_LIMIT: usize = 8 * 1024 * 1024;
+
+/// How one container's journal is kept (from its log-opts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalConfig {
+    /// `max-size`: a segment is closed when it reaches this size; `None`
+    /// for `-1` (no rotation for `docker logs`).
+    pub max_size: Option<u64>,
+    /// `max-file`: segments kept for `docker logs`, the current one included.
+    pub max_file: u32,
+    /// `no-file`: nothing is kept for `docker logs`; segments go once delivered.
+    pub no_file: bool,
+    /// `keep-file`: the journal outlives the container.
+    pub keep_file: bool,
+    /// `loki-journal-size`: bound on this container's journal on disk.
+    pub disk_limit: u64,
+    /// `loki-buffer-size`: bound on this container's lines in memory.
+    pub memory_limit: usize,
+    /// `MAX_LINE_SIZE`: longer lines become several entries.
+    pub max_line: usize,
+}
+
+impl JournalConfig {
+    fn segment_size(&self) -> u64 {
+        self.max_size.unwrap_or(UNLIMITED_SEGMENT).max(1)
+    }
+}
+
+/// The plugin-wide bound on lines held in memory, shared by every journal.
+/// When it is reached, lines leave the journals that hold the most, so a
+/// quiet container keeps its lines while a noisy one is over its share.
+pub struct MemoryBudget {
+    used: AtomicUsize,
+    limit: usize,
+    journals: Mutex<Vec<Weak<Journal>>>,
+}
+
+impl MemoryBudget {
+    pub fn new(limit: usize) -> Arc<MemoryBudget> {
+        Arc::new(MemoryBudget {
+            used: AtomicUsize::new(0),
+            limit,
+            journals: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    fn add(&self, n: usize) {
+        self.used.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn sub(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    fn register(&self, journal: &Arc<Journal>) {
+        let mut journals = self.journals.lock().expect("budget lock poisoned");
+        journals.retain(|j| j.strong_count() > 0);
+        journals.push(Arc::downgrade(journal));
+    }
+
+    /// Brings memory under the bound (with some slack, so this runs rarely)
+    /// by evicting from the journals holding the most.
+    fn enforce(&self) {
+        if self.used() <= self.limit {
+            return;
+        }
+        let target = self.limit - self.limit / 10;
+        while self.used() > target {
+            let largest = {
+                let journals = self.journals.lock().expect("budget lock poisoned");
+                journals
+                    .iter()
+                    .filter_map(Weak::upgrade)
+                    .max_by_key(|j| j.queued_bytes())
+            };
+            let Some(journal) = largest else { return };
+            let excess = self.used() - target;
+            if journal.evict(excess, "plugin-wide memory bound (TOTAL_BUFFER_SIZE)") == 0 {
+                return; // only in-flight lines are left
+            }
+        }
+    }
+}
+
+/// A line in memory, and whether its record was handed to the writer.
+#[derive(Debug)]
+struct Held {
+    line: Line,
+    journaled: bool,
+}
+
+/// The delivery side of a journal: what is in memory and how far delivery got.
+struct Tail {
+    lines: VecDeque<Held>,
+    /// Cost of `lines`.
+    bytes: usize,
+    /// Per source: every line that starts before it has been delivered or
+    /// given up. Persisted.
+    cursor: [Seq; 2],
+    /// Per source: every line that starts before it has been handed to
+    /// delivery (in flight or done).
+    taken: [Seq; 2],
+    /// Per source: lines acknowledged up to here left memory; delivery
+    /// reads them back from disk.
+    evicted_to: [Seq; 2],
+    in_flight: bool,
+    /// Where the last read from disk stopped, to continue from there.
+    disk_hint: Option<record_pos::Pos>,
+    /// Records before this were written by an earlier run of the plugin.
+    session_start: Seq,
+    /// Lines wait since then (for `loki-batch-wait`).
+    pending_since: Option<WaitClock>,
+    /// Per source: lines in `lines`.
+    held: [usize; 2],
+    /// Per source: every line that starts before it has been emitted by
+    /// the FIFO readers (into memory, or skipped as blank). With nothing of
+    /// a source waiting, its cursor may move here, so a source that goes
+    /// quiet does not pin old segments.
+    emitted_to: [Seq; 2],
+    eviction_warning: Throttle,
+}
+
+mod record_pos {
+    use crate::line::Seq;
+
+    /// A position in a raw segment: the record `seq` starts at `offset`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Pos {
+        pub segment: Seq,
+        pub offset: u64,
+        pub seq: Seq,
+    }
+}
+
+/// Lines handed to delivery; given back with [`Journal::ack`].
+#[derive(Debug)]
+pub struct Taken {
+    pub lines: Vec<Line>,
+    /// Where the cursor moves once these lines are done.
+    advance: [Seq; 2],
+    /// Memory these lines hold until they are done.
+    cost: usize,
+    /// How many of the lines are only in memory (their record was not written).
+    unjournaled: u64,
+}
+
+impl Taken {
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Bytes of the lines.
+    pub fn bytes(&self) -> usize {
+        self.lines.iter().map(|l| l.bytes.len()).sum()
+    }
+}
+
+/// How delivery ended for taken lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    Dropped(DropReason),
+}
+
+/// Writer-side state: records waiting for the writer thread.
+struct Queue {
+    chunks: VecDeque<writer::Chunk>,
+    bytes: usize,
+    scheduled: bool,
+}
+
+/// One container's journal.
+pub struct Journal {
+    /// Itself, to hand to the writer threads.
+    me: Weak<Journal>,
+    pub id: String,
+    /// The container's name, for log lines.
+    pub name: String,
+    /// `None` when the plugin keeps no data directory: memory only.
+    dir: Option<PathBuf>,
+    config: JournalConfig,
+    pub counters: Arc<ContainerCounters>,
+    budget: Arc<MemoryBudget>,
+    /// Assigns sequence numbers; FIFO readers of the same container (an old
+    /// and a new FIFO after a restart) take turns through it.
+    intake: Mutex<Seq>,
+    tail: Mutex<Tail>,
+    queue: Mutex<Queue>,
+    files: Mutex<writer::Files>,
+    /// The next record number that is on disk (followers wait on it).
+    written: watch::Sender<Seq>,
+    /// Wakes delivery when lines arrive.
+    wake: Mutex<Option<Arc<Notify>>>,
+    /// FIFO readers currently feeding this journal.
+    readers: AtomicUsize,
+    /// The cursor changed since it was last written to disk.
+    cursor_dirty: AtomicBool,
+    pool: Arc<writer::Pool>,
+    disk_warning: Mutex<Throttle>,
+}
+
+impl Journal {
+    /// Whether the plugin keeps this journal on disk.
+    pub fn is_on_disk(&self) -> bool {
+        self.dir.is_some()
+    }
+
+    pub fn config(&self) -> &JournalConfig {
+        &self.config
+    }
+
+    /// Bytes of lines waiting in memory (not in flight).
+    pub fn queued_bytes(&self) -> usize {
+        self.counters.memory_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Lets delivery be woken when lines arrive.
+    pub fn set_wake(&self, notify: Arc<Notify>) {
+        *self.wake.lock().expect("journal lock poisoned") = Some(notify);
+    }
+
+    fn wake(&self) {
+        if let Some(notify) = self.wake.lock().expect("journal lock poisoned").as_ref() {
+            notify.notify_one();
+        }
+    }
+
+    fn tail(&self) -> MutexGuard<'_, Tail> {
+        self.tail.lock().expect("journal lock poisoned")
+    }
+
+    /// A FIFO reader starts feeding this journal.
+    pub fn attach_reader(&self) {
+        self.readers.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A FIFO reader is done (EOF or plugin shutdown).
+    pub fn detach_reader(&self) {
+        self.readers.fetch_sub(1, Ordering::AcqRel);
+        self.wake();
+        let _ = self.written.send_modify(|_| {});
+    }
+
+    /// Whether a FIFO reader still feeds this journal.
+    pub fn is_live(&self) -> bool {
+        self.readers.load(Ordering::Acquire) > 0
+    }
+
+    /// Whether more records may still reach the disk: a FIFO reader feeds
+    /// this journal, or the writer has records queued.
+    pub fn may_grow(&self) -> bool {
+        self.is_live() || self.queue.lock().expect("journal lock poisoned").scheduled
+    }
+
+    /// Starts an intake: sequence numbers are assigned in order while the
+    /// guard is held.
+    pub fn intake(&self) -> Intake<'_> {
+        Intake {
+            journal: self,
+            next: self.intake.lock().expect("journal lock poisoned"),
+            records: Vec::new(),
+            first: None,
+        }
+    }
+
+    /// Adds lines for Loki to memory, evicting the oldest past a bound.
+    /// `emitted` is how far the FIFO reader has turned records into lines.
+    fn hold(&self, lines: Vec<Line>, journaled: bool, emitted: [Seq; 2]) {
+        let count = lines.len() as u64;
+        let mut added = 0;
+        let over = {
+            let mut tail = self.tail();
+            for s in 0..2 {
+                tail.emitted_to[s] = tail.emitted_to[s].max(emitted[s]);
+            }
+            if lines.is_empty() {
+                return;
+            }
+            if tail.pending_since.is_none() {
+                tail.pending_since = Some(WaitClock::now());
+            }
+            if tail.lines.is_empty() && !tail.in_flight {
+                self.counters
+                    .oldest_pending_ns
+                    .store(lines[0].timestamp_ns, Ordering::Relaxed);
+            }
+            for line in lines {
+                added += line.cost();
+                tail.held[line.source as usize] += 1;
+                tail.lines.push_back(Held { line, journaled });
+            }
+            tail.bytes += added;
+            self.counters.memory_bytes.store(tail.bytes, Ordering::Relaxed);
+            tail.bytes > self.config.memory_limit
+        };
+        ContainerCounters::add(&self.counters.received, count);
+        self.counters.memory_lines.fetch_add(count as i64, Ordering::Relaxed);
+        self.budget.add(added);
+        if over {
+            let excess = self.queued_bytes().saturating_sub(self.config.memory_limit);
+            self.evict(excess, "container memory bound (loki-buffer-size)");
+        }
+        self.budget.enforce();
+        self.wake();
+    }
+
+    /// Moves at least `bytes` of the oldest waiting lines out of memory;
+    /// journaled lines wait on disk, the others are dropped and counted.
+    /// Returns the bytes freed.
+    fn evict(&self, bytes: usize, why: &str) -> usize {
+        let mut tail = self.tail();
+        let mut freed = 0;
+        let (mut to_disk, mut lost) = (0u64, 0u64);
+        while freed < bytes && tail.lines.len() > 1 {
+            let held = tail.lines.pop_front().expect("lines remain");
+            let (source, ack) = (held.line.source, held.line.ack);
+            tail.held[source as usize] -= 1;
+            freed += held.line.cost();
+            if held.journaled && self.is_on_disk() {
+                to_disk += 1;
+            } else {
+                lost += 1;
+            }
+            let s = source as usize;
+            if self.is_on_disk() {
+                tail.evicted_to[s] = tail.evicted_to[s].max(ack);
+            }
+            // The other pieces of the same long line leave with it, so memory
+            // never holds part of a line that delivery reads from disk.
+            let mut i = 0;
+            while i < tail.lines.len() {
+                let next = &tail.lines[i].line;
+                if next.source != source {
+                    i += 1;
+                    continue;
+                }
+                if next.ack != ack {
+                    break;
+                }
+                let held = tail.lines.remove(i).expect("index in range");
+                tail.held[source as usize] -= 1;
+                freed += held.line.cost();
+                if held.journaled && self.is_on_disk() {
+                    to_disk += 1;
+                } else {
+                    lost += 1;
+                }
+            }
+        }
+        tail.bytes -= freed;
+        self.counters.memory_bytes.store(tail.bytes, Ordering::Relaxed);
+        let warn = lost > 0 && tail.eviction_warning.allow(Instant::now()).is_some();
+        drop(tail);
+        self.budget.sub(freed);
+        let moved = (to_disk + lost) as i64;
+        self.counters.memory_lines.fetch_sub(moved, Ordering::Relaxed);
+        self.counters
+            .backlog_lines
+            .fetch_add(to_disk as i64, Ordering::Relaxed);
+        self.counters.drop_lines(DropReason::MemoryFull, lost);
+        if warn {
+            tracing::warn!(
+                container = %self.name,
+                dropped_total = self.counters.dropped(DropReason::MemoryFull),
+                reason = why,
+                "memory bound reached while these lines were not in the journal: dropped the oldest"
+            );
+        }
+        freed
+    }
+
+    /// Whether lines that left memory wait on disk for delivery.
+    fn has_disk_backlog(&self) -> bool {
+        let tail = self.tail();
+        (0..2).any(|s| tail.taken[s] < tail.evicted_to[s])
+    }
+
+    /// Whether lines wait for delivery (in memory or on disk), and since when.
+    pub fn pending_since(&self) -> Option<WaitClock> {
+        let tail = self.tail();
+        let on_disk = (0..2).any(|s| tail.taken[s] < tail.evicted_to[s]);
+        if tail.in_flight {
+            return None;
+        }
+        if on_disk {
+            return Some(tail.pending_since.unwrap_or_else(WaitClock::now));
+        }
+        if tail.lines.is_empty() {
+            None
+        } else {
+            tail.pending_since
+        }
+    }
+
+    /// Bytes waiting in memory, for deciding whether a batch is full.
+    pub fn waiting_bytes(&self) -> usize {
+        let tail = self.tail();
+        if (0..2).any(|s| tail.taken[s] < tail.evicted_to[s]) {
+            return usize::MAX;
+        }
+        tail.lines.iter().map(|h| h.line.bytes.len()).sum()
+    }
+
+    /// Whether everything this journal received has been delivered or given up.
+    pub fn is_drained(&self) -> bool {
+        let tail = self.tail();
+        !tail.in_flight
+            && tail.lines.is_empty()
+            && (0..2).all(|s| tail.taken[s] >= tail.evicted_to[s])
+    }
+
+    /// Takes the next lines for delivery: up to `max_bytes` of line bytes
+    /// (at least one line), oldest first, read back from disk when they
+    /// left memory. `None` when nothing waits or a batch is already out.
+    pub async fn take(self: &Arc<Self>, max_bytes: usize) -> Option<Taken> {
+        let plan = {
+            let mut tail = self.tail();
+            if tail.in_flight {
+                return None;
+            }
+            let from_disk: Vec<usize> = (0..2)
+                .filter(|&s| tail.taken[s] < tail.evicted_to[s])
+                .collect();
+            if from_disk.is_empty() {
+                return self.take_from_memory(&mut tail, max_bytes);
+            }
+            // Never read past what the writer has written: a record still
+            // queued would look missing.
+            let written = *self.written.borrow();
+            let upto = tail.evicted_to.map(|e| e.min(written));
+            if (0..2).all(|s| tail.taken[s] >= upto[s]) {
+                return None; // the writer wakes delivery when it catches up
+            }
+            tail.in_flight = true;
+            DiskPlan {
+                from: tail.taken,
+                upto,
+                sources: [from_disk.contains(&0), from_disk.contains(&1)],
+                hint: tail.disk_hint,
+                flush_at_end: tail.evicted_to.iter().all(|&e| e <= tail.session_start),
+                session_start: tail.session_start,
+                max_bytes,
+            }
+        };
+        let journal = self.clone();
+        let read = tokio::task::spawn_blocking(move || journal.read_back(&plan)).await;
+        let read = match read {
+            Ok(Ok(read)) => read,
+            Ok(Err(err)) => {
+                self.warn_disk("reading undelivered lines back from the journal failed", &err);
+                self.tail().in_flight = false;
+                return None;
+            }
+            Err(_) => {
+                self.tail().in_flight = false;
+                return None;
+            }
+        };
+        let cost: usize = read.lines.iter().map(Line::cost).sum();
+        let mut tail = self.tail();
+        for s in 0..2 {
+            tail.taken[s] = tail.taken[s].max(read.advance[s]);
+        }
+        tail.disk_hint = read.hint;
+        let done_with_disk = (0..2).all(|s| tail.taken[s] >= tail.evicted_to[s]);
+        if read.lines.is_empty() {
+            // Nothing was left on disk in that range (deleted or never written).
+            tail.in_flight = false;
+            for s in 0..2 {
+                tail.cursor[s] = tail.cursor[s].max(read.advance[s]);
+            }
+            self.cursor_dirty.store(true, Ordering::Release);
+            drop(tail);
+            if !done_with_disk {
+                self.wake();
+            }
+            return None;
+        }
+        drop(tail);
+        let n = read.lines.len() as u64;
+        self.budget.add(cost);
+        ContainerCounters::add(&self.counters.recovered, read.recovered);
+        self.counters
+            .backlog_lines
+            .fetch_sub((n - read.recovered) as i64, Ordering::Relaxed);
+        self.counters
+            .in_flight_lines
+            .fetch_add(n as i64, Ordering::Relaxed);
+        Some(Taken {
+            lines: read.lines,
+            advance: read.advance,
+            cost,
+            unjournaled: 0,
+        })
+    }
+
+    fn take_from_memory(&self, tail: &mut Tail, max_bytes: usize) -> Option<Taken> {
+        if tail.lines.is_empty() {
+            return None;
+        }
+        let mut lines = Vec::new();
+        let (mut bytes, mut cost, mut unjournaled) = (0usize, 0usize, 0u64);
+        let mut advance = tail.taken;
+        while let Some(front) = tail.lines.front() {
+            if !lines.is_empty() && bytes + front.line.bytes.len() > max_bytes {
+                break;
+            }
+            let held = tail.lines.pop_front().expect("front exists");
+            bytes += held.line.bytes.len();
+            cost += held.line.cost();
+            unjournaled += u64::from(!held.journaled);
+            let s = held.line.source as usize;
+            tail.held[s] -= 1;
+            advance[s] = advance[s].max(held.line.ack);
+            lines.push(held.line);
+        }
+        tail.bytes -= cost;
+        tail.taken = advance;
+        tail.in_flight = true;
+        if tail.lines.is_empty() {
+            // Lines that stay keep their original wait: they are due sooner.
+            tail.pending_since = None;
+        }
+        self.counters.memory_bytes.store(tail.bytes, Ordering::Relaxed);
+        let n = lines.len() as i64;
+        self.counters.memory_lines.fetch_sub(n, Ordering::Relaxed);
+        self.counters.in_flight_lines.fetch_add(n, Ordering::Relaxed);
+        Some(Taken {
+            lines,
+            advance,
+            cost,
+            unjournaled,
+        })
+    }
+
+    /// Finishes taken lines: delivered or given up, they are done and the
+    /// cursor moves past them.
+    pub fn ack(&self, taken: Taken, outcome: Outcome) {
+        self.ack_by_source(taken, [outcome; 2]);
+    }
+
+    /// Like [`ack`](Self::ack), with an outcome per source (Loki may take
+    /// one stream of a push and refuse the other).
+    pub fn ack_by_source(&self, taken: Taken, outcomes: [Outcome; 2]) {
+        for source in Source::ALL {
+            let n = taken.lines.iter().filter(|l| l.source == source).count() as u64;
+            match outcomes[source as usize] {
+                Outcome::Sent => ContainerCounters::add(&self.counters.sent, n),
+                Outcome::Dropped(reason) => self.counters.drop_lines(reason, n),
+            }
+        }
+        self.finish(taken, true);
+    }
+
+    /// Gives up on taken lines without an outcome (the plugin is stopping):
+    /// those in the journal are delivered by the next run, the others are lost.
+    pub fn abandon(&self, taken: Taken) {
+        self.counters
+            .drop_lines(DropReason::Shutdown, taken.unjournaled);
+        self.counters.backlog_lines.fetch_add(
+            taken.lines.len() as i64 - taken.unjournaled as i64,
+            Ordering::Relaxed,
+        );
+        self.finish(taken, false);
+    }
+
+    fn finish(&self, taken: Taken, done: bool) {
+        self.budget.sub(taken.cost);
+        self.counters
+            .in_flight_lines
+            .fetch_sub(taken.lines.len() as i64, Ordering::Relaxed);
+        let mut tail = self.tail();
+        tail.in_flight = false;
+        if done {
+            for s in 0..2 {
+                tail.cursor[s] = tail.cursor[s].max(taken.advance[s]);
+                let idle = tail.held[s] == 0 && tail.taken[s] >= tail.evicted_to[s];
+                if idle {
+                    tail.taken[s] = tail.taken[s].max(tail.emitted_to[s]);
+                    tail.cursor[s] = tail.cursor[s].max(tail.emitted_to[s]);
+                }
+            }
+            self.cursor_dirty.store(true, Ordering::Release);
+        }
+        let oldest = tail.lines.front().map_or(0, |h| h.line.timestamp_ns);
+        self.counters
+            .oldest_pending_ns
+            .store(oldest, Ordering::Relaxed);
+        drop(tail);
+        if done && self.is_on_disk() {
+            self.pool.maintain(self);
+        }
+        self.wake();
+    }
+
+    /// Reads lines back from disk for delivery (on a blocking thread).
+    fn read_back(&self, plan: &DiskPlan) -> io::Result<ReadBack> {
+        let dir = self.dir.as_ref().expect("read_back needs a journal on disk");
+        let segments = self.segments();
+        let start = (0..2)
+            .filter(|&s| plan.sources[s])
+            .map(|s| plan.from[s])
+            .min()
+            .expect("some source reads from disk");
+        let mut assembler = Assembler::replaying(self.config.max_line);
+        let mut out = Vec::new();
+        let mut lines = Vec::new();
+        let mut done = [!plan.sources[0], !plan.sources[1]];
+        let (mut bytes, mut recovered) = (0usize, 0u64);
+        let mut next_seq = start;
+        let mut hint = None;
+        // The segment holding `start` (or the first one after it, if it went).
+        let first = segments
+            .iter()
+            .rposition(|s| s.first_seq <= start)
+            .unwrap_or(0);
+        'segments: for segment in segments.iter().skip(first) {
+            let file = SegmentFile {
+                first_seq: segment.first_seq,
+                path: segment.path(dir),
+                compressed: segment.compressed,
+            };
+            let resume = plan
+                .hint
+                .filter(|h| h.segment == segment.first_seq && h.seq <= start && !segment.compressed);
+            let opened = match resume {
+                Some(h) => SegmentReader::open_at(&file.path, h.offset),
+                None => SegmentReader::open(&file),
+            };
+            let mut reader = match opened {
+                Ok(reader) => reader,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err),
+            };
+            while let Some(record) = reader.next()? {
+                if record.seq < start {
+                    continue;
+                }
+                next_seq = record.seq + 1;
+                let Ok(entry) = LogEntry::decode(record.payload) else {
+                    continue;
+                };
+                let Some(source) = Source::parse(&entry.source) else {
+                    continue;
+                };
+                let s = source as usize;
+                if done[s] || record.seq < plan.from[s] {
+                    continue;
+                }
+                let _ = assembler.push(entry, record.seq, &mut out);
+                for line in out.drain(..) {
+                    let s = line.source as usize;
+                    if line.ack > plan.upto[s] {
+                        done[s] = true; // from here on, this source is in memory
+                        continue;
+                    }
+                    if done[s] || line.is_blank() {
+                        continue;
+                    }
+                    bytes += line.bytes.len();
+                    recovered += u64::from(line.ack <= plan.session_start);
+                    lines.push(line);
+                }
+                let joining = Source::ALL
+                    .iter()
+                    .any(|&src| !done[src as usize] && assembler.is_joining(src));
+                if done.iter().all(|d| *d) || (bytes >= plan.max_bytes && !joining) {
+                    if !segment.compressed {
+                        hint = Some(record_pos::Pos {
+                            segment: segment.first_seq,
+                            offset: reader.offset(),
+                            seq: next_seq,
+                        });
+                    }
+                    break 'segments;
+                }
+            }
+        }
+        let reached_end = hint.is_none();
+        if reached_end && plan.flush_at_end {
+            // The end of what an earlier run wrote: a line it was still
+            // joining is delivered as it is.
+            assembler.flush(&mut out);
+            for line in out.drain(..) {
+                if !done[line.source as usize] && !line.is_blank() {
+                    recovered += 1;
+                    lines.push(line);
+                }
+            }
+        }
+        let mut advance = plan.from;
+        for s in 0..2 {
+            if !plan.sources[s] {
+                continue;
+            }
+            advance[s] = if done[s] || reached_end {
+                plan.upto[s]
+            } else {
+                next_seq.min(plan.upto[s])
+            }
+            .max(plan.from[s]);
+        }
+        Ok(ReadBack {
+            lines,
+            advance,
+            hint,
+            recovered,
+        })
+    }
+
+    /// The segments on disk, oldest first.
+    fn segments(&self) -> Vec<writer::Segment> {
+        self.files
+            .lock()
+            .expect("journal lock poisoned")
+            .segments
+            .clone()
+    }
+
+    /// Bytes of this journal on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.files
+            .lock()
+            .expect("journal lock poisoned")
+            .segments
+            .iter()
+            .map(|s| s.bytes)
+            .sum()
+    }
+
+    fn warn_disk(&self, what: &str, err: &io::Error) {
+        let allowed = self
+            .disk_warning
+            .lock()
+            .expect("journal lock poisoned")
+            .allow(Instant::now());
+        if let Some(suppressed) = allowed {
+            tracing::warn!(container = %self.name, error = %err, similar_suppressed = suppressed, "{what}");
+        }
+    }
+
+    /// The cursor as delivery last left it.
+    fn cursor(&self) -> [Seq; 2] {
+        self.tail().cursor
+    }
+}
+
+/// What a read back from disk should cover.
+#[derive(Debug, Clone)]
+struct DiskPlan {
+    from: [Seq; 2],
+    upto: [Seq; 2],
+    sources: [bool; 2],
+    hint: Option<record_pos::Pos>,
+    flush_at_end: bool,
+    session_start: Seq,
+    max_bytes: usize,
+}
+
+struct ReadBack {
+    lines: Vec<Line>,
+    advance: [Seq; 2],
+    hint: Option<record_pos::Pos>,
+    recovered: u64,
+}
+
+/// A FIFO reader's turn at a journal: frames get sequence numbers in order,
+/// their records go to the writer, their lines to memory.
+pub struct Intake<'a> {
+    journal: &'a Journal,
+    next: MutexGuard<'a, Seq>,
+    records: Vec<u8>,
+    first: Option<Seq>,
+}
+
+impl Intake<'_> {
+    /// Numbers one frame (its protobuf payload) and records it for the journal.
+    pub fn record(&mut self, payload: &[u8]) -> Seq {
+        let seq = *self.next;
+        *self.next += 1;
+        self.first.get_or_insert(seq);
+        if self.journal.is_on_disk() {
+            record::encode(seq, payload, &mut self.records);
+        }
+        seq
+    }
+
+    /// Hands the records to the writer and the lines to memory. `joining`
+    /// is, per source, the first record of a line the reader is still
+    /// joining. With `ack`, the writer reports when the records are on disk
+    /// (up to FIFO offset `fifo_end`). Returns whether the records were
+    /// queued for the writer (false: the journal is off or the writer is
+    /// too far behind).
+    pub fn commit(
+        self,
+        lines: Vec<Line>,
+        joining: [Option<Seq>; 2],
+        ack: Option<(&Arc<IntakeAck>, u64)>,
+    ) -> bool {
+        let journal = self.journal;
+        let lines: Vec<Line> = lines.into_iter().filter(|l| !l.is_blank()).collect();
+        let queued = match self.first {
+            Some(first) if journal.is_on_disk() => {
+                let chunk = writer::Chunk {
+                    first_seq: first,
+                    end_seq: *self.next,
+                    records: self.records,
+                    ack: ack.map(|(a, end)| (a.clone(), end)),
+                };
+                journal.pool.submit(journal, chunk)
+            }
+            _ => false,
+        };
+        if !queued && journal.is_on_disk() {
+            ContainerCounters::add(&journal.counters.journal_misses, lines.len() as u64);
+        }
+        let next = *self.next;
+        let emitted = joining.map(|j| j.unwrap_or(next));
+        journal.hold(lines, queued, emitted);
+        drop(self.next);
+        queued
+    }
+}
+
+/// All journals: where they live, the memory bound they share, the writer
+/// and maintenance threads.
+pub struct Store {
+    root: Option<PathBuf>,
+    budget: Arc<MemoryBudget>,
+    pool: Arc<writer::Pool>,
+    open: Mutex<HashMap<String, Weak<Journal>>>,
+    /// ReadLogs requests being served, bounded.
+    readers: Arc<tokio::sync::Semaphore>,
+    settings: StoreSettings,
+}
+
+/// Plugin-wide settings of the store.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// `LOCAL_STORE_SIZE`: bound on all journals on disk together.
+    pub disk_limit: u64,
+    /// `LOCAL_STORE_MAX_AGE`: journals of containers that stopped writing
+    /// this long ago, delivered, and not kept, are deleted. `None`: kept.
+    pub max_age: Option<Duration>,
+    /// `TOTAL_BUFFER_SIZE`.
+    pub memory_limit: usize,
+    /// Concurrent `docker logs` requests served; more are refused.
+    pub max_readers: usize,
+}
+
+impl Store {
+    /// A store under `root` (`DATA_DIR/journal`), or memory only with `None`.
+    pub fn new(root: Option<PathBuf>, settings: StoreSettings) -> Arc<Store> {
+        Arc::new(Store {
+            root,
+            budget: MemoryBudget::new(settings.memory_limit),
+            pool: writer::Pool::start(),
+            open: Mutex::new(HashMap::new()),
+            readers: Arc::new(tokio::sync::Semaphore::new(settings.max_readers)),
+            settings,
+        })
+    }
+
+    pub fn budget(&self) -> &Arc<MemoryBudget> {
+        &self.budget
+    }
+
+    pub fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
+    }
+
+    /// A container's directory. IDs are hex; anything else is refused so a
+    /// request cannot name a path outside the store.
+    fn dir_of(&self, id: &str) -> io::Result<Option<PathBuf>> {
+        if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("invalid container ID {id:?}"),
+            ));
+        }
+        Ok(self.root.as_ref().map(|root| root.join(id)))
+    }
+
+    /// The journal of a container that is open now.
+    pub fn get(&self, id: &str) -> Option<Arc<Journal>> {
+        self.open
+            .lock()
+            .expect("store lock poisoned")
+            .get(id)
+            .and_then(Weak::upgrade)
+    }
+
+    /// Opens (or returns the open) journal of a container. Blocking: it
+    /// creates directories and checks the last segment for a torn tail.
+    /// `meta` (the container's StartLogging request) is stored beside it.
+    pub fn open(
+        &self,
+        id: &str,
+        name: &str,
+        config: JournalConfig,
+        counters: Arc<ContainerCounters>,
+        meta: Option<&[u8]>,
+    ) -> io::Result<Arc<Journal>> {
+        let dir = self.dir_of(id)?;
+        let mut open = self.open.lock().expect("store lock poisoned");
+        if let Some(journal) = open.get(id).and_then(Weak::upgrade) {
+            if let (Some(dir), Some(meta)) = (&journal.dir, meta) {
+                write_atomically(&dir.join(META_FILE), meta)?;
+            }
+            if config.keep_file
+                && let Some(dir) = &journal.dir
+            {
+                fs::File::create(dir.join(KEEP_MARKER))?;
+            }
+            return Ok(journal);
+        }
+        let (files, next_seq, cursor) = match &dir {
+            Some(dir) => {
+                fs::create_dir_all(dir)?;
+                if let Some(meta) = meta {
+                    write_atomically(&dir.join(META_FILE), meta)?;
+                }
+                if config.keep_file {
+                    fs::File::create(dir.join(KEEP_MARKER))?;
+                }
+                writer::Files::open(dir)?
+            }
+            None => (writer::Files::default(), 0, None),
+        };
+        let cursor = cursor.unwrap_or([files.first_seq().unwrap_or(next_seq); 2]);
+        let cursor = cursor.map(|c| c.min(next_seq));
+        let journal = Arc::new_cyclic(|me| Journal {
+            me: me.clone(),
+            id: id.to_string(),
+            name: name.to_string(),
+            dir,
+            config,
+            counters,
+            budget: self.budget.clone(),
+            intake: Mutex::new(next_seq),
+            tail: Mutex::new(Tail {
+                lines: VecDeque::new(),
+                bytes: 0,
+                cursor,
+                taken: cursor,
+                // What an earlier run left undelivered is read back from disk.
+                evicted_to: [next_seq; 2],
+                in_flight: false,
+                disk_hint: None,
+                session_start: next_seq,
+                pending_since: None,
+                held: [0; 2],
+                emitted_to: [next_seq; 2],
+                eviction_warning: Throttle::default(),
+            }),
+            queue: Mutex::new(Queue {
+                chunks: VecDeque::new(),
+                bytes: 0,
+                scheduled: false,
+            }),
+            files: Mutex::new(files),
+            written: watch::channel(next_seq).0,
+            wake: Mutex::new(None),
+            readers: AtomicUsize::new(0),
+            cursor_dirty: AtomicBool::new(false),
+            pool: self.pool.clone(),
+            disk_warning: Mutex::new(Throttle::default()),
+        });
+        self.budget.register(&journal);
+        open.retain(|_, j| j.strong_count() > 0);
+        open.insert(id.to_string(), Arc::downgrade(&journal));
+        Ok(journal)
+    }
+
+    /// Container IDs with a journal on disk.
+    pub fn stored(&self) -> Vec<String> {
+        let Some(root) = &self.root else {
+            return Vec::new();
+        };
+        fs::read_dir(root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// The stored StartLogging request of a container's journal.
+    pub fn meta(&self, id: &str) -> Option<Vec<u8>> {
+        let dir = self.dir_of(id).ok()??;
+        fs::read(dir.join(META_FILE)).ok()
+    }
+
+    /// Whether a stored journal holds lines not yet delivered (blocking).
+    pub fn has_undelivered(&self, id: &str) -> bool {
+        let Ok(Some(dir)) = self.dir_of(id) else {
+            return false;
+        };
+        retention::undelivered(&dir)
+    }
+
+    /// Writes every dirty cursor and waits for the writer to finish what it
+    /// has queued (at shutdown; blocking).
+    pub fn flush(&self) {
+        let journals: Vec<Arc<Journal>> = self
+            .open
+            .lock()
+            .expect("store lock poisoned")
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for journal in journals {
+            journal.write_queued();
+            retention::persist_cursor(&journal);
+        }
+    }
+}
+
+/// Writes `path` so that it is either the old or the new content.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    drop(file);
+    fs::rename(&tmp, path)
+}
+
+/// Bytes as stored: the line and a newline, for `docker logs`.
+pub(crate) fn with_newline(line: &Bytes) -> Bytes {
+    let mut out = Vec::with_capacity(line.len() + 1);
+    out.extend_from_slice(line);
+    out.push(b'\n');
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests;

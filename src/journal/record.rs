@@ -1,0 +1,461 @@
+//! The journal's on-disk format: segments of self-checking records.
+//!
+//! A record is one FIFO frame's `LogEntry`, as the daemon sent it, in an
+//! envelope that makes it checkable from both ends (moby's `local` driver
+//! frames its records with the length before and after; we add the record's
+//! sequence number and a checksum):
+//!
+//! ```text
+//!  u32 len | u32 crc32c(seq ‖ payload) | u64 seq | payload (len bytes) | u32 len
+//! ```
+//!
+//! A torn tail (a write cut short by a crash) fails its checksum or suffix
+//! and is truncated when the segment is opened; a reader can walk backwards
+//! from any record end by its suffix. A segment is a file named by the
+//! sequence number of its first record, `<seq>.log`, starting with
+//! [`SEGMENT_MAGIC`]; a delivered segment kept for `docker logs` is
+//! compressed (snappy frames) into `<seq>.sz`.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::frame::MAX_FRAME;
+use crate::line::Seq;
+
+/// The first bytes of every segment: format name and version.
+pub const SEGMENT_MAGIC: &[u8; 8] = b"LKJRNL\x00\x01";
+/// Bytes of a record around its payload.
+pub const ENVELOPE: usize = 4 + 4 + 8 + 4;
+const HEADER: usize = 16;
+
+/// Appends one record to `out`.
+pub fn encode(seq: Seq, payload: &[u8], out: &mut Vec<u8>) {
+    let len = (payload.len() as u32).to_be_bytes();
+    let seq_bytes = seq.to_be_bytes();
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&seq_bytes), payload);
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out.extend_from_slice(&seq_bytes);
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&len);
+}
+
+/// A record read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub seq: Seq,
+    pub payload: Bytes,
+}
+
+/// Why bytes at some position are not a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// A whole, valid record of this many bytes.
+    Valid(usize),
+    /// Too few bytes to tell (a record may still be being written).
+    Short,
+    Invalid,
+}
+
+fn check(buf: &[u8]) -> Check {
+    if buf.len() < HEADER {
+        return Check::Short;
+    }
+    let len = u32::from_be_bytes(buf[0..4].try_into().unwrap()) as usize;
+    if len > MAX_FRAME {
+        return Check::Invalid;
+    }
+    let total = len + ENVELOPE;
+    if buf.len() < total {
+        return Check::Short;
+    }
+    let crc = u32::from_be_bytes(buf[4..8].try_into().unwrap());
+    let suffix = u32::from_be_bytes(buf[total - 4..total].try_into().unwrap()) as usize;
+    if suffix != len || crc32c::crc32c(&buf[8..HEADER + len]) != crc {
+        return Check::Invalid;
+    }
+    Check::Valid(total)
+}
+
+fn parse(buf: &Bytes, total: usize) -> Record {
+    Record {
+        seq: u64::from_be_bytes(buf[8..16].try_into().unwrap()),
+        payload: buf.slice(HEADER..total - 4),
+    }
+}
+
+/// A segment's file name, `<first seq>.log` or `.sz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentFile {
+    pub first_seq: Seq,
+    pub path: PathBuf,
+    pub compressed: bool,
+}
+
+impl SegmentFile {
+    pub fn raw(dir: &Path, first_seq: Seq) -> PathBuf {
+        dir.join(format!("{first_seq:020}.log"))
+    }
+
+    pub fn parse(path: PathBuf) -> Option<SegmentFile> {
+        let name = path.file_name()?.to_str()?;
+        let (seq, compressed) = match (name.strip_suffix(".log"), name.strip_suffix(".sz")) {
+            (Some(seq), _) => (seq, false),
+            (None, Some(seq)) => (seq, true),
+            _ => return None,
+        };
+        if seq.len() != 20 {
+            return None;
+        }
+        Some(SegmentFile {
+            first_seq: seq.parse().ok()?,
+            path,
+            compressed,
+        })
+    }
+}
+
+/// The segments in a journal directory, oldest first. When a segment
+/// exists both raw and compressed (compression was interrupted), the raw
+/// one is kept and the compressed one deleted.
+pub fn list_segments(dir: &Path) -> Vec<SegmentFile> {
+    let mut found: Vec<SegmentFile> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| SegmentFile::parse(e.path()))
+        .collect();
+    found.sort_by_key(|s| (s.first_seq, s.compressed));
+    found.dedup_by(|later, earlier| {
+        let twin = later.first_seq == earlier.first_seq;
+        if twin {
+            let _ = std::fs::remove_file(&later.path);
+        }
+        twin
+    });
+    found
+}
+
+/// Reads records forward from a raw segment, skipping (and counting) bytes
+/// that are not records. Stops at the end of what has been written; call
+/// again after more was appended.
+pub struct ForwardReader<R> {
+    source: R,
+    buf: BytesMut,
+    /// File offset of `buf[0]`.
+    offset: u64,
+    /// Bytes skipped because they were not records.
+    pub skipped: u64,
+    eof: bool,
+}
+
+const BLOCK: usize = 64 * 1024;
+
+/// A reader of either kind of segment.
+pub type SegmentReader = ForwardReader<Box<dyn Read + Send>>;
+
+impl SegmentReader {
+    /// Opens a segment, raw or compressed, from its start.
+    pub fn open(segment: &SegmentFile) -> io::Result<SegmentReader> {
+        let file = File::open(&segment.path)?;
+        let mut source: Box<dyn Read + Send> = if segment.compressed {
+            Box::new(snap::read::FrameDecoder::new(file))
+        } else {
+            Box::new(file)
+        };
+        let mut magic = [0u8; 8];
+        source.read_exact(&mut magic)?;
+        if &magic != SEGMENT_MAGIC {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not a journal segment",
+            ));
+        }
+        Ok(ForwardReader::new(source, magic.len() as u64))
+    }
+
+    /// Opens a raw segment at a record boundary `offset` (0: its first record).
+    pub fn open_at(path: &Path, offset: u64) -> io::Result<SegmentReader> {
+        let mut file = File::open(path)?;
+        let offset = offset.max(SEGMENT_MAGIC.len() as u64);
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(ForwardReader::new(Box::new(file), offset))
+    }
+}
+
+impl<R: Read> ForwardReader<R> {
+    fn new(source: R, offset: u64) -> ForwardReader<R> {
+        ForwardReader {
+            source,
+            buf: BytesMut::new(),
+            offset,
+            skipped: 0,
+            eof: false,
+        }
+    }
+
+    /// File offset just after the last record returned.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The next valid record; `None` at the end of what is written so far.
+    pub fn next(&mut self) -> io::Result<Option<Record>> {
+        loop {
+            match check(&self.buf) {
+                Check::Valid(total) => {
+                    let bytes = self.buf.split_to(total).freeze();
+                    self.offset += total as u64;
+                    return Ok(Some(parse(&bytes, total)));
+                }
+                Check::Invalid => self.skip_to_record(),
+                Check::Short if self.eof => {
+                    // The end of what is written, unless a record follows:
+                    // then these bytes were a corrupt length, not a record
+                    // still being written.
+                    let found = (1..self.buf.len()).find(|&at| {
+                        matches!(check(&self.buf[at..]), Check::Valid(_))
+                    });
+                    match found {
+                        Some(at) => self.skip(at),
+                        None => return Ok(None),
+                    }
+                }
+                Check::Short => {
+                    let before = self.buf.len();
+                    self.buf.reserve(BLOCK);
+                    let spare = self.buf.spare_capacity_mut();
+                    // SAFETY: `read` only writes initialized bytes into the
+                    // slice it is given; we only expose the bytes it reports.
+                    let spare = unsafe {
+                        std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<u8>(), spare.len())
+                    };
+                    let n = loop {
+                        match self.source.read(spare) {
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                            other => break other?,
+                        }
+                    };
+                    // SAFETY: `n` bytes were just written by `read`.
+                    unsafe { self.buf.set_len(before + n) };
+                    if n == 0 {
+                        self.eof = true;
+                        // Looked again later (a follower): the writer may add more.
+                    }
+                }
+            }
+        }
+    }
+
+    /// Skips to the next position where a record may start.
+    fn skip_to_record(&mut self) {
+        let mut at = 1;
+        while at < self.buf.len() {
+            match check(&self.buf[at..]) {
+                Check::Valid(_) => break,
+                Check::Short if !self.eof => break,
+                _ => at += 1,
+            }
+        }
+        self.skip(at.min(self.buf.len()));
+    }
+
+    fn skip(&mut self, n: usize) {
+        let _ = self.buf.split_to(n);
+        self.offset += n as u64;
+        self.skipped += n as u64;
+    }
+
+    /// Forgets that the end was reached, so `next` reads again (after the
+    /// writer appended more).
+    pub fn rearm(&mut self) {
+        self.eof = false;
+    }
+
+    /// Bytes at the end that do not form a record yet.
+    pub fn pending_bytes(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+/// Where the valid records of a raw segment end: the length to truncate a
+/// torn tail to. Scans forward; records after a corrupt stretch are kept.
+pub fn valid_end(path: &Path) -> io::Result<u64> {
+    let len = std::fs::metadata(path)?.len();
+    if len < SEGMENT_MAGIC.len() as u64 {
+        return Ok(0);
+    }
+    // Fast path: the last record checks out from its suffix.
+    if let Some(end) = last_record_end(path, len)? {
+        return Ok(end);
+    }
+    let mut reader = SegmentReader::open_at(path, 0)?;
+    let mut end = SEGMENT_MAGIC.len() as u64;
+    while reader.next()?.is_some() {
+        end = reader.offset();
+    }
+    Ok(end)
+}
+
+/// `Some(len)` if the record ending at `len` is valid.
+fn last_record_end(path: &Path, len: u64) -> io::Result<Option<u64>> {
+    if len < (SEGMENT_MAGIC.len() + ENVELOPE) as u64 {
+        return Ok((len == SEGMENT_MAGIC.len() as u64).then_some(len));
+    }
+    let mut file = File::open(path)?;
+    let mut suffix = [0u8; 4];
+    file.seek(SeekFrom::Start(len - 4))?;
+    file.read_exact(&mut suffix)?;
+    let payload = u32::from_be_bytes(suffix) as u64;
+    let total = payload + ENVELOPE as u64;
+    if payload > MAX_FRAME as u64 || total > len - SEGMENT_MAGIC.len() as u64 {
+        return Ok(None);
+    }
+    let mut record = vec![0u8; total as usize];
+    file.seek(SeekFrom::Start(len - total))?;
+    file.read_exact(&mut record)?;
+    Ok(matches!(check(&record), Check::Valid(t) if t as u64 == total).then_some(len))
+}
+
+/// Walks a raw segment backwards from `end`, record by record. Records that
+/// do not check out end the walk (the caller falls back to reading forward).
+pub struct BackwardReader {
+    file: File,
+    /// Start offset of the last record returned.
+    pub offset: u64,
+}
+
+impl BackwardReader {
+    pub fn open(path: &Path, end: u64) -> io::Result<BackwardReader> {
+        Ok(BackwardReader {
+            file: File::open(path)?,
+            offset: end,
+        })
+    }
+
+    /// The record ending at the current offset, or `None` at the segment's
+    /// start or at a record that does not check out.
+    pub fn prev(&mut self) -> io::Result<Option<Record>> {
+        let start = SEGMENT_MAGIC.len() as u64;
+        if self.offset < start + ENVELOPE as u64 {
+            return Ok(None);
+        }
+        let mut suffix = [0u8; 4];
+        self.file.seek(SeekFrom::Start(self.offset - 4))?;
+        self.file.read_exact(&mut suffix)?;
+        let payload = u32::from_be_bytes(suffix) as u64;
+        let total = payload + ENVELOPE as u64;
+        if payload > MAX_FRAME as u64 || total > self.offset - start {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; total as usize];
+        self.file.seek(SeekFrom::Start(self.offset - total))?;
+        self.file.read_exact(&mut buf)?;
+        match check(&buf) {
+            Check::Valid(t) if t as u64 == total => {
+                self.offset -= total;
+                Ok(Some(parse(&Bytes::from(buf), total as usize)))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn segment(dir: &Path, records: &[(Seq, &[u8])]) -> PathBuf {
+        let path = SegmentFile::raw(dir, records.first().map_or(0, |r| r.0));
+        let mut bytes = SEGMENT_MAGIC.to_vec();
+        for (seq, payload) in records {
+            encode(*seq, payload, &mut bytes);
+        }
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn read_all(path: &Path) -> (Vec<Seq>, u64) {
+        let mut reader = SegmentReader::open_at(path, 0).unwrap();
+        let mut seqs = Vec::new();
+        while let Some(record) = reader.next().unwrap() {
+            seqs.push(record.seq);
+        }
+        (seqs, reader.skipped)
+    }
+
+    #[test]
+    fn records_read_back_forward_and_backward() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = segment(dir.path(), &[(5, b"five"), (6, b""), (7, &[9u8; 70_000])]);
+        assert_eq!(read_all(&path), (vec![5, 6, 7], 0));
+        let len = std::fs::metadata(&path).unwrap().len();
+        let mut back = BackwardReader::open(&path, len).unwrap();
+        let mut seqs = Vec::new();
+        while let Some(record) = back.prev().unwrap() {
+            seqs.push(record.seq);
+        }
+        assert_eq!(seqs, [7, 6, 5]);
+        assert_eq!(back.offset, SEGMENT_MAGIC.len() as u64);
+    }
+
+    #[test]
+    fn a_torn_tail_is_found_and_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = segment(dir.path(), &[(1, b"one"), (2, b"two")]);
+        let whole = std::fs::metadata(&path).unwrap().len();
+        // A crash in the middle of writing a third record.
+        let mut third = Vec::new();
+        encode(3, b"three, never finished", &mut third);
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(&third[..third.len() - 6]).unwrap();
+        assert_eq!(valid_end(&path).unwrap(), whole);
+        assert_eq!(read_all(&path).0, [1, 2]);
+    }
+
+    #[test]
+    fn a_corrupt_record_costs_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = segment(dir.path(), &[(1, b"one"), (2, b"two"), (3, b"three")]);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let second = SEGMENT_MAGIC.len() + ENVELOPE + 3 + HEADER;
+        bytes[second] ^= 0xff; // a flipped bit in record 2's payload
+        std::fs::write(&path, &bytes).unwrap();
+        let (seqs, skipped) = read_all(&path);
+        assert_eq!(seqs, [1, 3]);
+        assert_eq!(skipped, (ENVELOPE + 3) as u64);
+        // The walk backwards stops at the damage; forward reading goes past it.
+        let len = bytes.len() as u64;
+        let mut back = BackwardReader::open(&path, len).unwrap();
+        assert_eq!(back.prev().unwrap().unwrap().seq, 3);
+        assert_eq!(back.prev().unwrap(), None);
+    }
+
+    #[test]
+    fn compressed_segments_read_like_raw_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = segment(dir.path(), &[(10, b"ten"), (11, b"eleven")]);
+        let bytes = std::fs::read(&raw).unwrap();
+        let sz = raw.with_extension("sz");
+        let compress = || {
+            let mut encoder = snap::write::FrameEncoder::new(File::create(&sz).unwrap());
+            encoder.write_all(&bytes).unwrap();
+        };
+        compress();
+        let segments = list_segments(dir.path());
+        assert_eq!(segments.len(), 1, "the raw twin wins: {segments:?}");
+        assert!(!segments[0].compressed && !sz.exists());
+        compress();
+        std::fs::remove_file(&raw).unwrap();
+        let segments = list_segments(dir.path());
+        assert!(segments[0].compressed);
+        let mut reader = SegmentReader::open(&segments[0]).unwrap();
+        assert_eq!(reader.next().unwrap().unwrap().payload, &b"ten"[..]);
+        assert_eq!(reader.next().unwrap().unwrap().seq, 11);
+        assert_eq!(reader.next().unwrap(), None);
+    }
+}

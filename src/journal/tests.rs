@@ -1,0 +1,403 @@
+//! The journal on its own: intake, memory bound, read-back, cursor,
+//! retention and `docker logs`.
+
+use std::time::Duration;
+
+use super::*;
+use crate::frame::FrameDecoder;
+use crate::proto::logdriver::PartialLogEntryMetadata;
+
+fn config() -> JournalConfig {
+    JournalConfig {
+        max_size: Some(1 << 20),
+        max_file: 5,
+        no_file: false,
+        keep_file: false,
+        disk_limit: 1 << 30,
+        memory_limit: 1 << 20,
+        max_line: 256_000,
+    }
+}
+
+fn settings() -> StoreSettings {
+    StoreSettings {
+        disk_limit: 1 << 30,
+        max_age: None,
+        memory_limit: 64 << 20,
+        max_readers: 4,
+    }
+}
+
+fn entry(source: &str, ts: i64, text: &str) -> LogEntry {
+    LogEntry {
+        source: source.into(),
+        time_nano: ts,
+        line: Bytes::copy_from_slice(text.as_bytes()),
+        ..LogEntry::default()
+    }
+}
+
+/// Feeds entries through an intake as a FIFO reader does.
+fn feed(journal: &Journal, entries: Vec<LogEntry>) {
+    let mut assembler = Assembler::new(journal.config().max_line);
+    let mut intake = journal.intake();
+    let mut lines = Vec::new();
+    for entry in entries {
+        let payload = entry.encode_to_vec();
+        let seq = intake.record(&payload);
+        assembler.push(entry, seq, &mut lines).unwrap();
+    }
+    intake.commit(lines, assembler.joining_since(), None);
+}
+
+fn numbered(range: std::ops::Range<usize>) -> Vec<LogEntry> {
+    range
+        .map(|i| entry("stdout", i as i64, &format!("line {i:06}")))
+        .collect()
+}
+
+fn texts(lines: &[Line]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| String::from_utf8_lossy(&l.bytes).into_owned())
+        .collect()
+}
+
+/// Waits until the writer has written everything queued.
+fn settle(journal: &Journal) {
+    for _ in 0..500 {
+        if !journal.queue.lock().unwrap().scheduled {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    panic!("the writer did not finish");
+}
+
+fn open(store: &Store, id: &str, config: JournalConfig) -> Arc<Journal> {
+    store
+        .open(id, id, config, Arc::default(), Some(b"{}"))
+        .unwrap()
+}
+
+/// Takes and acknowledges everything pending; returns the lines in order.
+async fn deliver_all(journal: &Arc<Journal>) -> Vec<Line> {
+    let mut all = Vec::new();
+    for _ in 0..10_000 {
+        match journal.take(64 * 1024).await {
+            Some(taken) => {
+                all.extend(taken.lines.iter().cloned());
+                journal.ack(taken, Outcome::Sent);
+            }
+            None if journal.is_drained() => return all,
+            None => tokio::time::sleep(Duration::from_millis(1)).await,
+        }
+    }
+    panic!("delivery never drained");
+}
+
+#[tokio::test]
+async fn lines_go_to_memory_and_records_to_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let journal = open(&store, "aaa", config());
+    feed(&journal, numbered(0..100));
+    settle(&journal);
+    let delivered = deliver_all(&journal).await;
+    assert_eq!(delivered.len(), 100);
+    assert_eq!(texts(&delivered)[99], "line 000099");
+    let counters = &journal.counters;
+    assert_eq!(counters.received.load(Ordering::Relaxed), 100);
+    assert_eq!(counters.sent.load(Ordering::Relaxed), 100);
+    assert_eq!(counters.pending(), 0);
+    assert_eq!(journal.cursor(), [100, 100], "a quiet stderr does not pin the cursor");
+    let segments = record::list_segments(&dir.path().join("aaa"));
+    assert_eq!(segments.len(), 1);
+}
+
+#[tokio::test]
+async fn past_the_memory_bound_lines_wait_on_disk_and_come_back_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let small = JournalConfig {
+        memory_limit: 20 * (11 + crate::line::LINE_OVERHEAD),
+        ..config()
+    };
+    let journal = open(&store, "bbb", small);
+    for chunk in 0..50 {
+        feed(&journal, numbered(chunk * 100..chunk * 100 + 100));
+    }
+    settle(&journal);
+    assert!(journal.queued_bytes() <= 21 * (11 + crate::line::LINE_OVERHEAD));
+    assert!(journal.counters.backlog_lines.load(Ordering::Relaxed) > 4000);
+    let delivered = deliver_all(&journal).await;
+    let numbers: Vec<usize> = texts(&delivered)
+        .iter()
+        .map(|t| t[5..].parse().unwrap())
+        .collect();
+    assert_eq!(numbers, (0..5000).collect::<Vec<_>>(), "all, once, in order");
+    assert_eq!(journal.counters.dropped_total(), 0);
+    assert_eq!(journal.counters.pending(), 0);
+}
+
+#[tokio::test]
+async fn without_a_data_directory_the_memory_bound_drops_the_oldest() {
+    let store = Store::new(None, settings());
+    let small = JournalConfig {
+        memory_limit: 10 * (11 + crate::line::LINE_OVERHEAD),
+        ..config()
+    };
+    let journal = open(&store, "ccc", small);
+    feed(&journal, numbered(0..100));
+    let delivered = deliver_all(&journal).await;
+    assert_eq!(delivered.len(), 10);
+    assert_eq!(texts(&delivered)[0], "line 000090");
+    assert_eq!(journal.counters.dropped(DropReason::MemoryFull), 90);
+    assert_eq!(journal.counters.pending(), 0);
+}
+
+#[tokio::test]
+async fn the_plugin_wide_bound_takes_from_the_journal_holding_the_most() {
+    let store = Store::new(
+        None,
+        StoreSettings {
+            memory_limit: 100 * (11 + crate::line::LINE_OVERHEAD),
+            ..settings()
+        },
+    );
+    let quiet = open(&store, "quiet", config());
+    let noisy = open(&store, "noisy", config());
+    feed(&quiet, numbered(0..20));
+    for chunk in 0..10 {
+        feed(&noisy, numbered(chunk * 50..chunk * 50 + 50));
+    }
+    assert_eq!(deliver_all(&quiet).await.len(), 20, "the quiet one keeps all");
+    assert!(noisy.counters.dropped(DropReason::MemoryFull) > 0);
+}
+
+#[tokio::test]
+async fn a_restarted_journal_resumes_from_its_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::new(Some(dir.path().to_path_buf()), settings());
+        let journal = open(&store, "ddd", config());
+        feed(&journal, numbered(0..10));
+        settle(&journal);
+        let taken = journal.take(5 * 11).await.unwrap();
+        assert_eq!(taken.len(), 5);
+        journal.ack(taken, Outcome::Sent);
+        retention::persist_cursor(&journal);
+        // Lines 5..10 were never delivered: the plugin "crashes" here.
+        store.open.lock().unwrap().clear();
+    }
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let journal = open(&store, "ddd", config());
+    feed(&journal, numbered(10..12));
+    settle(&journal);
+    let delivered = deliver_all(&journal).await;
+    let texts = texts(&delivered);
+    assert_eq!(texts.first().unwrap(), "line 000005");
+    assert_eq!(texts.len(), 7, "5 recovered and 2 new: {texts:?}");
+    assert_eq!(journal.counters.recovered.load(Ordering::Relaxed), 5);
+    assert_eq!(journal.counters.received.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
+async fn a_long_line_cut_at_the_crash_is_recovered_whole_in_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    let part = |ord: i32, last: bool| LogEntry {
+        partial: true,
+        partial_log_metadata: Some(PartialLogEntryMetadata {
+            last,
+            id: "p".into(),
+            ordinal: ord,
+        }),
+        ..entry("stdout", 1, &"x".repeat(16))
+    };
+    {
+        let store = Store::new(Some(dir.path().to_path_buf()), settings());
+        let journal = open(&store, "eee", config());
+        // The first two pieces reach the journal; the plugin dies before the third.
+        feed(&journal, vec![part(1, false), part(2, false)]);
+        settle(&journal);
+        store.open.lock().unwrap().clear();
+    }
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let journal = open(&store, "eee", config());
+    let delivered = deliver_all(&journal).await;
+    assert_eq!(texts(&delivered), ["x".repeat(32)]);
+}
+
+#[tokio::test]
+async fn a_torn_record_is_cut_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::new(Some(dir.path().to_path_buf()), settings());
+        let journal = open(&store, "fff", config());
+        feed(&journal, numbered(0..3));
+        settle(&journal);
+        store.open.lock().unwrap().clear();
+    }
+    let segment = &record::list_segments(&dir.path().join("fff"))[0].path;
+    let mut bytes = std::fs::read(segment).unwrap();
+    let whole = bytes.len();
+    bytes.extend_from_slice(&[0, 0, 0, 40, 1, 2, 3]); // half a record
+    std::fs::write(segment, &bytes).unwrap();
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let journal = open(&store, "fff", config());
+    assert_eq!(std::fs::metadata(segment).unwrap().len() as usize, whole);
+    feed(&journal, numbered(3..4));
+    settle(&journal);
+    assert_eq!(deliver_all(&journal).await.len(), 4);
+}
+
+#[tokio::test]
+async fn delivered_segments_are_compressed_then_deleted_past_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let rotating = JournalConfig {
+        max_size: Some(4096),
+        max_file: 3,
+        ..config()
+    };
+    let journal = open(&store, "ggg", rotating);
+    for chunk in 0..20 {
+        feed(&journal, numbered(chunk * 50..chunk * 50 + 50));
+    }
+    settle(&journal);
+    assert!(record::list_segments(&dir.path().join("ggg")).len() > 5);
+    deliver_all(&journal).await;
+    retention::apply(&journal);
+    let segments = record::list_segments(&dir.path().join("ggg"));
+    assert_eq!(segments.len(), 3, "{segments:?}");
+    assert!(segments[0].compressed && segments[1].compressed && !segments[2].compressed);
+}
+
+#[tokio::test]
+async fn undelivered_segments_stay_until_the_disk_bound_and_are_then_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let bounded = JournalConfig {
+        max_size: Some(4096),
+        max_file: 1,
+        disk_limit: 5 * 4096,
+        memory_limit: 10 * (11 + crate::line::LINE_OVERHEAD),
+        ..config()
+    };
+    let journal = open(&store, "hhh", bounded);
+    for chunk in 0..40 {
+        feed(&journal, numbered(chunk * 50..chunk * 50 + 50));
+    }
+    settle(&journal);
+    retention::apply(&journal);
+    assert!(journal.disk_bytes() <= 6 * 4096);
+    let dropped = journal.counters.dropped(DropReason::JournalFull);
+    assert!(dropped > 0, "the oldest undelivered segments went");
+    let delivered = deliver_all(&journal).await;
+    assert_eq!(delivered.len() as u64 + dropped, 2000, "every line accounted for");
+    let first: usize = texts(&delivered)[0][5..].parse().unwrap();
+    assert_eq!(first as u64, dropped, "the oldest went first");
+}
+
+/// Reads a whole ReadLogs answer.
+async fn read_logs(store: &Arc<Store>, id: &str, request: ReadRequest) -> Vec<String> {
+    let mut rx = store.read_logs(id, request, 256_000).unwrap();
+    let mut decoder = FrameDecoder::new();
+    let mut out = Vec::new();
+    while let Some(bytes) =
+        tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap()
+    {
+        decoder.read_buffer().extend_from_slice(&bytes);
+        while let Some(crate::frame::Frame::Entry { entry, .. }) = decoder.next() {
+            out.push(String::from_utf8_lossy(&entry.line).into_owned());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn docker_logs_reads_every_segment_and_tail_reads_from_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let rotating = JournalConfig {
+        max_size: Some(4096),
+        max_file: 100,
+        ..config()
+    };
+    let journal = open(&store, "iii", rotating);
+    for chunk in 0..20 {
+        feed(&journal, numbered(chunk * 50..chunk * 50 + 50));
+    }
+    settle(&journal);
+    deliver_all(&journal).await;
+    retention::apply(&journal); // compresses the delivered ones
+    let all = read_logs(&store, "iii", ReadRequest::default()).await;
+    assert_eq!(all.len(), 1000);
+    assert_eq!(all[999], "line 000999\n");
+    for tail in [1, 5, 70, 999, 1000, 5000] {
+        let request = ReadRequest {
+            tail: Some(tail),
+            ..ReadRequest::default()
+        };
+        let lines = read_logs(&store, "iii", request).await;
+        assert_eq!(lines.len(), tail.min(1000), "--tail {tail}");
+        assert_eq!(lines.last().unwrap(), "line 000999\n");
+    }
+    let window = ReadRequest {
+        since_ns: Some(100),
+        until_ns: Some(199),
+        ..ReadRequest::default()
+    };
+    assert_eq!(read_logs(&store, "iii", window).await.len(), 100);
+}
+
+#[tokio::test]
+async fn follow_is_woken_by_the_writer_across_segments_until_the_reader_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let rotating = JournalConfig {
+        max_size: Some(2048),
+        ..config()
+    };
+    let journal = open(&store, "jjj", rotating);
+    journal.attach_reader();
+    let request = ReadRequest {
+        follow: true,
+        ..ReadRequest::default()
+    };
+    let reader = {
+        let store = store.clone();
+        tokio::spawn(async move { read_logs(&store, "jjj", request).await })
+    };
+    for chunk in 0..30 {
+        feed(&journal, numbered(chunk * 10..chunk * 10 + 10));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    journal.detach_reader();
+    let lines = reader.await.unwrap();
+    assert_eq!(lines.len(), 300);
+    assert!(record::list_segments(&dir.path().join("jjj")).len() > 3);
+}
+
+#[tokio::test]
+async fn too_many_readers_get_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let journal = open(&store, "kkk", config());
+    journal.attach_reader();
+    let follow = ReadRequest {
+        follow: true,
+        ..ReadRequest::default()
+    };
+    let held: Vec<_> = (0..4)
+        .map(|_| store.read_logs("kkk", follow.clone(), 256_000).unwrap())
+        .collect();
+    let err = store.read_logs("kkk", follow, 256_000).unwrap_err();
+    assert!(err.to_string().contains("too many docker logs requests"), "{err}");
+    drop(held);
+    journal.detach_reader();
+    assert!(matches!(
+        store.read_logs("nope", ReadRequest::default(), 256_000),
+        Err(ReadError::NotFound)
+    ));
+}

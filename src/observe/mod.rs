@@ -1,0 +1,323 @@
+//! What the plugin counts. Each event is counted once, where it happens;
+//! the log summaries and the metrics endpoint read the same counters.
+//!
+//! Every line read is accounted for:
+//! `received + recovered = sent + dropped (by reason) + pending`.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Why lines were given up. Each reason is its own counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Memory bound reached while the line was not in the journal (the
+    /// journal is off, or the disk was behind).
+    MemoryFull,
+    /// The journal's disk bound (per container or plugin-wide) was reached:
+    /// the oldest segment went before it was delivered.
+    JournalFull,
+    /// Loki answered 4xx other than 429: it will never take these lines.
+    Rejected,
+    /// Loki kept answering 429 until `loki-retries` ran out, or the
+    /// container asked to drop rate-limited batches.
+    RateLimited,
+    /// Loki kept failing (5xx, timeouts) until `loki-retries` ran out.
+    RetriesExhausted,
+    /// The plugin stopped with lines that were only in memory.
+    Shutdown,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 6] = [
+        DropReason::MemoryFull,
+        DropReason::JournalFull,
+        DropReason::Rejected,
+        DropReason::RateLimited,
+        DropReason::RetriesExhausted,
+        DropReason::Shutdown,
+    ];
+
+    /// The name used in log summaries and as the metrics `reason` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::MemoryFull => "memory_full",
+            DropReason::JournalFull => "journal_full",
+            DropReason::Rejected => "rejected",
+            DropReason::RateLimited => "rate_limited",
+            DropReason::RetriesExhausted => "retries_exhausted",
+            DropReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// One container's counters.
+#[derive(Debug, Default)]
+pub struct ContainerCounters {
+    /// Lines read from the FIFO by this process (blank lines, which Loki
+    /// never gets, are not counted).
+    pub received: AtomicU64,
+    /// Lines found in the journal that an earlier run of the plugin had not
+    /// delivered (after a crash, restart or upgrade).
+    pub recovered: AtomicU64,
+    /// Lines Loki accepted.
+    pub sent: AtomicU64,
+    dropped: [AtomicU64; DropReason::ALL.len()],
+    /// Frames that could not be decoded.
+    pub invalid_frames: AtomicU64,
+    /// FIFO bytes skipped to find the next frame.
+    pub skipped_bytes: AtomicU64,
+    /// Lines that could not be written to the journal (disk behind or
+    /// failing); they still go to Loki from memory.
+    pub journal_misses: AtomicU64,
+    /// Frames found both in the journal and still in the FIFO after a
+    /// restart, and read only once.
+    pub duplicates_skipped: AtomicU64,
+    /// Bytes appended to the journal.
+    pub journal_bytes_written: AtomicU64,
+    /// Bytes of lines held in memory (queued or in flight).
+    pub memory_bytes: AtomicUsize,
+    /// Journaled lines that left memory and wait on disk for delivery.
+    pub backlog_lines: AtomicI64,
+    /// Lines waiting in memory.
+    pub memory_lines: AtomicI64,
+    /// Lines handed to a push that has not finished.
+    pub in_flight_lines: AtomicI64,
+    /// Timestamp (ns) of the oldest line not yet delivered; 0 when none.
+    pub oldest_pending_ns: AtomicI64,
+}
+
+impl ContainerCounters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn drop_lines(&self, reason: DropReason, n: u64) {
+        if n > 0 {
+            self.dropped[reason as usize].fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped[reason as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        DropReason::ALL.iter().map(|r| self.dropped(*r)).sum()
+    }
+
+    /// Lines neither delivered nor given up yet: in memory, in flight, or
+    /// on disk (lines recovered from an earlier run are counted once read).
+    pub fn pending(&self) -> i64 {
+        self.memory_lines.load(Ordering::Relaxed)
+            + self.in_flight_lines.load(Ordering::Relaxed)
+            + self.backlog_lines.load(Ordering::Relaxed)
+    }
+
+    /// The one-line account of a container's lines for the plugin log.
+    pub fn summary(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut text = format!(
+            "received={} recovered={} sent={} pending={}",
+            get(&self.received),
+            get(&self.recovered),
+            get(&self.sent),
+            self.pending()
+        );
+        for reason in DropReason::ALL {
+            text.push_str(&format!(" dropped_{}={}", reason.as_str(), self.dropped(reason)));
+        }
+        text.push_str(&format!(
+            " invalid_frames={} skipped_bytes={} journal_misses={} duplicates_skipped={}",
+            get(&self.invalid_frames),
+            get(&self.skipped_bytes),
+            get(&self.journal_misses),
+            get(&self.duplicates_skipped),
+        ));
+        text
+    }
+
+    /// Whether anything went wrong that an operator should see at warn level.
+    pub fn has_losses(&self) -> bool {
+        self.dropped_total() > 0
+            || self.invalid_frames.load(Ordering::Relaxed) > 0
+            || self.journal_misses.load(Ordering::Relaxed) > 0
+    }
+}
+
+/// One Loki endpoint's counters.
+#[derive(Debug)]
+pub struct EndpointCounters {
+    /// The push URL, without credentials.
+    pub url: String,
+    /// Pushes by outcome, indexed by [`PushClass`].
+    pushes: [AtomicU64; PushClass::ALL.len()],
+    /// Push latency histogram: counts per bucket of [`LATENCY_BUCKETS`]
+    /// (cumulative buckets are computed when read), plus the sum.
+    latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    latency_sum_us: AtomicU64,
+    /// Failed attempts that will be retried (counted against `loki-retries`).
+    pub retries: AtomicU64,
+    /// Lanes (containers) delivering here.
+    pub lanes: AtomicI64,
+    /// Lanes waiting out their own backoff.
+    pub lanes_backing_off: AtomicI64,
+    /// Pushes in flight.
+    pub in_flight: AtomicI64,
+    /// False while Loki is unreachable.
+    pub up: std::sync::atomic::AtomicBool,
+}
+
+/// Push outcomes, as the metrics `status` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushClass {
+    Success,
+    RateLimited,
+    ClientError,
+    ServerError,
+    Unreachable,
+    Timeout,
+}
+
+impl PushClass {
+    pub const ALL: [PushClass; 6] = [
+        PushClass::Success,
+        PushClass::RateLimited,
+        PushClass::ClientError,
+        PushClass::ServerError,
+        PushClass::Unreachable,
+        PushClass::Timeout,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushClass::Success => "2xx",
+            PushClass::RateLimited => "429",
+            PushClass::ClientError => "4xx",
+            PushClass::ServerError => "5xx",
+            PushClass::Unreachable => "unreachable",
+            PushClass::Timeout => "timeout",
+        }
+    }
+}
+
+/// Upper bounds (seconds) of the push latency histogram's buckets.
+pub const LATENCY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+impl EndpointCounters {
+    pub fn new(url: String) -> EndpointCounters {
+        EndpointCounters {
+            url,
+            pushes: Default::default(),
+            latency: Default::default(),
+            latency_sum_us: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            lanes: AtomicI64::new(0),
+            lanes_backing_off: AtomicI64::new(0),
+            in_flight: AtomicI64::new(0),
+            up: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+
+    /// Counts a push that ended with `class` after `latency`.
+    pub fn record_push(&self, class: PushClass, latency: Duration) {
+        self.pushes[class as usize].fetch_add(1, Ordering::Relaxed);
+        let secs = latency.as_secs_f64();
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.latency[bucket].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us
+            .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn pushes(&self, class: PushClass) -> u64 {
+        self.pushes[class as usize].load(Ordering::Relaxed)
+    }
+
+    /// Cumulative counts per bucket bound (the last is +Inf), and the sum in seconds.
+    pub fn latency(&self) -> (Vec<u64>, f64) {
+        let mut total = 0;
+        let cumulative = self
+            .latency
+            .iter()
+            .map(|c| {
+                total += c.load(Ordering::Relaxed);
+                total
+            })
+            .collect();
+        (
+            cumulative,
+            self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6,
+        )
+    }
+}
+
+/// Allows one message per interval and counts the ones it held back.
+#[derive(Debug)]
+pub struct Throttle {
+    interval: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+/// Shortest time between two warnings of the same kind.
+pub const WARN_INTERVAL: Duration = Duration::from_secs(10);
+
+impl Default for Throttle {
+    fn default() -> Throttle {
+        Throttle::new(WARN_INTERVAL)
+    }
+}
+
+impl Throttle {
+    pub fn new(interval: Duration) -> Throttle {
+        Throttle {
+            interval,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(suppressed since the last message)` when a message may be logged now.
+    pub fn allow(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|last| now.saturating_duration_since(last) < self.interval)
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_allows_one_message_per_interval() {
+        let mut throttle = Throttle::default();
+        let start = Instant::now();
+        assert_eq!(throttle.allow(start), Some(0));
+        assert_eq!(throttle.allow(start + Duration::from_secs(1)), None);
+        assert_eq!(throttle.allow(start + Duration::from_secs(2)), None);
+        assert_eq!(
+            throttle.allow(start + WARN_INTERVAL + Duration::from_secs(1)),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn drops_are_counted_by_reason() {
+        let counters = ContainerCounters::default();
+        counters.drop_lines(DropReason::Rejected, 3);
+        counters.drop_lines(DropReason::MemoryFull, 2);
+        assert_eq!(counters.dropped(DropReason::Rejected), 3);
+        assert_eq!(counters.dropped_total(), 5);
+        assert!(counters.summary().contains("dropped_rejected=3"));
+        assert!(counters.has_losses());
+    }
+}

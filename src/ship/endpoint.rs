@@ -1,0 +1,655 @@
+//! One Loki endpoint's delivery: lanes, pushes, and the endpoint's state.
+//!
+//! Each container is a lane: its lines go out in order, with at most one
+//! batch of it in flight. A push combines several lanes' lines (up to
+//! `loki-batch-size`), and up to `loki-max-in-flight` pushes are out at
+//! once, so a slow or retried push does not hold the others.
+//!
+//! When a push of several lanes is refused (429, 5xx, 400) or times out,
+//! each lane is retried alone, at once: the lanes Loki accepts go through,
+//! and only a lane still refused backs off, on its own, honouring
+//! `Retry-After`. Loki's answers name the streams at fault; those lanes are
+//! the ones that back off (or, for a 400, lose those lines).
+//!
+//! Loki being unreachable (connection errors, 502–504, timeouts while no
+//! push succeeds) is a state of the endpoint, not of its lanes: one probe
+//! at a time, at most [`PROBE_MAX`] apart, and every lane resumes the
+//! moment a push goes through. Nothing is given up meanwhile: the lines
+//! wait in the journal. `loki-retries` counts only answers that blame the
+//! lines themselves (429, 500, a lane's own timeouts).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::client::Pusher;
+use super::encode::PushBuilder;
+use super::policy::{self, FailKind, Labels, PushResult, Verdict};
+use crate::config::labels::StreamLabels;
+use crate::config::options::EndpointConfig;
+use crate::journal::{Journal, Outcome, Taken};
+use crate::line::Source;
+use crate::observe::{DropReason, EndpointCounters, Throttle};
+use crate::proto::logproto::LabelPairAdapter;
+
+/// Longest wait between two probes of an unreachable Loki, so a backlog
+/// starts draining within seconds of its return.
+pub const PROBE_MAX: Duration = Duration::from_secs(2);
+
+/// `None` while running; `Some(deadline)` once the plugin is shutting down.
+pub type DrainSignal = watch::Receiver<Option<Instant>>;
+
+/// A container's place at an endpoint.
+pub struct Lane {
+    pub journal: Arc<Journal>,
+    pub labels: StreamLabels,
+    /// Loki 3 structured metadata for every entry of this container.
+    pub metadata: Vec<LabelPairAdapter>,
+    /// The lines being delivered (in flight, or waiting to be retried).
+    batch: Option<Taken>,
+    /// The push this lane's batch is in.
+    push: Option<u64>,
+    /// Retry alone: a shared push failed, and this lane's part of the
+    /// blame is not known yet.
+    solo: bool,
+    /// Failures of the current batch counted against `loki-retries`.
+    failures: u32,
+    not_before: Option<Instant>,
+    /// The last counted failure was a 429.
+    rate_limited: bool,
+}
+
+impl Lane {
+    pub fn new(journal: Arc<Journal>, labels: StreamLabels, metadata: Vec<LabelPairAdapter>) -> Lane {
+        Lane {
+            journal,
+            labels,
+            metadata,
+            batch: None,
+            push: None,
+            solo: false,
+            failures: 0,
+            not_before: None,
+            rate_limited: false,
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.journal.name
+    }
+
+    fn set(&self, source: Source) -> &Labels {
+        self.labels.label_set(source)
+    }
+}
+
+/// A push in flight: which lanes it carries.
+struct InFlight {
+    id: u64,
+    started: Instant,
+    lanes: usize,
+}
+
+/// What the endpoint task is told.
+pub enum Command {
+    Attach(Box<Lane>),
+}
+
+/// The endpoint's own state.
+struct Health {
+    /// Loki is unreachable since then.
+    down_since: Option<Instant>,
+    /// Failed probes in a row.
+    probes: u32,
+    next_probe: Instant,
+    /// The tenant as a whole is rate limited until then.
+    throttled_until: Option<Instant>,
+    throttles: u32,
+    /// The last push that went through.
+    last_success: Option<Instant>,
+}
+
+pub struct Endpoint {
+    config: EndpointConfig,
+    client: Arc<dyn Pusher>,
+    lanes: Vec<Lane>,
+    /// Where the next push starts looking, so no lane is starved.
+    next_lane: usize,
+    pushes: JoinSet<(u64, PushResult)>,
+    in_flight: Vec<InFlight>,
+    next_push: u64,
+    health: Health,
+    wake: Arc<Notify>,
+    drain: DrainSignal,
+    pub counters: Arc<EndpointCounters>,
+    drop_warning: Throttle,
+    retry_warning: Throttle,
+    down_warning: Throttle,
+}
+
+/// How long an endpoint with no lanes keeps its connections.
+pub const IDLE: Duration = Duration::from_secs(60);
+
+impl Endpoint {
+    pub fn new(
+        config: EndpointConfig,
+        client: Arc<dyn Pusher>,
+        drain: DrainSignal,
+        counters: Arc<EndpointCounters>,
+    ) -> Endpoint {
+        Endpoint {
+            config,
+            client,
+            lanes: Vec::new(),
+            next_lane: 0,
+            pushes: JoinSet::new(),
+            in_flight: Vec::new(),
+            next_push: 0,
+            health: Health {
+                down_since: None,
+                probes: 0,
+                next_probe: Instant::now(),
+                throttled_until: None,
+                throttles: 0,
+                last_success: None,
+            },
+            wake: Arc::new(Notify::new()),
+            drain,
+            counters,
+            drop_warning: Throttle::default(),
+            retry_warning: Throttle::default(),
+            down_warning: Throttle::default(),
+        }
+    }
+
+    pub fn attach(&mut self, lane: Lane) {
+        lane.journal.set_wake(self.wake.clone());
+        self.lanes.push(lane);
+        self.counters.lanes.store(self.lanes.len() as i64, Ordering::Relaxed);
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.lanes.is_empty() && self.in_flight.is_empty()
+    }
+
+    /// Delivers until the plugin drains and every lane is done, or until
+    /// `commands` closes with no lane left, or it has been idle for
+    /// `idle` (the caller then retires it).
+    pub async fn run(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>, idle: Duration) {
+        let mut idle_since: Option<Instant> = None;
+        loop {
+            while let Ok(Command::Attach(lane)) = commands.try_recv() {
+                self.attach(*lane);
+            }
+            self.reap();
+            let deadline = *self.drain.borrow();
+            if self.is_idle() {
+                if deadline.is_some() {
+                    return;
+                }
+                let since = *idle_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= idle {
+                    return;
+                }
+            } else {
+                idle_since = None;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                self.give_up_at_deadline().await;
+                return;
+            }
+            let timer = self.schedule().await;
+            let timer = match (idle_since, timer) {
+                (Some(since), t) => Some(t.map_or(since + idle, |t| t.min(since + idle))),
+                (None, t) => t,
+            };
+            let timer = match (deadline, timer) {
+                (Some(d), Some(t)) => Some(t.min(d)),
+                (d, t) => t.or(d),
+            };
+            tokio::select! {
+                Some(done) = self.pushes.join_next(), if !self.pushes.is_empty() => {
+                    if let Ok((id, result)) = done {
+                        self.settle(id, result);
+                    }
+                }
+                command = commands.recv() => match command {
+                    Some(Command::Attach(lane)) => self.attach(*lane),
+                    None if self.is_idle() => return,
+                    None => {}
+                },
+                _ = self.wake.notified() => {}
+                _ = sleep_until(timer) => {}
+                _ = self.drain.changed(), if deadline.is_none() => {}
+            }
+        }
+    }
+
+    /// Lets go of lanes whose lines are all accounted for.
+    fn reap(&mut self) {
+        let before = self.lanes.len();
+        self.lanes.retain(|lane| {
+            let done = lane.batch.is_none()
+                && !lane.journal.is_live()
+                && lane.journal.is_drained();
+            if done {
+                let counters = &lane.journal.counters;
+                let summary = format!(
+                    "logging finished: container={} id={} {}",
+                    lane.journal.name,
+                    lane.journal.id.get(..12).unwrap_or(&lane.journal.id),
+                    counters.summary()
+                );
+                if counters.has_losses() {
+                    tracing::warn!("{summary}");
+                } else {
+                    tracing::info!("{summary}");
+                }
+            }
+            !done
+        });
+        if self.lanes.len() != before {
+            self.counters.lanes.store(self.lanes.len() as i64, Ordering::Relaxed);
+        }
+    }
+
+    /// Starts the pushes that are due; returns when to look again.
+    async fn schedule(&mut self) -> Option<Instant> {
+        let deadline = *self.drain.borrow();
+        loop {
+            let now = Instant::now();
+            if self.in_flight.len() >= self.config.max_in_flight {
+                break;
+            }
+            let probing = self.health.down_since.is_some();
+            if probing && (!self.in_flight.is_empty() || now < self.health.next_probe) {
+                break;
+            }
+            if self.health.throttled_until.is_some_and(|t| now < t) {
+                break;
+            }
+            let chosen = self.choose(now, deadline.is_some(), probing);
+            if chosen.is_empty() {
+                break;
+            }
+            if !self.start_push(chosen, deadline).await {
+                break;
+            }
+        }
+        self.next_timer(deadline.is_some())
+    }
+
+    /// Lanes for the next push: the first due lane (alone if it must be),
+    /// then others with lines waiting, up to the batch size.
+    fn choose(&mut self, now: Instant, draining: bool, probing: bool) -> Vec<usize> {
+        let n = self.lanes.len();
+        let mut chosen = Vec::new();
+        let mut bytes = 0usize;
+        for step in 0..n {
+            let i = (self.next_lane + step) % n;
+            let lane = &self.lanes[i];
+            if lane.push.is_some() || lane.not_before.is_some_and(|t| now < t) {
+                continue;
+            }
+            let due = lane.batch.is_some() || self.is_due(lane, now, draining);
+            if chosen.is_empty() {
+                if !due {
+                    continue;
+                }
+                chosen.push(i);
+                bytes += lane.batch.as_ref().map_or(lane.journal.queued_bytes(), |b| b.bytes());
+                if lane.solo || probing {
+                    break;
+                }
+                continue;
+            }
+            if lane.solo || bytes >= self.config.batch_size {
+                continue;
+            }
+            let waiting = lane.batch.is_some() || lane.journal.pending_since().is_some();
+            if waiting {
+                chosen.push(i);
+                bytes += lane.batch.as_ref().map_or(lane.journal.queued_bytes(), |b| b.bytes());
+            }
+        }
+        if let Some(&first) = chosen.first() {
+            self.next_lane = (first + 1) % n.max(1);
+        }
+        chosen
+    }
+
+    fn is_due(&self, lane: &Lane, now: Instant, draining: bool) -> bool {
+        let Some(since) = lane.journal.pending_since() else {
+            return false;
+        };
+        draining
+            || !lane.journal.is_live()
+            || lane.journal.queued_bytes() >= self.config.batch_size
+            || now.saturating_duration_since(since) >= self.config.batch_wait
+    }
+
+    /// Takes the chosen lanes' lines and sends them. False if none had any.
+    async fn start_push(&mut self, chosen: Vec<usize>, deadline: Option<Instant>) -> bool {
+        let mut builder = PushBuilder::default();
+        let mut lanes = Vec::new();
+        let mut room = self.config.batch_size;
+        for i in chosen {
+            let lane = &mut self.lanes[i];
+            if lane.batch.is_none() {
+                lane.batch = lane.journal.take(room.max(1)).await;
+            }
+            let Some(batch) = &lane.batch else { continue };
+            room = room.saturating_sub(batch.bytes());
+            builder.add(&lane.labels, &batch.lines, &lane.metadata);
+            lanes.push(i);
+        }
+        if lanes.is_empty() {
+            return false;
+        }
+        let id = self.next_push;
+        self.next_push += 1;
+        for &i in &lanes {
+            self.lanes[i].push = Some(id);
+        }
+        let timeout = match deadline {
+            Some(d) => self
+                .config
+                .timeout
+                .min(d.saturating_duration_since(Instant::now()))
+                .max(Duration::from_millis(1)),
+            None => self.config.timeout,
+        };
+        let body = builder.encode();
+        let client = self.client.clone();
+        self.in_flight.push(InFlight {
+            id,
+            started: Instant::now(),
+            lanes: lanes.len(),
+        });
+        self.counters.in_flight.store(self.in_flight.len() as i64, Ordering::Relaxed);
+        self.pushes.spawn(async move {
+            let result = client.push(body, timeout).await;
+            (id, result)
+        });
+        true
+    }
+
+    /// When something becomes due: a lane's batch wait or backoff, a probe,
+    /// the end of a tenant throttle.
+    fn next_timer(&self, draining: bool) -> Option<Instant> {
+        let now = Instant::now();
+        let mut next: Option<Instant> = None;
+        // Only future times: a lane that is ready but held back (in-flight
+        // bound, throttle, probe) is woken by what holds it.
+        let mut consider = |t: Instant| {
+            if t > now {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        let probe_candidate = self.lanes.iter().any(|l| {
+            l.push.is_none()
+                && l.not_before.is_none_or(|t| t <= now)
+                && (l.batch.is_some() || l.journal.pending_since().is_some())
+        });
+        if self.health.down_since.is_some() && self.in_flight.is_empty() && probe_candidate {
+            consider(self.health.next_probe);
+        }
+        if let Some(t) = self.health.throttled_until {
+            consider(t);
+        }
+        if draining {
+            return next;
+        }
+        for lane in &self.lanes {
+            if lane.push.is_some() {
+                continue;
+            }
+            if let Some(t) = lane.not_before {
+                consider(t);
+            } else if let Some(since) = lane.journal.pending_since() {
+                consider(since + self.config.batch_wait);
+            }
+        }
+        next
+    }
+
+    /// Acts on a push's outcome.
+    fn settle(&mut self, id: u64, result: PushResult) {
+        let Some(pos) = self.in_flight.iter().position(|p| p.id == id) else {
+            return;
+        };
+        let push = self.in_flight.swap_remove(pos);
+        self.counters.in_flight.store(self.in_flight.len() as i64, Ordering::Relaxed);
+        self.counters
+            .record_push(policy::class(&result), push.started.elapsed());
+        let lanes: Vec<usize> = (0..self.lanes.len())
+            .filter(|&i| self.lanes[i].push == Some(id))
+            .collect();
+        for &i in &lanes {
+            self.lanes[i].push = None;
+        }
+        let now = Instant::now();
+        let mut verdict = policy::judge(&result);
+        let nothing_went_through = self
+            .health
+            .last_success
+            .is_none_or(|t| t < push.started);
+        if let PushResult::Failed {
+            kind: FailKind::Timeout,
+            ..
+        } = result
+            && nothing_went_through
+        {
+            // Timeouts for every lane: Loki as a whole is not answering.
+            verdict = Verdict::Unavailable { retry_after: None };
+        }
+        let shared = push.lanes > 1;
+        match verdict {
+            Verdict::Delivered => {
+                self.health.last_success = Some(now);
+                self.health.throttles = 0;
+                if let Some(since) = self.health.down_since.take() {
+                    tracing::info!(endpoint = %self.config.url, down_for = ?since.elapsed(), "Loki is reachable again; delivering what waited");
+                    self.health.probes = 0;
+                    self.counters.up.store(true, Ordering::Relaxed);
+                    self.wake.notify_one();
+                }
+                for i in lanes {
+                    self.finish(i, |_| Outcome::Sent);
+                }
+            }
+            Verdict::Unavailable { retry_after } => {
+                self.health.down_since.get_or_insert(now);
+                self.counters.up.store(false, Ordering::Relaxed);
+                self.health.probes += 1;
+                let max = PROBE_MAX.min(self.config.max_backoff).max(self.config.min_backoff);
+                let wait = policy::backoff(self.config.min_backoff, max, self.health.probes, retry_after);
+                self.health.next_probe = now + wait;
+                if let Some(suppressed) = self.down_warning.allow(now.into_std()) {
+                    tracing::warn!(
+                        endpoint = %self.config.url,
+                        error = %describe(&result),
+                        similar_suppressed = suppressed,
+                        "Loki is unreachable; lines wait in the journal and delivery resumes when it answers"
+                    );
+                }
+            }
+            Verdict::Rejected { blamed } => {
+                if shared {
+                    self.retry_alone(&lanes);
+                } else {
+                    self.warn_drop(&result, "Loki refused lines; dropping them");
+                    for i in lanes {
+                        let blamed = blamed.clone();
+                        self.finish(i, move |set| {
+                            if blamed.is_empty() || policy::is_blamed(set, &blamed) {
+                                Outcome::Dropped(DropReason::Rejected)
+                            } else {
+                                Outcome::Sent
+                            }
+                        });
+                    }
+                }
+            }
+            Verdict::RateLimited { blamed, retry_after } => {
+                if blamed.is_empty() {
+                    // The tenant as a whole: the endpoint slows down.
+                    self.health.throttles += 1;
+                    let wait = policy::backoff(
+                        self.config.min_backoff,
+                        self.config.max_backoff,
+                        self.health.throttles,
+                        retry_after,
+                    );
+                    self.health.throttled_until = Some(now + wait);
+                    for i in lanes {
+                        self.fail(i, true, retry_after, &result);
+                    }
+                } else {
+                    for i in lanes {
+                        let lane = &self.lanes[i];
+                        let at_fault = Source::ALL
+                            .iter()
+                            .any(|&s| policy::is_blamed(lane.set(s), &blamed));
+                        if at_fault {
+                            self.fail(i, true, retry_after, &result);
+                        } else {
+                            // Not this lane's fault: again at once, alone.
+                            self.lanes[i].solo = true;
+                        }
+                    }
+                }
+            }
+            Verdict::Failed { retry_after } => {
+                if shared {
+                    self.retry_alone(&lanes);
+                } else {
+                    for i in lanes {
+                        self.fail(i, false, retry_after, &result);
+                    }
+                }
+            }
+        }
+        self.counters.lanes_backing_off.store(
+            self.lanes.iter().filter(|l| l.not_before.is_some()).count() as i64,
+            Ordering::Relaxed,
+        );
+    }
+
+    fn retry_alone(&mut self, lanes: &[usize]) {
+        for &i in lanes {
+            self.lanes[i].solo = true;
+        }
+    }
+
+    /// A counted failure of a lane's batch: back off, or give up when
+    /// `loki-retries` is used up (or at once for a 429 with
+    /// `loki-drop-rate-limited-batches`).
+    fn fail(&mut self, i: usize, rate_limited: bool, retry_after: Option<Duration>, result: &PushResult) {
+        let config = &self.config;
+        let lane = &mut self.lanes[i];
+        lane.failures += 1;
+        lane.rate_limited = rate_limited;
+        lane.solo = true;
+        let give_up = (rate_limited && config.drop_rate_limited) || lane.failures > config.retries;
+        if give_up {
+            let reason = if rate_limited {
+                DropReason::RateLimited
+            } else {
+                DropReason::RetriesExhausted
+            };
+            let lines = lane.batch.as_ref().map_or(0, Taken::len);
+            let name = lane.name().to_string();
+            let failures = lane.failures;
+            self.warn_drop(
+                result,
+                &format!(
+                    "giving up on {lines} lines of container {name} after {failures} failed attempts ({})",
+                    reason.as_str()
+                ),
+            );
+            self.finish(i, move |_| Outcome::Dropped(reason));
+            return;
+        }
+        let wait = policy::backoff(config.min_backoff, config.max_backoff, lane.failures, retry_after);
+        lane.not_before = Some(Instant::now() + wait);
+        let (name, failures) = (lane.name().to_string(), lane.failures);
+        self.counters.retries.fetch_add(1, Ordering::Relaxed);
+        if let Some(suppressed) = self.retry_warning.allow(std::time::Instant::now()) {
+            tracing::warn!(
+                endpoint = %self.config.url,
+                container = %name,
+                attempt = failures,
+                retry_in = ?wait,
+                answer = %describe(result),
+                similar_suppressed = suppressed,
+                "Loki did not take a container's lines; that container retries alone"
+            );
+        }
+    }
+
+    /// Ends a lane's batch; `outcome` says, per source's label set, what
+    /// happened to its lines.
+    fn finish(&mut self, i: usize, outcome: impl Fn(&Labels) -> Outcome) {
+        let lane = &mut self.lanes[i];
+        lane.failures = 0;
+        lane.solo = false;
+        lane.not_before = None;
+        lane.rate_limited = false;
+        if let Some(batch) = lane.batch.take() {
+            let outcomes = [
+                outcome(lane.labels.label_set(Source::Stdout)),
+                outcome(lane.labels.label_set(Source::Stderr)),
+            ];
+            lane.journal.ack_by_source(batch, outcomes);
+        }
+    }
+
+    /// The shutdown grace period is over: what was not delivered stays in
+    /// the journal (or, if only in memory, is counted as lost).
+    async fn give_up_at_deadline(&mut self) {
+        self.pushes.abort_all();
+        while self.pushes.join_next().await.is_some() {}
+        self.in_flight.clear();
+        for lane in &mut self.lanes {
+            lane.push = None;
+            if let Some(batch) = lane.batch.take() {
+                lane.journal.abandon(batch);
+            }
+        }
+    }
+
+    fn warn_drop(&mut self, result: &PushResult, message: &str) {
+        if let Some(suppressed) = self.drop_warning.allow(std::time::Instant::now()) {
+            tracing::warn!(
+                endpoint = %self.config.url,
+                answer = %describe(result),
+                similar_suppressed = suppressed,
+                "{message}"
+            );
+        }
+    }
+}
+
+/// Loki's answer or the error, for a log line.
+fn describe(result: &PushResult) -> String {
+    match result {
+        PushResult::Answered { status, body, .. } => format!("{} {body}", status.as_u16()),
+        PushResult::Failed { reason, .. } => reason.clone(),
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,475 @@
+//! Lanes and endpoint state, in-process on paused time: a scripted Loki
+//! answers each push from what it holds.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use hyper::StatusCode;
+use prost::Message;
+
+use super::*;
+use crate::assemble::Assembler;
+use crate::journal::{JournalConfig, Store, StoreSettings};
+use crate::proto::logdriver::LogEntry;
+use crate::proto::logproto::PushRequest;
+use crate::ship::policy::FailKind;
+
+/// What the scripted Loki answers for a push, given the container names in it.
+type Script = Box<dyn Fn(&[String], Instant) -> PushResult + Send + Sync>;
+
+/// A Loki double that records what it accepts, per container, in order.
+struct ScriptedLoki {
+    script: Mutex<Script>,
+    accepted: Mutex<BTreeMap<String, Vec<String>>>,
+    pushes: Mutex<Vec<(Instant, Vec<String>)>>,
+}
+
+impl ScriptedLoki {
+    fn new(script: Script) -> Arc<ScriptedLoki> {
+        Arc::new(ScriptedLoki {
+            script: Mutex::new(script),
+            accepted: Mutex::default(),
+            pushes: Mutex::default(),
+        })
+    }
+
+    fn set(&self, script: Script) {
+        *self.script.lock().unwrap() = script;
+    }
+
+    fn accepted(&self, container: &str) -> Vec<String> {
+        self.accepted
+            .lock()
+            .unwrap()
+            .get(container)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn pushes(&self) -> Vec<(Instant, Vec<String>)> {
+        self.pushes.lock().unwrap().clone()
+    }
+}
+
+fn container_of(labels: &str) -> String {
+    let start = labels.find("container_name=\"").unwrap() + 16;
+    labels[start..start + labels[start..].find('"').unwrap()].to_string()
+}
+
+impl Pusher for ScriptedLoki {
+    fn push(&self, body: Bytes, _timeout: Duration) -> super::super::client::BoxFuture<'_, PushResult> {
+        Box::pin(async move {
+            let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+            let request = PushRequest::decode(raw.as_slice()).unwrap();
+            let mut containers: Vec<String> =
+                request.streams.iter().map(|s| container_of(&s.labels)).collect();
+            containers.dedup();
+            let now = Instant::now();
+            self.pushes.lock().unwrap().push((now, containers.clone()));
+            let result = (self.script.lock().unwrap())(&containers, now);
+            if let PushResult::Failed {
+                kind: FailKind::Timeout,
+                ..
+            } = result
+            {
+                tokio::time::sleep(_timeout).await; // a Loki that does not answer
+            } else {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let refused = match &result {
+                PushResult::Answered { status, body, .. } if status.as_u16() == 400 => {
+                    policy::blamed_streams(body)
+                        .iter()
+                        .map(|b| b["container_name"].clone())
+                        .collect()
+                }
+                PushResult::Answered { status, .. } if status.is_success() => vec![],
+                _ => return result,
+            };
+            // Like Loki: the valid streams of a push are stored, and an
+            // exact duplicate of an entry is kept once.
+            let mut accepted = self.accepted.lock().unwrap();
+            for stream in request.streams {
+                let name = container_of(&stream.labels);
+                if refused.contains(&name) {
+                    continue;
+                }
+                let kept = accepted.entry(name).or_default();
+                for entry in &stream.entries {
+                    let line = String::from_utf8_lossy(&entry.line).into_owned();
+                    if !kept.contains(&line) {
+                        kept.push(line);
+                    }
+                }
+            }
+            result
+        })
+    }
+}
+
+fn ok() -> PushResult {
+    answer(204, "")
+}
+
+fn answer(code: u16, body: &str) -> PushResult {
+    PushResult::Answered {
+        status: StatusCode::from_u16(code).unwrap(),
+        body: body.into(),
+        retry_after: None,
+    }
+}
+
+fn rate_limited(container: &str) -> PushResult {
+    answer(
+        429,
+        &format!("Per stream rate limit exceeded (limit: 3MB/sec) while attempting to ingest for stream '{{container_name=\"{container}\", source=\"stdout\"}}' totaling 100B, consider splitting a stream via additional labels or contact your Loki administrator to see if the limit can be increased"),
+    )
+}
+
+fn endpoint_config() -> EndpointConfig {
+    crate::config::options::ContainerConfig::from_log_opts(
+        &[("loki-url", "http://loki:3100/loki/api/v1/push")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+    .unwrap()
+    .endpoint
+}
+
+struct Setup {
+    endpoint: Endpoint,
+    store: Arc<Store>,
+    drain: watch::Sender<Option<Instant>>,
+}
+
+fn setup(config: EndpointConfig, loki: &Arc<ScriptedLoki>) -> Setup {
+    let store = Store::new(
+        None,
+        StoreSettings {
+            disk_limit: 1 << 30,
+            max_age: None,
+            memory_limit: 1 << 30,
+            max_readers: 1,
+        },
+    );
+    let drain = watch::channel(None).0;
+    let endpoint = Endpoint::new(
+        config,
+        loki.clone(),
+        drain.subscribe(),
+        Arc::new(EndpointCounters::new("http://loki".into())),
+    );
+    Setup {
+        endpoint,
+        store,
+        drain,
+    }
+}
+
+impl Setup {
+    fn lane(&mut self, name: &str) -> Arc<Journal> {
+        let config = JournalConfig {
+            max_size: None,
+            max_file: 1,
+            no_file: true,
+            keep_file: false,
+            disk_limit: 1 << 30,
+            memory_limit: 1 << 30,
+            max_line: 256_000,
+        };
+        let journal = self
+            .store
+            .open(name, name, config, Arc::default(), None)
+            .unwrap();
+        journal.attach_reader();
+        let labels = StreamLabels::new(&BTreeMap::from([(
+            "container_name".to_string(),
+            name.to_string(),
+        )]));
+        self.endpoint.attach(Lane::new(journal.clone(), labels, vec![]));
+        journal
+    }
+}
+
+/// Writes lines as a FIFO reader would.
+fn write(journal: &Journal, texts: impl IntoIterator<Item = String>) {
+    let mut assembler = Assembler::new(256_000);
+    let mut intake = journal.intake();
+    let mut lines = Vec::new();
+    for text in texts {
+        let entry = LogEntry {
+            source: "stdout".into(),
+            time_nano: 1,
+            line: Bytes::from(text),
+            ..LogEntry::default()
+        };
+        let seq = intake.record(&entry.encode_to_vec());
+        assembler.push(entry, seq, &mut lines).unwrap();
+    }
+    intake.commit(lines, [None, None], None);
+}
+
+fn numbered(name: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("{name} {i}")).collect()
+}
+
+/// Runs the endpoint for `duration` of (paused) time.
+async fn run_for(setup: &mut Setup, duration: Duration) {
+    let (_tx, mut rx) = mpsc::unbounded_channel();
+    let _ = tokio::time::timeout(duration, setup.endpoint.run(&mut rx, Duration::from_secs(3600))).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lane_refused_for_minutes_does_not_hold_back_another() {
+    let loki = ScriptedLoki::new(Box::new(|containers, _| {
+        if containers.iter().any(|c| c == "busy") {
+            rate_limited("busy")
+        } else {
+            ok()
+        }
+    }));
+    let mut setup = setup(endpoint_config(), &loki);
+    let busy = setup.lane("busy");
+    let quiet = setup.lane("quiet");
+    write(&busy, numbered("busy", 0..100));
+    write(&quiet, numbered("quiet", 0..10));
+    let start = Instant::now();
+    run_for(&mut setup, Duration::from_millis(1500)).await;
+    assert_eq!(loki.accepted("quiet"), numbered("quiet", 0..10), "within one batch wait");
+    let first = loki.pushes().into_iter().find(|(_, c)| c == &["quiet"]).unwrap().0;
+    assert!(first - start <= Duration::from_millis(1100), "{:?}", first - start);
+
+    // Minutes of refusals: more quiet lines keep flowing meanwhile.
+    for round in 1..6 {
+        write(&quiet, numbered("quiet", round * 10..round * 10 + 10));
+        run_for(&mut setup, Duration::from_secs(30)).await;
+        assert_eq!(loki.accepted("quiet").len(), round * 10 + 10);
+    }
+    assert!(loki.accepted("busy").is_empty());
+    // Loki accepts again: the refused lane's lines arrive, in order.
+    loki.set(Box::new(|_, _| ok()));
+    run_for(&mut setup, Duration::from_secs(310)).await;
+    assert_eq!(loki.accepted("busy"), numbered("busy", 0..100));
+    assert_eq!(busy.counters.dropped_total(), 0, "retried within loki-retries");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shared_push_that_fails_is_retried_lane_by_lane() {
+    let loki = ScriptedLoki::new(Box::new(|containers, _| {
+        if containers.iter().any(|c| c == "bad") {
+            answer(500, "internal error")
+        } else {
+            ok()
+        }
+    }));
+    let mut config = endpoint_config();
+    config.min_backoff = Duration::from_secs(10);
+    let mut setup = setup(config, &loki);
+    let bad = setup.lane("bad");
+    let good = setup.lane("good");
+    write(&bad, numbered("bad", 0..5));
+    write(&good, numbered("good", 0..5));
+    run_for(&mut setup, Duration::from_millis(1200)).await;
+    let pushes = loki.pushes();
+    assert_eq!(pushes[0].1.len(), 2, "the first push combines both lanes");
+    assert_eq!(loki.accepted("good"), numbered("good", 0..5));
+    assert!(
+        pushes[1].0 - pushes[0].0 <= Duration::from_millis(20) && pushes[1].1.len() == 1,
+        "each lane retried alone at once: {pushes:?}"
+    );
+    // Only the bad lane waits, and it counts against loki-retries.
+    assert!(setup.endpoint.lanes.iter().any(|l| l.not_before.is_some()));
+    assert_eq!(setup.endpoint.counters.retries.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_loki_costs_no_lines_and_is_probed_every_two_seconds() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| PushResult::Failed {
+        reason: "connection refused".into(),
+        kind: FailKind::Unreachable,
+    }));
+    let mut config = endpoint_config();
+    config.retries = 1;
+    let mut setup = setup(config, &loki);
+    let a = setup.lane("a");
+    let b = setup.lane("b");
+    write(&a, numbered("a", 0..10));
+    write(&b, numbered("b", 0..10));
+    run_for(&mut setup, Duration::from_secs(600)).await;
+    let pushes = loki.pushes();
+    let gaps: Vec<Duration> = pushes.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    // Each probe waits at most PROBE_MAX after the last one failed (the
+    // scripted Loki takes 10 ms to answer).
+    let slack = Duration::from_millis(20);
+    assert!(gaps.iter().all(|g| *g <= PROBE_MAX + slack), "{gaps:?}");
+    assert!(
+        pushes.iter().skip(1).all(|(_, c)| c.len() == 1),
+        "after the first push, one probe at a time"
+    );
+    assert_eq!(a.counters.dropped_total() + b.counters.dropped_total(), 0);
+    assert!(!setup.endpoint.counters.up.load(Ordering::Relaxed));
+    // It answers again: every lane resumes at once.
+    let back = Instant::now();
+    loki.set(Box::new(|_, _| ok()));
+    run_for(&mut setup, Duration::from_secs(3)).await;
+    assert_eq!(loki.accepted("a").len() + loki.accepted("b").len(), 20);
+    let last = loki.pushes().last().unwrap().0;
+    assert!(last - back <= PROBE_MAX + Duration::from_millis(50));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_honoured() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| PushResult::Answered {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        body: String::new(),
+        retry_after: Some(Duration::from_secs(30)),
+    }));
+    let mut setup = setup(endpoint_config(), &loki);
+    let a = setup.lane("a");
+    write(&a, numbered("a", 0..3));
+    run_for(&mut setup, Duration::from_secs(70)).await;
+    let pushes = loki.pushes();
+    let gaps: Vec<Duration> = pushes.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    assert!(!gaps.is_empty() && gaps.iter().all(|g| *g >= Duration::from_secs(30)), "{gaps:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_400_drops_only_the_blamed_lane_and_counts_the_rest_as_sent() {
+    let loki = ScriptedLoki::new(Box::new(|containers, _| {
+        if containers.iter().any(|c| c == "bad") {
+            answer(400, "entry for stream '{container_name=\"bad\", source=\"stdout\"}' has timestamp too old")
+        } else {
+            ok()
+        }
+    }));
+    let mut setup = setup(endpoint_config(), &loki);
+    let bad = setup.lane("bad");
+    let good = setup.lane("good");
+    write(&bad, numbered("bad", 0..4));
+    write(&good, numbered("good", 0..6));
+    run_for(&mut setup, Duration::from_secs(5)).await;
+    assert_eq!(bad.counters.dropped(DropReason::Rejected), 4);
+    assert_eq!(good.counters.sent.load(Ordering::Relaxed), 6);
+    assert_eq!(good.counters.dropped_total(), 0, "stored lines are not dropped");
+    assert_eq!(loki.accepted("good"), numbered("good", 0..6));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_run_out_and_a_501_is_not_retried() {
+    let loki = ScriptedLoki::new(Box::new(|containers, _| {
+        if containers.iter().any(|c| c == "failing") {
+            answer(500, "boom")
+        } else {
+            answer(501, "not implemented")
+        }
+    }));
+    let mut config = endpoint_config();
+    config.retries = 2;
+    config.min_backoff = Duration::from_millis(100);
+    config.max_backoff = Duration::from_secs(1);
+    let mut setup = setup(config, &loki);
+    let failing = setup.lane("failing");
+    write(&failing, numbered("failing", 0..3));
+    run_for(&mut setup, Duration::from_secs(10)).await;
+    assert_eq!(failing.counters.dropped(DropReason::RetriesExhausted), 3);
+    assert_eq!(loki.pushes().len(), 3, "the first attempt and 2 retries");
+    let other = setup.lane("other");
+    write(&other, numbered("other", 0..2));
+    run_for(&mut setup, Duration::from_secs(10)).await;
+    assert_eq!(other.counters.dropped(DropReason::Rejected), 2);
+    assert_eq!(loki.pushes().len(), 4, "a 501 is not retried");
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limited_batches_can_be_dropped_as_promtail_does() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| rate_limited("a")));
+    let mut config = endpoint_config();
+    config.drop_rate_limited = true;
+    let mut setup = setup(config, &loki);
+    let a = setup.lane("a");
+    write(&a, numbered("a", 0..7));
+    run_for(&mut setup, Duration::from_secs(5)).await;
+    assert_eq!(a.counters.dropped(DropReason::RateLimited), 7);
+    assert_eq!(loki.pushes().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeouts_count_against_a_lane_only_while_others_get_through() {
+    let loki = ScriptedLoki::new(Box::new(|containers, _| {
+        if containers.iter().any(|c| c == "slow") {
+            PushResult::Failed {
+                reason: "no answer".into(),
+                kind: FailKind::Timeout,
+            }
+        } else {
+            ok()
+        }
+    }));
+    let mut setup = setup(endpoint_config(), &loki);
+    let slow = setup.lane("slow");
+    let fast = setup.lane("fast");
+    write(&slow, numbered("slow", 0..3));
+    // The fast container keeps logging while the slow one's pushes hang.
+    for second in 0..60 {
+        write(&fast, numbered("fast", second * 2..second * 2 + 2));
+        run_for(&mut setup, Duration::from_secs(1)).await;
+    }
+    run_for(&mut setup, Duration::from_secs(2)).await;
+    assert_eq!(loki.accepted("fast").len(), 120, "the fast lane was not held back");
+    assert!(
+        setup.endpoint.counters.retries.load(Ordering::Relaxed) >= 1,
+        "the slow lane's own timeouts count against loki-retries"
+    );
+    assert!(loki.accepted("slow").is_empty());
+
+    // When every push times out, it is the endpoint that is down.
+    loki.set(Box::new(|_, _| PushResult::Failed {
+        reason: "no answer".into(),
+        kind: FailKind::Timeout,
+    }));
+    write(&fast, numbered("fast", 200..202));
+    run_for(&mut setup, Duration::from_secs(30)).await;
+    assert!(!setup.endpoint.counters.up.load(Ordering::Relaxed));
+}
+
+#[tokio::test(start_paused = true)]
+async fn pushes_overlap_up_to_the_in_flight_bound() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| ok()));
+    let mut config = endpoint_config();
+    config.batch_size = 100;
+    config.max_in_flight = 3;
+    let mut setup = setup(config, &loki);
+    let lanes: Vec<_> = (0..6).map(|i| setup.lane(&format!("c{i}"))).collect();
+    for (i, lane) in lanes.iter().enumerate() {
+        write(lane, numbered(&format!("c{i}"), 0..20));
+    }
+    run_for(&mut setup, Duration::from_secs(2)).await;
+    for i in 0..6 {
+        assert_eq!(loki.accepted(&format!("c{i}")).len(), 20);
+    }
+    let first_at = loki.pushes()[0].0;
+    let together = loki.pushes().iter().filter(|(t, _)| *t == first_at).count();
+    assert_eq!(together, 3, "three pushes start at once, no more");
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_the_shutdown_deadline_what_is_left_is_given_back() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| PushResult::Failed {
+        reason: "connection refused".into(),
+        kind: FailKind::Unreachable,
+    }));
+    let mut setup = setup(endpoint_config(), &loki);
+    let a = setup.lane("a");
+    write(&a, numbered("a", 0..5));
+    a.detach_reader();
+    setup
+        .drain
+        .send_replace(Some(Instant::now() + Duration::from_secs(3)));
+    let (_tx, mut rx) = mpsc::unbounded_channel();
+    tokio::time::timeout(Duration::from_secs(10), setup.endpoint.run(&mut rx, Duration::from_secs(1)))
+        .await
+        .expect("the endpoint returns at the deadline");
+    assert_eq!(a.counters.dropped(DropReason::Shutdown), 5, "memory only: lost, and counted");
+}

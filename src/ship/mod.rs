@@ -1,0 +1,153 @@
+//! Delivery to Loki: one task per endpoint (a distinct Loki URL and
+//! client settings), each container a lane of it (see [`endpoint`]).
+//!
+//! An endpoint with no lanes left keeps its connections for
+//! [`endpoint::IDLE`], then its task ends and its client and connections
+//! are dropped.
+
+pub mod client;
+pub mod encode;
+pub mod endpoint;
+pub mod policy;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::task::TaskTracker;
+
+use crate::config::options::EndpointConfig;
+use crate::observe::EndpointCounters;
+use client::Pusher;
+use endpoint::{Command, Endpoint, Lane};
+
+/// Makes the client of a new endpoint.
+pub type ClientFactory =
+    Box<dyn Fn(&EndpointConfig) -> Result<Arc<dyn Pusher>, String> + Send + Sync>;
+
+/// All endpoints.
+pub struct Shipper {
+    endpoints: Mutex<HashMap<EndpointConfig, Registered>>,
+    make_client: ClientFactory,
+    drain: watch::Sender<Option<Instant>>,
+    tasks: TaskTracker,
+    idle: Duration,
+}
+
+struct Registered {
+    commands: mpsc::UnboundedSender<Command>,
+    counters: Weak<EndpointCounters>,
+}
+
+impl Shipper {
+    pub fn new(make_client: ClientFactory) -> Arc<Shipper> {
+        Shipper::with_idle(make_client, endpoint::IDLE)
+    }
+
+    /// With a custom idle time before an endpoint without lanes ends.
+    pub fn with_idle(make_client: ClientFactory, idle: Duration) -> Arc<Shipper> {
+        Arc::new(Shipper {
+            endpoints: Mutex::new(HashMap::new()),
+            make_client,
+            drain: watch::channel(None).0,
+            tasks: TaskTracker::new(),
+            idle,
+        })
+    }
+
+    /// The real client for each endpoint.
+    pub fn http() -> Arc<Shipper> {
+        Shipper::new(Box::new(|config| {
+            client::LokiClient::new(config).map(|c| Arc::new(c) as Arc<dyn Pusher>)
+        }))
+    }
+
+    /// Starts delivering a container's lines to its endpoint.
+    pub fn attach(self: &Arc<Self>, config: &EndpointConfig, lane: Lane) -> Result<(), String> {
+        let mut endpoints = self.endpoints.lock().expect("shipper lock poisoned");
+        let lane = match endpoints.get(config) {
+            Some(registered) => match registered.commands.send(Command::Attach(Box::new(lane))) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::SendError(Command::Attach(lane))) => *lane,
+            },
+            None => lane,
+        };
+        let client = (self.make_client)(config)?;
+        let counters = Arc::new(EndpointCounters::new(config.url.clone()));
+        let mut endpoint = Endpoint::new(
+            config.clone(),
+            client,
+            self.drain.subscribe(),
+            counters.clone(),
+        );
+        endpoint.attach(lane);
+        let (commands, mut rx) = mpsc::unbounded_channel();
+        endpoints.insert(
+            config.clone(),
+            Registered {
+                commands: commands.clone(),
+                counters: Arc::downgrade(&counters),
+            },
+        );
+        let shipper = Arc::downgrade(self);
+        let key = config.clone();
+        let idle = self.idle;
+        self.tasks.spawn(async move {
+            loop {
+                endpoint.run(&mut rx, idle).await;
+                let Some(shipper) = shipper.upgrade() else { return };
+                let mut endpoints = shipper.endpoints.lock().expect("shipper lock poisoned");
+                // A lane may have arrived while it was deciding to end.
+                let mut more = false;
+                while let Ok(Command::Attach(lane)) = rx.try_recv() {
+                    endpoint.attach(*lane);
+                    more = true;
+                }
+                let stopping = shipper.drain.borrow().is_some();
+                if more && !stopping {
+                    continue;
+                }
+                if endpoints
+                    .get(&key)
+                    .is_some_and(|r| r.commands.same_channel(&commands))
+                {
+                    endpoints.remove(&key);
+                }
+                return;
+            }
+        });
+        Ok(())
+    }
+
+    /// Counters of the endpoints that are running.
+    pub fn counters(&self) -> Vec<Arc<EndpointCounters>> {
+        self.endpoints
+            .lock()
+            .expect("shipper lock poisoned")
+            .values()
+            .filter_map(|r| r.counters.upgrade())
+            .collect()
+    }
+
+    /// How many endpoints are running.
+    pub fn endpoints(&self) -> usize {
+        self.endpoints.lock().expect("shipper lock poisoned").len()
+    }
+
+    /// Delivers what is pending until `deadline`, then returns (what is
+    /// left stays in the journals).
+    pub async fn drain(&self, deadline: Instant) {
+        self.drain.send_replace(Some(deadline));
+        self.tasks.close();
+        let grace = deadline + Duration::from_millis(500);
+        if tokio::time::timeout_at(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over with pushes still running");
+        }
+    }
+}

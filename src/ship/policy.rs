@@ -1,0 +1,302 @@
+//! What a push's outcome means, as pure functions: the verdict on an
+//! answer, the streams Loki blames in it, `Retry-After`, and the backoff.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use hyper::StatusCode;
+
+/// What one push attempt produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushResult {
+    /// Loki answered; `body` is the start of its answer.
+    Answered {
+        status: StatusCode,
+        body: String,
+        retry_after: Option<Duration>,
+    },
+    /// No answer.
+    Failed { reason: String, kind: FailKind },
+}
+
+/// Why there was no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailKind {
+    /// Loki could not be reached at all: DNS, connection refused, TLS.
+    Unreachable,
+    /// No answer within `loki-timeout`.
+    Timeout,
+    /// The connection broke during the exchange.
+    Interrupted,
+}
+
+/// What to do with the lines of a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Delivered,
+    /// Loki will never take them (4xx other than 429, or a permanent 5xx
+    /// such as 501). `blamed`: the streams Loki named, if it named any.
+    Rejected { blamed: Vec<Labels> },
+    /// 429. Streams named: only they are over their limit; none named: the
+    /// tenant as a whole is.
+    RateLimited {
+        blamed: Vec<Labels>,
+        retry_after: Option<Duration>,
+    },
+    /// Loki failed on this push (500, a timeout): worth retrying, and
+    /// counted against `loki-retries`.
+    Failed { retry_after: Option<Duration> },
+    /// Loki is unreachable or says it is unavailable (connection errors,
+    /// 502, 503, 504 from Loki or a proxy in front of it): the endpoint
+    /// waits as a whole, and no attempt is counted.
+    Unavailable { retry_after: Option<Duration> },
+}
+
+/// A label set as Loki prints it in answers.
+pub type Labels = BTreeMap<String, String>;
+
+/// The verdict on a push result.
+pub fn judge(result: &PushResult) -> Verdict {
+    match result {
+        PushResult::Failed {
+            kind: FailKind::Unreachable,
+            ..
+        } => Verdict::Unavailable { retry_after: None },
+        PushResult::Failed {
+            kind: FailKind::Timeout | FailKind::Interrupted,
+            ..
+        } => Verdict::Failed { retry_after: None },
+        PushResult::Answered {
+            status,
+            body,
+            retry_after,
+        } => {
+            let retry_after = *retry_after;
+            match status.as_u16() {
+                200..=299 => Verdict::Delivered,
+                429 => Verdict::RateLimited {
+                    blamed: blamed_streams(body),
+                    retry_after,
+                },
+                502..=504 => Verdict::Unavailable { retry_after },
+                500 => Verdict::Failed { retry_after },
+                _ => Verdict::Rejected {
+                    blamed: blamed_streams(body),
+                },
+            }
+        }
+    }
+}
+
+/// The metrics class of a push result.
+pub fn class(result: &PushResult) -> crate::observe::PushClass {
+    use crate::observe::PushClass;
+    match result {
+        PushResult::Answered { status, .. } => match status.as_u16() {
+            200..=299 => PushClass::Success,
+            429 => PushClass::RateLimited,
+            400..=499 => PushClass::ClientError,
+            _ => PushClass::ServerError,
+        },
+        PushResult::Failed {
+            kind: FailKind::Unreachable,
+            ..
+        } => PushClass::Unreachable,
+        PushResult::Failed { .. } => PushClass::Timeout,
+    }
+}
+
+/// The label sets Loki names in an answer (`stream '{a="1", b="2"}'`).
+pub fn blamed_streams(body: &str) -> Vec<Labels> {
+    let mut found = Vec::new();
+    let mut rest = body;
+    while let Some(open) = rest.find('{') {
+        let candidate = &rest[open..];
+        match parse_labels(candidate) {
+            Some((labels, used)) => {
+                if !labels.is_empty() && !found.contains(&labels) {
+                    found.push(labels);
+                }
+                rest = &candidate[used..];
+            }
+            None => rest = &candidate[1..],
+        }
+    }
+    found
+}
+
+/// Parses `{name="value", ...}` at the start of `text`; returns the labels
+/// and the bytes used.
+fn parse_labels(text: &str) -> Option<(Labels, usize)> {
+    let mut labels = Labels::new();
+    let bytes = text.as_bytes();
+    let mut i = 1;
+    loop {
+        while i < bytes.len() && bytes[i] == b' ' {
+            i += 1;
+        }
+        if bytes.get(i) == Some(&b'}') {
+            return Some((labels, i + 1));
+        }
+        let start = i;
+        while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+            i += 1;
+        }
+        if i == start || bytes.get(i) != Some(&b'=') || bytes.get(i + 1) != Some(&b'"') {
+            return None;
+        }
+        let name = text[start..i].to_string();
+        i += 2;
+        let mut value = String::new();
+        loop {
+            let c = text[i..].chars().next()?;
+            i += c.len_utf8();
+            match c {
+                '"' => break,
+                '\\' => {
+                    let escaped = text[i..].chars().next()?;
+                    i += escaped.len_utf8();
+                    value.push(match escaped {
+                        'n' => '\n',
+                        't' => '\t',
+                        'r' => '\r',
+                        other => other,
+                    });
+                }
+                c => value.push(c),
+            }
+        }
+        labels.insert(name, value);
+        while i < bytes.len() && bytes[i] == b' ' {
+            i += 1;
+        }
+        match bytes.get(i) {
+            Some(b',') => i += 1,
+            Some(b'}') => return Some((labels, i + 1)),
+            _ => return None,
+        }
+    }
+}
+
+/// Whether Loki's blamed set is this stream: every label the plugin sent
+/// is there with its value (Loki may add some, such as `service_name`).
+pub fn is_blamed(stream: &Labels, blamed: &[Labels]) -> bool {
+    blamed
+        .iter()
+        .any(|b| stream.iter().all(|(k, v)| b.get(k) == Some(v)))
+}
+
+/// Parses `Retry-After`: delay-seconds, or an HTTP date.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or_default())
+}
+
+/// Exponential backoff with jitter between `min` and `max`: the wait
+/// before retry `n` (1-based), never outside `[min, max]`, and at least
+/// what Loki asked for with `Retry-After` (up to `max`).
+pub fn backoff(min: Duration, max: Duration, n: u32, retry_after: Option<Duration>) -> Duration {
+    let delay = ExponentialBuilder::default()
+        .with_min_delay(min)
+        .with_max_delay(max)
+        .with_factor(2.0)
+        .with_jitter()
+        .with_max_times(n.max(1) as usize)
+        .build()
+        .take(n.max(1) as usize)
+        .last()
+        .unwrap_or(min)
+        .clamp(min, max);
+    match retry_after {
+        Some(asked) => delay.max(asked.min(max)),
+        None => delay,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(code: u16, body: &str) -> PushResult {
+        PushResult::Answered {
+            status: StatusCode::from_u16(code).unwrap(),
+            body: body.into(),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn verdicts() {
+        assert_eq!(judge(&answered(204, "")), Verdict::Delivered);
+        assert!(matches!(judge(&answered(429, "")), Verdict::RateLimited { .. }));
+        assert_eq!(judge(&answered(500, "")), Verdict::Failed { retry_after: None });
+        for code in [502, 503, 504] {
+            assert!(matches!(judge(&answered(code, "")), Verdict::Unavailable { .. }), "{code}");
+        }
+        for code in [400, 401, 403, 404, 413, 501, 505] {
+            assert!(matches!(judge(&answered(code, "")), Verdict::Rejected { .. }), "{code}");
+        }
+        let unreachable = PushResult::Failed {
+            reason: "connection refused".into(),
+            kind: FailKind::Unreachable,
+        };
+        assert!(matches!(judge(&unreachable), Verdict::Unavailable { .. }));
+        let timeout = PushResult::Failed {
+            reason: "no answer".into(),
+            kind: FailKind::Timeout,
+        };
+        assert!(matches!(judge(&timeout), Verdict::Failed { .. }));
+    }
+
+    #[test]
+    fn the_streams_loki_blames_are_found_in_its_answers() {
+        let per_stream = "Per stream rate limit exceeded (limit: 3MB/sec) while attempting to ingest for stream '{container_name=\"busy\", service_name=\"busy\", source=\"stdout\"}' totaling 4096B, consider splitting a stream via additional labels or contact your Loki administrator to see if the limit can be increased";
+        let blamed = blamed_streams(per_stream);
+        assert_eq!(blamed.len(), 1);
+        let ours: Labels = [("container_name", "busy"), ("source", "stdout")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert!(is_blamed(&ours, &blamed), "Loki's added labels do not hide us");
+        let mut other = ours.clone();
+        other.insert("source".into(), "stderr".into());
+        assert!(!is_blamed(&other, &blamed));
+        let tenant = "Ingestion rate limit exceeded for user fake (limit: 4194304 bytes/sec) while attempting to ingest '100' lines totaling '12345' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased";
+        assert!(blamed_streams(tenant).is_empty());
+        let escaped = r#"entry for stream '{a="x\"y", b="1"}' has timestamp too old"#;
+        assert_eq!(blamed_streams(escaped)[0]["a"], "x\"y");
+        assert!(blamed_streams("{not labels} {}").is_empty());
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_a_date() {
+        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(30)));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn backoff_grows_stays_in_bounds_and_honours_retry_after() {
+        let (min, max) = (Duration::from_millis(500), Duration::from_secs(5));
+        for _ in 0..50 {
+            for n in 1..12 {
+                let d = backoff(min, max, n, None);
+                assert!(d >= min && d <= max, "{n}: {d:?}");
+            }
+            assert!(backoff(min, max, 1, None) < Duration::from_secs(1));
+            assert_eq!(backoff(min, max, 20, None), max);
+        }
+        assert_eq!(
+            backoff(min, max, 1, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        assert_eq!(backoff(min, max, 1, Some(Duration::from_secs(3600))), max);
+    }
+}
