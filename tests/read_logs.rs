@@ -200,13 +200,14 @@ async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
 async fn rotation_compresses_and_bounds_the_copy() {
     let loki = FakeLoki::start().await;
     let plugin = Plugin::start(&[]);
-    let entries: Vec<LogEntry> = (0..2_000)
+    // 64k is the smallest max-size the plugin accepts.
+    let entries: Vec<LogEntry> = (0..6_000)
         .map(|n| line("stdout", &numbered(n, 100)))
         .collect();
     let request = log_and_stop(
         &plugin,
         &loki,
-        &[("max-size", "20k"), ("max-file", "3")],
+        &[("max-size", "64k"), ("max-file", "3")],
         &entries,
     )
     .await;
@@ -225,7 +226,7 @@ async fn rotation_compresses_and_bounds_the_copy() {
         .map(|e| e.metadata().unwrap().len())
         .sum();
     assert!(
-        total < 3 * 20 * 1024,
+        total < 3 * 64 * 1024,
         "max-size x max-file bounds the copy: {total} bytes in {:?}",
         files_in(&dir)
     );
@@ -236,11 +237,11 @@ async fn rotation_compresses_and_bounds_the_copy() {
         .map(|t| t[5..11].parse().unwrap())
         .collect();
     assert!(
-        numbers.len() > 200 && numbers.len() < 700,
+        numbers.len() > 600 && numbers.len() < 2_200,
         "{} lines kept",
         numbers.len()
     );
-    let expected: Vec<usize> = (2_000 - numbers.len()..2_000).collect();
+    let expected: Vec<usize> = (6_000 - numbers.len()..6_000).collect();
     assert_eq!(
         numbers, expected,
         "the newest lines, in order, across compressed files"
@@ -251,13 +252,13 @@ async fn rotation_compresses_and_bounds_the_copy() {
 async fn a_corrupt_store_file_is_skipped_and_the_rest_served() {
     let loki = FakeLoki::start().await;
     let plugin = Plugin::start(&[]);
-    let entries: Vec<LogEntry> = (0..1_000)
+    let entries: Vec<LogEntry> = (0..2_000)
         .map(|n| line("stdout", &numbered(n, 100)))
         .collect();
     let request = log_and_stop(
         &plugin,
         &loki,
-        &[("max-size", "20k"), ("max-file", "4")],
+        &[("max-size", "64k"), ("max-file", "4")],
         &entries,
     )
     .await;
@@ -292,7 +293,7 @@ async fn a_corrupt_store_file_is_skipped_and_the_rest_served() {
     );
     assert_eq!(
         *numbers.last().unwrap(),
-        998,
+        1_998,
         "the truncated last line is skipped, the rest served"
     );
     plugin
@@ -390,18 +391,18 @@ async fn the_whole_store_stays_under_its_cap() {
         let request = with_id(
             start_request(
                 &fifo.path,
-                &[("loki-url", loki.url().as_str()), ("max-size", "10k")],
+                &[("loki-url", loki.url().as_str()), ("max-size", "64k")],
             ),
             id,
         );
         plugin.start_logging(&request).await;
-        for n in 0..300 {
+        for n in 0..700 {
             fifo.write_entry(&line("stdout", &noise(n, 100)));
         }
         plugin.stop_logging(&fifo.path).await;
         fifo.close();
     }
-    loki.wait_for_entries(900, Duration::from_secs(10)).await;
+    loki.wait_for_entries(2_100, Duration::from_secs(10)).await;
     let store = plugin.data_dir.join("logs");
     let size = || -> u64 {
         walk(&store)
