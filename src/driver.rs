@@ -24,8 +24,9 @@ use crate::buffer::{ContainerBuffer, MemoryBudget};
 use crate::config::labels::{StreamLabels, container_labels};
 use crate::config::options::{ContainerConfig, EndpointConfig, OptionError};
 use crate::config::settings::Settings;
+use crate::config::time::parse_time;
 use crate::fifo::{ReadEnd, read_fifo};
-use crate::local_copy::{ContainerLog, LocalStore, ReadRequest, parse_time};
+use crate::local_copy::{ContainerLog, LocalStore, ReadRequest};
 use crate::loki::LokiClient;
 use crate::protocol::{ContainerInfo, ReadLogsRequest, StartLoggingRequest};
 

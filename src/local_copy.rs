@@ -530,53 +530,6 @@ fn follow(
     }
 }
 
-/// Parses the RFC 3339 times the daemon sends; Go's zero time means "none".
-pub fn parse_time(text: &str) -> Result<Option<i64>, String> {
-    let err = || format!("invalid time {text:?}");
-    if text.is_empty() || text.starts_with("0001-01-01T00:00:00") {
-        return Ok(None);
-    }
-    let number = |s: &str| s.parse::<i64>().map_err(|_| err());
-    let (date, rest) = text.split_once('T').ok_or_else(err)?;
-    let mut ymd = date.splitn(3, '-');
-    let (year, month, day) = (
-        number(ymd.next().ok_or_else(err)?)?,
-        number(ymd.next().ok_or_else(err)?)?,
-        number(ymd.next().ok_or_else(err)?)?,
-    );
-    let zone_at = rest.find(['Z', 'z', '+', '-']).ok_or_else(err)?;
-    let (clock, zone) = rest.split_at(zone_at);
-    let (hms, fraction) = clock.split_once('.').unwrap_or((clock, ""));
-    let mut parts = hms.splitn(3, ':');
-    let (hour, minute, second) = (
-        number(parts.next().ok_or_else(err)?)?,
-        number(parts.next().ok_or_else(err)?)?,
-        number(parts.next().ok_or_else(err)?)?,
-    );
-    let nanos = if fraction.is_empty() {
-        0
-    } else {
-        number(&format!("{:0<9}", &fraction[..fraction.len().min(9)]))?
-    };
-    let offset = match zone {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = if zone.starts_with('-') { -1 } else { 1 };
-            let (h, m) = zone[1..].split_once(':').ok_or_else(err)?;
-            sign * (number(h)? * 3600 + number(m)? * 60)
-        }
-    };
-    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    Ok(Some(seconds * 1_000_000_000 + nanos))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -592,30 +545,5 @@ mod tests {
             bytes.len(),
             "skipped bytes are used up, not decoded again"
         );
-    }
-
-    #[test]
-    fn parses_the_times_the_daemon_sends() {
-        assert_eq!(parse_time("0001-01-01T00:00:00Z"), Ok(None));
-        assert_eq!(parse_time(""), Ok(None));
-        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Ok(Some(0)));
-        assert_eq!(
-            parse_time("2026-01-01T00:00:00Z"),
-            Ok(Some(1_767_225_600_000_000_000))
-        );
-        assert_eq!(
-            parse_time("2026-01-01T01:00:00+01:00"),
-            Ok(Some(1_767_225_600_000_000_000))
-        );
-        assert_eq!(
-            parse_time("2026-11-21T11:02:40.924915331Z"),
-            Ok(Some(1_795_258_960_924_915_331))
-        );
-        assert_eq!(
-            parse_time("2000-02-29T12:00:00.5-03:30"),
-            Ok(Some(951_838_200_500_000_000))
-        );
-        assert!(parse_time("yesterday").is_err());
-        assert!(parse_time("2026-01-01 00:00:00").is_err());
     }
 }
