@@ -29,6 +29,7 @@ use crate::fifo::{ReadEnd, read_fifo};
 use crate::local_copy::{ContainerLog, LocalStore, ReadRequest};
 use crate::loki::LokiClient;
 use crate::protocol::{ContainerInfo, ReadLogsRequest, StartLoggingRequest};
+use crate::tls_files::{TlsMaterial, load_tls};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -74,14 +75,19 @@ impl Driver {
         })
     }
 
-    /// Handles StartLogging. Returns within milliseconds and opens no
-    /// network connection.
-    pub fn start_logging(self: &Arc<Self>, request: StartLoggingRequest) -> Result<(), StartError> {
+    /// Handles StartLogging. Opens no network connection; the only wait is
+    /// for a new endpoint's TLS files, read off the runtime within
+    /// `tls_files::TLS_FILES_TIME_LIMIT`.
+    pub async fn start_logging(
+        self: &Arc<Self>,
+        request: StartLoggingRequest,
+    ) -> Result<(), StartError> {
         if *self.stop_readers.borrow() {
             return Err(StartError::ShuttingDown);
         }
         let info = &request.info;
         let config = ContainerConfig::from_log_opts(&info.config.clone().unwrap_or_default())?;
+        let tls = self.tls_for(&config.endpoint).await?;
         if self
             .attached
             .lock()
@@ -96,7 +102,7 @@ impl Driver {
                 path: request.file.clone(),
                 error,
             })?;
-        let endpoint = self.endpoint_for(&config.endpoint)?;
+        let endpoint = self.endpoint_for(&config.endpoint, tls)?;
         let labels = container_labels(&config, info, &self.settings.hostname);
         let buffer = Arc::new(ContainerBuffer::new(
             info.name().to_string(),
@@ -233,12 +239,34 @@ impl Driver {
         });
     }
 
-    fn endpoint_for(&self, config: &EndpointConfig) -> Result<Arc<Endpoint>, StartError> {
+    /// The TLS files of an endpoint not set up yet; `None` if it exists.
+    async fn tls_for(&self, config: &EndpointConfig) -> Result<Option<TlsMaterial>, StartError> {
+        if self
+            .endpoints
+            .lock()
+            .expect("driver lock poisoned")
+            .contains_key(config)
+        {
+            return Ok(None);
+        }
+        load_tls(&config.tls)
+            .await
+            .map(Some)
+            .map_err(StartError::Client)
+    }
+
+    fn endpoint_for(
+        &self,
+        config: &EndpointConfig,
+        tls: Option<TlsMaterial>,
+    ) -> Result<Arc<Endpoint>, StartError> {
         let mut endpoints = self.endpoints.lock().expect("driver lock poisoned");
         if let Some(endpoint) = endpoints.get(config) {
             return Ok(endpoint.clone());
         }
-        let client = LokiClient::new(config).map_err(StartError::Client)?;
+        // Endpoints are never removed, so `tls_for` loaded the files.
+        let tls = tls.ok_or_else(|| StartError::Client("TLS files not loaded".into()))?;
+        let client = LokiClient::new(config, &tls).map_err(StartError::Client)?;
         let endpoint = Endpoint::new(config.clone(), client);
         let batcher = tokio::spawn(endpoint.clone().run(self.drain.subscribe()));
         self.tasks
@@ -251,7 +279,7 @@ impl Driver {
 
     /// Re-opens the FIFOs recorded in the state directory by an earlier run
     /// of the plugin that did not see them to their end.
-    pub fn reattach(self: &Arc<Self>) {
+    pub async fn reattach(self: &Arc<Self>) {
         let Some(dir) = self.attached_dir() else {
             return;
         };
@@ -272,7 +300,7 @@ impl Driver {
                 continue;
             }
             let name = request.info.name().to_string();
-            match self.start_logging(request) {
+            match self.start_logging(request).await {
                 Ok(()) => {
                     tracing::info!(container = %name, "re-attached to a running container's FIFO after a restart")
                 }

@@ -38,6 +38,7 @@ pub mod loki;
 pub mod proto;
 pub mod protocol;
 pub mod server;
+pub mod tls_files;
 
 /// The name and version sent as `User-Agent` and printed by `--version`.
 pub const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
@@ -51,7 +52,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let driver = driver::Driver::new(settings);
-    driver.reattach();
+    driver.reattach().await;
     driver.start_store_gc();
     server::serve(listener, driver.clone(), shutdown).await;
     driver.shutdown().await;

@@ -5,7 +5,6 @@
 //! Nothing here reads a FIFO or waits on one; the batcher calls it.
 
 use std::error::Error as _;
-use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -20,11 +19,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::rt::TokioExecutor;
 use prost::Message;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 
-use crate::config::options::{BasicAuth, EndpointConfig, TlsOptions};
+use crate::config::options::{BasicAuth, EndpointConfig, redact_url};
 use crate::proto::logproto::PushRequest;
+use crate::tls_files::{TlsMaterial, client_config};
 
 /// Bytes of Loki's answer kept for the log.
 const MAX_ANSWER_BYTES: usize = 1024;
@@ -105,13 +104,16 @@ pub struct LokiClient {
 }
 
 impl LokiClient {
-    /// Builds the client. Reads TLS files but opens no connection, so a
-    /// container starts even while Loki is down.
-    pub fn new(config: &EndpointConfig) -> Result<LokiClient, String> {
+    /// Builds the client from TLS files already read (see
+    /// [`crate::tls_files::load_tls`]). Opens no connection, so a container
+    /// starts even while Loki is down.
+    pub fn new(config: &EndpointConfig, tls: &TlsMaterial) -> Result<LokiClient, String> {
+        // The URLs come without credentials from the options; redacted
+        // again here so no future caller can make an error echo a password.
         let uri: Uri = config
             .url
             .parse()
-            .map_err(|e| format!("loki-url {}: {e}", config.url))?;
+            .map_err(|e| format!("loki-url {}: {e}", redact_url(&config.url)))?;
         let authorization = config.auth.as_ref().map(basic_auth);
         let tenant = config
             .tenant_id
@@ -122,7 +124,7 @@ impl LokiClient {
             })
             .transpose()?;
 
-        let tls = tls_config(&config.tls)?;
+        let tls = client_config(tls)?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -146,7 +148,7 @@ impl LokiClient {
             Some(proxy) => {
                 let proxy_uri: Uri = proxy
                     .parse()
-                    .map_err(|e| format!("loki-proxy-url {proxy}: {e}"))?;
+                    .map_err(|e| format!("loki-proxy-url {}: {e}", redact_url(proxy)))?;
                 let mut tunnel = Tunnel::new(proxy_uri, http);
                 if let Some(auth) = &config.proxy_auth {
                     tunnel = tunnel.with_auth(basic_auth(auth));
@@ -227,111 +229,6 @@ fn describe(err: &hyper_util::client::legacy::Error) -> String {
     text
 }
 
-fn tls_config(options: &TlsOptions) -> Result<rustls::ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?;
-    let builder = if options.insecure_skip_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(insecure::AcceptAnyCertificate(provider)))
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        match &options.ca_file {
-            Some(path) => {
-                let certs = CertificateDer::pem_file_iter(path)
-                    .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| format!("loki-tls-ca-file {}: {e}", path.display()))?;
-                let (added, _) = roots.add_parsable_certificates(certs);
-                if added == 0 {
-                    return Err(format!(
-                        "loki-tls-ca-file {}: no certificate found",
-                        path.display()
-                    ));
-                }
-            }
-            None => {
-                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-                roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-            }
-        }
-        builder.with_root_certificates(roots)
-    };
-    match (&options.cert_file, &options.key_file) {
-        (Some(cert), Some(key)) => {
-            let certs = CertificateDer::pem_file_iter(cert)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("loki-tls-cert-file {}: {e}", cert.display()))?;
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| format!("loki-tls-key-file {}: {e}", key.display()))?;
-            builder
-                .with_client_auth_cert(certs, key)
-                .map_err(|e| format!("loki-tls-cert-file: {e}"))
-        }
-        _ => Ok(builder.with_no_client_auth()),
-    }
-}
-
-/// `loki-tls-insecure-skip-verify=true`: any certificate is accepted, but
-/// handshake signatures are still checked.
-mod insecure {
-    use std::sync::Arc;
-
-    use rustls::DigitallySignedStruct;
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-
-    #[derive(Debug)]
-    pub struct AcceptAnyCertificate(pub Arc<CryptoProvider>);
-
-    impl ServerCertVerifier for AcceptAnyCertificate {
-        fn verify_server_cert(
-            &self,
-            _: &CertificateDer<'_>,
-            _: &[CertificateDer<'_>],
-            _: &ServerName<'_>,
-            _: &[u8],
-            _: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,18 +293,5 @@ mod tests {
         let body = encode_push(&request);
         let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
         assert_eq!(PushRequest::decode(raw.as_slice()).unwrap(), request);
-    }
-
-    #[test]
-    fn a_missing_ca_file_is_a_clear_error() {
-        let options = TlsOptions {
-            ca_file: Some("/nonexistent/ca.pem".into()),
-            ..TlsOptions::default()
-        };
-        let err = tls_config(&options).unwrap_err();
-        assert!(
-            err.contains("loki-tls-ca-file") && err.contains("/nonexistent/ca.pem"),
-            "{err}"
-        );
     }
 }

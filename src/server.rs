@@ -125,7 +125,7 @@ async fn handle(req: Request<Incoming>, driver: &Arc<Driver>) -> Response<Body> 
         "/Plugin.Activate" => ok(serde_json::json!({ "Implements": ["LogDriver"] })),
         "/LogDriver.Capabilities" => ok(capabilities()),
         "/LogDriver.StartLogging" => match serde_json::from_slice::<StartLoggingRequest>(&body) {
-            Ok(request) => match driver.start_logging(request) {
+            Ok(request) => match driver.start_logging(request).await {
                 Ok(()) => ok(serde_json::json!({})),
                 Err(err) => error(StatusCode::OK, err.to_string()),
             },
