@@ -66,15 +66,37 @@ impl Plugin {
     pub fn start(env: &[(&str, &str)]) -> Plugin {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
-        Plugin::start_with_data(env, dir, data_dir)
+        Plugin::start_with_data(env, dir, data_dir, None)
     }
 
     /// Starts a second plugin process that shares this one's data directory.
     pub fn restart_from(&self, env: &[(&str, &str)]) -> Plugin {
-        Plugin::start_with_data(env, tempfile::tempdir().unwrap(), self.data_dir.clone())
+        Plugin::start_with_data(
+            env,
+            tempfile::tempdir().unwrap(),
+            self.data_dir.clone(),
+            None,
+        )
     }
 
-    fn start_with_data(env: &[(&str, &str)], dir: tempfile::TempDir, data_dir: PathBuf) -> Plugin {
+    /// Starts a plugin over an existing data directory (as after a crash).
+    pub fn start_with_data_dir(env: &[(&str, &str)], data_dir: PathBuf) -> Plugin {
+        Plugin::start_with_data(env, tempfile::tempdir().unwrap(), data_dir, None)
+    }
+
+    /// Starts a plugin that may have at most `limit` open files.
+    pub fn start_with_fd_limit(env: &[(&str, &str)], limit: u64) -> Plugin {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        Plugin::start_with_data(env, dir, data_dir, Some(limit))
+    }
+
+    fn start_with_data(
+        env: &[(&str, &str)],
+        dir: tempfile::TempDir,
+        data_dir: PathBuf,
+        fd_limit: Option<u64>,
+    ) -> Plugin {
         let socket = dir.path().join("plugins/loki.sock");
         let mut command = Command::new(env!("CARGO_BIN_EXE_loki-logdriver"));
         command
@@ -88,6 +110,23 @@ impl Plugin {
             .stderr(Stdio::inherit());
         for (k, v) in env {
             command.env(k, v);
+        }
+        if let Some(limit) = fd_limit {
+            use std::os::unix::process::CommandExt;
+            let rlimit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: setrlimit is async-signal-safe and touches only the child.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
         }
         let mut child = command.spawn().expect("start plugin binary");
         let log = Arc::new(Mutex::new(String::new()));
@@ -205,6 +244,21 @@ impl Plugin {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The plugin's resident memory in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
     }
 
     pub fn log(&self) -> String {
