@@ -20,13 +20,13 @@ Options:
 
 Environment (plugin settings, `docker plugin set loki NAME=VALUE`):
   LOG_LEVEL           error, warn, info (default), debug or trace
-  TOTAL_BUFFER_SIZE   bound on lines waiting for Loki, all containers (default 256m)
-  MAX_LINE_SIZE       longer lines become several entries (default 256000, Loki's limit)
-  SHUTDOWN_GRACE      time to flush buffered lines on shutdown (default 5s)
+  TOTAL_BUFFER_SIZE   bound on lines waiting for Loki, all containers (default 256m, 1m-64g)
+  MAX_LINE_SIZE       longer lines become several entries (default 256000, 1k-16m)
+  SHUTDOWN_GRACE      time to flush buffered lines on shutdown (default 5s, at most 5m)
   DATA_DIR            attached FIFOs (to survive a crash) and local copies for docker logs
                       (default /run/docker/logging/.loki-logdriver; empty disables both)
-  LOCAL_STORE_SIZE    bound on all local copies together (default 2g)
-  STORE_GC_INTERVAL   how often removed containers' copies are deleted (default 60s)
+  LOCAL_STORE_SIZE    bound on all local copies together (default 2g, at most 1p)
+  STORE_GC_INTERVAL   how often removed containers' copies are deleted (default 60s, 100ms-24h)
   DOCKER_SOCKET       Docker API socket, to list containers (default /var/run/docker.sock)
 
 Per-container options are log-opts (--log-opt loki-url=...); see the README.

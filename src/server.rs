@@ -4,6 +4,14 @@
 //! Every answer is a JSON object; errors carry `{"Err":"..."}`. Validation
 //! errors are answered with status 200 so the daemon shows the message as is
 //! (`error creating logger: <Err>`); bodies that cannot be parsed get 400.
+//!
+//! No client of the socket can exhaust it: each connection serves one
+//! request, whose headers must arrive within [`HEADER_TIMEOUT`] of accept
+//! and whose body within [`BODY_TIMEOUT`] more; connections served at once,
+//! connections waiting, and bytes of request bodies held are all bounded
+//! (see the constants). Failed accepts (the fd limit) back off and are
+//! logged at a bounded rate. Response bodies, such as `docker logs -f`, are
+//! never cut.
 
 use std::convert::Infallible;
 use std::future::Future;
