@@ -116,6 +116,41 @@ mod tests {
     }
 
     #[test]
+    fn no_input_makes_the_parser_panic() {
+        let alphabet = [
+            "2026",
+            "0001",
+            "9999",
+            "-",
+            "01",
+            "12",
+            "31",
+            "T",
+            "t",
+            " ",
+            ":",
+            "00",
+            "59",
+            "60",
+            ".",
+            "999999999",
+            "Z",
+            "z",
+            "+",
+            "99",
+            "[",
+            "]",
+            "UTC",
+            "é",
+            "٣",
+            "\u{0}",
+        ];
+        for text in crate::config::units::tests::arbitrary_strings(&alphabet, 50_000) {
+            let _ = parse_time(&text);
+        }
+    }
+
+    #[test]
     fn malformed_times_are_errors_never_panics() {
         for bad in [
             "yesterday",

@@ -191,7 +191,7 @@ pub fn format_size(bytes: u64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -330,6 +330,73 @@ mod tests {
         assert!(parse_size(&"9".repeat(100_000)).is_err());
         assert_eq!(parse_size("0"), Ok(0));
         assert_eq!(parse_size("0.5"), Ok(0));
+    }
+
+    /// Deterministic pseudo-random strings over the characters that matter
+    /// to these parsers, for "never panics" tests.
+    pub(crate) fn arbitrary_strings(alphabet: &[&str], count: usize) -> Vec<String> {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        (0..count)
+            .map(|_| {
+                let len = (next() % 24) as usize;
+                (0..len)
+                    .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_input_makes_the_parsers_panic() {
+        let alphabet = [
+            "0",
+            "1",
+            "9",
+            "99999999999",
+            ".",
+            "+",
+            "-",
+            "e",
+            "E",
+            "h",
+            "m",
+            "s",
+            "ns",
+            "us",
+            "µ",
+            "μ",
+            "k",
+            "K",
+            "g",
+            "t",
+            "p",
+            "i",
+            "b",
+            "B",
+            " ",
+            "\u{0}",
+            "é",
+            "٣",
+            "１",
+            "inf",
+            "NaN",
+        ];
+        for text in arbitrary_strings(&alphabet, 50_000) {
+            if let Ok(d) = parse_duration(&text) {
+                assert!(d.as_nanos() <= i64::MAX as u128, "{text:?}");
+            }
+            if let Ok(n) = parse_size(&text) {
+                assert!(n < 1 << 63, "{text:?}");
+            }
+            let _ = parse_bool(&text);
+            let _ = shorten(&text, 3);
+        }
     }
 
     #[test]
