@@ -22,7 +22,7 @@ use crate::assemble::Assembler;
 use crate::batch::Endpoint;
 use crate::buffer::{ContainerBuffer, MemoryBudget};
 use crate::config::labels::{StreamLabels, container_labels};
-use crate::config::options::{ContainerConfig, EndpointConfig, OptionError};
+use crate::config::options::{ContainerConfig, EndpointConfig, OptionError, clamp_to_ranges};
 use crate::config::settings::Settings;
 use crate::config::time::parse_time;
 use crate::fifo::{ReadEnd, read_fifo};
@@ -292,7 +292,7 @@ impl Driver {
                 .ok()
                 .and_then(|bytes| serde_json::from_slice::<StartLoggingRequest>(&bytes).ok());
             let _ = std::fs::remove_file(&path);
-            let Some(request) = request else {
+            let Some(mut request) = request else {
                 tracing::warn!(file = %path.display(), "ignoring an unreadable attachment record");
                 continue;
             };
@@ -300,6 +300,15 @@ impl Driver {
                 continue;
             }
             let name = request.info.name().to_string();
+            // Values an older version accepted are moved into range rather
+            // than refused, which would leave the container's FIFO unread.
+            if let Some(opts) = request.info.config.as_ref() {
+                let (opts, changes) = clamp_to_ranges(opts);
+                for change in changes {
+                    tracing::warn!(container = %name, "re-attaching: {change}");
+                }
+                request.info.config = Some(opts);
+            }
             match self.start_logging(request).await {
                 Ok(()) => {
                     tracing::info!(container = %name, "re-attached to a running container's FIFO after a restart")

@@ -67,6 +67,105 @@ pub const MAX_TENANT_ID_LEN: usize = 150;
 /// Longest value quoted in an error message.
 const MAX_SHOWN_VALUE: usize = 200;
 
+/// The range of a numeric log-opt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Range {
+    Duration(Duration, Duration),
+    Size(u64, u64),
+    Count(u32, u32),
+}
+
+/// Every numeric log-opt and its range: the one table that validation and
+/// [`clamp_to_ranges`] both read.
+pub const RANGES: &[(&str, Range)] = &[
+    (
+        "loki-timeout",
+        Range::Duration(Duration::from_millis(1), MAX_TIMEOUT),
+    ),
+    (
+        "loki-batch-wait",
+        Range::Duration(Duration::ZERO, MAX_BATCH_WAIT),
+    ),
+    (
+        "loki-min-backoff",
+        Range::Duration(MIN_MIN_BACKOFF, MAX_BACKOFF),
+    ),
+    (
+        "loki-max-backoff",
+        Range::Duration(MIN_MIN_BACKOFF, MAX_BACKOFF),
+    ),
+    ("loki-retries", Range::Count(0, MAX_RETRIES)),
+    ("loki-batch-size", Range::Size(1, MAX_BATCH_SIZE)),
+    ("loki-buffer-size", Range::Size(1, MAX_BUFFER_SIZE)),
+    // Docker's own ring buffer in front of the plugin (dockerd allocates it).
+    ("max-buffer-size", Range::Size(1, u64::MAX)),
+    ("max-size", Range::Size(MIN_MAX_SIZE, MAX_MAX_SIZE)),
+    ("max-file", Range::Count(1, MAX_MAX_FILE)),
+];
+
+fn range_of(key: &str) -> Range {
+    RANGES
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, range)| *range)
+        .expect("every numeric option has a range")
+}
+
+/// Parses a count strictly: ASCII digits only (no sign, no spaces inside).
+fn parse_count(value: &str) -> Option<u32> {
+    let digits = value.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Log-opts recorded by an earlier run of the plugin, with every numeric
+/// value that parses but lies outside its range moved to the nearest bound.
+/// For re-attaching after an upgrade: refusing the options a running
+/// container was started with (a `max-size=20k` an older version accepted)
+/// would leave its FIFO unread and the container blocked. Returns the
+/// options and one message per value changed. Values that do not parse at
+/// all are left as they are, for validation to refuse.
+pub fn clamp_to_ranges(opts: &HashMap<String, String>) -> (HashMap<String, String>, Vec<String>) {
+    let mut clamped = opts.clone();
+    let mut changes = Vec::new();
+    for (key, range) in RANGES {
+        let Some(value) = opts.get(*key) else {
+            continue;
+        };
+        let bound = match *range {
+            Range::Duration(min, max) => parse_duration(value)
+                .ok()
+                .filter(|d| *d < min || *d > max)
+                .map(|d| format_duration(d.clamp(min, max))),
+            Range::Size(min, max) => parse_size(value)
+                .ok()
+                .filter(|n| *n != 0 && (*n < min || *n > max))
+                .map(|n| format_size(n.clamp(min, max))),
+            Range::Count(min, max) => parse_count(value)
+                .filter(|n| *n < min || *n > max)
+                .map(|n| n.clamp(min, max).to_string()),
+        };
+        if let Some(bound) = bound {
+            changes.push(format!(
+                "{key}={:?} is out of range; using {bound}",
+                shorten(value, MAX_SHOWN_VALUE)
+            ));
+            clamped.insert(key.to_string(), bound);
+        }
+    }
+    // Clamping may make the backoffs cross: keep min <= max.
+    let backoff = |key: &str| clamped.get(key).and_then(|v| parse_duration(v).ok());
+    if let (Some(min), Some(max)) = (backoff("loki-min-backoff"), backoff("loki-max-backoff"))
+        && min > max
+        && !changes.is_empty()
+    {
+        clamped.insert("loki-min-backoff".into(), format_duration(max));
+    }
+    (clamped, changes)
+}
+
 /// Every log-opt this plugin accepts, in the order `--help`-style errors list them.
 pub const KNOWN_OPTIONS: &[&str] = &[
     "loki-url",
@@ -250,18 +349,20 @@ impl ContainerConfig {
         let raw_url = get("loki-url").ok_or(OptionError::Missing { key: "loki-url" })?;
         let (url, auth) = parse_loki_url("loki-url", raw_url)?;
 
-        let duration = |key: &str,
-                        default: Duration,
-                        min: Duration,
-                        max: Duration|
-         -> Result<Duration, OptionError> {
+        let duration = |key: &str, default: Duration| -> Result<Duration, OptionError> {
+            let Range::Duration(min, max) = range_of(key) else {
+                unreachable!("{key} is a duration");
+            };
             let value = match get(key) {
                 None => return Ok(default),
                 Some(v) => parse_duration(v).map_err(|r| invalid(key, v, r))?,
             };
             in_range(key, get(key), value, min, max, |d| format_duration(*d))
         };
-        let size = |key: &str, default: u64, min: u64, max: u64| -> Result<u64, OptionError> {
+        let size = |key: &str, default: u64| -> Result<u64, OptionError> {
+            let Range::Size(min, max) = range_of(key) else {
+                unreachable!("{key} is a size");
+            };
             let value = match get(key) {
                 None => return Ok(default),
                 Some(v) => match parse_size(v) {
@@ -272,24 +373,20 @@ impl ContainerConfig {
             };
             in_range(key, get(key), value, min, max, |n| format_size(*n))
         };
-        let count = |key: &str, default: u32, min: u32, max: u32| -> Result<u32, OptionError> {
+        let count = |key: &str, default: u32| -> Result<u32, OptionError> {
+            let Range::Count(min, max) = range_of(key) else {
+                unreachable!("{key} is a count");
+            };
             let Some(v) = get(key) else {
                 return Ok(default);
             };
-            let expected = || {
-                invalid(
+            match parse_count(v) {
+                Some(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(invalid(
                     key,
                     v,
                     format!("expected a whole number from {min} to {max}"),
-                )
-            };
-            let digits = v.trim();
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(expected());
-            }
-            match digits.parse::<u32>() {
-                Ok(n) if (min..=max).contains(&n) => Ok(n),
-                _ => Err(expected()),
+                )),
             }
         };
         let boolean = |key: &str| -> Result<bool, OptionError> {
@@ -301,30 +398,10 @@ impl ContainerConfig {
                 .transpose()
         };
 
-        let timeout = duration(
-            "loki-timeout",
-            DEFAULT_TIMEOUT,
-            Duration::from_millis(1),
-            MAX_TIMEOUT,
-        )?;
-        let batch_wait = duration(
-            "loki-batch-wait",
-            DEFAULT_BATCH_WAIT,
-            Duration::ZERO,
-            MAX_BATCH_WAIT,
-        )?;
-        let min_backoff = duration(
-            "loki-min-backoff",
-            DEFAULT_MIN_BACKOFF,
-            MIN_MIN_BACKOFF,
-            MAX_BACKOFF,
-        )?;
-        let max_backoff = duration(
-            "loki-max-backoff",
-            DEFAULT_MAX_BACKOFF,
-            MIN_MIN_BACKOFF,
-            MAX_BACKOFF,
-        )?;
+        let timeout = duration("loki-timeout", DEFAULT_TIMEOUT)?;
+        let batch_wait = duration("loki-batch-wait", DEFAULT_BATCH_WAIT)?;
+        let min_backoff = duration("loki-min-backoff", DEFAULT_MIN_BACKOFF)?;
+        let max_backoff = duration("loki-max-backoff", DEFAULT_MAX_BACKOFF)?;
         if min_backoff > max_backoff {
             return Err(invalid(
                 "loki-min-backoff",
@@ -335,7 +412,7 @@ impl ContainerConfig {
                 ),
             ));
         }
-        let retries = count("loki-retries", DEFAULT_RETRIES, 0, MAX_RETRIES)?;
+        let retries = count("loki-retries", DEFAULT_RETRIES)?;
         let tenant_id = match get("loki-tenant-id") {
             Some(v) if v.is_empty() || v.chars().any(|c| c.is_control()) => {
                 return Err(invalid(
@@ -397,12 +474,7 @@ impl ContainerConfig {
             batch_wait,
             batch_size: to_usize(
                 "loki-batch-size",
-                size(
-                    "loki-batch-size",
-                    DEFAULT_BATCH_SIZE as u64,
-                    1,
-                    MAX_BATCH_SIZE,
-                )?,
+                size("loki-batch-size", DEFAULT_BATCH_SIZE as u64)?,
             )?,
             min_backoff,
             max_backoff,
@@ -416,18 +488,12 @@ impl ContainerConfig {
             None | Some("" | "blocking" | "non-blocking") => {}
             Some(v) => return Err(invalid("mode", v, "expected blocking or non-blocking")),
         }
-        // Docker's own ring buffer in front of the plugin (dockerd allocates it).
-        size("max-buffer-size", 1, 1, u64::MAX)?;
+        size("max-buffer-size", 1)?;
         let max_size = match get("max-size") {
             Some("-1") => None,
-            _ => Some(size(
-                "max-size",
-                DEFAULT_MAX_SIZE,
-                MIN_MAX_SIZE,
-                MAX_MAX_SIZE,
-            )?),
+            _ => Some(size("max-size", DEFAULT_MAX_SIZE)?),
         };
-        let max_file = count("max-file", DEFAULT_MAX_FILE, 1, MAX_MAX_FILE)?;
+        let max_file = count("max-file", DEFAULT_MAX_FILE)?;
 
         Ok(ContainerConfig {
             endpoint,
@@ -441,12 +507,7 @@ impl ContainerConfig {
                 .transpose()?,
             buffer_size: to_usize(
                 "loki-buffer-size",
-                size(
-                    "loki-buffer-size",
-                    DEFAULT_BUFFER_SIZE as u64,
-                    1,
-                    MAX_BUFFER_SIZE,
-                )?,
+                size("loki-buffer-size", DEFAULT_BUFFER_SIZE as u64)?,
             )?,
             local_copy: LocalCopyOptions {
                 no_file: boolean("no-file")?,
@@ -867,6 +928,36 @@ mod tests {
     }
 
     #[test]
+    fn no_url_makes_parsing_or_redaction_panic() {
+        let alphabet = [
+            "http", "https", "://", ":", "/", "//", "@", "#", "?", "%", "%2", "%zz", "[", "]",
+            "::1", "user", "S3CR", "host", "99999", "0", " ", "\t", "é", "日", "\\", ".", "xn--",
+        ];
+        for text in crate::config::units::tests::arbitrary_strings(&alphabet, 20_000) {
+            let redacted = redact_url(&text);
+            if let Some(at) = text.rfind('@') {
+                // Only a scheme may remain before the placeholder.
+                let kept = redacted
+                    .strip_suffix(&format!("<redacted>{}", &text[at..]))
+                    .unwrap_or_else(|| panic!("{text:?} -> {redacted:?}"));
+                let scheme = kept.strip_suffix("://").unwrap_or(kept);
+                assert!(
+                    scheme
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)),
+                    "{text:?} -> {redacted:?}"
+                );
+            }
+            if let Err(err) = parse_loki_url("loki-url", &text) {
+                let err = err.to_string();
+                if text.contains('@') {
+                    assert!(err.contains("<redacted>"), "{text:?}: {err}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn a_password_with_a_slash_is_refused_with_a_hint() {
         let err = parse(&[("loki-url", "http://user:pa/ss@host/loki/api/v1/push")])
             .unwrap_err()
@@ -952,6 +1043,46 @@ mod tests {
             parse(&[("max-size", "-1")]).unwrap().local_copy.max_size,
             None
         );
+    }
+
+    #[test]
+    fn recorded_options_are_clamped_into_range_for_reattach() {
+        let recorded = opts(&[
+            ("loki-url", "http://loki:3100/loki/api/v1/push"),
+            ("max-size", "20k"),
+            ("max-file", "500"),
+            ("loki-batch-wait", "2562047h"),
+            ("loki-min-backoff", "2h"),
+            ("loki-max-backoff", "3h"),
+            ("loki-retries", "99999999"),
+            ("loki-batch-size", "1g"),
+            ("loki-timeout", "1h"),
+            ("loki-buffer-size", "16m"),
+        ]);
+        assert!(ContainerConfig::from_log_opts(&recorded).is_err());
+        let (clamped, changes) = clamp_to_ranges(&recorded);
+        assert_eq!(changes.len(), 8, "{changes:?}");
+        assert!(changes[0].contains("loki-timeout=\"1h\"") && changes[0].contains("using 10m"));
+        let config = ContainerConfig::from_log_opts(&clamped).unwrap();
+        assert_eq!(config.local_copy.max_size, Some(MIN_MAX_SIZE));
+        assert_eq!(config.local_copy.max_file, MAX_MAX_FILE);
+        assert_eq!(config.endpoint.batch_wait, MAX_BATCH_WAIT);
+        assert_eq!(config.endpoint.min_backoff, MAX_BACKOFF);
+        assert_eq!(config.endpoint.max_backoff, MAX_BACKOFF);
+        assert_eq!(config.endpoint.retries, MAX_RETRIES);
+        assert_eq!(config.endpoint.batch_size as u64, MAX_BATCH_SIZE);
+        assert_eq!(config.endpoint.timeout, MAX_TIMEOUT);
+        assert_eq!(config.buffer_size, 16 << 20, "in range: unchanged");
+        // Values that do not parse, and -1, are left alone.
+        let odd = opts(&[("loki-batch-wait", "5000000000000000h"), ("max-size", "-1")]);
+        let (same, changes) = clamp_to_ranges(&odd);
+        assert_eq!((same, changes.len()), (odd, 0));
+        // Crossed backoffs are uncrossed.
+        let (clamped, _) = clamp_to_ranges(&opts(&[
+            ("loki-min-backoff", "2h"),
+            ("loki-max-backoff", "30m"),
+        ]));
+        assert_eq!(clamped["loki-min-backoff"], "30m");
     }
 
     #[test]

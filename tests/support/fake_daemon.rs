@@ -341,10 +341,13 @@ pub struct Fifo {
 
 impl Fifo {
     pub fn create() -> Fifo {
+        Fifo::create_named("4f1e0c8a9b2d7e3f5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f")
+    }
+
+    /// A FIFO with another name (attachment records are named after it).
+    pub fn create_named(name: &str) -> Fifo {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir
-            .path()
-            .join("4f1e0c8a9b2d7e3f5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f");
+        let path = dir.path().join(name);
         let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
         // SAFETY: c_path is a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o700) }, 0, "mkfifo");
