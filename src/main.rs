@@ -67,6 +67,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stdout)
         .init();
 
+    raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -85,6 +86,27 @@ fn main() -> ExitCode {
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
+}
+
+/// Raises the soft limit on open files to the hard limit: every container
+/// costs a FIFO and a local-copy file, and the plugin serves them all.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write `limit`.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0
+            && limit.rlim_cur < limit.rlim_max
+            && {
+                limit.rlim_cur = limit.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
+            }
+    };
+    if raised {
+        tracing::info!(open_files = limit.rlim_cur, "raised the open-file limit");
+    }
 }
 
 fn usage_error(message: &str) -> ExitCode {
