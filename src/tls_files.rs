@@ -126,6 +126,21 @@ fn files(options: &TlsOptions) -> [(&'static str, Option<&Path>); 3] {
 /// within [`TLS_FILES_TIME_LIMIT`]. Without a CA file, the bundled and
 /// system roots are used (loaded once per process).
 pub async fn load_tls(options: &TlsOptions) -> Result<TlsMaterial, String> {
+    // Nothing to read (or the system roots already loaded): no thread, so
+    // reads parked on a hung file system cannot hold up other endpoints.
+    if files(options).iter().all(|(_, path)| path.is_none()) {
+        let roots = match options.insecure_skip_verify {
+            true => Some(None),
+            false => SYSTEM_ROOTS.get().cloned().map(Some),
+        };
+        if let Some(roots) = roots {
+            return Ok(TlsMaterial {
+                roots,
+                client_auth: None,
+                fingerprint: TlsFingerprint::default(),
+            });
+        }
+    }
     let options = options.clone();
     READERS
         .run(TLS_FILES_TIME_LIMIT, move |doing| {
@@ -181,9 +196,10 @@ pub fn client_config(material: &TlsMaterial) -> Result<rustls::ClientConfig, Str
 }
 
 /// The bundled (webpki) roots plus the system's, loaded once.
+static SYSTEM_ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+
 fn system_roots() -> Arc<RootCertStore> {
-    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
-    ROOTS
+    SYSTEM_ROOTS
         .get_or_init(|| {
             let mut roots = RootCertStore::empty();
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -584,6 +600,15 @@ mod tests {
         std::fs::write(&text, "just words\n").unwrap();
         let (err, _) = refused(&ca_option(&text)).await;
         assert!(err.contains("no certificate"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn without_files_the_system_roots_are_used() {
+        let material = load_tls(&TlsOptions::default()).await.unwrap();
+        assert!(material.roots.as_ref().is_some_and(|r| !r.is_empty()));
+        assert!(SYSTEM_ROOTS.get().is_some(), "loaded once, then cached");
+        client_config(&material).unwrap();
+        assert_eq!(fingerprint(&TlsOptions::default()).await, None);
     }
 
     #[tokio::test]
