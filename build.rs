@@ -12,8 +12,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // of copying each line.
         .bytes(["."])
         .compile_protos(
-        &["proto/entry.proto", "proto/push.proto"],
-        &[std::path::Path::new("proto"), include.as_path()],
-    )?;
+            &["proto/entry.proto", "proto/push.proto"],
+            &[std::path::Path::new("proto"), include.as_path()],
+        )?;
     Ok(())
 }

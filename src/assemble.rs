@@ -116,7 +116,14 @@ impl Assembler {
     fn flush_source(&mut self, source: Source, out: &mut Vec<Line>) {
         if let Some(p) = self.pending[source as usize].take() {
             let bytes = p.bytes.freeze();
-            self.emit(p.timestamp_ns, source, bytes, p.first_seq, p.last_seq + 1, out);
+            self.emit(
+                p.timestamp_ns,
+                source,
+                bytes,
+                p.first_seq,
+                p.last_seq + 1,
+                out,
+            );
         }
     }
 
@@ -361,7 +368,11 @@ mod tests {
             vec![part("stdout", 1, b"end of an old line", "old", 3, true)],
             DEFAULT_MAX_LINE_SIZE,
         );
-        assert_eq!(texts(&live), ["end of an old line"], "live reading keeps it");
+        assert_eq!(
+            texts(&live),
+            ["end of an old line"],
+            "live reading keeps it"
+        );
     }
 
     #[test]

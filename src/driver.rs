@@ -1,33 +1,41 @@
-//! The driver: what the plugin knows about each FIFO it reads. StartLogging
-//! validates a container's options, opens its FIFO, computes its labels and
-//! attaches its buffer to the shared batcher of its endpoint; the reader task
-//! then runs until EOF. StopLogging only answers: the reader keeps going.
+//! The driver wires the stages together for each request; each stage owns
+//! its state. StartLogging validates a container's options, opens its FIFO
+//! and journal, gives the journal a delivery lane at its endpoint, records
+//! the attachment and starts the FIFO's reader. StopLogging only answers:
+//! the reader goes on to EOF. ReadLogs reads the journal.
 //!
-//! Each attachment is also written to the state directory so that, after a
-//! crash, the restarted plugin finds the FIFOs again (the daemon re-sends
-//! nothing). Shutdown stops the readers, flushes for a grace period, and
-//! reports what could not be delivered.
+//! After a restart (crash, upgrade, `disable`/`enable`) the recorded FIFOs
+//! are read again, resuming where the journal ends; a record whose options
+//! no longer validate still has its FIFO drained into the journal, and the
+//! log says why nothing goes to Loki. Journals that still hold undelivered
+//! lines of containers that stopped meanwhile are delivered too.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 
-use crate::assemble::Assembler;
-use crate::batch::Endpoint;
-use crate::buffer::{ContainerBuffer, MemoryBudget};
+use crate::attachments::{self, Attachments};
 use crate::config::labels::{StreamLabels, container_labels};
-use crate::config::options::{ContainerConfig, EndpointConfig, OptionError};
+use crate::config::options::{ContainerConfig, OptionError, clamp_to_ranges};
 use crate::config::settings::Settings;
-use crate::fifo::{ReadEnd, read_fifo};
-use crate::local_copy::{ContainerLog, LocalStore, ReadRequest, parse_time};
-use crate::loki::LokiClient;
-use crate::protocol::{ContainerInfo, ReadLogsRequest, StartLoggingRequest};
+use crate::config::time::parse_time;
+use crate::ingest::{ReadEnd, Reader, open_fifo};
+use crate::journal::{JournalConfig, ReadError, ReadRequest, Store, StoreSettings};
+use crate::observe::ContainerCounters;
+use crate::protocol::{ReadLogsRequest, StartLoggingRequest};
+use crate::ship::Shipper;
+use crate::ship::endpoint::Lane;
+
+/// After a restart, records this far back in a journal are compared with
+/// what the FIFO still holds (the FIFO is at most 1 MiB).
+const RESUME_WINDOW: u64 = 2 << 20;
+/// `docker logs` requests served at once.
+const MAX_LOG_READERS: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -37,184 +45,415 @@ pub enum StartError {
     AlreadyLogging(String),
     #[error("cannot open the log FIFO {path}: {error}")]
     Fifo { path: String, error: std::io::Error },
+    #[error("cannot keep this container's journal: {0}")]
+    Journal(std::io::Error),
     #[error("cannot set up the Loki client: {0}")]
     Client(String),
     #[error("the plugin is shutting down")]
     ShuttingDown,
 }
 
+/// How a FIFO is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attach {
+    /// From StartLogging.
+    Fresh,
+    /// From a record, after a restart: the FIFO may hold frames the
+    /// journal already has.
+    Resume,
+}
+
 pub struct Driver {
     settings: Settings,
-    store: Option<Arc<LocalStore>>,
-    budget: Arc<MemoryBudget>,
-    /// Buffers of the FIFOs being read, by the path the daemon sent.
-    attached: Mutex<HashMap<String, Arc<ContainerBuffer>>>,
-    endpoints: Mutex<HashMap<EndpointConfig, Arc<Endpoint>>>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    store: Arc<Store>,
+    shipper: Arc<Shipper>,
+    attachments: Option<Attachments>,
+    /// FIFOs being read, by the path the daemon sent.
+    reading: Mutex<HashMap<String, String>>,
+    readers: TaskTracker,
     stop_readers: watch::Sender<bool>,
-    drain: watch::Sender<Option<Instant>>,
 }
 
 impl Driver {
     pub fn new(settings: Settings) -> Arc<Driver> {
-        let store = settings
-            .data_dir
-            .as_ref()
-            .map(|dir| Arc::new(LocalStore::new(dir.join("logs"))));
+        Driver::with_shipper(settings, Shipper::http())
+    }
+
+    /// With another way to reach Loki (tests).
+    pub fn with_shipper(settings: Settings, shipper: Arc<Shipper>) -> Arc<Driver> {
+        let store = Store::new(
+            settings.data_dir.as_ref().map(|d| d.join("journal")),
+            StoreSettings {
+                disk_limit: settings.local_store_size,
+                max_age: settings.local_store_max_age,
+                memory_limit: settings.total_buffer_size,
+                max_readers: MAX_LOG_READERS,
+            },
+        );
         Arc::new(Driver {
+            attachments: settings
+                .data_dir
+                .as_ref()
+                .map(|d| Attachments::new(d.join("attached"))),
             store,
-            budget: Arc::new(MemoryBudget::new(settings.total_buffer_size)),
+            shipper,
             settings,
-            attached: Mutex::new(HashMap::new()),
-            endpoints: Mutex::new(HashMap::new()),
-            tasks: Mutex::new(Vec::new()),
+            reading: Mutex::new(HashMap::new()),
+            readers: TaskTracker::new(),
             stop_readers: watch::channel(false).0,
-            drain: watch::channel(None).0,
         })
     }
 
-    /// Handles StartLogging. Returns within milliseconds and opens no
-    /// network connection.
-    pub fn start_logging(self: &Arc<Self>, request: StartLoggingRequest) -> Result<(), StartError> {
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn shipper(&self) -> &Arc<Shipper> {
+        &self.shipper
+    }
+
+    /// Handles StartLogging: returns within milliseconds and opens no
+    /// network connection (TLS files are read off the runtime, bounded by
+    /// [`crate::ship::tls::TLS_FILES_TIME_LIMIT`]).
+    pub async fn start_logging(
+        self: &Arc<Self>,
+        request: StartLoggingRequest,
+    ) -> Result<(), StartError> {
+        let opts = request.info.config.clone().unwrap_or_default();
+        let config = ContainerConfig::from_log_opts(&opts)?;
+        self.attach(request, Ok(config), Attach::Fresh).await
+    }
+
+    async fn attach(
+        self: &Arc<Self>,
+        request: StartLoggingRequest,
+        config: Result<ContainerConfig, String>,
+        mode: Attach,
+    ) -> Result<(), StartError> {
         if *self.stop_readers.borrow() {
             return Err(StartError::ShuttingDown);
         }
         let info = &request.info;
-        let config = ContainerConfig::from_log_opts(&info.config.clone().unwrap_or_default())?;
-        if self
-            .attached
-            .lock()
-            .expect("driver lock poisoned")
-            .contains_key(&request.file)
+        let id = info.container_id.clone();
+        let name = info.name().to_string();
         {
-            return Err(StartError::AlreadyLogging(request.file));
+            let mut reading = self.reading.lock().expect("driver lock poisoned");
+            if reading.contains_key(&request.file) {
+                return Err(StartError::AlreadyLogging(request.file));
+            }
+            reading.insert(request.file.clone(), id.clone());
         }
-        let fifo = pipe::OpenOptions::new()
-            .open_receiver(&request.file)
-            .map_err(|error| StartError::Fifo {
-                path: request.file.clone(),
-                error,
-            })?;
-        let endpoint = self.endpoint_for(&config.endpoint)?;
-        let labels = container_labels(&config, info, &self.settings.hostname);
-        let buffer = Arc::new(ContainerBuffer::new(
-            info.name().to_string(),
-            info.short_id().to_string(),
-            StreamLabels::new(&labels),
-            config.buffer_size,
-            self.budget.clone(),
-            endpoint.wake(),
-            config.endpoint.batch_size,
-        ));
-        let local_copy = self.open_local_copy(info, &config);
-        endpoint.attach(buffer.clone());
-        self.attached
-            .lock()
-            .expect("driver lock poisoned")
-            .insert(request.file.clone(), buffer.clone());
-        self.save_state(&request, &config);
-        tracing::info!(
-            container = %info.name(),
-            id = %info.short_id(),
-            endpoint = %config.endpoint.url,
-            labels = %buffer.labels().for_source(crate::line::Source::Stdout),
-            "logging started"
-        );
-
+        let forget = |driver: &Driver| {
+            driver
+                .reading
+                .lock()
+                .expect("driver lock poisoned")
+                .remove(&request.file);
+        };
+        let fifo = match open_fifo(&request.file) {
+            Ok(fifo) => fifo,
+            Err(error) => {
+                forget(self);
+                return Err(StartError::Fifo {
+                    path: request.file.clone(),
+                    error,
+                });
+            }
+        };
+        // The endpoint first: a container whose options cannot reach Loki
+        // (an unreadable TLS file) is refused before anything is created.
+        let config = match config {
+            Ok(config) => match self.shipper.prepare(&config.endpoint).await {
+                Ok(()) => Ok(config),
+                Err(err) if mode == Attach::Fresh => {
+                    forget(self);
+                    return Err(StartError::Client(err));
+                }
+                Err(err) => Err(err),
+            },
+            Err(why) => Err(why),
+        };
+        let record = attachments::redacted(&request, config.as_ref().ok());
+        let journal_config = self.journal_config(config.as_ref().ok());
+        let meta = serde_json::to_vec(&record).expect("a request serializes");
+        let store = self.store.clone();
+        let (journal_id, journal_name) = (id.clone(), name.clone());
+        let opened = tokio::task::spawn_blocking(move || {
+            store.open(
+                &journal_id,
+                &journal_name,
+                journal_config,
+                Arc::new(ContainerCounters::default()),
+                Some(&meta),
+            )
+        })
+        .await
+        .expect("opening a journal does not panic");
+        let journal = match opened {
+            Ok(journal) => journal,
+            Err(err) => {
+                forget(self);
+                return Err(StartError::Journal(err));
+            }
+        };
+        journal.attach_reader();
+        let delivered = match &config {
+            Ok(config) if journal.claim_lane() => {
+                let labels = container_labels(config, info, &self.settings.hostname);
+                let lane = Lane::new(journal.clone(), StreamLabels::new(&labels), Vec::new());
+                match self.shipper.attach(&config.endpoint, lane).await {
+                    Ok(()) => Ok(Some(config)),
+                    Err(err) => {
+                        journal.unclaim_lane();
+                        Err(err)
+                    }
+                }
+            }
+            Ok(config) => Ok(Some(config)),
+            Err(why) => Err(why.clone()),
+        };
+        let delivered = match (delivered, mode) {
+            (Ok(config), _) => config,
+            (Err(err), Attach::Fresh) => {
+                journal.detach_reader(false);
+                forget(self);
+                return Err(StartError::Client(err));
+            }
+            (Err(why), Attach::Resume) => {
+                tracing::warn!(
+                    container = %name,
+                    reason = %why,
+                    "re-attached: the FIFO is read into the journal (for docker logs), but nothing goes to Loki"
+                );
+                None
+            }
+        };
+        if let Some(attachments) = self.attachments.clone() {
+            let saved = tokio::task::spawn_blocking(move || attachments.save(&record)).await;
+            if let Ok(Err(err)) = saved {
+                tracing::warn!(container = %name, error = %err, "cannot record the attachment; it will not survive a plugin restart");
+            }
+        }
+        let recent = match mode {
+            Attach::Fresh => None,
+            Attach::Resume => {
+                let journal = journal.clone();
+                tokio::task::spawn_blocking(move || journal.recent_payloads(RESUME_WINDOW))
+                    .await
+                    .ok()
+            }
+        };
+        let reader = match Reader::new(fifo, journal.clone(), self.settings.max_line_size, recent) {
+            Ok(reader) => reader,
+            Err(err) => {
+                journal.detach_reader(false);
+                forget(self);
+                return Err(StartError::Fifo {
+                    path: request.file.clone(),
+                    error: err,
+                });
+            }
+        };
+        if let Some(config) = delivered {
+            tracing::info!(
+                container = %name,
+                id = %info.short_id(),
+                endpoint = %config.endpoint.url,
+                resumed = mode == Attach::Resume,
+                "logging started"
+            );
+        }
         let driver = self.clone();
-        let assembler = Assembler::new(self.settings.max_line_size);
         let stop = self.stop_readers.subscribe();
-        let reader = tokio::spawn(async move {
-            let end = read_fifo(fifo, assembler, &buffer, local_copy.as_deref(), stop).await;
-            buffer.close(end == ReadEnd::Eof);
-            if let Some(local_copy) = local_copy {
-                local_copy.detach();
+        let file = request.file.clone();
+        self.readers.spawn(async move {
+            let end = reader.run(stop).await;
+            if end == ReadEnd::Eof
+                && let Some(attachments) = driver.attachments.clone()
+            {
+                let file = file.clone();
+                let _ = tokio::task::spawn_blocking(move || attachments.remove(&file)).await;
             }
-            if end == ReadEnd::Eof {
-                driver
-                    .attached
-                    .lock()
-                    .expect("driver lock poisoned")
-                    .remove(&request.file);
-                driver.forget_state(&request.file);
-            }
+            forget_file(&driver, &file);
         });
-        self.tasks
-            .lock()
-            .expect("driver lock poisoned")
-            .push(reader);
         Ok(())
     }
 
-    /// Handles StopLogging: answers at once. The reader goes on to EOF, which
-    /// comes when the daemon closes its end after this answer.
-    pub fn stop_logging(&self, file: &str) {
-        if let Some(buffer) = self
-            .attached
-            .lock()
-            .expect("driver lock poisoned")
-            .get(file)
-        {
-            tracing::debug!(container = %buffer.name(), "StopLogging: reading the FIFO to its end");
-        }
-    }
-
-    /// Opens the container's local copy unless `no-file` is set. A disk
-    /// problem costs `docker logs`, never the container's start.
-    fn open_local_copy(
-        &self,
-        info: &ContainerInfo,
-        config: &ContainerConfig,
-    ) -> Option<Arc<ContainerLog>> {
-        let store = self.store.as_ref().filter(|_| !config.local_copy.no_file)?;
-        match store.open_for_writing(&info.container_id, &config.local_copy) {
-            Ok(log) => Some(log),
-            Err(err) => {
-                tracing::warn!(container = %info.name(), error = %err, "cannot keep a local copy; docker logs will not show this run");
-                None
+    fn journal_config(&self, config: Option<&ContainerConfig>) -> JournalConfig {
+        let defaults;
+        let config = match config {
+            Some(config) => config,
+            None => {
+                defaults = ContainerConfig::from_log_opts(
+                    &[("loki-url".to_string(), "http://unset/".to_string())]
+                        .into_iter()
+                        .collect(),
+                )
+                .expect("the defaults are valid");
+                &defaults
             }
+        };
+        JournalConfig {
+            max_size: config.local_copy.max_size,
+            max_file: config.local_copy.max_file,
+            no_file: config.local_copy.no_file,
+            keep_file: config.local_copy.keep_file,
+            disk_limit: config.journal_size,
+            memory_limit: config.buffer_size,
+            max_line: self.settings.max_line_size,
         }
     }
 
-    /// Handles ReadLogs: streams the container's local copy as FIFO frames.
+    /// Handles StopLogging: answers at once. The reader goes on to EOF,
+    /// which comes when the daemon closes its end after this answer.
+    pub fn stop_logging(&self, file: &str) {
+        if let Some(id) = self.reading.lock().expect("driver lock poisoned").get(file) {
+            tracing::debug!(id = %id.get(..12).unwrap_or(id), "StopLogging: reading the FIFO to its end");
+        }
+    }
+
+    /// Handles ReadLogs: streams the container's journal as FIFO frames.
     pub fn read_logs(&self, request: ReadLogsRequest) -> Result<mpsc::Receiver<Bytes>, String> {
         let info = &request.info;
         let opts = info.config.clone().unwrap_or_default();
         if ContainerConfig::from_log_opts(&opts).is_ok_and(|config| config.local_copy.no_file) {
             return Err(format!(
-                "container {} runs with no-file=true: this plugin keeps no local copy for docker logs; query Loki instead",
+                "container {} runs with no-file=true: this plugin keeps no copy for docker logs; query Loki instead",
                 info.name()
             ));
         }
-        let store = self
-            .store
-            .as_ref()
-            .ok_or("this plugin runs without a data directory (DATA_DIR): no local copies")?;
+        if self.store.root().is_none() {
+            return Err(
+                "this plugin runs without a data directory (DATA_DIR): no copies for docker logs"
+                    .into(),
+            );
+        }
         let read = ReadRequest {
             since_ns: parse_time(&request.config.since)?,
             until_ns: parse_time(&request.config.until)?,
             tail: usize::try_from(request.config.tail).ok(),
             follow: request.config.follow,
         };
-        let (tx, rx) = mpsc::channel(64);
-        store
-            .read(&info.container_id, read, tx)
-            .map_err(|err| format!("container {}: {err}", info.name()))?;
-        Ok(rx)
+        self.store
+            .read_logs(&info.container_id, read, self.settings.max_line_size)
+            .map_err(|err| match err {
+                ReadError::NotFound => {
+                    format!("container {}: no logs kept by this plugin", info.name())
+                }
+                other => format!("container {}: {other}", info.name()),
+            })
     }
 
-    /// Every `store_gc_interval`: deletes the local copies of containers
-    /// that no longer exist (unless `keep-file`), then keeps the store under
-    /// `local_store_size`, oldest files first.
+    /// Re-opens the FIFOs recorded by an earlier run, then delivers what
+    /// journals of stopped containers still hold.
+    pub async fn reattach(self: &Arc<Self>) {
+        if let Some(attachments) = &self.attachments {
+            let attachments = attachments.clone();
+            let (records, unreadable) = tokio::task::spawn_blocking(move || attachments.load())
+                .await
+                .unwrap_or_default();
+            for path in unreadable {
+                tracing::warn!(file = %path.display(), "deleting an attachment record that cannot be read");
+                let _ = std::fs::remove_file(path);
+            }
+            for (path, mut request) in records {
+                let name = request.info.name().to_string();
+                // An older version's name for the record: it goes once the
+                // record is written again under the current one.
+                let renamed = self
+                    .attachments
+                    .as_ref()
+                    .and_then(|a| a.path(&request.file))
+                    != Some(path.clone());
+                if !Path::new(&request.file).exists() {
+                    // The container ended while the plugin was away; its
+                    // journal is delivered below.
+                    let _ = std::fs::remove_file(&path);
+                    continue;
+                }
+                // Values an older version accepted are moved into range
+                // rather than refused, which would leave lines unread.
+                if let Some(opts) = request.info.config.as_ref() {
+                    let (opts, changes) = clamp_to_ranges(opts);
+                    for change in changes {
+                        tracing::warn!(container = %name, "re-attaching: {change}");
+                    }
+                    request.info.config = Some(opts);
+                }
+                let opts = request.info.config.clone().unwrap_or_default();
+                let config = ContainerConfig::from_log_opts(&opts).map_err(|e| e.to_string());
+                match self.attach(request, config, Attach::Resume).await {
+                    Ok(()) => {
+                        if renamed {
+                            let _ = std::fs::remove_file(&path);
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(container = %name, error = %err, "could not re-attach to a container's FIFO")
+                    }
+                }
+            }
+        }
+        self.deliver_backlogs().await;
+    }
+
+    /// Journals that hold undelivered lines but no FIFO feeds (their
+    /// container stopped while Loki was away, then the plugin restarted).
+    async fn deliver_backlogs(self: &Arc<Self>) {
+        let store = self.store.clone();
+        let pending = tokio::task::spawn_blocking(move || {
+            store
+                .stored()
+                .into_iter()
+                .filter(|id| store.get(id).is_none() && store.has_undelivered(id))
+                .filter_map(|id| store.meta(&id).map(|meta| (id, meta)))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        for (id, meta) in pending {
+            let Ok(request) = serde_json::from_slice::<StartLoggingRequest>(&meta) else {
+                continue;
+            };
+            let opts = request.info.config.clone().unwrap_or_default();
+            let Ok(config) = ContainerConfig::from_log_opts(&clamp_to_ranges(&opts).0) else {
+                tracing::warn!(id = %id.get(..12).unwrap_or(&id), "a journal holds undelivered lines, but its options no longer validate; they stay for docker logs");
+                continue;
+            };
+            let store = self.store.clone();
+            let journal_config = self.journal_config(Some(&config));
+            let name = request.info.name().to_string();
+            let journal_id = id.clone();
+            let opened = tokio::task::spawn_blocking(move || {
+                store.open(&journal_id, &name, journal_config, Arc::default(), None)
+            })
+            .await;
+            let Ok(Ok(journal)) = opened else { continue };
+            if !journal.claim_lane() {
+                continue;
+            }
+            let labels = container_labels(&config, &request.info, &self.settings.hostname);
+            let lane = Lane::new(journal, StreamLabels::new(&labels), Vec::new());
+            match self.shipper.attach(&config.endpoint, lane).await {
+                Ok(()) => {
+                    tracing::info!(container = %request.info.name(), "delivering lines an earlier run left undelivered")
+                }
+                Err(err) => {
+                    tracing::warn!(container = %request.info.name(), error = %err, "cannot deliver lines an earlier run left")
+                }
+            }
+        }
+    }
+
+    /// Every `STORE_GC_INTERVAL`: applies the journal store's bounds, and
+    /// (with the Docker API) deletes journals of removed containers.
     pub fn start_store_gc(self: &Arc<Self>) {
-        let Some(store) = self.store.clone() else {
+        if self.store.root().is_none() {
             return;
-        };
+        }
+        let store = self.store.clone();
         let socket = self.settings.docker_socket.clone();
-        let (cap, interval) = (
-            self.settings.local_store_size,
-            self.settings.store_gc_interval,
-        );
+        let interval = self.settings.store_gc_interval;
         let mut stop = self.stop_readers.subscribe();
         tokio::spawn(async move {
             let mut warned = false;
@@ -223,157 +462,52 @@ impl Driver {
                     _ = tokio::time::sleep(interval) => {}
                     _ = stop.wait_for(|stopping| *stopping) => return,
                 }
-                if let Some(socket) = &socket {
-                    remove_copies_of_removed_containers(&store, socket, &mut warned).await;
-                }
+                let existing = match &socket {
+                    Some(socket) => match crate::docker_api::container_ids(socket).await {
+                        Ok(ids) => Some(ids),
+                        Err(err) => {
+                            if !std::mem::replace(&mut warned, true) {
+                                tracing::warn!(socket = %socket.display(), error = %err,
+                                    "cannot list containers; journals of removed containers stay until the store's bounds remove them");
+                            }
+                            None
+                        }
+                    },
+                    None => None,
+                };
                 let store = store.clone();
-                let _ = tokio::task::spawn_blocking(move || store.enforce_cap(cap)).await;
+                let _ = tokio::task::spawn_blocking(move || store.collect(existing.as_ref())).await;
             }
         });
     }
 
-    fn endpoint_for(&self, config: &EndpointConfig) -> Result<Arc<Endpoint>, StartError> {
-        let mut endpoints = self.endpoints.lock().expect("driver lock poisoned");
-        if let Some(endpoint) = endpoints.get(config) {
-            return Ok(endpoint.clone());
-        }
-        let client = LokiClient::new(config).map_err(StartError::Client)?;
-        let endpoint = Endpoint::new(config.clone(), client);
-        let batcher = tokio::spawn(endpoint.clone().run(self.drain.subscribe()));
-        self.tasks
-            .lock()
-            .expect("driver lock poisoned")
-            .push(batcher);
-        endpoints.insert(config.clone(), endpoint.clone());
-        Ok(endpoint)
-    }
-
-    /// Re-opens the FIFOs recorded in the state directory by an earlier run
-    /// of the plugin that did not see them to their end.
-    pub fn reattach(self: &Arc<Self>) {
-        let Some(dir) = self.attached_dir() else {
-            return;
-        };
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let request = std::fs::read(&path)
-                .ok()
-                .and_then(|bytes| serde_json::from_slice::<StartLoggingRequest>(&bytes).ok());
-            let _ = std::fs::remove_file(&path);
-            let Some(request) = request else {
-                tracing::warn!(file = %path.display(), "ignoring an unreadable attachment record");
-                continue;
-            };
-            if !Path::new(&request.file).exists() {
-                continue;
-            }
-            let name = request.info.name().to_string();
-            match self.start_logging(request) {
-                Ok(()) => {
-                    tracing::info!(container = %name, "re-attached to a running container's FIFO after a restart")
-                }
-                Err(err) => {
-                    tracing::warn!(container = %name, error = %err, "could not re-attach to a container's FIFO")
-                }
-            }
-        }
-    }
-
-    fn attached_dir(&self) -> Option<PathBuf> {
-        self.settings
-            .data_dir
-            .as_ref()
-            .map(|dir| dir.join("attached"))
-    }
-
-    fn state_file(&self, fifo: &str) -> Option<PathBuf> {
-        let dir = self.attached_dir()?;
-        let name = Path::new(fifo).file_name()?.to_string_lossy().into_owned();
-        Some(dir.join(format!("{name}.json")))
-    }
-
-    /// Records an attachment. Only the env variables that become labels are
-    /// kept, so no other secret of the container is written down.
-    fn save_state(&self, request: &StartLoggingRequest, config: &ContainerConfig) {
-        let Some(path) = self.state_file(&request.file) else {
-            return;
-        };
-        let mut record = request.clone();
-        if let Some(env) = record.info.env.as_mut() {
-            env.retain(|kv| config.wants_env(kv.split_once('=').map_or(kv.as_str(), |(k, _)| k)));
-        }
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::create_dir_all(path.parent().expect("state file has a directory"))?;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&path)?;
-            file.write_all(&serde_json::to_vec(&record).expect("request serializes"))
-        };
-        if let Err(err) = write() {
-            tracing::warn!(file = %path.display(), error = %err, "cannot record the attachment; it will not survive a plugin crash");
-        }
-    }
-
-    fn forget_state(&self, fifo: &str) {
-        if let Some(path) = self.state_file(fifo) {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-
-    /// Stops reading, delivers what is buffered within the grace period, and
-    /// logs what could not be delivered.
+    /// Stops reading (what is not on disk stays in the FIFOs for the next
+    /// process), delivers what is pending within the grace period, and
+    /// writes the cursors.
     pub async fn shutdown(&self) {
-        let deadline = Instant::now() + self.settings.shutdown_grace;
-        tracing::info!(grace = ?self.settings.shutdown_grace, "shutting down: flushing buffered lines");
+        let grace = self.settings.shutdown_grace;
+        tracing::info!(?grace, "shutting down: delivering what is pending");
         self.stop_readers.send_replace(true);
-        self.drain.send_replace(Some(deadline));
-        let tasks = std::mem::take(&mut *self.tasks.lock().expect("driver lock poisoned"));
-        let all_done = async {
-            for task in tasks {
-                let _ = task.await;
-            }
-        };
-        if tokio::time::timeout_at((deadline + Duration::from_millis(500)).into(), all_done)
+        self.readers.close();
+        if tokio::time::timeout(Duration::from_secs(5), self.readers.wait())
             .await
             .is_err()
         {
-            tracing::warn!("grace period over with lines still buffered");
+            tracing::warn!("FIFO readers did not stop in time");
         }
-        for endpoint in self
-            .endpoints
-            .lock()
-            .expect("driver lock poisoned")
-            .values()
-        {
-            endpoint.report_unfinished();
-        }
+        let deadline = tokio::time::Instant::now()
+            .checked_add(grace)
+            .unwrap_or_else(tokio::time::Instant::now);
+        self.shipper.drain(deadline).await;
+        let store = self.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.flush()).await;
     }
 }
 
-/// Deletes the local copies of containers the daemon no longer has (unless
-/// `keep-file`). Without an answer from the API nothing is deleted.
-async fn remove_copies_of_removed_containers(store: &LocalStore, socket: &Path, warned: &mut bool) {
-    let existing = match crate::docker_api::container_ids(socket).await {
-        Ok(existing) => existing,
-        Err(err) => {
-            if !std::mem::replace(warned, true) {
-                tracing::warn!(socket = %socket.display(), error = %err,
-                    "cannot list containers; local copies of removed containers stay until the store cap removes them");
-            }
-            return;
-        }
-    };
-    for id in store.stored_containers() {
-        if !existing.contains(&id) && store.remove_unless_kept(&id).unwrap_or(false) {
-            tracing::info!(id = %id.get(..12).unwrap_or(&id), "removed the local copy of a removed container");
-        }
-    }
+fn forget_file(driver: &Driver, file: &str) {
+    driver
+        .reading
+        .lock()
+        .expect("driver lock poisoned")
+        .remove(file);
 }

@@ -87,41 +87,39 @@ impl FrameDecoder {
     }
 
     /// The next frame or skipped run; `None` when more bytes are needed.
+    #[allow(clippy::should_implement_trait)] // `None` means "not yet", not "never"
     pub fn next(&mut self) -> Option<Frame> {
-        loop {
-            if self.buf.len() < 4 {
-                return None;
+        if self.buf.len() < 4 {
+            return None;
+        }
+        let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        let shaped = has_shape(&self.buf, 0);
+        let believable = if self.in_sync {
+            len <= DAEMON_MAX_FRAME || (len <= MAX_FRAME && shaped != Some(false))
+        } else {
+            len <= MAX_FRAME && shaped == Some(true)
+        };
+        if !believable {
+            if !self.in_sync && shaped.is_none() {
+                return None; // too few bytes to judge the shape yet
             }
-            let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]])
-                as usize;
-            let shaped = has_shape(&self.buf, 0);
-            let believable = if self.in_sync {
-                len <= DAEMON_MAX_FRAME || (len <= MAX_FRAME && shaped != Some(false))
-            } else {
-                len <= MAX_FRAME && shaped == Some(true)
-            };
-            if !believable {
-                if !self.in_sync && shaped.is_none() {
-                    return None; // too few bytes to judge the shape yet
-                }
-                return Some(self.resync(1, "not a frame"));
+            return Some(self.resync(1, "not a frame"));
+        }
+        if self.buf.len() < 4 + len {
+            return None;
+        }
+        let wire = self.buf.split_to(4 + len).freeze();
+        match LogEntry::decode(wire.slice(4..)) {
+            Ok(entry) => {
+                self.in_sync = true;
+                Some(Frame::Entry { wire, entry })
             }
-            if self.buf.len() < 4 + len {
-                return None;
-            }
-            let wire = self.buf.split_to(4 + len).freeze();
-            match LogEntry::decode(wire.slice(4..)) {
-                Ok(entry) => {
-                    self.in_sync = true;
-                    return Some(Frame::Entry { wire, entry });
-                }
-                Err(_) => {
-                    // Put the bytes back and look for a frame inside them.
-                    let mut rest = BytesMut::from(&wire[..]);
-                    rest.extend_from_slice(&self.buf);
-                    self.buf = rest;
-                    return Some(self.resync(1, "undecodable frame"));
-                }
+            Err(_) => {
+                // Put the bytes back and look for a frame inside them.
+                let mut rest = BytesMut::from(&wire[..]);
+                rest.extend_from_slice(&self.buf);
+                self.buf = rest;
+                Some(self.resync(1, "undecodable frame"))
             }
         }
     }
@@ -143,7 +141,9 @@ impl FrameDecoder {
             }
             at += 1;
         }
-        let skip = at.min(self.buf.len().saturating_sub(SHAPE_LEN - 1)).max(from.min(self.buf.len()));
+        let skip = at
+            .min(self.buf.len().saturating_sub(SHAPE_LEN - 1))
+            .max(from.min(self.buf.len()));
         self.buf.advance(skip);
         Frame::Skipped {
             bytes: skip,
@@ -257,7 +257,10 @@ mod tests {
                 lines.extend(l);
                 skipped += s;
             }
-            assert_eq!(lines, (0..5).map(|i| format!("next {i}")).collect::<Vec<_>>());
+            assert_eq!(
+                lines,
+                (0..5).map(|i| format!("next {i}")).collect::<Vec<_>>()
+            );
             assert_eq!(skipped, first.len() - 3000, "chunks of {chunk_size}");
         }
     }
@@ -288,7 +291,11 @@ mod tests {
     fn a_truncated_frame_stays_buffered() {
         let bytes = encode_frame(&entry("cut short"));
         let mut decoder = FrameDecoder::new();
-        assert!(decode_all(&mut decoder, &bytes[..bytes.len() - 2]).0.is_empty());
+        assert!(
+            decode_all(&mut decoder, &bytes[..bytes.len() - 2])
+                .0
+                .is_empty()
+        );
         assert_eq!(decoder.discard_buffered(), bytes.len() - 2);
     }
 

@@ -17,7 +17,6 @@
 //! reads the FIFO plainly.
 
 use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering;
@@ -29,6 +28,7 @@ use tokio::sync::watch;
 
 use crate::assemble::Assembler;
 use crate::frame::{Frame, FrameDecoder, READ_CHUNK};
+use crate::journal::record::payload_hash;
 use crate::journal::{IntakeAck, Journal};
 use crate::observe::{ContainerCounters, Throttle};
 
@@ -63,19 +63,19 @@ pub fn open_fifo(path: &str) -> io::Result<OwnedFd> {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a FIFO"));
     }
     // SAFETY: fcntl on a file descriptor we own; failure is harmless.
-    unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETPIPE_SZ, FIFO_SIZE as libc::c_int) };
+    unsafe {
+        libc::fcntl(
+            file.as_raw_fd(),
+            libc::F_SETPIPE_SZ,
+            FIFO_SIZE as libc::c_int,
+        )
+    };
     Ok(file.into())
 }
 
 /// Hashes of the payloads of a journal's newest records: after a restart,
 /// the FIFO may still hold frames that were written but not yet removed.
 pub type RecentRecords = HashSet<u64>;
-
-pub fn payload_hash(payload: &[u8]) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    payload.hash(&mut hasher);
-    hasher.finish()
-}
 
 /// One FIFO's reader.
 pub struct Reader {
@@ -145,8 +145,9 @@ impl Reader {
     }
 
     /// Reads until EOF or `stop`, never waiting for anything but the FIFO.
+    /// The caller has attached the reader to the journal
+    /// ([`Journal::attach_reader`]); it is detached at the end.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> ReadEnd {
-        self.journal.attach_reader();
         let fifo = self.fifo.clone();
         let end = loop {
             let mut guard = tokio::select! {
@@ -184,7 +185,7 @@ impl Reader {
             ReadEnd::Eof => self.finish_at_eof(),
             ReadEnd::Stopped => self.finish_at_stop().await,
         }
-        self.journal.detach_reader();
+        self.journal.detach_reader(end == ReadEnd::Stopped);
         end
     }
 
@@ -236,9 +237,7 @@ impl Reader {
         let already = (self.seen - self.consumed) as usize;
         private_pipe(|pipe| {
             // SAFETY: tee between two pipe descriptors we own.
-            let n = unsafe {
-                libc::tee(fifo, pipe.write, 1 << 30, libc::SPLICE_F_NONBLOCK)
-            };
+            let n = unsafe { libc::tee(fifo, pipe.write, 1 << 30, libc::SPLICE_F_NONBLOCK) };
             if n < 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -390,7 +389,12 @@ impl Reader {
     fn finish_at_eof(&mut self) {
         let truncated = self.decoder.discard_buffered();
         if truncated > 0 {
-            count_invalid(&self.journal, &mut self.frame_warning, truncated, "truncated frame at EOF");
+            count_invalid(
+                &self.journal,
+                &mut self.frame_warning,
+                truncated,
+                "truncated frame at EOF",
+            );
         }
         let mut lines = Vec::new();
         self.assembler.flush(&mut lines);
@@ -405,18 +409,21 @@ impl Reader {
         let deadline = Instant::now() + STOP_GRACE;
         let fifo = self.fifo.clone();
         while Instant::now() < deadline {
-            let read_out_partially = self.consumed > self.seen - self.decoder.buffered_bytes() as u64;
+            let read_out_partially =
+                self.consumed > self.seen - self.decoder.buffered_bytes() as u64;
             if self.all_frames_confirmed() && !read_out_partially {
                 break;
             }
             if read_out_partially
-                && let Ok(guard) = tokio::time::timeout(Duration::from_millis(50), fifo.readable()).await
+                && let Ok(guard) =
+                    tokio::time::timeout(Duration::from_millis(50), fifo.readable()).await
                 && let Ok(mut guard) = guard
                 && matches!(self.pump(), Ok(Pump::NothingNew))
             {
                 guard.clear_ready();
             }
-            let _ = tokio::time::timeout(Duration::from_millis(50), self.ack.notify.notified()).await;
+            let _ =
+                tokio::time::timeout(Duration::from_millis(50), self.ack.notify.notified()).await;
         }
         let _ = self.consume_confirmed();
         // Lines held by the assembler are in the FIFO's unread bytes or the
@@ -574,7 +581,9 @@ fn private_pipe<T>(f: impl FnOnce(&PrivatePipe) -> io::Result<T>) -> io::Result<
                 // Leave the pipe empty for the next reader on this thread.
                 let mut scratch = [0u8; 4096];
                 // SAFETY: draining our own nonblocking pipe.
-                while unsafe { libc::read(pipe.read, scratch.as_mut_ptr().cast(), scratch.len()) } > 0 {}
+                while unsafe { libc::read(pipe.read, scratch.as_mut_ptr().cast(), scratch.len()) }
+                    > 0
+                {}
             }
             result
         }
@@ -642,8 +651,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (path, mut writer) = fifo(dir.path());
         let store = store(Some(dir.path()));
-        let journal = store.open("abc", "abc", config(), Arc::default(), None).unwrap();
-        let reader = Reader::new(open_fifo(&path).unwrap(), journal.clone(), 256_000, None).unwrap();
+        let journal = store
+            .open("abc", "abc", config(), Arc::default(), None)
+            .unwrap();
+        journal.attach_reader();
+        let reader =
+            Reader::new(open_fifo(&path).unwrap(), journal.clone(), 256_000, None).unwrap();
         assert!(reader.protected, "tee works on this kernel");
         let (stop_tx, stop) = watch::channel(false);
         let task = tokio::spawn(reader.run(stop));
@@ -676,7 +689,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (path, mut writer) = fifo(dir.path());
         let store = store(Some(dir.path()));
-        let journal = store.open("abc", "abc", config(), Arc::default(), None).unwrap();
+        let journal = store
+            .open("abc", "abc", config(), Arc::default(), None)
+            .unwrap();
         // Frames 0..5 are in the journal and, as if the plugin died before
         // removing them, still in the FIFO; 5..8 are new.
         let mut recent = RecentRecords::new();
@@ -687,7 +702,14 @@ mod tests {
             }
             writer.write_all(&bytes).unwrap();
         }
-        let reader = Reader::new(open_fifo(&path).unwrap(), journal.clone(), 256_000, Some(recent)).unwrap();
+        journal.attach_reader();
+        let reader = Reader::new(
+            open_fifo(&path).unwrap(),
+            journal.clone(),
+            256_000,
+            Some(recent),
+        )
+        .unwrap();
         let (_stop_tx, stop) = watch::channel(false);
         tokio::spawn(reader.run(stop));
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -697,7 +719,10 @@ mod tests {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(journal.counters.received.load(Ordering::Relaxed), 3);
-        assert_eq!(journal.counters.duplicates_skipped.load(Ordering::Relaxed), 5);
+        assert_eq!(
+            journal.counters.duplicates_skipped.load(Ordering::Relaxed),
+            5
+        );
     }
 
     #[tokio::test]
@@ -705,14 +730,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (path, mut writer) = fifo(dir.path());
         let store = store(None);
-        let journal = store.open("abc", "abc", config(), Arc::default(), None).unwrap();
-        let reader = Reader::new(open_fifo(&path).unwrap(), journal.clone(), 256_000, None).unwrap();
+        let journal = store
+            .open("abc", "abc", config(), Arc::default(), None)
+            .unwrap();
+        journal.attach_reader();
+        let reader =
+            Reader::new(open_fifo(&path).unwrap(), journal.clone(), 256_000, None).unwrap();
         writer.write_all(&frame("whole")).unwrap();
         writer.write_all(&frame("cut short")[..7]).unwrap();
         let (_stop_tx, stop) = watch::channel(false);
         let task = tokio::spawn(reader.run(stop));
         drop(writer);
-        let end = tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+        let end = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(end, ReadEnd::Eof);
         assert_eq!(journal.counters.received.load(Ordering::Relaxed), 1);
         assert_eq!(journal.counters.invalid_frames.load(Ordering::Relaxed), 1);

@@ -1,11 +1,56 @@
+//! A Docker log-driver plugin that ships container logs to Grafana Loki.
+//!
+//! A log line travels through one module per stage; dependencies point
+//! down the page:
+//!
+//! ```text
+//!  dockerd ─HTTP─▶ server ─▶ driver         requests; wires the stages for each container
+//!                               │            (attachments: FIFOs to find again after a restart)
+//!  dockerd ─FIFO─▶ ingest ─▶ journal ──────────────▶ ReadLogs (`docker logs`)
+//!                  tee, frame,  │ memory tail, segments on disk,
+//!                  assemble     │ delivery cursor, retention
+//!                               ▼
+//!                             ship: endpoint ─▶ lanes ─▶ pushes ─▶ client (trait) ─▶ Loki
+//!
+//!  config: log-opts and plugin settings → validated values, templates, labels (no I/O)
+//!  observe: counters per container and endpoint, read by log summaries
+//!  bottom: line (plain types), frame (FIFO framing), assemble (partials), protocol, proto
+//! ```
+//!
+//! The FIFO reader never waits for the network or the disk: lines go to
+//! memory at once and to the journal through a writer thread; bytes leave
+//! the FIFO once on disk, so a killed plugin loses nothing. Delivery reads
+//! from memory, or from the journal when lines had to leave memory.
+
 pub mod assemble;
+pub mod attachments;
 pub mod config;
+pub mod docker_api;
+pub mod driver;
 pub mod frame;
 pub mod ingest;
 pub mod journal;
 pub mod line;
-pub mod ship;
 pub mod observe;
 pub mod proto;
 pub mod protocol;
+pub mod server;
+pub mod ship;
+
+/// The name and version sent as `User-Agent` and printed by `--version`.
 pub const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
+
+/// Serves the plugin on `listener` until `shutdown` completes, then delivers
+/// what is pending for the grace period and returns. `main` and the tests
+/// both call this.
+pub async fn run(
+    listener: tokio::net::UnixListener,
+    settings: config::settings::Settings,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let driver = driver::Driver::new(settings);
+    driver.reattach().await;
+    driver.start_store_gc();
+    server::serve(listener, driver.clone(), shutdown).await;
+    driver.shutdown().await;
+}

@@ -20,13 +20,13 @@ Options:
 
 Environment (plugin settings, `docker plugin set loki NAME=VALUE`):
   LOG_LEVEL           error, warn, info (default), debug or trace
-  TOTAL_BUFFER_SIZE   bound on lines waiting for Loki, all containers (default 256m)
-  MAX_LINE_SIZE       longer lines become several entries (default 256000, Loki's limit)
-  SHUTDOWN_GRACE      time to flush buffered lines on shutdown (default 5s)
+  TOTAL_BUFFER_SIZE   bound on lines waiting for Loki, all containers (default 256m, 1m-64g)
+  MAX_LINE_SIZE       longer lines become several entries (default 256000, 1k-16m)
+  SHUTDOWN_GRACE      time to flush buffered lines on shutdown (default 5s, at most 5m)
   DATA_DIR            attached FIFOs (to survive a crash) and local copies for docker logs
                       (default /run/docker/logging/.loki-logdriver; empty disables both)
-  LOCAL_STORE_SIZE    bound on all local copies together (default 2g)
-  STORE_GC_INTERVAL   how often removed containers' copies are deleted (default 60s)
+  LOCAL_STORE_SIZE    bound on all local copies together (default 2g, at most 1p)
+  STORE_GC_INTERVAL   how often removed containers' copies are deleted (default 60s, 100ms-24h)
   DOCKER_SOCKET       Docker API socket, to list containers (default /var/run/docker.sock)
 
 Per-container options are log-opts (--log-opt loki-url=...); see the README.
@@ -67,6 +67,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stdout)
         .init();
 
+    raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -85,6 +86,27 @@ fn main() -> ExitCode {
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
+}
+
+/// Raises the soft limit on open files to the hard limit: every container
+/// costs a FIFO and a local-copy file, and the plugin serves them all.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write `limit`.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0
+            && limit.rlim_cur < limit.rlim_max
+            && {
+                limit.rlim_cur = limit.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
+            }
+    };
+    if raised {
+        tracing::info!(open_files = limit.rlim_cur, "raised the open-file limit");
+    }
 }
 
 fn usage_error(message: &str) -> ExitCode {

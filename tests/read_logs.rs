@@ -1,6 +1,6 @@
-//! `docker logs` through the plugin: the local copy is written as lines are
-//! read and served by ReadLogs with tail, since, until and follow; it is
-//! rotated, compressed and bounded, and survives a plugin restart.
+//! `docker logs` through the plugin: the journal is written as lines are
+//! read and served by ReadLogs with tail, since, until and follow; its
+//! segments are rotated, compressed and bounded, and survive a restart.
 
 mod support;
 
@@ -24,7 +24,15 @@ fn texts(entries: &[LogEntry]) -> Vec<String> {
 }
 
 fn store_dir(plugin: &Plugin, id: &str) -> PathBuf {
-    plugin.data_dir.join("logs").join(id)
+    plugin.data_dir.join("journal").join(id)
+}
+
+/// The journal's segment files: raw (`.log`) and compressed (`.sz`).
+fn segments_in(dir: &Path) -> Vec<String> {
+    files_in(dir)
+        .into_iter()
+        .filter(|n| n.ends_with(".log") || n.ends_with(".sz"))
+        .collect()
 }
 
 /// Starts logging with `opts` (plus a Loki URL), writes `entries`, stops.
@@ -73,7 +81,7 @@ async fn docker_logs_returns_the_recorded_container_as_printed() {
         .await;
 
     let entries = plugin.read_all_logs(&request, read_config(-1, false)).await;
-    let lines: Vec<&[u8]> = entries.iter().map(|e| e.line.as_slice()).collect();
+    let lines: Vec<&[u8]> = entries.iter().map(|e| &e.line[..]).collect();
     let a_line = [vec![b'a'; 40_000], b"\n".to_vec()].concat();
     let b_line = [vec![b'b'; 16_384], b"\n".to_vec()].concat();
     let expected: Vec<&[u8]> = vec![
@@ -97,12 +105,13 @@ async fn docker_logs_returns_the_recorded_container_as_printed() {
     // Each line keeps the daemon's timestamp (a joined line, its first piece's).
     let mut decoder = loki_logdriver::frame::FrameDecoder::new();
     decoder.read_buffer().extend_from_slice(&recorded);
-    let mut frame = LogEntry::default();
     let mut original = Vec::new();
-    while let Some(result) = decoder.next_frame(&mut frame) {
-        result.unwrap();
-        if original.last() != Some(&frame.time_nano) {
-            original.push(frame.time_nano);
+    while let Some(frame) = decoder.next() {
+        let loki_logdriver::frame::Frame::Entry { entry, .. } = frame else {
+            panic!("the recording holds only frames");
+        };
+        if original.last() != Some(&entry.time_nano) {
+            original.push(entry.time_nano);
         }
     }
     let served: Vec<i64> = entries.iter().map(|e| e.time_nano).collect();
@@ -200,32 +209,33 @@ async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
 async fn rotation_compresses_and_bounds_the_copy() {
     let loki = FakeLoki::start().await;
     let plugin = Plugin::start(&[]);
-    let entries: Vec<LogEntry> = (0..2_000)
+    // 64k is the smallest max-size the plugin accepts.
+    let entries: Vec<LogEntry> = (0..6_000)
         .map(|n| line("stdout", &numbered(n, 100)))
         .collect();
     let request = log_and_stop(
         &plugin,
         &loki,
-        &[("max-size", "20k"), ("max-file", "3")],
+        &[("max-size", "64k"), ("max-file", "3")],
         &entries,
     )
     .await;
     let dir = store_dir(&plugin, CONTAINER_ID);
-    wait_until("rotated files are compressed", || {
-        let names = files_in(&dir);
-        names.iter().filter(|n| n.ends_with(".sz")).count() == 2
-            && !names
-                .iter()
-                .any(|n| n.ends_with(".log") && n != "current.log")
-    })
+    wait_until(
+        "delivered segments are compressed, the oldest deleted",
+        || {
+            let names = segments_in(&dir);
+            names.iter().filter(|n| n.ends_with(".sz")).count() == 2
+                && names.iter().filter(|n| n.ends_with(".log")).count() == 1
+        },
+    )
     .await;
-    let total: u64 = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.metadata().unwrap().len())
+    let total: u64 = segments_in(&dir)
+        .iter()
+        .map(|n| std::fs::metadata(dir.join(n)).unwrap().len())
         .sum();
     assert!(
-        total < 3 * 20 * 1024,
+        total < 3 * 64 * 1024,
         "max-size x max-file bounds the copy: {total} bytes in {:?}",
         files_in(&dir)
     );
@@ -236,11 +246,11 @@ async fn rotation_compresses_and_bounds_the_copy() {
         .map(|t| t[5..11].parse().unwrap())
         .collect();
     assert!(
-        numbers.len() > 200 && numbers.len() < 700,
+        numbers.len() > 600 && numbers.len() < 2_200,
         "{} lines kept",
         numbers.len()
     );
-    let expected: Vec<usize> = (2_000 - numbers.len()..2_000).collect();
+    let expected: Vec<usize> = (6_000 - numbers.len()..6_000).collect();
     assert_eq!(
         numbers, expected,
         "the newest lines, in order, across compressed files"
@@ -251,31 +261,39 @@ async fn rotation_compresses_and_bounds_the_copy() {
 async fn a_corrupt_store_file_is_skipped_and_the_rest_served() {
     let loki = FakeLoki::start().await;
     let plugin = Plugin::start(&[]);
-    let entries: Vec<LogEntry> = (0..1_000)
+    let entries: Vec<LogEntry> = (0..2_000)
         .map(|n| line("stdout", &numbered(n, 100)))
         .collect();
     let request = log_and_stop(
         &plugin,
         &loki,
-        &[("max-size", "20k"), ("max-file", "4")],
+        &[("max-size", "64k"), ("max-file", "4")],
         &entries,
     )
     .await;
     let dir = store_dir(&plugin, CONTAINER_ID);
-    wait_until("three compressed files", || {
-        files_in(&dir).iter().filter(|n| n.ends_with(".sz")).count() == 3
+    wait_until("three compressed segments", || {
+        segments_in(&dir)
+            .iter()
+            .filter(|n| n.ends_with(".sz"))
+            .count()
+            == 3
     })
     .await;
-    let oldest = files_in(&dir)
+    let oldest = segments_in(&dir)
         .into_iter()
         .find(|n| n.ends_with(".sz"))
         .unwrap();
     std::fs::write(dir.join(&oldest), b"this is not snappy").unwrap();
-    let current = dir.join("current.log");
+    let newest = segments_in(&dir)
+        .into_iter()
+        .rfind(|n| n.ends_with(".log"))
+        .unwrap();
+    let current = dir.join(newest);
     let mut bytes = std::fs::read(&current).unwrap();
     assert!(
         bytes.len() > 125,
-        "current.log holds whole lines to truncate"
+        "the newest segment holds whole lines to truncate"
     );
     bytes.truncate(bytes.len() - 3);
     std::fs::write(&current, bytes).unwrap();
@@ -292,12 +310,12 @@ async fn a_corrupt_store_file_is_skipped_and_the_rest_served() {
     );
     assert_eq!(
         *numbers.last().unwrap(),
-        998,
+        1_998,
         "the truncated last line is skipped, the rest served"
     );
     plugin
         .wait_for_log(
-            "skipping an unreadable or corrupt local log file",
+            "skipping an unreadable journal segment",
             Duration::from_secs(2),
         )
         .await;
@@ -323,7 +341,10 @@ async fn no_file_keeps_nothing_and_docker_logs_says_so() {
         answer["Err"].as_str().unwrap().contains("no-file=true"),
         "{answer}"
     );
-    assert!(!store_dir(&plugin, CONTAINER_ID).exists());
+    wait_until("the delivered journal is gone", || {
+        !store_dir(&plugin, CONTAINER_ID).exists()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,19 +411,19 @@ async fn the_whole_store_stays_under_its_cap() {
         let request = with_id(
             start_request(
                 &fifo.path,
-                &[("loki-url", loki.url().as_str()), ("max-size", "10k")],
+                &[("loki-url", loki.url().as_str()), ("max-size", "64k")],
             ),
             id,
         );
         plugin.start_logging(&request).await;
-        for n in 0..300 {
+        for n in 0..700 {
             fifo.write_entry(&line("stdout", &noise(n, 100)));
         }
         plugin.stop_logging(&fifo.path).await;
         fifo.close();
     }
-    loki.wait_for_entries(900, Duration::from_secs(10)).await;
-    let store = plugin.data_dir.join("logs");
+    loki.wait_for_entries(2_100, Duration::from_secs(10)).await;
+    let store = plugin.data_dir.join("journal");
     let size = || -> u64 {
         walk(&store)
             .iter()
@@ -411,7 +432,7 @@ async fn the_whole_store_stays_under_its_cap() {
     };
     wait_until("the store is under 60k", || size() <= 60 * 1024).await;
     plugin
-        .wait_for_log("local log store over its cap", Duration::from_secs(2))
+        .wait_for_log("over LOCAL_STORE_SIZE", Duration::from_secs(2))
         .await;
 }
 

@@ -73,8 +73,10 @@ async fn a_certificate_for_another_name_is_refused() {
         ("loki-tls-ca-file", ca),
     ]))
     .await;
+    // Refused certificates make Loki unreachable: the lines wait in the
+    // journal (nothing is dropped) and the reason is logged.
     let log = plugin
-        .wait_for_log("logging finished", Duration::from_secs(10))
+        .wait_for_log("Loki is unreachable", Duration::from_secs(10))
         .await;
     assert!(
         log.contains("certificate"),
@@ -90,7 +92,7 @@ async fn an_unknown_ca_is_refused_unless_verification_is_skipped() {
     let url = loki.url();
     let (plugin, _fifo) = ship_one_line(&quick_retries(vec![("loki-url", &url)])).await;
     plugin
-        .wait_for_log("logging finished", Duration::from_secs(10))
+        .wait_for_log("Loki is unreachable", Duration::from_secs(10))
         .await;
     assert_eq!(
         loki.entry_count(),

@@ -5,4 +5,5 @@ pub mod labels;
 pub mod options;
 pub mod settings;
 pub mod template;
+pub mod time;
 pub mod units;

@@ -11,7 +11,9 @@ use regex::Regex;
 
 use crate::config::labels::is_valid_label_name;
 use crate::config::template::Template;
-use crate::config::units::{parse_bool, parse_duration, parse_size};
+use crate::config::units::{
+    format_duration, format_size, parse_bool, parse_duration, parse_size, shorten,
+};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_BATCH_WAIT: Duration = Duration::from_secs(1);
@@ -28,6 +30,157 @@ pub const DEFAULT_MAX_FILE: u32 = 5;
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
 /// Per-container bound on the journal on disk (`loki-journal-size`).
 pub const DEFAULT_JOURNAL_SIZE: u64 = 1024 * 1024 * 1024;
+
+// Bounds of every numeric log-opt. A value outside them is refused at
+// StartLogging with a message naming the option, the value and the bound:
+// past them a value is a typo or an attack, and accepting it would overflow
+// time arithmetic, exhaust memory or make the plugin spin. The README's
+// options table shows them; the reasons are in the comments.
+
+/// A push that has not been answered in 10 minutes never will be; Loki's
+/// own server timeouts are far shorter.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Loki wants fresh lines: its default `reject_old_samples_max_age` and
+/// out-of-order window assume seconds of batching, not hours.
+pub const MAX_BATCH_WAIT: Duration = Duration::from_secs(60);
+/// Below a millisecond a "backoff" is a busy loop against a failing Loki.
+pub const MIN_MIN_BACKOFF: Duration = Duration::from_millis(1);
+/// A wait of an hour between two retries is already "Loki is gone".
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60 * 60);
+/// With the default 5 min max backoff this is about 35 days of retrying:
+/// "forever" in practice, while the count stays a small integer.
+pub const MAX_RETRIES: u32 = 10_000;
+/// An uncompressed batch beyond 16 MiB is far over Loki's default per-tenant
+/// ingestion burst (6 MB) and would be refused with 429 forever; it is also
+/// held in memory once more while it is being sent.
+pub const MAX_BATCH_SIZE: u64 = 16 << 20;
+/// One container's queue; the plugin-wide `TOTAL_BUFFER_SIZE` bounds all of
+/// them together anyway.
+pub const MAX_BUFFER_SIZE: u64 = 1 << 30;
+/// Below 64 KiB the local copy would be renamed, and a compression thread
+/// started, every few lines. Docker's own drivers accept smaller values;
+/// for this plugin they are refused.
+pub const MIN_MAX_SIZE: u64 = 64 << 10;
+/// `docker logs` reads a whole file of the local copy into memory, so one
+/// file must stay small enough for that.
+pub const MAX_MAX_SIZE: u64 = 1 << 30;
+/// Files per container; the store cap (`LOCAL_STORE_SIZE`) bounds the total.
+pub const MAX_MAX_FILE: u32 = 100;
+/// A journal smaller than a few segments could not hold an outage's lines.
+pub const MIN_JOURNAL_SIZE: u64 = 1 << 20;
+/// Up to 1 PiB: far beyond any disk (`LOCAL_STORE_SIZE` bounds all journals).
+pub const MAX_JOURNAL_SIZE: u64 = 1 << 50;
+/// Pushes in flight to one endpoint: a small bound, Loki's ingesters
+/// serialize a stream's appends anyway.
+pub const MAX_IN_FLIGHT: u32 = 64;
+/// Loki refuses tenant IDs longer than 150 bytes.
+pub const MAX_TENANT_ID_LEN: usize = 150;
+/// Longest value quoted in an error message.
+const MAX_SHOWN_VALUE: usize = 200;
+
+/// The range of a numeric log-opt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Range {
+    Duration(Duration, Duration),
+    Size(u64, u64),
+    Count(u32, u32),
+}
+
+/// Every numeric log-opt and its range: the one table that validation and
+/// [`clamp_to_ranges`] both read.
+pub const RANGES: &[(&str, Range)] = &[
+    (
+        "loki-timeout",
+        Range::Duration(Duration::from_millis(1), MAX_TIMEOUT),
+    ),
+    (
+        "loki-batch-wait",
+        Range::Duration(Duration::ZERO, MAX_BATCH_WAIT),
+    ),
+    (
+        "loki-min-backoff",
+        Range::Duration(MIN_MIN_BACKOFF, MAX_BACKOFF),
+    ),
+    (
+        "loki-max-backoff",
+        Range::Duration(MIN_MIN_BACKOFF, MAX_BACKOFF),
+    ),
+    ("loki-retries", Range::Count(0, MAX_RETRIES)),
+    ("loki-batch-size", Range::Size(1, MAX_BATCH_SIZE)),
+    ("loki-buffer-size", Range::Size(1, MAX_BUFFER_SIZE)),
+    // Docker's own ring buffer in front of the plugin (dockerd allocates it).
+    ("max-buffer-size", Range::Size(1, u64::MAX)),
+    ("max-size", Range::Size(MIN_MAX_SIZE, MAX_MAX_SIZE)),
+    ("max-file", Range::Count(1, MAX_MAX_FILE)),
+    (
+        "loki-journal-size",
+        Range::Size(MIN_JOURNAL_SIZE, MAX_JOURNAL_SIZE),
+    ),
+    ("loki-max-in-flight", Range::Count(1, MAX_IN_FLIGHT)),
+];
+
+fn range_of(key: &str) -> Range {
+    RANGES
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, range)| *range)
+        .expect("every numeric option has a range")
+}
+
+/// Parses a count strictly: ASCII digits only (no sign, no spaces inside).
+fn parse_count(value: &str) -> Option<u32> {
+    let digits = value.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Log-opts recorded by an earlier run of the plugin, with every numeric
+/// value that parses but lies outside its range moved to the nearest bound.
+/// For re-attaching after an upgrade: refusing the options a running
+/// container was started with (a `max-size=20k` an older version accepted)
+/// would leave its FIFO unread and the container blocked. Returns the
+/// options and one message per value changed. Values that do not parse at
+/// all are left as they are, for validation to refuse.
+pub fn clamp_to_ranges(opts: &HashMap<String, String>) -> (HashMap<String, String>, Vec<String>) {
+    let mut clamped = opts.clone();
+    let mut changes = Vec::new();
+    for (key, range) in RANGES {
+        let Some(value) = opts.get(*key) else {
+            continue;
+        };
+        let bound = match *range {
+            Range::Duration(min, max) => parse_duration(value)
+                .ok()
+                .filter(|d| *d < min || *d > max)
+                .map(|d| format_duration(d.clamp(min, max))),
+            Range::Size(min, max) => parse_size(value)
+                .ok()
+                .filter(|n| *n != 0 && (*n < min || *n > max))
+                .map(|n| format_size(n.clamp(min, max))),
+            Range::Count(min, max) => parse_count(value)
+                .filter(|n| *n < min || *n > max)
+                .map(|n| n.clamp(min, max).to_string()),
+        };
+        if let Some(bound) = bound {
+            changes.push(format!(
+                "{key}={:?} is out of range; using {bound}",
+                shorten(value, MAX_SHOWN_VALUE)
+            ));
+            clamped.insert(key.to_string(), bound);
+        }
+    }
+    // Clamping may make the backoffs cross: keep min <= max.
+    let backoff = |key: &str| clamped.get(key).and_then(|v| parse_duration(v).ok());
+    if let (Some(min), Some(max)) = (backoff("loki-min-backoff"), backoff("loki-max-backoff"))
+        && min > max
+        && !changes.is_empty()
+    {
+        clamped.insert("loki-min-backoff".into(), format_duration(max));
+    }
+    (clamped, changes)
+}
 
 /// Every log-opt this plugin accepts, in the order `--help`-style errors list them.
 pub const KNOWN_OPTIONS: &[&str] = &[
@@ -96,12 +249,33 @@ pub enum OptionError {
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> OptionError {
     OptionError::Invalid {
         key: key.into(),
-        value: value.into(),
+        value: shorten(value, MAX_SHOWN_VALUE),
         reason: reason.into(),
     }
 }
 
-/// Credentials for Loki, taken from `loki-url`; never printed.
+/// Checks that `value` (parsed from the option `key`) lies in `[min, max]`.
+fn in_range<T: PartialOrd>(
+    key: &str,
+    raw: Option<&str>,
+    value: T,
+    min: T,
+    max: T,
+    show: impl Fn(&T) -> String,
+) -> Result<T, OptionError> {
+    if value < min || value > max {
+        let raw = raw.map_or_else(|| show(&value), str::to_string);
+        return Err(invalid(
+            key,
+            &raw,
+            format!("must be between {} and {}", show(&min), show(&max)),
+        ));
+    }
+    Ok(value)
+}
+
+/// Credentials for Loki, taken from `loki-url`; never printed, not even the
+/// user name.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct BasicAuth {
     pub username: String,
@@ -110,8 +284,9 @@ pub struct BasicAuth {
 
 impl fmt::Debug for BasicAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A token is sometimes passed as the user name (`https://TOKEN@host`).
         f.debug_struct("BasicAuth")
-            .field("username", &self.username)
+            .field("username", &"<redacted>")
             .field("password", &"<redacted>")
             .finish()
     }
@@ -201,18 +376,43 @@ impl ContainerConfig {
         let (url, auth) = parse_loki_url("loki-url", raw_url)?;
 
         let duration = |key: &str, default: Duration| -> Result<Duration, OptionError> {
-            get(key).map_or(Ok(default), |v| {
-                parse_duration(v).map_err(|r| invalid(key, v, r))
-            })
+            let Range::Duration(min, max) = range_of(key) else {
+                unreachable!("{key} is a duration");
+            };
+            let value = match get(key) {
+                None => return Ok(default),
+                Some(v) => parse_duration(v).map_err(|r| invalid(key, v, r))?,
+            };
+            in_range(key, get(key), value, min, max, |d| format_duration(*d))
         };
         let size = |key: &str, default: u64| -> Result<u64, OptionError> {
-            match get(key) {
-                None => Ok(default),
+            let Range::Size(min, max) = range_of(key) else {
+                unreachable!("{key} is a size");
+            };
+            let value = match get(key) {
+                None => return Ok(default),
                 Some(v) => match parse_size(v) {
-                    Ok(0) => Err(invalid(key, v, "must be greater than zero")),
-                    Ok(n) => Ok(n),
-                    Err(r) => Err(invalid(key, v, r)),
+                    Ok(0) => return Err(invalid(key, v, "must be greater than zero")),
+                    Ok(n) => n,
+                    Err(r) => return Err(invalid(key, v, r)),
                 },
+            };
+            in_range(key, get(key), value, min, max, |n| format_size(*n))
+        };
+        let count = |key: &str, default: u32| -> Result<u32, OptionError> {
+            let Range::Count(min, max) = range_of(key) else {
+                unreachable!("{key} is a count");
+            };
+            let Some(v) = get(key) else {
+                return Ok(default);
+            };
+            match parse_count(v) {
+                Some(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(invalid(
+                    key,
+                    v,
+                    format!("expected a whole number from {min} to {max}"),
+                )),
             }
         };
         let boolean = |key: &str| -> Result<bool, OptionError> {
@@ -225,35 +425,33 @@ impl ContainerConfig {
         };
 
         let timeout = duration("loki-timeout", DEFAULT_TIMEOUT)?;
-        if timeout.is_zero() {
-            return Err(invalid(
-                "loki-timeout",
-                get("loki-timeout").unwrap_or(""),
-                "must be greater than zero",
-            ));
-        }
+        let batch_wait = duration("loki-batch-wait", DEFAULT_BATCH_WAIT)?;
         let min_backoff = duration("loki-min-backoff", DEFAULT_MIN_BACKOFF)?;
         let max_backoff = duration("loki-max-backoff", DEFAULT_MAX_BACKOFF)?;
         if min_backoff > max_backoff {
             return Err(invalid(
                 "loki-min-backoff",
                 get("loki-min-backoff").unwrap_or("500ms"),
-                format!("must not exceed loki-max-backoff ({max_backoff:?})"),
+                format!(
+                    "must not exceed loki-max-backoff ({})",
+                    format_duration(max_backoff)
+                ),
             ));
         }
-        let retries = match get("loki-retries") {
-            None => DEFAULT_RETRIES,
-            Some(v) => v
-                .trim()
-                .parse()
-                .map_err(|_| invalid("loki-retries", v, "expected a whole number >= 0"))?,
-        };
+        let retries = count("loki-retries", DEFAULT_RETRIES)?;
         let tenant_id = match get("loki-tenant-id") {
             Some(v) if v.is_empty() || v.chars().any(|c| c.is_control()) => {
                 return Err(invalid(
                     "loki-tenant-id",
                     v,
                     "must be a non-empty header value without control characters",
+                ));
+            }
+            Some(v) if v.len() > MAX_TENANT_ID_LEN => {
+                return Err(invalid(
+                    "loki-tenant-id",
+                    v,
+                    format!("must be at most {MAX_TENANT_ID_LEN} bytes (Loki's limit)"),
                 ));
             }
             other => other.map(str::to_string),
@@ -265,11 +463,19 @@ impl ContainerConfig {
             }
             None => (None, None),
         };
-        let path = |key: &str| get(key).map(PathBuf::from);
+        let path = |key: &str| -> Result<Option<PathBuf>, OptionError> {
+            match get(key) {
+                None => Ok(None),
+                Some(v) if v.is_empty() || v.contains('\0') => {
+                    Err(invalid(key, v, "expected the path of a PEM file"))
+                }
+                Some(v) => Ok(Some(PathBuf::from(v))),
+            }
+        };
         let tls = TlsOptions {
-            ca_file: path("loki-tls-ca-file"),
-            cert_file: path("loki-tls-cert-file"),
-            key_file: path("loki-tls-key-file"),
+            ca_file: path("loki-tls-ca-file")?,
+            cert_file: path("loki-tls-cert-file")?,
+            key_file: path("loki-tls-key-file")?,
             server_name: get("loki-tls-server-name").map(str::to_string),
             insecure_skip_verify: boolean("loki-tls-insecure-skip-verify")?,
         };
@@ -291,25 +497,16 @@ impl ContainerConfig {
             auth,
             tenant_id,
             timeout,
-            batch_wait: duration("loki-batch-wait", DEFAULT_BATCH_WAIT)?,
-            batch_size: size("loki-batch-size", DEFAULT_BATCH_SIZE as u64)? as usize,
+            batch_wait,
+            batch_size: to_usize(
+                "loki-batch-size",
+                size("loki-batch-size", DEFAULT_BATCH_SIZE as u64)?,
+            )?,
             min_backoff,
             max_backoff,
             retries,
             tls,
-            max_in_flight: match get("loki-max-in-flight") {
-                None => DEFAULT_MAX_IN_FLIGHT,
-                Some(v) => match v.trim().parse::<usize>() {
-                    Ok(n) if (1..=64).contains(&n) => n,
-                    _ => {
-                        return Err(invalid(
-                            "loki-max-in-flight",
-                            v,
-                            "expected a whole number from 1 to 64",
-                        ));
-                    }
-                },
-            },
+            max_in_flight: count("loki-max-in-flight", DEFAULT_MAX_IN_FLIGHT as u32)? as usize,
             drop_rate_limited: boolean("loki-drop-rate-limited-batches")?,
             proxy_url,
             proxy_auth,
@@ -324,13 +521,7 @@ impl ContainerConfig {
             Some("-1") => None,
             _ => Some(size("max-size", DEFAULT_MAX_SIZE)?),
         };
-        let max_file = match get("max-file") {
-            None => DEFAULT_MAX_FILE,
-            Some(v) => match v.trim().parse::<u32>() {
-                Ok(n) if n >= 1 => n,
-                _ => return Err(invalid("max-file", v, "expected a whole number >= 1")),
-            },
-        };
+        let max_file = count("max-file", DEFAULT_MAX_FILE)?;
 
         Ok(ContainerConfig {
             endpoint,
@@ -342,7 +533,10 @@ impl ContainerConfig {
             tag: get("tag")
                 .map(|v| Template::parse(v).map_err(|r| invalid("tag", v, r)))
                 .transpose()?,
-            buffer_size: size("loki-buffer-size", DEFAULT_BUFFER_SIZE as u64)? as usize,
+            buffer_size: to_usize(
+                "loki-buffer-size",
+                size("loki-buffer-size", DEFAULT_BUFFER_SIZE as u64)?,
+            )?,
             journal_size: size("loki-journal-size", DEFAULT_JOURNAL_SIZE)?,
             local_copy: LocalCopyOptions {
                 no_file: boolean("no-file")?,
@@ -364,6 +558,12 @@ impl ContainerConfig {
         self.labels.iter().any(|l| l == name)
             || self.labels_regex.as_ref().is_some_and(|r| r.is_match(name))
     }
+}
+
+/// A size that was range-checked; only a 16-bit target could refuse it.
+fn to_usize(key: &str, value: u64) -> Result<usize, OptionError> {
+    usize::try_from(value)
+        .map_err(|_| invalid(key, &value.to_string(), "too large for this machine"))
 }
 
 fn comma_list(value: Option<&str>) -> Vec<String> {
@@ -400,19 +600,34 @@ fn parse_external_labels(value: &str) -> Result<Vec<(String, Template)>, OptionE
     Ok(labels)
 }
 
-/// Splits a Loki URL into a loggable URL and its credentials.
+/// How to write a password that breaks a URL, added to URL errors.
+const URL_HINT: &str = "if the user name or password contains / ? # @ % or spaces, percent-encode them (%2F %3F %23 %40 %25 %20)";
+
+/// Splits a Loki URL into a loggable URL and its credentials. Every error
+/// is built from [`redact_url`]'s form of the value, never from the value.
 fn parse_loki_url(key: &str, raw: &str) -> Result<(String, Option<BasicAuth>), OptionError> {
-    let mut url =
-        url::Url::parse(raw).map_err(|e| invalid(key, &redact_url(raw), e.to_string()))?;
+    let safe = redact_url(raw);
+    let fail = |reason: String| invalid(key, &safe, reason);
+    // The URL parser silently drops tabs and newlines, even inside a password.
+    if raw.chars().any(char::is_control) {
+        return Err(fail("contains a control character".into()));
+    }
+    // url's errors are fixed texts ("invalid port number"), not the input.
+    let mut url = url::Url::parse(raw.trim()).map_err(|e| fail(format!("{e}; {URL_HINT}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid(
-            key,
-            &redact_url(raw),
-            "must be an http:// or https:// URL",
-        ));
+        return Err(fail("must be an http:// or https:// URL".into()));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(invalid(key, &redact_url(raw), "has no host"));
+        return Err(fail("has no host".into()));
+    }
+    // A password with an unencoded `/`, `?` or `#` ends the authority early:
+    // `http://u:12/ab@host/x` parses as host `u`, port 12, path `/ab@host/x`.
+    // An `@` after the host is that mistake, never a real Loki path.
+    if url.path().contains('@')
+        || url.query().is_some_and(|q| q.contains('@'))
+        || url.fragment().is_some_and(|f| f.contains('@'))
+    {
+        return Err(fail(format!("has an @ after the host; {URL_HINT}")));
     }
     let auth = if url.username().is_empty() && url.password().is_none() {
         None
@@ -427,32 +642,31 @@ fn parse_loki_url(key: &str, raw: &str) -> Result<(String, Option<BasicAuth>), O
             password: decode(url.password().unwrap_or("")),
         })
     };
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
+    if url.set_username("").is_err() || url.set_password(None).is_err() {
+        return Err(fail("cannot carry credentials".into()));
+    }
     Ok((url.to_string(), auth))
 }
 
-/// Hides the password of a URL that may not even parse, for error messages.
+/// A form of a URL that may not even parse, safe for error messages: if it
+/// has an `@` anywhere, everything between the scheme and the last `@` is
+/// replaced by `<redacted>`. Since a password may hold `/`, `?`, `#`, `:` or
+/// `@`, no attempt is made to find where it ends: whatever precedes the
+/// last `@` may be part of it. Without an `@` there are no credentials.
 pub fn redact_url(raw: &str) -> String {
-    let Some(scheme_end) = raw.find("://").map(|i| i + 3) else {
+    let Some(at) = raw.rfind('@') else {
         return raw.to_string();
     };
-    let authority_end = raw[scheme_end..]
-        .find('/')
-        .map_or(raw.len(), |i| scheme_end + i);
-    match raw[scheme_end..authority_end].rfind('@') {
-        Some(at) => {
-            let userinfo = &raw[scheme_end..scheme_end + at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!(
-                "{}{}:<redacted>{}",
-                &raw[..scheme_end],
-                user,
-                &raw[scheme_end + at..]
-            )
-        }
-        None => raw.to_string(),
-    }
+    let is_scheme = |s: &str| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    };
+    let start = match raw.find("://") {
+        Some(i) if i < at && is_scheme(&raw[..i]) => i + 3,
+        _ => 0,
+    };
+    format!("{}<redacted>{}", &raw[..start], &raw[at..])
 }
 
 #[cfg(test)]
@@ -644,8 +858,272 @@ mod tests {
 
     #[test]
     fn redaction_handles_unparseable_urls() {
-        assert_eq!(redact_url("http://u:p@h:1/x"), "http://u:<redacted>@h:1/x");
-        assert_eq!(redact_url("http://h/x@y"), "http://h/x@y");
+        assert_eq!(redact_url("http://u:p@h:1/x"), "http://<redacted>@h:1/x");
+        assert_eq!(
+            redact_url("http://user:pa/ss@host/loki/api/v1/push"),
+            "http://<redacted>@host/loki/api/v1/push"
+        );
+        assert_eq!(redact_url("http://h/x@y"), "http://<redacted>@y");
+        assert_eq!(redact_url("user:pass@host:3100"), "<redacted>@host:3100");
+        assert_eq!(redact_url("user:pa://ss@host"), "<redacted>@host");
         assert_eq!(redact_url("garbage"), "garbage");
+        assert_eq!(redact_url("http://host/x"), "http://host/x");
+    }
+
+    /// Passwords with every character that can break a URL, and URLs
+    /// without a scheme: whatever the parser makes of them, no error, URL
+    /// or debug output shows either half of the password.
+    #[test]
+    fn no_url_error_ever_shows_the_password() {
+        let specials = [
+            "/",
+            "@",
+            "#",
+            "?",
+            ":",
+            "%",
+            " ",
+            "é日本",
+            "//",
+            "/@",
+            "@/",
+            "#@",
+            "?x=1@",
+            "%2",
+            "%zz",
+            ":@:",
+            "\\",
+            "\t",
+            "\n",
+            "\"",
+            "[",
+            "]",
+            "://",
+            "/ss@h0st:99/x",
+            "",
+        ];
+        for special in specials {
+            let password = format!("S3CR{special}3T9x");
+            let secret_parts = ["S3CR", "3T9x"];
+            let mut urls = vec![
+                format!("http://alice:{password}@loki:3100/loki/api/v1/push"),
+                format!("https://alice:{password}@loki/loki/api/v1/push"),
+                format!("http://{password}@loki:3100/loki/api/v1/push"),
+                format!("http://alice:{password}@loki:3100"),
+                format!("alice:{password}@loki:3100/loki/api/v1/push"),
+                format!("//alice:{password}@loki:3100/loki/api/v1/push"),
+                format!("http:/alice:{password}@loki:3100/loki/api/v1/push"),
+                format!("ftp://alice:{password}@loki/push"),
+                format!("http://alice:{password}@/push"),
+                format!("http://alice:{password}@loki:99999/push"),
+                format!("http://alice:{password}@loki/a@b"),
+            ];
+            urls.push(format!("  {}  ", urls[0]));
+            for key in ["loki-url", "loki-proxy-url"] {
+                for (i, url) in urls.iter().enumerate() {
+                    let mut pairs = vec![(key, url.as_str())];
+                    if key == "loki-proxy-url" {
+                        pairs.push(("loki-url", "http://loki:3100/loki/api/v1/push"));
+                    }
+                    let shown = match ContainerConfig::from_log_opts(&opts(&pairs)) {
+                        Ok(config) => {
+                            let e = &config.endpoint;
+                            let auth = if key == "loki-url" {
+                                &e.auth
+                            } else {
+                                &e.proxy_auth
+                            };
+                            if i < 2 {
+                                let decoded = auth.as_ref().map(|a| a.password.clone());
+                                let expected = percent_encoding::percent_decode_str(&password)
+                                    .decode_utf8_lossy()
+                                    .into_owned();
+                                assert_eq!(decoded, Some(expected), "{url}");
+                            }
+                            format!("{} {:?} {:?}", e.url, e.proxy_url, config.endpoint)
+                        }
+                        Err(err) => {
+                            let err = err.to_string();
+                            assert!(err.contains(key), "{url}: {err}");
+                            err
+                        }
+                    };
+                    for part in secret_parts {
+                        assert!(!shown.contains(part), "{key}={url:?} shows {part}: {shown}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_url_makes_parsing_or_redaction_panic() {
+        let alphabet = [
+            "http", "https", "://", ":", "/", "//", "@", "#", "?", "%", "%2", "%zz", "[", "]",
+            "::1", "user", "S3CR", "host", "99999", "0", " ", "\t", "é", "日", "\\", ".", "xn--",
+        ];
+        for text in crate::config::units::tests::arbitrary_strings(&alphabet, 20_000) {
+            let redacted = redact_url(&text);
+            if let Some(at) = text.rfind('@') {
+                // Only a scheme may remain before the placeholder.
+                let kept = redacted
+                    .strip_suffix(&format!("<redacted>{}", &text[at..]))
+                    .unwrap_or_else(|| panic!("{text:?} -> {redacted:?}"));
+                let scheme = kept.strip_suffix("://").unwrap_or(kept);
+                assert!(
+                    scheme
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)),
+                    "{text:?} -> {redacted:?}"
+                );
+            }
+            if let Err(err) = parse_loki_url("loki-url", &text) {
+                let err = err.to_string();
+                if text.contains('@') {
+                    assert!(err.contains("<redacted>"), "{text:?}: {err}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_password_with_a_slash_is_refused_with_a_hint() {
+        let err = parse(&[("loki-url", "http://user:pa/ss@host/loki/api/v1/push")])
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("pa/ss") && !err.contains("ss@"), "{err}");
+        assert!(
+            err.contains("http://<redacted>@host/loki/api/v1/push"),
+            "{err}"
+        );
+        assert!(err.contains("percent-encode"), "{err}");
+        // Percent-encoded, the same password works.
+        let config = parse(&[("loki-url", "http://user:pa%2Fss@host/loki/api/v1/push")]).unwrap();
+        assert_eq!(config.endpoint.auth.unwrap().password, "pa/ss");
+        // A numeric start parses as a port: caught by the @ after the host.
+        let err = parse(&[("loki-url", "http://user:1234/ab@host/loki/api/v1/push")])
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("1234/ab"), "{err}");
+    }
+
+    /// Every numeric option has bounds; values past them (which overflowed
+    /// `Instant + Duration` or exhausted memory) are refused by name.
+    #[test]
+    fn absurd_values_are_refused_with_their_bounds() {
+        let cases = [
+            ("loki-batch-wait", "5000000000000000h", "out of range"),
+            ("loki-batch-wait", "2562047h", "between 0s and 1m"),
+            ("loki-batch-wait", "61s", "between"),
+            ("loki-timeout", "2562047h", "between 1ms and 10m"),
+            ("loki-timeout", "0", "between"),
+            ("loki-timeout", "10m1s", "between"),
+            ("loki-min-backoff", "1000000h", "between 1ms and 1h"),
+            ("loki-min-backoff", "0", "between"),
+            ("loki-max-backoff", "2562047h", "between 1ms and 1h"),
+            ("loki-max-backoff", "1h1ns", "between"),
+            ("loki-retries", "10001", "from 0 to 10000"),
+            ("loki-retries", "4294967296", "from 0 to 10000"),
+            ("loki-retries", "99999999999999999999999", "from 0 to 10000"),
+            ("loki-retries", "+5", "whole number"),
+            ("loki-batch-size", "17m", "between 1 and 16m"),
+            ("loki-batch-size", "8191p", "between"),
+            ("loki-batch-size", "8192p", "out of range"),
+            ("loki-buffer-size", "2g", "between 1 and 1g"),
+            ("max-size", "1", "between 64k and 1g"),
+            ("max-size", "63k", "between 64k and 1g"),
+            ("max-size", "2g", "between"),
+            ("max-size", "0", "greater than zero"),
+            ("max-file", "101", "from 1 to 100"),
+            ("max-file", "0", "from 1 to 100"),
+            ("loki-tenant-id", &"t".repeat(151), "150 bytes"),
+        ];
+        for (key, value, reason) in cases {
+            let err = parse(&[(key, value)]).unwrap_err().to_string();
+            assert!(
+                err.contains(key) && err.contains(reason),
+                "{key}={value}: {err}"
+            );
+        }
+        // The bounds themselves are accepted.
+        let config = parse(&[
+            ("loki-batch-wait", "1m"),
+            ("loki-timeout", "10m"),
+            ("loki-min-backoff", "1ms"),
+            ("loki-max-backoff", "1h"),
+            ("loki-retries", "10000"),
+            ("loki-batch-size", "16m"),
+            ("loki-buffer-size", "1g"),
+            ("max-size", "64k"),
+            ("max-file", "100"),
+            ("loki-tenant-id", &"t".repeat(150)),
+        ])
+        .unwrap();
+        assert_eq!(config.endpoint.batch_wait, MAX_BATCH_WAIT);
+        assert_eq!(config.local_copy.max_size, Some(MIN_MAX_SIZE));
+        assert_eq!(
+            parse(&[("loki-batch-wait", "0")])
+                .unwrap()
+                .endpoint
+                .batch_wait,
+            Duration::ZERO
+        );
+        assert_eq!(
+            parse(&[("max-size", "-1")]).unwrap().local_copy.max_size,
+            None
+        );
+    }
+
+    #[test]
+    fn recorded_options_are_clamped_into_range_for_reattach() {
+        let recorded = opts(&[
+            ("loki-url", "http://loki:3100/loki/api/v1/push"),
+            ("max-size", "20k"),
+            ("max-file", "500"),
+            ("loki-batch-wait", "2562047h"),
+            ("loki-min-backoff", "2h"),
+            ("loki-max-backoff", "3h"),
+            ("loki-retries", "99999999"),
+            ("loki-batch-size", "1g"),
+            ("loki-timeout", "1h"),
+            ("loki-buffer-size", "16m"),
+        ]);
+        assert!(ContainerConfig::from_log_opts(&recorded).is_err());
+        let (clamped, changes) = clamp_to_ranges(&recorded);
+        assert_eq!(changes.len(), 8, "{changes:?}");
+        assert!(changes[0].contains("loki-timeout=\"1h\"") && changes[0].contains("using 10m"));
+        let config = ContainerConfig::from_log_opts(&clamped).unwrap();
+        assert_eq!(config.local_copy.max_size, Some(MIN_MAX_SIZE));
+        assert_eq!(config.local_copy.max_file, MAX_MAX_FILE);
+        assert_eq!(config.endpoint.batch_wait, MAX_BATCH_WAIT);
+        assert_eq!(config.endpoint.min_backoff, MAX_BACKOFF);
+        assert_eq!(config.endpoint.max_backoff, MAX_BACKOFF);
+        assert_eq!(config.endpoint.retries, MAX_RETRIES);
+        assert_eq!(config.endpoint.batch_size as u64, MAX_BATCH_SIZE);
+        assert_eq!(config.endpoint.timeout, MAX_TIMEOUT);
+        assert_eq!(config.buffer_size, 16 << 20, "in range: unchanged");
+        // Values that do not parse, and -1, are left alone.
+        let odd = opts(&[("loki-batch-wait", "5000000000000000h"), ("max-size", "-1")]);
+        let (same, changes) = clamp_to_ranges(&odd);
+        assert_eq!((same, changes.len()), (odd, 0));
+        // Crossed backoffs are uncrossed.
+        let (clamped, _) = clamp_to_ranges(&opts(&[
+            ("loki-min-backoff", "2h"),
+            ("loki-max-backoff", "30m"),
+        ]));
+        assert_eq!(clamped["loki-min-backoff"], "30m");
+    }
+
+    #[test]
+    fn huge_values_are_shortened_in_errors() {
+        let value = "9".repeat(1 << 20);
+        let err = parse(&[("loki-batch-wait", &value)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.len() < 1000, "{} bytes", err.len());
+        assert!(
+            err.contains("loki-batch-wait") && err.contains("1048576 bytes"),
+            "{err}"
+        );
     }
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::units::{parse_duration, parse_size};
+use crate::config::units::{format_duration, format_size, parse_duration, parse_size, shorten};
 
 /// Loki's default `max_line_size` (256KB), the longest entry sent by default.
 pub const DEFAULT_MAX_LINE_SIZE: usize = 256_000;
@@ -37,6 +37,10 @@ pub struct Settings {
     pub store_gc_interval: Duration,
     /// Docker's API socket, to learn which containers were removed.
     pub docker_socket: Option<PathBuf>,
+    /// Without the Docker API: journals of containers that stopped writing
+    /// this long ago (and are delivered) are deleted. `None`: kept until
+    /// `LOCAL_STORE_SIZE` needs the room.
+    pub local_store_max_age: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -50,49 +54,134 @@ impl Default for Settings {
             local_store_size: DEFAULT_LOCAL_STORE_SIZE,
             store_gc_interval: Duration::from_secs(60),
             docker_socket: None,
+            local_store_max_age: Some(DEFAULT_LOCAL_STORE_MAX_AGE),
         }
     }
 }
 
+/// Default age after which a stopped container's journal goes, when the
+/// plugin cannot ask Docker which containers were removed.
+pub const DEFAULT_LOCAL_STORE_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// Up to ten years.
+pub const MAX_LOCAL_STORE_MAX_AGE: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+
 /// Default bound on all local copies together (`LOCAL_STORE_SIZE`).
 pub const DEFAULT_LOCAL_STORE_SIZE: u64 = 2 * 1024 * 1024 * 1024;
+
+// Bounds of the numeric settings; the README's settings table shows them.
+
+/// Below 1 MiB a single 1 MiB line could not even be queued.
+pub const MIN_TOTAL_BUFFER_SIZE: u64 = 1 << 20;
+/// Memory for lines waiting for Loki, all containers together.
+pub const MAX_TOTAL_BUFFER_SIZE: u64 = 64 << 30;
+/// Below 1 KiB a line would become hundreds of Loki entries.
+pub const MIN_MAX_LINE_SIZE: u64 = 1 << 10;
+/// A line being joined from 16 KiB partials is held whole up to this size,
+/// per container and stream.
+pub const MAX_MAX_LINE_SIZE: u64 = 16 << 20;
+/// dockerd stops a plugin with SIGKILL 10 s after SIGTERM anyway; 5 min
+/// leaves room for a manual `kill -TERM` while never overflowing a deadline.
+pub const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(5 * 60);
+/// Up to 1 PiB of local copies: far beyond any disk, far below overflow.
+pub const MAX_LOCAL_STORE_SIZE: u64 = 1 << 50;
+/// More often than 10 times a second the collector would busy the disk.
+pub const MIN_STORE_GC_INTERVAL: Duration = Duration::from_millis(100);
+/// Removed containers' copies should go within a day.
+pub const MAX_STORE_GC_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Parses a size setting and checks it against its bounds.
+fn size_setting(name: &str, value: &str, min: u64, max: u64) -> Result<u64, String> {
+    let shown = shorten(value, 100);
+    let size = parse_size(value).map_err(|e| format!("{name}={shown:?}: {e}"))?;
+    if size < min || size > max {
+        return Err(format!(
+            "{name}={shown:?}: must be between {} and {}",
+            format_size(min),
+            format_size(max)
+        ));
+    }
+    Ok(size)
+}
+
+/// Parses a duration setting and checks it against its bounds.
+fn duration_setting(
+    name: &str,
+    value: &str,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, String> {
+    let shown = shorten(value, 100);
+    let duration = parse_duration(value).map_err(|e| format!("{name}={shown:?}: {e}"))?;
+    if duration < min || duration > max {
+        return Err(format!(
+            "{name}={shown:?}: must be between {} and {}",
+            format_duration(min),
+            format_duration(max)
+        ));
+    }
+    Ok(duration)
+}
+
+fn to_usize(name: &str, value: u64) -> Result<usize, String> {
+    usize::try_from(value).map_err(|_| format!("{name}={value}: too large for this machine"))
+}
 
 impl Settings {
     /// Reads the settings from the plugin's environment (`docker plugin set`).
     pub fn from_env() -> Result<Settings, String> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Settings::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings from `lookup` (`None`: not set). Every value is
+    /// range-checked; an error names the setting, its value and the bounds.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
+        let var = |name: &str| lookup(name).filter(|v| !v.is_empty());
         let mut settings = Settings {
             hostname: hostname(),
             ..Settings::default()
         };
         if let Some(v) = var("TOTAL_BUFFER_SIZE") {
-            settings.total_buffer_size =
-                parse_size(&v).map_err(|e| format!("TOTAL_BUFFER_SIZE={v:?}: {e}"))? as usize;
+            let size = size_setting(
+                "TOTAL_BUFFER_SIZE",
+                &v,
+                MIN_TOTAL_BUFFER_SIZE,
+                MAX_TOTAL_BUFFER_SIZE,
+            )?;
+            settings.total_buffer_size = to_usize("TOTAL_BUFFER_SIZE", size)?;
         }
         if let Some(v) = var("MAX_LINE_SIZE") {
-            settings.max_line_size =
-                parse_size(&v).map_err(|e| format!("MAX_LINE_SIZE={v:?}: {e}"))? as usize;
+            let size = size_setting("MAX_LINE_SIZE", &v, MIN_MAX_LINE_SIZE, MAX_MAX_LINE_SIZE)?;
+            settings.max_line_size = to_usize("MAX_LINE_SIZE", size)?;
         }
         if let Some(v) = var("SHUTDOWN_GRACE") {
             settings.shutdown_grace =
-                parse_duration(&v).map_err(|e| format!("SHUTDOWN_GRACE={v:?}: {e}"))?;
+                duration_setting("SHUTDOWN_GRACE", &v, Duration::ZERO, MAX_SHUTDOWN_GRACE)?;
         }
         if let Some(v) = var("LOCAL_STORE_SIZE") {
             settings.local_store_size =
-                parse_size(&v).map_err(|e| format!("LOCAL_STORE_SIZE={v:?}: {e}"))?;
+                size_setting("LOCAL_STORE_SIZE", &v, 0, MAX_LOCAL_STORE_SIZE)?;
         }
         if let Some(v) = var("STORE_GC_INTERVAL") {
-            settings.store_gc_interval = parse_duration(&v)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    format!("STORE_GC_INTERVAL={v:?}: expected a duration above zero")
-                })?;
+            settings.store_gc_interval = duration_setting(
+                "STORE_GC_INTERVAL",
+                &v,
+                MIN_STORE_GC_INTERVAL,
+                MAX_STORE_GC_INTERVAL,
+            )?;
         }
-        let path_or_default = |name: &str, default: &str| match std::env::var(name) {
-            Ok(path) if path.is_empty() => None,
-            Ok(path) => Some(PathBuf::from(path)),
-            Err(_) => Some(PathBuf::from(default)),
+        if let Some(v) = var("LOCAL_STORE_MAX_AGE") {
+            let age = duration_setting(
+                "LOCAL_STORE_MAX_AGE",
+                &v,
+                Duration::ZERO,
+                MAX_LOCAL_STORE_MAX_AGE,
+            )?;
+            settings.local_store_max_age = (!age.is_zero()).then_some(age);
+        }
+        let path_or_default = |name: &str, default: &str| match lookup(name) {
+            Some(path) if path.is_empty() => None,
+            Some(path) => Some(PathBuf::from(path)),
+            None => Some(PathBuf::from(default)),
         };
         settings.data_dir = path_or_default("DATA_DIR", DEFAULT_DATA_DIR);
         settings.docker_socket = path_or_default("DOCKER_SOCKET", DEFAULT_DOCKER_SOCKET);
@@ -115,5 +204,77 @@ fn hostname() -> String {
         "localhost".into()
     } else {
         name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn defaults_and_valid_values() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.shutdown_grace, Duration::from_secs(5));
+        assert_eq!(s.total_buffer_size, DEFAULT_TOTAL_BUFFER_SIZE);
+        assert_eq!(
+            s.data_dir.as_deref(),
+            Some(std::path::Path::new(DEFAULT_DATA_DIR))
+        );
+        let s = settings(&[
+            ("SHUTDOWN_GRACE", "5m"),
+            ("TOTAL_BUFFER_SIZE", "64g"),
+            ("MAX_LINE_SIZE", "1k"),
+            ("LOCAL_STORE_SIZE", "0"),
+            ("STORE_GC_INTERVAL", "100ms"),
+            ("DATA_DIR", ""),
+        ])
+        .unwrap();
+        assert_eq!(s.shutdown_grace, MAX_SHUTDOWN_GRACE);
+        assert_eq!(s.max_line_size, 1024);
+        assert_eq!(s.local_store_size, 0);
+        assert_eq!(s.data_dir, None);
+    }
+
+    /// A huge `SHUTDOWN_GRACE` overflowed `Instant + Duration` at SIGTERM.
+    #[test]
+    fn absurd_settings_are_refused_by_name() {
+        let cases = [
+            ("SHUTDOWN_GRACE", "5000000000000000h", "out of range"),
+            ("SHUTDOWN_GRACE", "2562047h", "between 0s and 5m"),
+            ("SHUTDOWN_GRACE", "-1s", "negative"),
+            ("TOTAL_BUFFER_SIZE", "65g", "between 1m and 64g"),
+            ("TOTAL_BUFFER_SIZE", "1k", "between 1m and 64g"),
+            ("TOTAL_BUFFER_SIZE", "8192p", "out of range"),
+            ("MAX_LINE_SIZE", "0", "between 1k and 16m"),
+            ("MAX_LINE_SIZE", "17m", "between 1k and 16m"),
+            ("LOCAL_STORE_SIZE", "1025t", "between 0 and 1p"),
+            ("STORE_GC_INTERVAL", "0", "between 100ms and 24h"),
+            ("STORE_GC_INTERVAL", "1ns", "between 100ms and 24h"),
+            ("STORE_GC_INTERVAL", "1000000h", "between 100ms and 24h"),
+            ("STORE_GC_INTERVAL", "soon", "STORE_GC_INTERVAL"),
+        ];
+        for (name, value, reason) in cases {
+            let err = settings(&[(name, value)]).unwrap_err();
+            assert!(
+                err.contains(name) && err.contains(&format!("{value:?}")) && err.contains(reason),
+                "{name}={value}: {err}"
+            );
+        }
+        let huge = "9".repeat(1 << 20);
+        let err = settings(&[("SHUTDOWN_GRACE", &huge)]).unwrap_err();
+        assert!(err.len() < 500, "{} bytes", err.len());
     }
 }

@@ -270,6 +270,11 @@ pub struct Journal {
     wake: Mutex<Option<Arc<Notify>>>,
     /// FIFO readers currently feeding this journal.
     readers: AtomicUsize,
+    /// Whether a delivery lane serves this journal. Changed together with
+    /// `readers`, so a reader that arrives as a lane leaves gets a new one.
+    has_lane: Mutex<bool>,
+    /// A reader stopped for the plugin's shutdown (see `detach_reader`).
+    paused: AtomicBool,
     /// The cursor changed since it was last written to disk.
     cursor_dirty: AtomicBool,
     pool: Arc<writer::Pool>,
@@ -306,16 +311,80 @@ impl Journal {
         self.tail.lock().expect("journal lock poisoned")
     }
 
-    /// A FIFO reader starts feeding this journal.
+    /// A FIFO reader starts feeding this journal (before it claims a lane,
+    /// so a lane that is finishing sees the reader and stays).
     pub fn attach_reader(&self) {
+        let _guard = self.has_lane.lock().expect("journal lock poisoned");
         self.readers.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// A FIFO reader is done (EOF or plugin shutdown).
-    pub fn detach_reader(&self) {
+    /// Claims delivery of this journal: true when no lane delivers it yet
+    /// (the caller then attaches one), false when one does.
+    pub fn claim_lane(&self) -> bool {
+        !std::mem::replace(
+            &mut *self.has_lane.lock().expect("journal lock poisoned"),
+            true,
+        )
+    }
+
+    /// Gives back a claim whose lane could not be attached.
+    pub fn unclaim_lane(&self) {
+        *self.has_lane.lock().expect("journal lock poisoned") = false;
+    }
+
+    /// Called by the lane: lets it go if nothing feeds the journal any more
+    /// and everything is delivered. Returns whether it was let go.
+    pub fn release_lane_if_done(&self) -> bool {
+        let mut has_lane = self.has_lane.lock().expect("journal lock poisoned");
+        let done = !self.is_live() && self.is_drained();
+        if done {
+            *has_lane = false;
+        }
+        done
+    }
+
+    /// Hashes of the payloads of the newest records, about `max_bytes` of
+    /// them (blocking). A re-attached FIFO may still hold those frames.
+    pub fn recent_payloads(&self, max_bytes: u64) -> std::collections::HashSet<u64> {
+        let mut found = std::collections::HashSet::new();
+        let Some(dir) = &self.dir else { return found };
+        let mut budget = max_bytes;
+        for segment in self.segments().iter().rev() {
+            if segment.compressed {
+                break;
+            }
+            let Ok(mut reader) = record::BackwardReader::open(&segment.path(dir), segment.bytes)
+            else {
+                break;
+            };
+            while let Ok(Some(record)) = reader.prev() {
+                found.insert(record::payload_hash(&record.payload));
+                budget = budget.saturating_sub((record.payload.len() + record::ENVELOPE) as u64);
+                if budget == 0 {
+                    return found;
+                }
+            }
+        }
+        found
+    }
+
+    /// A FIFO reader is done: at EOF, or `paused` by the plugin's shutdown
+    /// (the FIFO goes on, and the next process reads it).
+    pub fn detach_reader(&self, paused: bool) {
+        if paused {
+            self.paused.store(true, Ordering::Release);
+        }
         self.readers.fetch_sub(1, Ordering::AcqRel);
         self.wake();
-        let _ = self.written.send_modify(|_| {});
+        self.written.send_modify(|_| {});
+        if self.is_on_disk() {
+            self.pool.maintain(self);
+        }
+    }
+
+    /// Whether reading stopped for the plugin's shutdown rather than at EOF.
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
     }
 
     /// Whether a FIFO reader still feeds this journal.
@@ -347,8 +416,8 @@ impl Journal {
         let mut added = 0;
         let over = {
             let mut tail = self.tail();
-            for s in 0..2 {
-                tail.emitted_to[s] = tail.emitted_to[s].max(emitted[s]);
+            for (to, emitted) in tail.emitted_to.iter_mut().zip(emitted) {
+                *to = (*to).max(emitted);
             }
             if lines.is_empty() {
                 return;
@@ -367,11 +436,15 @@ impl Journal {
                 tail.lines.push_back(Held { line, journaled });
             }
             tail.bytes += added;
-            self.counters.memory_bytes.store(tail.bytes, Ordering::Relaxed);
+            self.counters
+                .memory_bytes
+                .store(tail.bytes, Ordering::Relaxed);
             tail.bytes > self.config.memory_limit
         };
         ContainerCounters::add(&self.counters.received, count);
-        self.counters.memory_lines.fetch_add(count as i64, Ordering::Relaxed);
+        self.counters
+            .memory_lines
+            .fetch_add(count as i64, Ordering::Relaxed);
         self.budget.add(added);
         if over {
             let excess = self.queued_bytes().saturating_sub(self.config.memory_limit);
@@ -425,12 +498,16 @@ impl Journal {
             }
         }
         tail.bytes -= freed;
-        self.counters.memory_bytes.store(tail.bytes, Ordering::Relaxed);
+        self.counters
+            .memory_bytes
+            .store(tail.bytes, Ordering::Relaxed);
         let warn = lost > 0 && tail.eviction_warning.allow(Instant::now()).is_some();
         drop(tail);
         self.budget.sub(freed);
         let moved = (to_disk + lost) as i64;
-        self.counters.memory_lines.fetch_sub(moved, Ordering::Relaxed);
+        self.counters
+            .memory_lines
+            .fetch_sub(moved, Ordering::Relaxed);
         self.counters
             .backlog_lines
             .fetch_add(to_disk as i64, Ordering::Relaxed);
@@ -524,7 +601,10 @@ impl Journal {
         let read = match read {
             Ok(Ok(read)) => read,
             Ok(Err(err)) => {
-                self.warn_disk("reading undelivered lines back from the journal failed", &err);
+                self.warn_disk(
+                    "reading undelivered lines back from the journal failed",
+                    &err,
+                );
                 self.tail().in_flight = false;
                 return None;
             }
@@ -598,10 +678,14 @@ impl Journal {
             // Lines that stay keep their original wait: they are due sooner.
             tail.pending_since = None;
         }
-        self.counters.memory_bytes.store(tail.bytes, Ordering::Relaxed);
+        self.counters
+            .memory_bytes
+            .store(tail.bytes, Ordering::Relaxed);
         let n = lines.len() as i64;
         self.counters.memory_lines.fetch_sub(n, Ordering::Relaxed);
-        self.counters.in_flight_lines.fetch_add(n, Ordering::Relaxed);
+        self.counters
+            .in_flight_lines
+            .fetch_add(n, Ordering::Relaxed);
         Some(Taken {
             lines,
             advance,
@@ -672,7 +756,10 @@ impl Journal {
 
     /// Reads lines back from disk for delivery (on a blocking thread).
     fn read_back(&self, plan: &DiskPlan) -> io::Result<ReadBack> {
-        let dir = self.dir.as_ref().expect("read_back needs a journal on disk");
+        let dir = self
+            .dir
+            .as_ref()
+            .expect("read_back needs a journal on disk");
         let segments = self.segments();
         let start = (0..2)
             .filter(|&s| plan.sources[s])
@@ -697,13 +784,26 @@ impl Journal {
                 path: segment.path(dir),
                 compressed: segment.compressed,
             };
-            let resume = plan
-                .hint
-                .filter(|h| h.segment == segment.first_seq && h.seq <= start && !segment.compressed);
+            let resume = plan.hint.filter(|h| {
+                h.segment == segment.first_seq && h.seq <= start && !segment.compressed
+            });
             let opened = match resume {
                 Some(h) => SegmentReader::open_at(&file.path, h.offset),
                 None => SegmentReader::open(&file),
-            };
+            }
+            .or_else(|err| {
+                // Compressed meanwhile (it was delivered after all): read that.
+                let twin = SegmentFile {
+                    path: file.path.with_extension("sz"),
+                    compressed: true,
+                    ..file.clone()
+                };
+                if file.compressed {
+                    Err(err)
+                } else {
+                    SegmentReader::open(&twin)
+                }
+            });
             let mut reader = match opened {
                 Ok(reader) => reader,
                 Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
@@ -981,6 +1081,9 @@ impl Store {
         let dir = self.dir_of(id)?;
         let mut open = self.open.lock().expect("store lock poisoned");
         if let Some(journal) = open.get(id).and_then(Weak::upgrade) {
+            if let Some(dir) = &journal.dir {
+                fs::create_dir_all(dir)?;
+            }
             if let (Some(dir), Some(meta)) = (&journal.dir, meta) {
                 write_atomically(&dir.join(META_FILE), meta)?;
             }
@@ -1039,6 +1142,8 @@ impl Store {
             written: watch::channel(next_seq).0,
             wake: Mutex::new(None),
             readers: AtomicUsize::new(0),
+            has_lane: Mutex::new(false),
+            paused: AtomicBool::new(false),
             cursor_dirty: AtomicBool::new(false),
             pool: self.pool.clone(),
             disk_warning: Mutex::new(Throttle::default()),

@@ -246,7 +246,12 @@ fn newer_segments(dir: &Path, known: &[SegmentFile]) -> Vec<SegmentFile> {
 }
 
 /// Frames completed lines that the request selects.
-fn emit(lines: &mut Vec<Line>, position: &mut Position, request: &ReadRequest, out: &mut Vec<Bytes>) {
+fn emit(
+    lines: &mut Vec<Line>,
+    position: &mut Position,
+    request: &ReadRequest,
+    out: &mut Vec<Bytes>,
+) {
     for line in lines.drain(..) {
         if position.done {
             break;
@@ -255,10 +260,16 @@ fn emit(lines: &mut Vec<Line>, position: &mut Position, request: &ReadRequest, o
             position.skip -= 1;
             continue;
         }
-        if request.since_ns.is_some_and(|since| line.timestamp_ns < since) {
+        if request
+            .since_ns
+            .is_some_and(|since| line.timestamp_ns < since)
+        {
             continue;
         }
-        if request.until_ns.is_some_and(|until| line.timestamp_ns > until) {
+        if request
+            .until_ns
+            .is_some_and(|until| line.timestamp_ns > until)
+        {
             position.done = true;
             break;
         }

@@ -43,6 +43,15 @@ pub fn encode(seq: Seq, payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&len);
 }
 
+/// A hash that recognizes a frame's payload (they carry nanosecond
+/// timestamps, so two different frames practically never hash alike).
+pub fn payload_hash(payload: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    payload.hash(&mut hasher);
+    hasher.finish()
+}
+
 /// A record read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -118,9 +127,9 @@ impl SegmentFile {
     }
 }
 
-/// The segments in a journal directory, oldest first. When a segment
-/// exists both raw and compressed (compression was interrupted), the raw
-/// one is kept and the compressed one deleted.
+/// The segments in a journal directory, oldest first. A segment found both
+/// raw and compressed (compression is between its rename and the raw
+/// file's removal, or was interrupted) is listed once, raw.
 pub fn list_segments(dir: &Path) -> Vec<SegmentFile> {
     let mut found: Vec<SegmentFile> = std::fs::read_dir(dir)
         .into_iter()
@@ -129,14 +138,17 @@ pub fn list_segments(dir: &Path) -> Vec<SegmentFile> {
         .filter_map(|e| SegmentFile::parse(e.path()))
         .collect();
     found.sort_by_key(|s| (s.first_seq, s.compressed));
-    found.dedup_by(|later, earlier| {
-        let twin = later.first_seq == earlier.first_seq;
-        if twin {
-            let _ = std::fs::remove_file(&later.path);
-        }
-        twin
-    });
+    found.dedup_by_key(|s| s.first_seq);
     found
+}
+
+/// Deletes the compressed twin of a raw segment left by a compression that
+/// was interrupted (only the journal's owner calls this, when opening it).
+pub fn remove_interrupted_compressions(dir: &Path) {
+    for segment in list_segments(dir).iter().filter(|s| !s.compressed) {
+        let _ = std::fs::remove_file(segment.path.with_extension("sz"));
+        let _ = std::fs::remove_file(segment.path.with_extension("sz.tmp"));
+    }
 }
 
 /// Reads records forward from a raw segment, skipping (and counting) bytes
@@ -203,6 +215,7 @@ impl<R: Read> ForwardReader<R> {
     }
 
     /// The next valid record; `None` at the end of what is written so far.
+    #[allow(clippy::should_implement_trait)] // `None` means "not yet", not "never"
     pub fn next(&mut self) -> io::Result<Option<Record>> {
         loop {
             match check(&self.buf) {
@@ -216,9 +229,8 @@ impl<R: Read> ForwardReader<R> {
                     // The end of what is written, unless a record follows:
                     // then these bytes were a corrupt length, not a record
                     // still being written.
-                    let found = (1..self.buf.len()).find(|&at| {
-                        matches!(check(&self.buf[at..]), Check::Valid(_))
-                    });
+                    let found = (1..self.buf.len())
+                        .find(|&at| matches!(check(&self.buf[at..]), Check::Valid(_)));
                     match found {
                         Some(at) => self.skip(at),
                         None => return Ok(None),
@@ -411,7 +423,10 @@ mod tests {
         // A crash in the middle of writing a third record.
         let mut third = Vec::new();
         encode(3, b"three, never finished", &mut third);
-        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         file.write_all(&third[..third.len() - 6]).unwrap();
         assert_eq!(valid_end(&path).unwrap(), whole);
         assert_eq!(read_all(&path).0, [1, 2]);
@@ -448,7 +463,12 @@ mod tests {
         compress();
         let segments = list_segments(dir.path());
         assert_eq!(segments.len(), 1, "the raw twin wins: {segments:?}");
-        assert!(!segments[0].compressed && !sz.exists());
+        assert!(
+            !segments[0].compressed && sz.exists(),
+            "listing deletes nothing"
+        );
+        remove_interrupted_compressions(dir.path());
+        assert!(!sz.exists());
         compress();
         std::fs::remove_file(&raw).unwrap();
         let segments = list_segments(dir.path());

@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
@@ -41,6 +41,20 @@ pub(super) fn persist_cursor(journal: &Journal) {
 /// Applies the container's retention and disk bound.
 pub(super) fn apply(journal: &Journal) {
     let Some(dir) = &journal.dir else { return };
+    if journal.config().no_file && !journal.may_grow() && journal.is_drained() {
+        // Nothing is kept for docker logs, and everything was delivered.
+        journal
+            .files
+            .lock()
+            .expect("journal lock poisoned")
+            .forget_all();
+        if let Err(err) = fs::remove_dir_all(dir)
+            && err.kind() != io::ErrorKind::NotFound
+        {
+            journal.warn_disk("deleting a delivered no-file journal failed", &err);
+        }
+        return;
+    }
     let segments = journal.segments();
     if segments.len() < 2 {
         return;
@@ -60,11 +74,14 @@ pub(super) fn apply(journal: &Journal) {
         }
         let in_retention = segments.len() - i <= retained;
         if !in_retention {
-            remove(journal, dir, segment, false);
+            remove(journal, dir, segment, None);
         } else if !segment.compressed
             && let Err(err) = compress(journal, dir, segment)
         {
-            journal.warn_disk("compressing a delivered journal segment failed; kept as is", &err);
+            journal.warn_disk(
+                "compressing a delivered journal segment failed; kept as is",
+                &err,
+            );
         }
     }
     let mut total = journal.disk_bytes();
@@ -74,20 +91,20 @@ pub(super) fn apply(journal: &Journal) {
                 break;
             }
             total -= segment.bytes;
-            remove(journal, dir, segment, true);
+            remove(journal, dir, segment, Some("loki-journal-size"));
         }
     }
 }
 
-/// Deletes a segment. With `bound`, it goes because a disk bound was
-/// reached: what it held that was not delivered is counted as dropped.
-fn remove(journal: &Journal, dir: &Path, segment: &Segment, bound: bool) {
+/// Deletes a segment. With `bound` (its name), it goes because that disk
+/// bound was reached: what it held that was not delivered is counted as
+/// dropped.
+fn remove(journal: &Journal, dir: &Path, segment: &Segment, bound: Option<&str>) {
     let path = segment.path(dir);
     let end = segment.end_seq.unwrap_or(Seq::MAX);
-    let (lost, old) = if bound {
-        undelivered_in(journal, &path, segment.compressed, end)
-    } else {
-        (0, 0)
+    let (lost, old) = match bound {
+        Some(_) => undelivered_in(journal, &path, segment.compressed, end),
+        None => (0, 0),
     };
     if let Err(err) = fs::remove_file(&path)
         && err.kind() != io::ErrorKind::NotFound
@@ -114,11 +131,11 @@ fn remove(journal: &Journal, dir: &Path, segment: &Segment, bound: bool) {
             container = %journal.name,
             lines = lost + old,
             segment = %path.display(),
-            limit = journal.config().disk_limit,
-            "journal over its disk bound: deleted the oldest segment before its lines were delivered"
+            "journal over {}: deleted the oldest segment before its lines were delivered",
+            bound.unwrap_or_default()
         );
-    } else if bound {
-        tracing::info!(container = %journal.name, segment = %path.display(), "journal over its disk bound: deleted the oldest delivered segment");
+    } else if let Some(bound) = bound {
+        tracing::info!(container = %journal.name, segment = %path.display(), "journal over {bound}: deleted the oldest delivered segment");
     }
 }
 
@@ -145,8 +162,8 @@ fn undelivered_in(journal: &Journal, path: &Path, compressed: bool, end: Seq) ->
                 continue;
             };
             let s = source as usize;
-            let ends_line = !entry.partial
-                || entry.partial_log_metadata.as_ref().is_some_and(|m| m.last);
+            let ends_line =
+                !entry.partial || entry.partial_log_metadata.as_ref().is_some_and(|m| m.last);
             if ends_line
                 && record.seq >= taken[s]
                 && record.seq < upto[s]
@@ -240,7 +257,10 @@ impl Store {
         for id in self.stored() {
             let dir = root.join(&id);
             let open = self.get(&id);
-            if open.as_ref().is_some_and(|j| j.is_live() || !j.is_drained()) {
+            if open
+                .as_ref()
+                .is_some_and(|j| j.is_live() || !j.is_drained())
+            {
                 continue;
             }
             if dir.join(KEEP_MARKER).exists() {
@@ -294,6 +314,10 @@ impl Store {
             let dir = root.join(&id);
             let segments = list_segments(&dir);
             let open = self.get(&id);
+            // The cursor and the container's record count too.
+            for other in [CURSOR_FILE, META_FILE] {
+                total += fs::metadata(dir.join(other)).map_or(0, |m| m.len());
+            }
             for (i, segment) in segments.iter().enumerate() {
                 let Ok(meta) = fs::metadata(&segment.path) else {
                     continue;
@@ -323,7 +347,7 @@ impl Store {
                         .into_iter()
                         .find(|s| s.first_seq == segment.first_seq);
                     if let (Some(tracked), Some(dir)) = (tracked, &journal.dir) {
-                        remove(&journal, dir, &tracked, true);
+                        remove(&journal, dir, &tracked, Some("LOCAL_STORE_SIZE"));
                     }
                 }
                 None => {
@@ -340,16 +364,13 @@ impl Store {
         }
         for id in self.stored() {
             let dir = root.join(&id);
-            if list_segments(&dir).is_empty() && self.get(&id).is_none() && !dir.join(KEEP_MARKER).exists() {
+            if list_segments(&dir).is_empty()
+                && self.get(&id).is_none()
+                && !dir.join(KEEP_MARKER).exists()
+            {
                 let _ = fs::remove_dir_all(&dir);
             }
         }
         freed
     }
-}
-
-/// Leaves a note that a journal's copy must outlive its container.
-#[allow(dead_code)]
-fn mark_kept(dir: &Path) -> io::Result<()> {
-    File::create(dir.join(KEEP_MARKER))?.flush()
 }

@@ -110,7 +110,11 @@ async fn lines_go_to_memory_and_records_to_disk() {
     assert_eq!(counters.received.load(Ordering::Relaxed), 100);
     assert_eq!(counters.sent.load(Ordering::Relaxed), 100);
     assert_eq!(counters.pending(), 0);
-    assert_eq!(journal.cursor(), [100, 100], "a quiet stderr does not pin the cursor");
+    assert_eq!(
+        journal.cursor(),
+        [100, 100],
+        "a quiet stderr does not pin the cursor"
+    );
     let segments = record::list_segments(&dir.path().join("aaa"));
     assert_eq!(segments.len(), 1);
 }
@@ -135,7 +139,11 @@ async fn past_the_memory_bound_lines_wait_on_disk_and_come_back_in_order() {
         .iter()
         .map(|t| t[5..].parse().unwrap())
         .collect();
-    assert_eq!(numbers, (0..5000).collect::<Vec<_>>(), "all, once, in order");
+    assert_eq!(
+        numbers,
+        (0..5000).collect::<Vec<_>>(),
+        "all, once, in order"
+    );
     assert_eq!(journal.counters.dropped_total(), 0);
     assert_eq!(journal.counters.pending(), 0);
 }
@@ -171,7 +179,11 @@ async fn the_plugin_wide_bound_takes_from_the_journal_holding_the_most() {
     for chunk in 0..10 {
         feed(&noisy, numbered(chunk * 50..chunk * 50 + 50));
     }
-    assert_eq!(deliver_all(&quiet).await.len(), 20, "the quiet one keeps all");
+    assert_eq!(
+        deliver_all(&quiet).await.len(),
+        20,
+        "the quiet one keeps all"
+    );
     assert!(noisy.counters.dropped(DropReason::MemoryFull) > 0);
 }
 
@@ -294,7 +306,11 @@ async fn undelivered_segments_stay_until_the_disk_bound_and_are_then_counted() {
     let dropped = journal.counters.dropped(DropReason::JournalFull);
     assert!(dropped > 0, "the oldest undelivered segments went");
     let delivered = deliver_all(&journal).await;
-    assert_eq!(delivered.len() as u64 + dropped, 2000, "every line accounted for");
+    assert_eq!(
+        delivered.len() as u64 + dropped,
+        2000,
+        "every line accounted for"
+    );
     let first: usize = texts(&delivered)[0][5..].parse().unwrap();
     assert_eq!(first as u64, dropped, "the oldest went first");
 }
@@ -304,8 +320,9 @@ async fn read_logs(store: &Arc<Store>, id: &str, request: ReadRequest) -> Vec<St
     let mut rx = store.read_logs(id, request, 256_000).unwrap();
     let mut decoder = FrameDecoder::new();
     let mut out = Vec::new();
-    while let Some(bytes) =
-        tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap()
+    while let Some(bytes) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
     {
         decoder.read_buffer().extend_from_slice(&bytes);
         while let Some(crate::frame::Frame::Entry { entry, .. }) = decoder.next() {
@@ -373,7 +390,7 @@ async fn follow_is_woken_by_the_writer_across_segments_until_the_reader_ends() {
         feed(&journal, numbered(chunk * 10..chunk * 10 + 10));
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    journal.detach_reader();
+    journal.detach_reader(false);
     let lines = reader.await.unwrap();
     assert_eq!(lines.len(), 300);
     assert!(record::list_segments(&dir.path().join("jjj")).len() > 3);
@@ -393,9 +410,12 @@ async fn too_many_readers_get_a_clear_error() {
         .map(|_| store.read_logs("kkk", follow.clone(), 256_000).unwrap())
         .collect();
     let err = store.read_logs("kkk", follow, 256_000).unwrap_err();
-    assert!(err.to_string().contains("too many docker logs requests"), "{err}");
+    assert!(
+        err.to_string().contains("too many docker logs requests"),
+        "{err}"
+    );
     drop(held);
-    journal.detach_reader();
+    journal.detach_reader(false);
     assert!(matches!(
         store.read_logs("nope", ReadRequest::default(), 256_000),
         Err(ReadError::NotFound)

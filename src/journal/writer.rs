@@ -73,6 +73,7 @@ impl Files {
     /// the last one, and reads the cursor. Returns the files, the next
     /// sequence number and the cursor (if one was written).
     pub fn open(dir: &Path) -> io::Result<(Files, Seq, Option<[Seq; 2]>)> {
+        record::remove_interrupted_compressions(dir);
         let found = record::list_segments(dir);
         let mut segments: Vec<Segment> = Vec::with_capacity(found.len());
         for (i, file) in found.iter().enumerate() {
@@ -91,7 +92,8 @@ impl Files {
             if last.compressed {
                 // Compression happens only to closed segments, and closing
                 // one creates the next: this one was completed before a crash.
-                next_seq = last_seq_compressed(&found[found.len() - 1])?.map_or(last.first_seq, |s| s + 1);
+                next_seq =
+                    last_seq_compressed(&found[found.len() - 1])?.map_or(last.first_seq, |s| s + 1);
                 last.end_seq = Some(next_seq);
             } else {
                 let path = SegmentFile::raw(dir, last.first_seq);
@@ -125,8 +127,15 @@ impl Files {
         self.segments.first().map(|s| s.first_seq)
     }
 
+    /// Forgets every segment (their directory is being deleted).
+    pub fn forget_all(&mut self) {
+        self.segments.clear();
+        self.current = None;
+    }
+
     /// Starts a new segment whose first record is `seq`.
     fn start_segment(&mut self, dir: &Path, seq: Seq) -> io::Result<()> {
+        fs::create_dir_all(dir)?;
         if let Some(last) = self.segments.last_mut() {
             last.end_seq = Some(seq);
         }
@@ -292,7 +301,10 @@ impl Journal {
                 match self.write_chunk(&chunk) {
                     Ok(r) => rotated |= r,
                     Err(err) => {
-                        self.warn_disk("writing the journal failed; lines go to Loki from memory only", &err);
+                        self.warn_disk(
+                            "writing the journal failed; lines go to Loki from memory only",
+                            &err,
+                        );
                         self.mark_unjournaled(chunk.first_seq, chunk.end_seq);
                     }
                 }

@@ -124,7 +124,11 @@ impl ContainerCounters {
             self.pending()
         );
         for reason in DropReason::ALL {
-            text.push_str(&format!(" dropped_{}={}", reason.as_str(), self.dropped(reason)));
+            text.push_str(&format!(
+                " dropped_{}={}",
+                reason.as_str(),
+                self.dropped(reason)
+            ));
         }
         text.push_str(&format!(
             " invalid_frames={} skipped_bytes={} journal_misses={} duplicates_skipped={}",

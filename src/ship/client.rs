@@ -19,11 +19,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::rt::TokioExecutor;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 
 use super::policy::{FailKind, PushResult};
-use crate::config::options::{BasicAuth, EndpointConfig, TlsOptions};
+use crate::config::options::{BasicAuth, EndpointConfig, redact_url};
+use crate::ship::tls::{
+    TlsFingerprint, TlsMaterial, client_config, fingerprint as tls_fingerprint, load_tls,
+};
 
 /// Bytes of Loki's answer kept for the log.
 const MAX_ANSWER_BYTES: usize = 1024;
@@ -54,13 +56,16 @@ pub struct LokiClient {
 }
 
 impl LokiClient {
-    /// Builds the client. Reads TLS files but opens no connection, so a
-    /// container starts even while Loki is down.
-    pub fn new(config: &EndpointConfig) -> Result<LokiClient, String> {
+    /// Builds the client from TLS files already read (see
+    /// [`crate::ship::tls::load_tls`]). Opens no connection, so a container
+    /// starts even while Loki is down.
+    pub fn new(config: &EndpointConfig, tls: &TlsMaterial) -> Result<LokiClient, String> {
+        // The URLs come without credentials from the options; redacted
+        // again here so no future caller can make an error echo a password.
         let uri: Uri = config
             .url
             .parse()
-            .map_err(|e| format!("loki-url {}: {e}", config.url))?;
+            .map_err(|e| format!("loki-url {}: {e}", redact_url(&config.url)))?;
         let authorization = config.auth.as_ref().map(basic_auth);
         let tenant = config
             .tenant_id
@@ -71,7 +76,7 @@ impl LokiClient {
             })
             .transpose()?;
 
-        let tls = tls_config(&config.tls)?;
+        let tls = client_config(tls)?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -97,7 +102,7 @@ impl LokiClient {
             Some(proxy) => {
                 let proxy_uri: Uri = proxy
                     .parse()
-                    .map_err(|e| format!("loki-proxy-url {proxy}: {e}"))?;
+                    .map_err(|e| format!("loki-proxy-url {}: {e}", redact_url(proxy)))?;
                 let mut tunnel = Tunnel::new(proxy_uri, http);
                 if let Some(auth) = &config.proxy_auth {
                     tunnel = tunnel.with_auth(basic_auth(auth));
@@ -181,6 +186,72 @@ impl Pusher for LokiClient {
     }
 }
 
+/// How often the TLS files of an endpoint are looked at for a renewal.
+const TLS_RECHECK: Duration = Duration::from_secs(30);
+
+/// A [`LokiClient`] that is rebuilt when its TLS files change on disk
+/// (certificate renewal), looked at every [`TLS_RECHECK`] at most.
+pub struct ReloadingClient {
+    config: EndpointConfig,
+    current: std::sync::Mutex<(Arc<LokiClient>, TlsFingerprint)>,
+    checked: std::sync::Mutex<std::time::Instant>,
+}
+
+impl ReloadingClient {
+    /// Reads the TLS files (off the runtime, bounded) and builds the client.
+    pub async fn new(config: &EndpointConfig) -> Result<ReloadingClient, String> {
+        let tls = load_tls(&config.tls).await?;
+        let client = LokiClient::new(config, &tls)?;
+        Ok(ReloadingClient {
+            config: config.clone(),
+            current: std::sync::Mutex::new((Arc::new(client), *tls.fingerprint())),
+            checked: std::sync::Mutex::new(std::time::Instant::now()),
+        })
+    }
+
+    fn client(&self) -> Arc<LokiClient> {
+        self.current.lock().expect("client lock poisoned").0.clone()
+    }
+
+    /// Rebuilds the client if the TLS files changed since they were read.
+    async fn refresh(&self) {
+        {
+            let mut checked = self.checked.lock().expect("client lock poisoned");
+            if checked.elapsed() < TLS_RECHECK {
+                return;
+            }
+            *checked = std::time::Instant::now();
+        }
+        let Some(now) = tls_fingerprint(&self.config.tls).await else {
+            return;
+        };
+        if now == self.current.lock().expect("client lock poisoned").1 {
+            return;
+        }
+        match load_tls(&self.config.tls)
+            .await
+            .and_then(|tls| Ok((LokiClient::new(&self.config, &tls)?, *tls.fingerprint())))
+        {
+            Ok((client, stamp)) => {
+                tracing::info!(endpoint = %self.config.url, "TLS files changed: using the new certificates");
+                *self.current.lock().expect("client lock poisoned") = (Arc::new(client), stamp);
+            }
+            Err(err) => {
+                tracing::warn!(endpoint = %self.config.url, error = %err, "TLS files changed but cannot be used; keeping the previous ones")
+            }
+        }
+    }
+}
+
+impl Pusher for ReloadingClient {
+    fn push(&self, body: Bytes, timeout: Duration) -> BoxFuture<'_, PushResult> {
+        Box::pin(async move {
+            self.refresh().await;
+            self.client().send(body, timeout).await
+        })
+    }
+}
+
 /// A `Basic` credentials header, marked sensitive so it is never printed.
 fn basic_auth(auth: &BasicAuth) -> HeaderValue {
     let token = base64::engine::general_purpose::STANDARD
@@ -202,127 +273,4 @@ fn describe(err: &hyper_util::client::legacy::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-fn tls_config(options: &TlsOptions) -> Result<rustls::ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?;
-    let builder = if options.insecure_skip_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(insecure::AcceptAnyCertificate(provider)))
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        match &options.ca_file {
-            Some(path) => {
-                let certs = CertificateDer::pem_file_iter(path)
-                    .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| format!("loki-tls-ca-file {}: {e}", path.display()))?;
-                let (added, _) = roots.add_parsable_certificates(certs);
-                if added == 0 {
-                    return Err(format!(
-                        "loki-tls-ca-file {}: no certificate found",
-                        path.display()
-                    ));
-                }
-            }
-            None => {
-                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-                roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-            }
-        }
-        builder.with_root_certificates(roots)
-    };
-    match (&options.cert_file, &options.key_file) {
-        (Some(cert), Some(key)) => {
-            let certs = CertificateDer::pem_file_iter(cert)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("loki-tls-cert-file {}: {e}", cert.display()))?;
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| format!("loki-tls-key-file {}: {e}", key.display()))?;
-            builder
-                .with_client_auth_cert(certs, key)
-                .map_err(|e| format!("loki-tls-cert-file: {e}"))
-        }
-        _ => Ok(builder.with_no_client_auth()),
-    }
-}
-
-/// `loki-tls-insecure-skip-verify=true`: any certificate is accepted, but
-/// handshake signatures are still checked.
-mod insecure {
-    use std::sync::Arc;
-
-    use rustls::DigitallySignedStruct;
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-
-    #[derive(Debug)]
-    pub struct AcceptAnyCertificate(pub Arc<CryptoProvider>);
-
-    impl ServerCertVerifier for AcceptAnyCertificate {
-        fn verify_server_cert(
-            &self,
-            _: &CertificateDer<'_>,
-            _: &[CertificateDer<'_>],
-            _: &ServerName<'_>,
-            _: &[u8],
-            _: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_missing_ca_file_is_a_clear_error() {
-        let options = TlsOptions {
-            ca_file: Some("/nonexistent/ca.pem".into()),
-            ..TlsOptions::default()
-        };
-        let err = tls_config(&options).unwrap_err();
-        assert!(
-            err.contains("loki-tls-ca-file") && err.contains("/nonexistent/ca.pem"),
-            "{err}"
-        );
-    }
 }

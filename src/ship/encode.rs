@@ -86,18 +86,33 @@ mod tests {
         let mut push = PushBuilder::default();
         push.add(
             &labels,
-            &[line(Source::Stdout, b"hello"), line(Source::Stderr, b"\xff oops")],
+            &[
+                line(Source::Stdout, b"hello"),
+                line(Source::Stderr, b"\xff oops"),
+            ],
             &[],
         );
         push.add(&labels, &[line(Source::Stdout, b"again")], &[]);
         assert_eq!(push.lines(), 3);
-        let raw = snap::raw::Decoder::new().decompress_vec(&push.encode()).unwrap();
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&push.encode())
+            .unwrap();
         let request = PushRequest::decode(raw.as_slice()).unwrap();
         assert_eq!(request.streams.len(), 2);
         assert_eq!(request.streams[0].labels, r#"{a="b", source="stdout"}"#);
         assert_eq!(request.streams[0].entries.len(), 2);
         let entry = &request.streams[1].entries[0];
-        assert_eq!(&entry.line[..], "\u{fffd} oops".as_bytes(), "valid UTF-8 for Loki");
-        assert_eq!(entry.timestamp, Some(prost_types::Timestamp { seconds: 1, nanos: 2 }));
+        assert_eq!(
+            &entry.line[..],
+            "\u{fffd} oops".as_bytes(),
+            "valid UTF-8 for Loki"
+        );
+        assert_eq!(
+            entry.timestamp,
+            Some(prost_types::Timestamp {
+                seconds: 1,
+                nanos: 2
+            })
+        );
     }
 }

@@ -65,7 +65,11 @@ pub struct Lane {
 }
 
 impl Lane {
-    pub fn new(journal: Arc<Journal>, labels: StreamLabels, metadata: Vec<LabelPairAdapter>) -> Lane {
+    pub fn new(
+        journal: Arc<Journal>,
+        labels: StreamLabels,
+        metadata: Vec<LabelPairAdapter>,
+    ) -> Lane {
         Lane {
             journal,
             labels,
@@ -170,7 +174,9 @@ impl Endpoint {
     pub fn attach(&mut self, lane: Lane) {
         lane.journal.set_wake(self.wake.clone());
         self.lanes.push(lane);
-        self.counters.lanes.store(self.lanes.len() as i64, Ordering::Relaxed);
+        self.counters
+            .lanes
+            .store(self.lanes.len() as i64, Ordering::Relaxed);
     }
 
     pub fn is_idle(&self) -> bool {
@@ -234,27 +240,21 @@ impl Endpoint {
     fn reap(&mut self) {
         let before = self.lanes.len();
         self.lanes.retain(|lane| {
-            let done = lane.batch.is_none()
-                && !lane.journal.is_live()
-                && lane.journal.is_drained();
+            let done = lane.batch.is_none() && lane.journal.release_lane_if_done();
             if done {
-                let counters = &lane.journal.counters;
-                let summary = format!(
-                    "logging finished: container={} id={} {}",
-                    lane.journal.name,
-                    lane.journal.id.get(..12).unwrap_or(&lane.journal.id),
-                    counters.summary()
-                );
-                if counters.has_losses() {
-                    tracing::warn!("{summary}");
+                let what = if lane.journal.is_paused() {
+                    "reading paused by plugin shutdown (resumes on restart)"
                 } else {
-                    tracing::info!("{summary}");
-                }
+                    "logging finished"
+                };
+                log_summary(lane, what);
             }
             !done
         });
         if self.lanes.len() != before {
-            self.counters.lanes.store(self.lanes.len() as i64, Ordering::Relaxed);
+            self.counters
+                .lanes
+                .store(self.lanes.len() as i64, Ordering::Relaxed);
         }
     }
 
@@ -302,7 +302,10 @@ impl Endpoint {
                     continue;
                 }
                 chosen.push(i);
-                bytes += lane.batch.as_ref().map_or(lane.journal.queued_bytes(), |b| b.bytes());
+                bytes += lane
+                    .batch
+                    .as_ref()
+                    .map_or(lane.journal.queued_bytes(), |b| b.bytes());
                 if lane.solo || probing {
                     break;
                 }
@@ -314,7 +317,10 @@ impl Endpoint {
             let waiting = lane.batch.is_some() || lane.journal.pending_since().is_some();
             if waiting {
                 chosen.push(i);
-                bytes += lane.batch.as_ref().map_or(lane.journal.queued_bytes(), |b| b.bytes());
+                bytes += lane
+                    .batch
+                    .as_ref()
+                    .map_or(lane.journal.queued_bytes(), |b| b.bytes());
             }
         }
         if let Some(&first) = chosen.first() {
@@ -371,7 +377,9 @@ impl Endpoint {
             started: Instant::now(),
             lanes: lanes.len(),
         });
-        self.counters.in_flight.store(self.in_flight.len() as i64, Ordering::Relaxed);
+        self.counters
+            .in_flight
+            .store(self.in_flight.len() as i64, Ordering::Relaxed);
         self.pushes.spawn(async move {
             let result = client.push(body, timeout).await;
             (id, result)
@@ -424,7 +432,9 @@ impl Endpoint {
             return;
         };
         let push = self.in_flight.swap_remove(pos);
-        self.counters.in_flight.store(self.in_flight.len() as i64, Ordering::Relaxed);
+        self.counters
+            .in_flight
+            .store(self.in_flight.len() as i64, Ordering::Relaxed);
         self.counters
             .record_push(policy::class(&result), push.started.elapsed());
         let lanes: Vec<usize> = (0..self.lanes.len())
@@ -435,10 +445,7 @@ impl Endpoint {
         }
         let now = Instant::now();
         let mut verdict = policy::judge(&result);
-        let nothing_went_through = self
-            .health
-            .last_success
-            .is_none_or(|t| t < push.started);
+        let nothing_went_through = self.health.last_success.is_none_or(|t| t < push.started);
         if let PushResult::Failed {
             kind: FailKind::Timeout,
             ..
@@ -467,8 +474,15 @@ impl Endpoint {
                 self.health.down_since.get_or_insert(now);
                 self.counters.up.store(false, Ordering::Relaxed);
                 self.health.probes += 1;
-                let max = PROBE_MAX.min(self.config.max_backoff).max(self.config.min_backoff);
-                let wait = policy::backoff(self.config.min_backoff, max, self.health.probes, retry_after);
+                let max = PROBE_MAX
+                    .min(self.config.max_backoff)
+                    .max(self.config.min_backoff);
+                let wait = policy::backoff(
+                    self.config.min_backoff,
+                    max,
+                    self.health.probes,
+                    retry_after,
+                );
                 self.health.next_probe = now + wait;
                 if let Some(suppressed) = self.down_warning.allow(now.into_std()) {
                     tracing::warn!(
@@ -496,7 +510,10 @@ impl Endpoint {
                     }
                 }
             }
-            Verdict::RateLimited { blamed, retry_after } => {
+            Verdict::RateLimited {
+                blamed,
+                retry_after,
+            } => {
                 if blamed.is_empty() {
                     // The tenant as a whole: the endpoint slows down.
                     self.health.throttles += 1;
@@ -550,7 +567,13 @@ impl Endpoint {
     /// A counted failure of a lane's batch: back off, or give up when
     /// `loki-retries` is used up (or at once for a 429 with
     /// `loki-drop-rate-limited-batches`).
-    fn fail(&mut self, i: usize, rate_limited: bool, retry_after: Option<Duration>, result: &PushResult) {
+    fn fail(
+        &mut self,
+        i: usize,
+        rate_limited: bool,
+        retry_after: Option<Duration>,
+        result: &PushResult,
+    ) {
         let config = &self.config;
         let lane = &mut self.lanes[i];
         lane.failures += 1;
@@ -576,7 +599,12 @@ impl Endpoint {
             self.finish(i, move |_| Outcome::Dropped(reason));
             return;
         }
-        let wait = policy::backoff(config.min_backoff, config.max_backoff, lane.failures, retry_after);
+        let wait = policy::backoff(
+            config.min_backoff,
+            config.max_backoff,
+            lane.failures,
+            retry_after,
+        );
         lane.not_before = Some(Instant::now() + wait);
         let (name, failures) = (lane.name().to_string(), lane.failures);
         self.counters.retries.fetch_add(1, Ordering::Relaxed);
@@ -621,6 +649,10 @@ impl Endpoint {
             if let Some(batch) = lane.batch.take() {
                 lane.journal.abandon(batch);
             }
+            log_summary(
+                lane,
+                "delivery paused by plugin shutdown (what is pending stays in the journal for the next start)",
+            );
         }
     }
 
@@ -633,6 +665,22 @@ impl Endpoint {
                 "{message}"
             );
         }
+    }
+}
+
+/// Logs a container's account of its lines.
+fn log_summary(lane: &Lane, what: &str) {
+    let journal = &lane.journal;
+    let summary = format!(
+        "{what}: container={} id={} {}",
+        journal.name,
+        journal.id.get(..12).unwrap_or(&journal.id),
+        journal.counters.summary()
+    );
+    if journal.counters.has_losses() {
+        tracing::warn!("{summary}");
+    } else {
+        tracing::info!("{summary}");
     }
 }
 

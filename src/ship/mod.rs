@@ -9,6 +9,7 @@ pub mod client;
 pub mod encode;
 pub mod endpoint;
 pub mod policy;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -24,9 +25,12 @@ use crate::observe::EndpointCounters;
 use client::Pusher;
 use endpoint::{Command, Endpoint, Lane};
 
-/// Makes the client of a new endpoint.
-pub type ClientFactory =
-    Box<dyn Fn(&EndpointConfig) -> Result<Arc<dyn Pusher>, String> + Send + Sync>;
+/// Makes the client of a new endpoint (it may read TLS files: async).
+pub type ClientFactory = Box<
+    dyn Fn(EndpointConfig) -> client::BoxFuture<'static, Result<Arc<dyn Pusher>, String>>
+        + Send
+        + Sync,
+>;
 
 /// All endpoints.
 pub struct Shipper {
@@ -61,21 +65,77 @@ impl Shipper {
     /// The real client for each endpoint.
     pub fn http() -> Arc<Shipper> {
         Shipper::new(Box::new(|config| {
-            client::LokiClient::new(config).map(|c| Arc::new(c) as Arc<dyn Pusher>)
+            Box::pin(async move {
+                client::ReloadingClient::new(&config)
+                    .await
+                    .map(|c| Arc::new(c) as Arc<dyn Pusher>)
+            })
         }))
     }
 
-    /// Starts delivering a container's lines to its endpoint.
-    pub fn attach(self: &Arc<Self>, config: &EndpointConfig, lane: Lane) -> Result<(), String> {
-        let mut endpoints = self.endpoints.lock().expect("shipper lock poisoned");
-        let lane = match endpoints.get(config) {
-            Some(registered) => match registered.commands.send(Command::Attach(Box::new(lane))) {
-                Ok(()) => return Ok(()),
-                Err(mpsc::error::SendError(Command::Attach(lane))) => *lane,
+    /// Hands a lane to its endpoint if that one runs; gives it back if not.
+    fn send(&self, config: &EndpointConfig, lane: Box<Lane>) -> Result<(), Box<Lane>> {
+        let endpoints = self.endpoints.lock().expect("shipper lock poisoned");
+        match endpoints.get(config) {
+            Some(registered) => match registered.commands.send(Command::Attach(lane)) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::SendError(Command::Attach(lane))) => Err(lane),
             },
-            None => lane,
+            None => Err(lane),
+        }
+    }
+
+    /// Makes sure the endpoint runs (creating its client, which reads its
+    /// TLS files), so a container whose options cannot reach Loki is
+    /// refused before anything is created for it.
+    pub async fn prepare(self: &Arc<Self>, config: &EndpointConfig) -> Result<(), String> {
+        if self
+            .endpoints
+            .lock()
+            .expect("shipper lock poisoned")
+            .contains_key(config)
+        {
+            return Ok(());
+        }
+        let client = (self.make_client)(config.clone()).await?;
+        self.start(config, client, None);
+        Ok(())
+    }
+
+    /// Starts delivering a container's lines to its endpoint, creating the
+    /// endpoint (and its client) if it is not running.
+    pub async fn attach(
+        self: &Arc<Self>,
+        config: &EndpointConfig,
+        lane: Lane,
+    ) -> Result<(), String> {
+        let Err(lane) = self.send(config, Box::new(lane)) else {
+            return Ok(());
         };
-        let client = (self.make_client)(config)?;
+        let client = (self.make_client)(config.clone()).await?;
+        self.start(config, client, Some(*lane));
+        Ok(())
+    }
+
+    /// Starts an endpoint task with `lane` (or hands the lane to one that
+    /// another caller started meanwhile).
+    fn start(
+        self: &Arc<Self>,
+        config: &EndpointConfig,
+        client: Arc<dyn Pusher>,
+        lane: Option<Lane>,
+    ) {
+        let mut endpoints = self.endpoints.lock().expect("shipper lock poisoned");
+        let lane = match (endpoints.get(config), lane) {
+            (Some(registered), Some(lane)) => {
+                match registered.commands.send(Command::Attach(Box::new(lane))) {
+                    Ok(()) => return,
+                    Err(mpsc::error::SendError(Command::Attach(lane))) => Some(*lane),
+                }
+            }
+            (Some(registered), None) if !registered.commands.is_closed() => return,
+            (_, lane) => lane,
+        };
         let counters = Arc::new(EndpointCounters::new(config.url.clone()));
         let mut endpoint = Endpoint::new(
             config.clone(),
@@ -83,7 +143,9 @@ impl Shipper {
             self.drain.subscribe(),
             counters.clone(),
         );
-        endpoint.attach(lane);
+        if let Some(lane) = lane {
+            endpoint.attach(lane);
+        }
         let (commands, mut rx) = mpsc::unbounded_channel();
         endpoints.insert(
             config.clone(),
@@ -98,7 +160,9 @@ impl Shipper {
         self.tasks.spawn(async move {
             loop {
                 endpoint.run(&mut rx, idle).await;
-                let Some(shipper) = shipper.upgrade() else { return };
+                let Some(shipper) = shipper.upgrade() else {
+                    return;
+                };
                 let mut endpoints = shipper.endpoints.lock().expect("shipper lock poisoned");
                 // A lane may have arrived while it was deciding to end.
                 let mut more = false;
@@ -119,7 +183,6 @@ impl Shipper {
                 return;
             }
         });
-        Ok(())
     }
 
     /// Counters of the endpoints that are running.

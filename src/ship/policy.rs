@@ -37,20 +37,26 @@ pub enum Verdict {
     Delivered,
     /// Loki will never take them (4xx other than 429, or a permanent 5xx
     /// such as 501). `blamed`: the streams Loki named, if it named any.
-    Rejected { blamed: Vec<Labels> },
-    /// 429. Streams named: only they are over their limit; none named: the
-    /// tenant as a whole is.
+    Rejected {
+        blamed: Vec<Labels>,
+    },
+    /// Rate limited (429): with streams named, only they are over their
+    /// limit; with none, the tenant as a whole is.
     RateLimited {
         blamed: Vec<Labels>,
         retry_after: Option<Duration>,
     },
     /// Loki failed on this push (500, a timeout): worth retrying, and
     /// counted against `loki-retries`.
-    Failed { retry_after: Option<Duration> },
+    Failed {
+        retry_after: Option<Duration>,
+    },
     /// Loki is unreachable or says it is unavailable (connection errors,
     /// 502, 503, 504 from Loki or a proxy in front of it): the endpoint
     /// waits as a whole, and no attempt is counted.
-    Unavailable { retry_after: Option<Duration> },
+    Unavailable {
+        retry_after: Option<Duration>,
+    },
 }
 
 /// A label set as Loki prints it in answers.
@@ -233,13 +239,25 @@ mod tests {
     #[test]
     fn verdicts() {
         assert_eq!(judge(&answered(204, "")), Verdict::Delivered);
-        assert!(matches!(judge(&answered(429, "")), Verdict::RateLimited { .. }));
-        assert_eq!(judge(&answered(500, "")), Verdict::Failed { retry_after: None });
+        assert!(matches!(
+            judge(&answered(429, "")),
+            Verdict::RateLimited { .. }
+        ));
+        assert_eq!(
+            judge(&answered(500, "")),
+            Verdict::Failed { retry_after: None }
+        );
         for code in [502, 503, 504] {
-            assert!(matches!(judge(&answered(code, "")), Verdict::Unavailable { .. }), "{code}");
+            assert!(
+                matches!(judge(&answered(code, "")), Verdict::Unavailable { .. }),
+                "{code}"
+            );
         }
         for code in [400, 401, 403, 404, 413, 501, 505] {
-            assert!(matches!(judge(&answered(code, "")), Verdict::Rejected { .. }), "{code}");
+            assert!(
+                matches!(judge(&answered(code, "")), Verdict::Rejected { .. }),
+                "{code}"
+            );
         }
         let unreachable = PushResult::Failed {
             reason: "connection refused".into(),
@@ -262,7 +280,10 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        assert!(is_blamed(&ours, &blamed), "Loki's added labels do not hide us");
+        assert!(
+            is_blamed(&ours, &blamed),
+            "Loki's added labels do not hide us"
+        );
         let mut other = ours.clone();
         other.insert("source".into(), "stderr".into());
         assert!(!is_blamed(&other, &blamed));
@@ -278,7 +299,10 @@ mod tests {
         let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
         assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
         let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(30)));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
         assert_eq!(parse_retry_after("soon", now), None);
     }
 

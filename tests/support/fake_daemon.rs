@@ -66,15 +66,37 @@ impl Plugin {
     pub fn start(env: &[(&str, &str)]) -> Plugin {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
-        Plugin::start_with_data(env, dir, data_dir)
+        Plugin::start_with_data(env, dir, data_dir, None)
     }
 
     /// Starts a second plugin process that shares this one's data directory.
     pub fn restart_from(&self, env: &[(&str, &str)]) -> Plugin {
-        Plugin::start_with_data(env, tempfile::tempdir().unwrap(), self.data_dir.clone())
+        Plugin::start_with_data(
+            env,
+            tempfile::tempdir().unwrap(),
+            self.data_dir.clone(),
+            None,
+        )
     }
 
-    fn start_with_data(env: &[(&str, &str)], dir: tempfile::TempDir, data_dir: PathBuf) -> Plugin {
+    /// Starts a plugin over an existing data directory (as after a crash).
+    pub fn start_with_data_dir(env: &[(&str, &str)], data_dir: PathBuf) -> Plugin {
+        Plugin::start_with_data(env, tempfile::tempdir().unwrap(), data_dir, None)
+    }
+
+    /// Starts a plugin that may have at most `limit` open files.
+    pub fn start_with_fd_limit(env: &[(&str, &str)], limit: u64) -> Plugin {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        Plugin::start_with_data(env, dir, data_dir, Some(limit))
+    }
+
+    fn start_with_data(
+        env: &[(&str, &str)],
+        dir: tempfile::TempDir,
+        data_dir: PathBuf,
+        fd_limit: Option<u64>,
+    ) -> Plugin {
         let socket = dir.path().join("plugins/loki.sock");
         let mut command = Command::new(env!("CARGO_BIN_EXE_loki-logdriver"));
         command
@@ -88,6 +110,23 @@ impl Plugin {
             .stderr(Stdio::inherit());
         for (k, v) in env {
             command.env(k, v);
+        }
+        if let Some(limit) = fd_limit {
+            use std::os::unix::process::CommandExt;
+            let rlimit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: setrlimit is async-signal-safe and touches only the child.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
         }
         let mut child = command.spawn().expect("start plugin binary");
         let log = Arc::new(Mutex::new(String::new()));
@@ -207,6 +246,21 @@ impl Plugin {
         self.child.id()
     }
 
+    /// The plugin's resident memory in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
@@ -257,10 +311,10 @@ impl LogStream {
     pub async fn next(&mut self, timeout: Duration) -> Option<LogEntry> {
         let deadline = Instant::now() + timeout;
         loop {
-            let mut entry = LogEntry::default();
-            if let Some(frame) = self.decoder.next_frame(&mut entry) {
-                frame.expect("ReadLogs sends valid frames");
-                return Some(entry);
+            match self.decoder.next() {
+                Some(loki_logdriver::frame::Frame::Entry { entry, .. }) => return Some(entry),
+                Some(skipped) => panic!("ReadLogs sent bytes that are not a frame: {skipped:?}"),
+                None => {}
             }
             let left = deadline.saturating_duration_since(Instant::now());
             let frame = tokio::time::timeout(left, self.body.frame())
@@ -287,10 +341,13 @@ pub struct Fifo {
 
 impl Fifo {
     pub fn create() -> Fifo {
+        Fifo::create_named("4f1e0c8a9b2d7e3f5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f")
+    }
+
+    /// A FIFO with another name (attachment records are named after it).
+    pub fn create_named(name: &str) -> Fifo {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir
-            .path()
-            .join("4f1e0c8a9b2d7e3f5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f");
+        let path = dir.path().join(name);
         let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
         // SAFETY: c_path is a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o700) }, 0, "mkfifo");
@@ -350,7 +407,7 @@ pub fn line(source: &str, text: &str) -> LogEntry {
     LogEntry {
         source: source.into(),
         time_nano: now_ns(),
-        line: text.as_bytes().to_vec(),
+        line: bytes::Bytes::copy_from_slice(text.as_bytes()),
         ..LogEntry::default()
     }
 }
@@ -365,7 +422,7 @@ pub fn partials(source: &str, text: &[u8], id: &str) -> Vec<LogEntry> {
         .map(|(i, chunk)| LogEntry {
             source: source.into(),
             time_nano: ts,
-            line: chunk.to_vec(),
+            line: bytes::Bytes::copy_from_slice(chunk),
             partial: true,
             partial_log_metadata: Some(PartialLogEntryMetadata {
                 last: i + 1 == chunks.len(),

@@ -344,7 +344,7 @@ pub fn decode_push(
                     let ts = e.timestamp.ok_or("entry without timestamp")?;
                     Ok(Entry {
                         timestamp_ns: ts.seconds as i128 * 1_000_000_000 + ts.nanos as i128,
-                        line: e.line,
+                        line: e.line.to_vec(),
                     })
                 })
                 .collect::<Result<Vec<_>, String>>()?;

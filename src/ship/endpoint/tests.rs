@@ -58,12 +58,19 @@ fn container_of(labels: &str) -> String {
 }
 
 impl Pusher for ScriptedLoki {
-    fn push(&self, body: Bytes, _timeout: Duration) -> super::super::client::BoxFuture<'_, PushResult> {
+    fn push(
+        &self,
+        body: Bytes,
+        _timeout: Duration,
+    ) -> super::super::client::BoxFuture<'_, PushResult> {
         Box::pin(async move {
             let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
             let request = PushRequest::decode(raw.as_slice()).unwrap();
-            let mut containers: Vec<String> =
-                request.streams.iter().map(|s| container_of(&s.labels)).collect();
+            let mut containers: Vec<String> = request
+                .streams
+                .iter()
+                .map(|s| container_of(&s.labels))
+                .collect();
             containers.dedup();
             let now = Instant::now();
             self.pushes.lock().unwrap().push((now, containers.clone()));
@@ -123,7 +130,9 @@ fn answer(code: u16, body: &str) -> PushResult {
 fn rate_limited(container: &str) -> PushResult {
     answer(
         429,
-        &format!("Per stream rate limit exceeded (limit: 3MB/sec) while attempting to ingest for stream '{{container_name=\"{container}\", source=\"stdout\"}}' totaling 100B, consider splitting a stream via additional labels or contact your Loki administrator to see if the limit can be increased"),
+        &format!(
+            "Per stream rate limit exceeded (limit: 3MB/sec) while attempting to ingest for stream '{{container_name=\"{container}\", source=\"stdout\"}}' totaling 100B, consider splitting a stream via additional labels or contact your Loki administrator to see if the limit can be increased"
+        ),
     )
 }
 
@@ -184,11 +193,13 @@ impl Setup {
             .open(name, name, config, Arc::default(), None)
             .unwrap();
         journal.attach_reader();
+        assert!(journal.claim_lane(), "the journal needs a lane");
         let labels = StreamLabels::new(&BTreeMap::from([(
             "container_name".to_string(),
             name.to_string(),
         )]));
-        self.endpoint.attach(Lane::new(journal.clone(), labels, vec![]));
+        self.endpoint
+            .attach(Lane::new(journal.clone(), labels, vec![]));
         journal
     }
 }
@@ -218,7 +229,11 @@ fn numbered(name: &str, range: std::ops::Range<usize>) -> Vec<String> {
 /// Runs the endpoint for `duration` of (paused) time.
 async fn run_for(setup: &mut Setup, duration: Duration) {
     let (_tx, mut rx) = mpsc::unbounded_channel();
-    let _ = tokio::time::timeout(duration, setup.endpoint.run(&mut rx, Duration::from_secs(3600))).await;
+    let _ = tokio::time::timeout(
+        duration,
+        setup.endpoint.run(&mut rx, Duration::from_secs(3600)),
+    )
+    .await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -237,9 +252,22 @@ async fn a_lane_refused_for_minutes_does_not_hold_back_another() {
     write(&quiet, numbered("quiet", 0..10));
     let start = Instant::now();
     run_for(&mut setup, Duration::from_millis(1500)).await;
-    assert_eq!(loki.accepted("quiet"), numbered("quiet", 0..10), "within one batch wait");
-    let first = loki.pushes().into_iter().find(|(_, c)| c == &["quiet"]).unwrap().0;
-    assert!(first - start <= Duration::from_millis(1100), "{:?}", first - start);
+    assert_eq!(
+        loki.accepted("quiet"),
+        numbered("quiet", 0..10),
+        "within one batch wait"
+    );
+    let first = loki
+        .pushes()
+        .into_iter()
+        .find(|(_, c)| c == &["quiet"])
+        .unwrap()
+        .0;
+    assert!(
+        first - start <= Duration::from_millis(1100),
+        "{:?}",
+        first - start
+    );
 
     // Minutes of refusals: more quiet lines keep flowing meanwhile.
     for round in 1..6 {
@@ -252,7 +280,11 @@ async fn a_lane_refused_for_minutes_does_not_hold_back_another() {
     loki.set(Box::new(|_, _| ok()));
     run_for(&mut setup, Duration::from_secs(310)).await;
     assert_eq!(loki.accepted("busy"), numbered("busy", 0..100));
-    assert_eq!(busy.counters.dropped_total(), 0, "retried within loki-retries");
+    assert_eq!(
+        busy.counters.dropped_total(),
+        0,
+        "retried within loki-retries"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -332,14 +364,20 @@ async fn retry_after_is_honoured() {
     run_for(&mut setup, Duration::from_secs(70)).await;
     let pushes = loki.pushes();
     let gaps: Vec<Duration> = pushes.windows(2).map(|w| w[1].0 - w[0].0).collect();
-    assert!(!gaps.is_empty() && gaps.iter().all(|g| *g >= Duration::from_secs(30)), "{gaps:?}");
+    assert!(
+        !gaps.is_empty() && gaps.iter().all(|g| *g >= Duration::from_secs(30)),
+        "{gaps:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_400_drops_only_the_blamed_lane_and_counts_the_rest_as_sent() {
     let loki = ScriptedLoki::new(Box::new(|containers, _| {
         if containers.iter().any(|c| c == "bad") {
-            answer(400, "entry for stream '{container_name=\"bad\", source=\"stdout\"}' has timestamp too old")
+            answer(
+                400,
+                "entry for stream '{container_name=\"bad\", source=\"stdout\"}' has timestamp too old",
+            )
         } else {
             ok()
         }
@@ -352,7 +390,11 @@ async fn a_400_drops_only_the_blamed_lane_and_counts_the_rest_as_sent() {
     run_for(&mut setup, Duration::from_secs(5)).await;
     assert_eq!(bad.counters.dropped(DropReason::Rejected), 4);
     assert_eq!(good.counters.sent.load(Ordering::Relaxed), 6);
-    assert_eq!(good.counters.dropped_total(), 0, "stored lines are not dropped");
+    assert_eq!(
+        good.counters.dropped_total(),
+        0,
+        "stored lines are not dropped"
+    );
     assert_eq!(loki.accepted("good"), numbered("good", 0..6));
 }
 
@@ -417,7 +459,11 @@ async fn timeouts_count_against_a_lane_only_while_others_get_through() {
         run_for(&mut setup, Duration::from_secs(1)).await;
     }
     run_for(&mut setup, Duration::from_secs(2)).await;
-    assert_eq!(loki.accepted("fast").len(), 120, "the fast lane was not held back");
+    assert_eq!(
+        loki.accepted("fast").len(),
+        120,
+        "the fast lane was not held back"
+    );
     assert!(
         setup.endpoint.counters.retries.load(Ordering::Relaxed) >= 1,
         "the slow lane's own timeouts count against loki-retries"
@@ -463,13 +509,20 @@ async fn at_the_shutdown_deadline_what_is_left_is_given_back() {
     let mut setup = setup(endpoint_config(), &loki);
     let a = setup.lane("a");
     write(&a, numbered("a", 0..5));
-    a.detach_reader();
+    a.detach_reader(false);
     setup
         .drain
         .send_replace(Some(Instant::now() + Duration::from_secs(3)));
     let (_tx, mut rx) = mpsc::unbounded_channel();
-    tokio::time::timeout(Duration::from_secs(10), setup.endpoint.run(&mut rx, Duration::from_secs(1)))
-        .await
-        .expect("the endpoint returns at the deadline");
-    assert_eq!(a.counters.dropped(DropReason::Shutdown), 5, "memory only: lost, and counted");
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        setup.endpoint.run(&mut rx, Duration::from_secs(1)),
+    )
+    .await
+    .expect("the endpoint returns at the deadline");
+    assert_eq!(
+        a.counters.dropped(DropReason::Shutdown),
+        5,
+        "memory only: lost, and counted"
+    );
 }
