@@ -4,4 +4,5 @@ pub mod connect_proxy;
 pub mod fake_daemon;
 pub mod fake_docker_api;
 pub mod fake_loki;
+pub mod push;
 pub mod tls;
