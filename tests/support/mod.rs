@@ -5,4 +5,5 @@ pub mod fake_daemon;
 pub mod fake_docker_api;
 pub mod fake_loki;
 pub mod push;
+pub mod real_loki;
 pub mod tls;
