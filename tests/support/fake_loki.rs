@@ -938,7 +938,8 @@ fn max_line_size(flavor: Flavor) -> Option<usize> {
 }
 
 /// The 400 body for a push with invalid streams: Loki 3 tells every error,
-/// `N errors like: ...` per distinct message when there are several;
+/// `N errors like: ...` per distinct message when there are several (in an
+/// order that varies, a Go map's; here the order of first occurrence);
 /// Loki 2.7.5 tells only the last one.
 fn loki_errors(flavor: Flavor, errors: &[String]) -> String {
     match flavor {
