@@ -697,19 +697,23 @@ impl Journal {
     /// Finishes taken lines: delivered or given up, they are done and the
     /// cursor moves past them.
     pub fn ack(&self, taken: Taken, outcome: Outcome) {
-        self.ack_by_source(taken, [outcome; 2]);
-    }
-
-    /// Like [`ack`](Self::ack), with an outcome per source (Loki may take
-    /// one stream of a push and refuse the other).
-    pub fn ack_by_source(&self, taken: Taken, outcomes: [Outcome; 2]) {
-        for source in Source::ALL {
-            let n = taken.lines.iter().filter(|l| l.source == source).count() as u64;
-            match outcomes[source as usize] {
-                Outcome::Sent => ContainerCounters::add(&self.counters.sent, n),
-                Outcome::Dropped(reason) => self.counters.drop_lines(reason, n),
+        match outcome {
+            Outcome::Sent => self.ack_counted(taken, 0, DropReason::Rejected),
+            Outcome::Dropped(reason) => {
+                let n = taken.lines.len() as u64;
+                self.ack_counted(taken, n, reason)
             }
         }
+    }
+
+    /// Finishes taken lines of which `dropped` were given up for `reason`
+    /// and the others delivered (Loki may store some lines of a push it
+    /// answers with an error).
+    pub fn ack_counted(&self, taken: Taken, dropped: u64, reason: DropReason) {
+        let n = taken.lines.len() as u64;
+        let dropped = dropped.min(n);
+        ContainerCounters::add(&self.counters.sent, n - dropped);
+        self.counters.drop_lines(reason, dropped);
         self.finish(taken, true);
     }
 

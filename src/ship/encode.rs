@@ -52,7 +52,13 @@ impl PushBuilder {
         self.lines
     }
 
-    pub fn encode(self) -> Bytes {
+    /// Encodes the push, the stream with the most bytes last: Loki reports
+    /// a per-stream rate limit only for the last stream of a push (for the
+    /// others it answers 204 and drops what is over the limit), and the
+    /// largest stream is the one most likely over it.
+    pub fn encode(mut self) -> Bytes {
+        self.streams
+            .sort_by_key(|s| s.entries.iter().map(|e| e.line.len()).sum::<usize>());
         encode_push(&PushRequest {
             streams: self.streams,
         })
@@ -99,9 +105,13 @@ mod tests {
             .unwrap();
         let request = PushRequest::decode(raw.as_slice()).unwrap();
         assert_eq!(request.streams.len(), 2);
-        assert_eq!(request.streams[0].labels, r#"{a="b", source="stdout"}"#);
-        assert_eq!(request.streams[0].entries.len(), 2);
-        let entry = &request.streams[1].entries[0];
+        assert_eq!(request.streams[1].labels, r#"{a="b", source="stdout"}"#);
+        assert_eq!(
+            request.streams[1].entries.len(),
+            2,
+            "the largest stream last"
+        );
+        let entry = &request.streams[0].entries[0];
         assert_eq!(
             &entry.line[..],
             "\u{fffd} oops".as_bytes(),

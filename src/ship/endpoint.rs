@@ -32,8 +32,8 @@ use super::encode::PushBuilder;
 use super::policy::{self, FailKind, Labels, PushResult, Verdict};
 use crate::config::labels::StreamLabels;
 use crate::config::options::EndpointConfig;
-use crate::journal::{Journal, Outcome, Taken};
-use crate::line::Source;
+use crate::journal::{Journal, Taken};
+use crate::line::{Source, for_loki};
 use crate::observe::{DropReason, EndpointCounters, Throttle};
 use crate::proto::logproto::LabelPairAdapter;
 
@@ -467,7 +467,7 @@ impl Endpoint {
                     self.wake.notify_one();
                 }
                 for i in lanes {
-                    self.finish(i, |_| Outcome::Sent);
+                    self.finish(i, |_, _| 0, DropReason::Rejected);
                 }
             }
             Verdict::Unavailable { retry_after } => {
@@ -498,15 +498,19 @@ impl Endpoint {
                     self.retry_alone(&lanes);
                 } else {
                     self.warn_drop(&result, "Loki refused lines; dropping them");
+                    let body = match &result {
+                        PushResult::Answered { body, .. } => body.as_str(),
+                        PushResult::Failed { .. } => "",
+                    };
                     for i in lanes {
-                        let blamed = blamed.clone();
-                        self.finish(i, move |set| {
+                        let refused = |set: &Labels, lengths: &[usize]| {
                             if blamed.is_empty() || policy::is_blamed(set, &blamed) {
-                                Outcome::Dropped(DropReason::Rejected)
+                                policy::refused_lines(body, lengths)
                             } else {
-                                Outcome::Sent
+                                0
                             }
-                        });
+                        };
+                        self.finish(i, refused, DropReason::Rejected);
                     }
                 }
             }
@@ -596,7 +600,7 @@ impl Endpoint {
                     reason.as_str()
                 ),
             );
-            self.finish(i, move |_| Outcome::Dropped(reason));
+            self.finish(i, |_, lengths| lengths.len() as u64, reason);
             return;
         }
         let wait = policy::backoff(
@@ -621,20 +625,30 @@ impl Endpoint {
         }
     }
 
-    /// Ends a lane's batch; `outcome` says, per source's label set, what
-    /// happened to its lines.
-    fn finish(&mut self, i: usize, outcome: impl Fn(&Labels) -> Outcome) {
+    /// Ends a lane's batch. `lost` says, for a source's label set and the
+    /// lengths of its lines (as Loki sees them), how many Loki did not take;
+    /// they count as dropped for `reason`, the others as delivered.
+    fn finish(&mut self, i: usize, lost: impl Fn(&Labels, &[usize]) -> u64, reason: DropReason) {
         let lane = &mut self.lanes[i];
         lane.failures = 0;
         lane.solo = false;
         lane.not_before = None;
         lane.rate_limited = false;
         if let Some(batch) = lane.batch.take() {
-            let outcomes = [
-                outcome(lane.labels.label_set(Source::Stdout)),
-                outcome(lane.labels.label_set(Source::Stderr)),
-            ];
-            lane.journal.ack_by_source(batch, outcomes);
+            let mut dropped = 0;
+            for source in Source::ALL {
+                let lengths: Vec<usize> = batch
+                    .lines
+                    .iter()
+                    .filter(|l| l.source == source)
+                    .map(|l| for_loki(&l.bytes).len())
+                    .collect();
+                if !lengths.is_empty() {
+                    dropped +=
+                        lost(lane.labels.label_set(source), &lengths).min(lengths.len() as u64);
+                }
+            }
+            lane.journal.ack_counted(batch, dropped, reason);
         }
     }
 

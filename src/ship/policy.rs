@@ -185,6 +185,48 @@ fn parse_labels(text: &str) -> Option<(Labels, usize)> {
     }
 }
 
+/// How many of a refused stream's `lines` Loki did not store. Loki keeps
+/// the valid entries of a stream it answers 400 for, so not every line of
+/// a blamed stream is lost: for a line over its `max_line_size`, the lines
+/// longer than that; when Loki 3 counts the errors (`2 errors like: ...`),
+/// that many; otherwise, all of them.
+pub fn refused_lines(body: &str, lengths: &[usize]) -> u64 {
+    let total = lengths.len() as u64;
+    let lower = body.to_ascii_lowercase();
+    if let Some(limit) = number_after(&lower, "max entry size '") {
+        return lengths.iter().filter(|&&len| len as u64 > limit).count() as u64;
+    }
+    let counted: u64 = lower
+        .match_indices(" errors like:")
+        .filter_map(|(at, _)| {
+            let digits: String = lower[..at]
+                .chars()
+                .rev()
+                .take_while(char::is_ascii_digit)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            digits.parse::<u64>().ok()
+        })
+        .sum();
+    if counted > 0 {
+        counted.min(total)
+    } else {
+        total
+    }
+}
+
+/// The number right after `marker` in `text`.
+fn number_after(text: &str, marker: &str) -> Option<u64> {
+    let at = text.find(marker)? + marker.len();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
 /// Whether Loki's blamed set is this stream: every label the plugin sent
 /// is there with its value (Loki may add some, such as `service_name`).
 pub fn is_blamed(stream: &Labels, blamed: &[Labels]) -> bool {
@@ -292,6 +334,16 @@ mod tests {
         let escaped = r#"entry for stream '{a="x\"y", b="1"}' has timestamp too old"#;
         assert_eq!(blamed_streams(escaped)[0]["a"], "x\"y");
         assert!(blamed_streams("{not labels} {}").is_empty());
+    }
+
+    #[test]
+    fn only_the_lines_loki_refused_count_as_refused() {
+        let too_long = "max entry size '262144' bytes exceeded for stream '{a=\"b\"}' while adding an entry with length '300000' bytes";
+        assert_eq!(refused_lines(too_long, &[30, 300_000, 30]), 1);
+        let counted = "2 errors like: entry for stream '{a=\"b\"}' has timestamp too old; 1 errors like: entry for stream '{a=\"b\"}' has timestamp too new";
+        assert_eq!(refused_lines(counted, &[1; 10]), 3);
+        let whole = "stream '{a=\"b\"}' has duplicate label name: 'a'";
+        assert_eq!(refused_lines(whole, &[1; 4]), 4);
     }
 
     #[test]

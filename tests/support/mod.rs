@@ -4,4 +4,6 @@ pub mod connect_proxy;
 pub mod fake_daemon;
 pub mod fake_docker_api;
 pub mod fake_loki;
+pub mod push;
+pub mod real_loki;
 pub mod tls;
