@@ -250,10 +250,11 @@ impl Reader {
                 return Ok(New::Nothing);
             }
             pipe.discard(already)?;
-            let fresh = n - already;
+            // A bounded step: what is beyond stays in the FIFO for the next.
+            let fresh = (n - already).min(READ_CHUNK);
             let buf = self.decoder.read_buffer();
-            buf.reserve(fresh);
             pipe.read_exact_into(buf, fresh)?;
+            pipe.discard(n - already - fresh)?;
             self.seen += fresh as u64;
             Ok(New::Bytes)
         })

@@ -674,6 +674,11 @@ impl Journal {
         tail.bytes -= cost;
         tail.taken = advance;
         tail.in_flight = true;
+        if tail.lines.capacity() > 1024 && tail.lines.len() < tail.lines.capacity() / 4 {
+            // A burst is over: give its memory back.
+            let keep = tail.lines.len() * 2;
+            tail.lines.shrink_to(keep);
+        }
         if tail.lines.is_empty() {
             // Lines that stay keep their original wait: they are due sooner.
             tail.pending_since = None;
