@@ -59,10 +59,10 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 
-test: ## Every test: unit, fake daemon + fake Loki, and the real-Docker e2e suite
+test: ## Every test: unit, fake daemon + fake Loki, real-Docker e2e (on each engine of E2E_ENGINE)
 	cargo test
 
-e2e: ## Only the real-Docker end-to-end suite (tests/e2e-setup prepares Docker)
+e2e: ## Only the real-Docker end-to-end suite, on E2E_ENGINE=20.10|29|all (tests/e2e-setup prepares it)
 	tests/e2e-setup
 	cargo test --test e2e
 
