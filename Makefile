@@ -10,13 +10,17 @@ TAG ?= $(VERSION)-$(ARCH)
 REMOTE ?= $(REPOSITORY):$(TAG)
 PLUGIN_DIR := build/plugin-$(ARCH)
 
-.PHONY: help build rootfs plugin enable disable install upgrade push uninstall clean test e2e bench lint
+# Test targets built for arm64 and run under qemu: the unit tests and the tests
+# that start the plugin binary (every tests/*.rs but the real-Docker suite).
+ARM64_TESTS := --lib --bins $(patsubst tests/%.rs,--test %,$(filter-out tests/e2e.rs,$(wildcard tests/*.rs)))
+
+.PHONY: help build rootfs plugin enable disable install upgrade push uninstall clean test e2e smoke test-arm64 bench lint
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 	@echo "Variables: ARCH=$(ARCH) ALIAS=$(ALIAS) REMOTE=$(REMOTE)"
 
-build: ## Static release binary for ARCH (amd64 here; arm64 needs cross or cargo-zigbuild)
+build: ## Static release binary and plugin directory for ARCH (amd64, arm64: see rootfs-build)
 	ARCH=$(ARCH) ./rootfs-build $(PLUGIN_DIR)
 
 rootfs: build ## Plugin directory build/plugin-ARCH (config.json + rootfs/)
@@ -55,12 +59,19 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 
-test: ## Every test: unit, fake daemon + fake Loki, and the real-Docker e2e suite
+test: ## Every test: unit, fake daemon + fake Loki, real-Docker e2e (on each engine of E2E_ENGINE)
 	cargo test
 
-e2e: ## Only the real-Docker end-to-end suite (tests/e2e-setup prepares Docker)
+e2e: ## Only the real-Docker end-to-end suite, on E2E_ENGINE=20.10|29|all (tests/e2e-setup prepares it)
 	tests/e2e-setup
 	cargo test --test e2e
+
+smoke: ## Smoke test of build/plugin-ARCH's binary (under qemu for arm64): --version, Capabilities
+	tests/smoke-binary $(ARCH)
+
+test-arm64: ## Unit tests and the plugin-binary tests built for arm64, run under qemu (release)
+	RUSTFLAGS="$${RUSTFLAGS:-} -C target-feature=+crt-static" CARGO_PROFILE_RELEASE_PANIC=unwind \
+	  scripts/cross-cargo aarch64-unknown-linux-gnu test --release --locked $(ARM64_TESTS)
 
 bench: ## Throughput figures: 200,000 lines of 100 bytes through the plugin
 	cargo bench --bench pipeline

@@ -5,6 +5,12 @@
 //!
 //! Without a reachable daemon the suite says so loudly and skips; with
 //! `CI=true` a missing daemon is a failure. `tests/e2e-setup` prepares one.
+//!
+//! `E2E_ENGINE` chooses the engine (see `ENGINES`): `20.10` (Debian's
+//! dockerd), `29` (Docker Engine 29 from `../shared/real/docker-29`), `all`
+//! (each in turn, in its own run of this binary, then a summary side by side),
+//! or unset: whatever `docker` answers, except with `CI=true` and
+//! `../shared/real/docker-29` present, where it means `all`.
 
 mod support;
 
@@ -13,6 +19,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
@@ -21,6 +28,7 @@ use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, ListContainersOptions, RemoveContainerOptions,
     StopContainerOptions,
 };
+use serde::{Deserialize, Serialize};
 use support::fake_loki::{Entry, FakeLoki, Mode};
 
 const PLUGIN: &str = "loki-e2e:latest";
@@ -35,6 +43,8 @@ struct Ctx {
     docker: Docker,
     loki: FakeLoki,
     root: PathBuf,
+    /// The engine chosen with `E2E_ENGINE`; `None`: whatever `docker` answers.
+    engine: Option<&'static Engine>,
 }
 
 fn ensure(condition: bool, message: impl Into<String>) -> Outcome {
@@ -45,52 +55,19 @@ fn ensure(condition: bool, message: impl Into<String>) -> Outcome {
     }
 }
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let code = runtime.block_on(run_suite());
-    std::process::exit(code);
+/// Prints a figure a scenario measured, and keeps it for the summary at the end.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        println!("    {line}");
+        NOTES.lock().unwrap().push(line);
+    }};
 }
 
-async fn run_suite() -> i32 {
-    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let docker = match connect().await {
-        Ok(docker) => docker,
-        Err(err) => {
-            eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-            eprintln!("!! e2e: NO DOCKER DAEMON ({err}).");
-            eprintln!("!! The real-Docker tests did NOT run. Run tests/e2e-setup.");
-            eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
-            if in_ci {
-                println!("e2e: 0 passed, 1 failed");
-                return 1;
-            }
-            println!("e2e: 0 passed, 0 failed, 11 skipped");
-            return 0;
-        }
-    };
-    let version = docker
-        .version()
-        .await
-        .map(|v| v.version.unwrap_or_default())
-        .unwrap_or_default();
-    println!("e2e: Docker engine {version}");
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    cleanup(&docker).await;
-    if let Err(err) = install_plugin(&root) {
-        println!("e2e: cannot install the plugin: {err}");
-        println!("e2e: 0 passed, 1 failed");
-        return 1;
-    }
-    let ctx = Ctx {
-        docker,
-        loki: FakeLoki::start().await,
-        root,
-    };
-    let scenarios: Vec<(&str, Scenario)> = vec![
+static NOTES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn scenarios() -> Vec<(&'static str, Scenario)> {
+    vec![
         (
             "run_with_log_driver_ships_stdout_and_stderr_with_labels",
             |c| Box::pin(run_with_log_driver(c)),
@@ -128,34 +105,363 @@ async fn run_suite() -> i32 {
         ("daemon_default_log_driver_ships_logs_without_flags", |c| {
             Box::pin(daemon_defaults(c))
         }),
-    ];
+    ]
+}
+
+fn main() {
+    let code = match selection() {
+        Err(err) => {
+            println!("e2e: {err}");
+            println!("e2e: 0 passed, 1 failed");
+            1
+        }
+        Ok(Selection::All) => run_each_engine(),
+        Ok(Selection::One(engine)) => {
+            // SAFETY: no other thread exists yet. bollard, the docker CLI and
+            // docker-compose all follow DOCKER_HOST.
+            unsafe { std::env::set_var("DOCKER_HOST", format!("unix://{}", engine.socket)) };
+            run_on(Some(engine))
+        }
+        Ok(Selection::Default) => run_on(None),
+    };
+    std::process::exit(code);
+}
+
+fn run_on(engine: Option<&'static Engine>) -> i32 {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run_suite(engine))
+}
+
+// ---- Engines: which daemon the suite talks to ------------------------------
+
+/// A Docker engine the suite can run on.
+struct Engine {
+    /// The value of `E2E_ENGINE` that selects it.
+    name: &'static str,
+    /// Its API socket; the suite sets `DOCKER_HOST` to it.
+    socket: &'static str,
+    /// Its version starts with this; checked, so that a run never says it
+    /// tested an engine it did not.
+    version: &'static str,
+    /// Pid file of the running dockerd. `daemon_defaults` starts its second
+    /// dockerd from the same binary, with that directory first in PATH.
+    pidfile: &'static str,
+}
+
+/// The oldest supported engine (Debian 12's docker.io), then what users run
+/// (`../shared/real/docker-29 start`: own data root /var/lib/docker29, exec
+/// root /run/docker29, containerd 2 and runc 1.4 beside its dockerd).
+static ENGINES: [Engine; 2] = [
+    Engine {
+        name: "20.10",
+        socket: "/var/run/docker.sock",
+        version: "20.10.",
+        pidfile: "/var/run/docker.pid",
+    },
+    Engine {
+        name: "29",
+        socket: "/run/docker29.sock",
+        version: "29.",
+        pidfile: "/run/docker29/dockerd.pid",
+    },
+];
+
+enum Selection {
+    One(&'static Engine),
+    /// Each engine in turn.
+    All,
+    /// Whatever `docker` answers (DOCKER_HOST or the default socket), unchecked.
+    Default,
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+fn selection() -> Result<Selection, String> {
+    let docker29 = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/real/docker-29");
+    match std::env::var("E2E_ENGINE").unwrap_or_default().as_str() {
+        "" if in_ci() && docker29.exists() => Ok(Selection::All),
+        "" => Ok(Selection::Default),
+        "all" => Ok(Selection::All),
+        name => ENGINES
+            .iter()
+            .find(|e| e.name == name)
+            .map(Selection::One)
+            .ok_or_else(|| format!("E2E_ENGINE={name}: use 20.10, 29 or all")),
+    }
+}
+
+/// The unix socket of the daemon under test, as a plugin inside it must see it.
+fn daemon_socket() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|h| h.strip_prefix("unix://").map(str::to_string))
+        .unwrap_or_else(|| "/var/run/docker.sock".into())
+}
+
+/// `docker plugin set` arguments that point the plugin's mounts of the Docker
+/// API socket at `socket`, the socket of the daemon the plugin runs in.
+/// config.json binds `/var/run/docker.sock`, the default daemon's; a user of
+/// another daemon sets the source the same way. None when config.json has no
+/// such mount, or when it already is that socket.
+fn docker_api_mount_settings(root: &Path, socket: &str) -> Result<Vec<String>, String> {
+    let manifest = std::fs::read_to_string(root.join("config.json")).map_err(|e| e.to_string())?;
+    let manifest: serde_json::Value =
+        serde_json::from_str(&manifest).map_err(|e| format!("config.json: {e}"))?;
+    let mounts = manifest["mounts"].as_array().cloned().unwrap_or_default();
+    Ok(mounts
+        .iter()
+        .filter(|m| m["source"] == "/var/run/docker.sock" && socket != "/var/run/docker.sock")
+        .filter(|m| {
+            m["settable"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|v| v == "source"))
+        })
+        .filter_map(|m| m["name"].as_str())
+        .map(|name| format!("{name}.source={socket}"))
+        .collect())
+}
+
+/// A dockerd of the engine under test, for a second daemon: the running
+/// daemon's own binary, with its directory first in PATH, so that the
+/// containerd it starts, the shim and runc are that engine's too (Docker 29
+/// puts a time namespace in every spec, which Debian's runc 1.1 cannot run).
+/// Without `E2E_ENGINE`, `dockerd` from PATH.
+fn engine_dockerd(engine: Option<&Engine>) -> Result<Command, String> {
+    let Some(engine) = engine else {
+        return Ok(Command::new("dockerd"));
+    };
+    let pid = std::fs::read_to_string(engine.pidfile).map_err(|e| {
+        format!(
+            "{}: {e} (is the {} engine running?)",
+            engine.pidfile, engine.name
+        )
+    })?;
+    let exe = std::fs::read_link(format!("/proc/{}/exe", pid.trim()))
+        .map_err(|e| format!("dockerd of {}: {e}", engine.pidfile))?;
+    let dir = exe.parent().unwrap_or(Path::new("/"));
+    let path = std::env::var("PATH").unwrap_or_default();
+    let mut command = Command::new(&exe);
+    command.env("PATH", format!("{}:{path}", dir.display()));
+    Ok(command)
+}
+
+// ---- One run on one engine, and the summary ---------------------------------
+
+/// What one engine's run gave; the run of each engine writes it to
+/// `E2E_SUMMARY` for the side-by-side summary.
+#[derive(Serialize, Deserialize)]
+struct Summary {
+    engine: String,
+    version: String,
+    passed: usize,
+    failed: usize,
+    skipped: usize,
+    seconds: f64,
+    /// (name, "ok" or "FAILED", seconds)
+    scenarios: Vec<(String, String, f64)>,
+    notes: Vec<String>,
+}
+
+impl Summary {
+    fn new(engine: Option<&Engine>) -> Summary {
+        Summary {
+            engine: engine.map_or("default", |e| e.name).into(),
+            version: "?".into(),
+            passed: 0,
+            failed: 0,
+            skipped: 0,
+            seconds: 0.0,
+            scenarios: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// Prints the closing lines, and hands the summary to the run of all engines.
+    fn finish(mut self, started: Instant) -> i32 {
+        self.seconds = started.elapsed().as_secs_f64();
+        self.notes = NOTES.lock().unwrap().clone();
+        print_summaries(std::slice::from_ref(&self));
+        if let Ok(path) = std::env::var("E2E_SUMMARY") {
+            let _ = std::fs::write(path, serde_json::to_string(&self).unwrap_or_default());
+        }
+        let skipped = if self.skipped > 0 {
+            format!(", {} skipped", self.skipped)
+        } else {
+            String::new()
+        };
+        println!(
+            "\ne2e: {} passed, {} failed{skipped}",
+            self.passed, self.failed
+        );
+        i32::from(self.failed > 0)
+    }
+}
+
+fn print_summaries(summaries: &[Summary]) {
+    let width = scenarios().iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    println!("\ne2e summary");
+    let mut header = format!("  {:width$}", "Docker engine");
+    for s in summaries {
+        header += &format!("  {:>24}", format!("{} ({})", s.version, s.engine));
+    }
+    println!("{header}");
+    for (name, _) in scenarios() {
+        let mut line = format!("  {name:width$}");
+        for s in summaries {
+            let cell = s
+                .scenarios
+                .iter()
+                .find(|(n, _, _)| n == name)
+                .map_or("-".to_string(), |(_, result, took)| {
+                    format!("{result} {took:.1}s")
+                });
+            line += &format!("  {cell:>24}");
+        }
+        println!("{line}");
+    }
+    let mut totals = format!("  {:width$}", "passed / failed / skipped, time");
+    for s in summaries {
+        let cell = format!("{}/{}/{}, {:.0}s", s.passed, s.failed, s.skipped, s.seconds);
+        totals += &format!("  {cell:>24}");
+    }
+    println!("{totals}");
+    for s in summaries {
+        for note in &s.notes {
+            println!("  {}: {note}", s.version);
+        }
+    }
+}
+
+/// `E2E_ENGINE=all`: this binary once per engine, each with its own
+/// DOCKER_HOST, then their summaries side by side.
+fn run_each_engine() -> i32 {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut summaries = Vec::new();
+    for engine in &ENGINES {
+        println!(
+            "\n===== e2e on Docker {0} (E2E_ENGINE={0}) =====",
+            engine.name
+        );
+        let file = dir.path().join(engine.name);
+        let status = Command::new(&exe)
+            .args(std::env::args_os().skip(1))
+            .env("E2E_ENGINE", engine.name)
+            .env("E2E_SUMMARY", &file)
+            .status();
+        let summary = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|s| serde_json::from_str::<Summary>(&s).ok())
+            .unwrap_or_else(|| {
+                println!(
+                    "e2e: the run on {} ended without a summary: {status:?}",
+                    engine.name
+                );
+                let mut failed = Summary::new(Some(engine));
+                failed.failed = 1;
+                failed
+            });
+        summaries.push(summary);
+    }
+    print_summaries(&summaries);
+    let (passed, failed, skipped) = summaries.iter().fold((0, 0, 0), |(p, f, s), x| {
+        (p + x.passed, f + x.failed, s + x.skipped)
+    });
+    let skipped = if skipped > 0 {
+        format!(", {skipped} skipped")
+    } else {
+        String::new()
+    };
+    println!("\ne2e: {passed} passed, {failed} failed{skipped}");
+    i32::from(failed > 0)
+}
+
+async fn run_suite(engine: Option<&'static Engine>) -> i32 {
+    let started = Instant::now();
+    let mut summary = Summary::new(engine);
+    let docker = match connect().await {
+        Ok(docker) => docker,
+        Err(err) => {
+            eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+            eprintln!("!! e2e: NO DOCKER DAEMON ({err}).");
+            eprintln!("!! The real-Docker tests did NOT run. Run tests/e2e-setup.");
+            eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
+            if in_ci() {
+                summary.failed = 1;
+            } else {
+                summary.skipped = scenarios().len();
+            }
+            return summary.finish(started);
+        }
+    };
+    summary.version = docker
+        .version()
+        .await
+        .map(|v| v.version.unwrap_or_default())
+        .unwrap_or_default();
+    println!(
+        "e2e: Docker engine {} at {}",
+        summary.version,
+        daemon_socket()
+    );
+    if let Some(engine) = engine.filter(|e| !summary.version.starts_with(e.version)) {
+        println!(
+            "e2e: E2E_ENGINE={} wants Docker {}*, but {} answers {}",
+            engine.name,
+            engine.version,
+            daemon_socket(),
+            summary.version
+        );
+        summary.failed = 1;
+        return summary.finish(started);
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    cleanup(&docker).await;
+    if let Err(err) = install_plugin(&root) {
+        println!("e2e: cannot install the plugin: {err}");
+        summary.failed = 1;
+        return summary.finish(started);
+    }
+    let ctx = Ctx {
+        docker,
+        loki: FakeLoki::start().await,
+        root,
+        engine,
+    };
     let filter: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let (mut passed, mut failed) = (0, 0);
-    for (name, scenario) in scenarios {
+    for (name, scenario) in scenarios() {
         if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
             continue;
         }
-        let started = Instant::now();
+        let scenario_started = Instant::now();
         let outcome = scenario(&ctx).await;
-        let took = started.elapsed().as_secs_f64();
-        match outcome {
+        let took = scenario_started.elapsed().as_secs_f64();
+        let result = match outcome {
             Ok(()) => {
-                passed += 1;
+                summary.passed += 1;
                 println!("test {name} ... ok ({took:.1}s)");
+                "ok"
             }
             Err(err) => {
-                failed += 1;
+                summary.failed += 1;
                 println!("test {name} ... FAILED ({took:.1}s)\n    {err}");
+                "FAILED"
             }
-        }
+        };
+        summary.scenarios.push((name.into(), result.into(), took));
         remove_containers(&ctx.docker).await;
     }
     cleanup(&ctx.docker).await;
-    println!("\ne2e: {passed} passed, {failed} failed");
-    i32::from(failed > 0)
+    summary.finish(started)
 }
 
 async fn connect() -> Result<Docker, String> {
@@ -211,6 +517,9 @@ fn install_plugin(root: &Path) -> Outcome {
     let dir = build_plugin_dir(root, "e2e-a")?;
     cli(&["plugin", "create", PLUGIN, dir.to_str().unwrap()])?;
     cli(&["plugin", "set", PLUGIN, "STORE_GC_INTERVAL=1s"])?;
+    for setting in docker_api_mount_settings(root, &daemon_socket())? {
+        cli(&["plugin", "set", PLUGIN, &setting])?;
+    }
     // As `docker plugin install` does: no client timeout, so `docker logs -f` is not cut.
     cli(&["plugin", "enable", "--timeout", "0", PLUGIN])?;
     Ok(())
@@ -507,7 +816,7 @@ async fn many_containers(ctx: &Ctx) -> Outcome {
     }
     let pid = plugin_pid()?;
     let peak = peak_rss_mb(pid);
-    println!("    plugin peak memory (VmHWM) after {CONTAINERS} containers: {peak:.1} MB");
+    note!("plugin peak memory (VmHWM) after {CONTAINERS} containers: {peak:.1} MB");
     ensure(peak < 100.0, format!("plugin peak memory {peak:.1} MB"))
 }
 
@@ -647,8 +956,8 @@ async fn docker_logs_follow(ctx: &Ctx) -> Outcome {
     let _ = follower.kill();
     let _ = follower.wait();
     let lines = received.lock().unwrap().clone();
-    println!(
-        "    docker logs -f: {} lines in 62 s, still following: {still_running}",
+    note!(
+        "docker logs -f: {} lines in 62 s, still following: {still_running}",
         lines.len()
     );
     ensure(still_running, "docker logs -f ended before 62 s")?;
@@ -782,8 +1091,8 @@ async fn no_deadlock(ctx: &Ctx) -> Outcome {
             .await
             .map_err(|e| e.to_string())?;
         let remove = timed.elapsed();
-        println!(
-            "    Loki {what}: docker stop -t 1 {stop:.2?}, inspect {inspect:.2?}, rm -f {remove:.2?}"
+        note!(
+            "Loki {what}: docker stop -t 1 {stop:.2?}, inspect {inspect:.2?}, rm -f {remove:.2?}"
         );
         ensure(
             stop < Duration::from_secs(5),
@@ -905,7 +1214,7 @@ async fn lifecycle(ctx: &Ctx) -> Outcome {
         refused.contains("in use"),
         format!("disable said: {refused}"),
     )?;
-    println!("    docker plugin disable while in use: {refused}");
+    note!("docker plugin disable while in use: {refused}");
 
     // Upgrade to a new build while the container keeps logging.
     let _registry = start_registry()?;
@@ -940,7 +1249,7 @@ async fn lifecycle(ctx: &Ctx) -> Outcome {
         missing.is_empty(),
         format!("ticks lost across the upgrade: {missing:?}"),
     )?;
-    println!("    upgrade: ticks 0..={after} all arrived (upgrade began after tick {before})");
+    note!("upgrade: ticks 0..={after} all arrived (upgrade began after tick {before})");
     let (out, _) = docker_logs(&[name])?;
     ensure(
         out.starts_with("tick 0\ntick 1\n"),
@@ -976,8 +1285,8 @@ async fn lifecycle(ctx: &Ctx) -> Outcome {
         wait_for_tick_after(&ctx.loki, name, crash_at + 20, Duration::from_secs(20)).await?;
     let seen = ticks(&ctx.loki, name);
     let lost = (0..=resumed).filter(|n| !seen.contains(n)).count();
-    println!(
-        "    crash: plugin pid {old_pid} killed, restarted as {new_pid}; ticks resumed up to {resumed}, {lost} lost in the killed process's memory"
+    note!(
+        "crash: plugin pid {old_pid} killed, restarted as {new_pid}; ticks resumed up to {resumed}, {lost} lost in the killed process's memory"
     );
     ensure(is_running(ctx, &id).await?, "the container stopped")?;
     Ok(())
@@ -1030,7 +1339,7 @@ async fn daemon_defaults(ctx: &Ctx) -> Outcome {
     let start = |extra: &[String]| -> Result<std::process::Child, String> {
         let log =
             std::fs::File::create(dir.path().join("dockerd.log")).map_err(|e| e.to_string())?;
-        let mut command = Command::new("dockerd");
+        let mut command = engine_dockerd(ctx.engine)?;
         command
             .arg("--data-root")
             .arg(dir.path().join("data"))
@@ -1042,6 +1351,9 @@ async fn daemon_defaults(ctx: &Ctx) -> Outcome {
             .arg(&host)
             // Its own bridge: `--bridge=none` would delete the host daemon's docker0.
             .args(["--bridge", BRIDGE, "--iptables=false", "--ip-masq=false"])
+            // Docker 29 enables ip6tables by default, even with --iptables=false,
+            // and would add its chains to the host's ip6tables.
+            .arg("--ip6tables=false")
             .args(extra)
             .stdout(log.try_clone().unwrap())
             .stderr(log);
@@ -1070,6 +1382,9 @@ async fn daemon_defaults(ctx: &Ctx) -> Outcome {
             Some(&host),
             &["plugin", "create", PLUGIN, plugin_dir.to_str().unwrap()],
         )?;
+        for setting in docker_api_mount_settings(&ctx.root, &socket.to_string_lossy())? {
+            cli_at(Some(&host), &["plugin", "set", PLUGIN, &setting])?;
+        }
         cli_at(Some(&host), &["plugin", "enable", PLUGIN])?;
         let image = Command::new("sh")
             .arg("-c")

@@ -62,6 +62,21 @@ pub struct Plugin {
     _dir: tempfile::TempDir,
 }
 
+/// The plugin binary, run through `LOKI_TEST_RUNNER` when set: tests of
+/// another architecture run it under qemu (`make test-arm64`), as cargo runs
+/// the test binary itself through the target's runner.
+fn plugin_command() -> Command {
+    let binary = env!("CARGO_BIN_EXE_loki-logdriver");
+    match std::env::var_os("LOKI_TEST_RUNNER").filter(|r| !r.is_empty()) {
+        Some(runner) => {
+            let mut command = Command::new(runner);
+            command.arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    }
+}
+
 impl Plugin {
     pub fn start(env: &[(&str, &str)]) -> Plugin {
         let dir = tempfile::tempdir().unwrap();
@@ -98,7 +113,7 @@ impl Plugin {
         fd_limit: Option<u64>,
     ) -> Plugin {
         let socket = dir.path().join("plugins/loki.sock");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_loki-logdriver"));
+        let mut command = plugin_command();
         command
             .arg("--socket")
             .arg(&socket)
