@@ -14,7 +14,7 @@ PLUGIN_DIR := build/plugin-$(ARCH)
 # that start the plugin binary (every tests/*.rs but the real-Docker suite).
 ARM64_TESTS := --lib --bins $(patsubst tests/%.rs,--test %,$(filter-out tests/e2e.rs,$(wildcard tests/*.rs)))
 
-.PHONY: help build rootfs plugin enable disable install upgrade push uninstall clean test e2e smoke test-arm64 bench lint
+.PHONY: help build rootfs plugin enable disable install upgrade push uninstall clean test e2e smoke test-arm64 bench lint fuzz fuzz-smoke
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -75,3 +75,10 @@ test-arm64: ## Unit tests and the plugin-binary tests built for arm64, run under
 
 bench: ## Throughput figures: 200,000 lines of 100 bytes through the plugin
 	cargo bench --bench pipeline
+
+FUZZ_SECONDS ?= 600
+fuzz-smoke: ## Every fuzz target for 20 s (nightly; installs cargo-fuzz if missing)
+	FUZZ_SECONDS=20 scripts/fuzz-smoke
+
+fuzz: ## Every fuzz target for FUZZ_SECONDS each (default 600; FUZZ_TARGETS="a b" to pick)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz-smoke
