@@ -242,6 +242,10 @@ fn exchange(request: &[u8], what: &str) -> Vec<u8> {
 
 fuzz_target!(|data: &[u8]| {
     let answer = exchange(data, "the fuzzed request");
+    // To see what the server made of an input being replayed.
+    if std::env::var_os("FUZZ_SHOW_ANSWERS").is_some() {
+        eprintln!("{}", String::from_utf8_lossy(&answer).escape_debug());
+    }
     if !answer.is_empty() {
         assert!(
             // HTTP/1.0 requests get HTTP/1.0 answers.
