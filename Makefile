@@ -73,5 +73,6 @@ test-arm64: ## Unit tests and the plugin-binary tests built for arm64, run under
 	RUSTFLAGS="$${RUSTFLAGS:-} -C target-feature=+crt-static" CARGO_PROFILE_RELEASE_PANIC=unwind \
 	  scripts/cross-cargo aarch64-unknown-linux-gnu test --release --locked $(ARM64_TESTS)
 
-bench: ## Throughput figures: 200,000 lines of 100 bytes through the plugin
+bench: ## Figures: the plugin on a real engine (needs Docker), and a FIFO stress run
+	cargo bench --bench engine
 	cargo bench --bench pipeline

@@ -252,7 +252,7 @@ impl Reader {
             pipe.discard(already)?;
             // A bounded step: what is beyond stays in the FIFO for the next.
             let fresh = (n - already).min(READ_CHUNK);
-            let buf = self.decoder.read_buffer();
+            let buf = self.decoder.read_buffer_exact(fresh);
             pipe.read_exact_into(buf, fresh)?;
             pipe.discard(n - already - fresh)?;
             self.seen += fresh as u64;
@@ -263,9 +263,13 @@ impl Reader {
     /// Reads the FIFO plainly (bytes leave it at once).
     fn read_plain(&mut self) -> io::Result<New> {
         let fifo = self.fifo.get_ref().as_raw_fd();
-        let buf = self.decoder.read_buffer();
+        let mut available: libc::c_int = 0;
+        // SAFETY: FIONREAD on our own descriptor writes one int.
+        unsafe { libc::ioctl(fifo, libc::FIONREAD, &mut available) };
+        let want = (available.max(1) as usize).min(READ_CHUNK);
+        let buf = self.decoder.read_buffer_exact(want);
         let spare = buf.spare_capacity_mut();
-        let want = spare.len().min(READ_CHUNK);
+        let want = spare.len().min(want);
         // SAFETY: reading into the uninitialized spare capacity, then
         // exposing only the bytes the kernel wrote.
         let n = unsafe { libc::read(fifo, spare.as_mut_ptr().cast(), want) };

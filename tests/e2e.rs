@@ -29,6 +29,7 @@ use bollard::query_parameters::{
     StopContainerOptions,
 };
 use serde::{Deserialize, Serialize};
+use support::docker::{cli, cli_at, peak_rss_mb};
 use support::fake_loki::{Entry, FakeLoki, Mode};
 
 const PLUGIN: &str = "loki-e2e:latest";
@@ -475,42 +476,13 @@ async fn connect() -> Result<Docker, String> {
 }
 
 /// Runs the docker CLI; `Ok(stdout)` or `Err(stderr)`.
-fn cli(args: &[&str]) -> Result<String, String> {
-    cli_at(None, args)
-}
-
-fn cli_at(host: Option<&str>, args: &[&str]) -> Result<String, String> {
-    let mut command = Command::new("docker");
-    if let Some(host) = host {
-        command.args(["-H", host]);
-    }
-    let output = command
-        .args(args)
-        .output()
-        .map_err(|e| format!("docker {args:?}: {e}"))?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
-    } else {
-        Err(format!(
-            "docker {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
-    }
-}
-
-/// Builds a plugin directory with a unique VERSION file.
+/// Builds a plugin directory with a VERSION file naming this run.
 fn build_plugin_dir(root: &Path, name: &str) -> Result<PathBuf, String> {
-    let dir = root.join("build").join(name);
-    let build_id = format!("e2e-{name}-{}", std::process::id());
-    let status = Command::new(root.join("rootfs-build"))
-        .arg(&dir)
-        .env("BUILD_ID", build_id)
-        .current_dir(root)
-        .status()
-        .map_err(|e| e.to_string())?;
-    ensure(status.success(), format!("rootfs-build failed: {status}"))?;
-    Ok(dir)
+    support::docker::build_plugin_dir(root, "e2e", name)
+}
+
+fn plugin_pid() -> Result<u32, String> {
+    support::docker::plugin_pid("e2e-e2e")
 }
 
 fn install_plugin(root: &Path) -> Outcome {
@@ -754,40 +726,6 @@ async fn nothing_lost_at_exit(ctx: &Ctx) -> Outcome {
     )
 }
 
-/// The plugin's process: it runs `/bin/loki-logdriver` and its root holds
-/// a VERSION file written by this suite's builds.
-fn plugin_pid() -> Result<u32, String> {
-    for entry in std::fs::read_dir("/proc")
-        .map_err(|e| e.to_string())?
-        .flatten()
-    {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if !cmdline.starts_with(b"/bin/loki-logdriver\0") {
-            continue;
-        }
-        let version =
-            std::fs::read_to_string(entry.path().join("root/VERSION")).unwrap_or_default();
-        if version.contains(&format!("-{}\n", std::process::id())) && version.contains(" e2e-e2e-")
-        {
-            return Ok(pid);
-        }
-    }
-    Err("no plugin process of this suite is running".into())
-}
-
-fn peak_rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
 async fn many_containers(ctx: &Ctx) -> Outcome {
     const CONTAINERS: usize = 50;
     const LINES: usize = 1_000;
@@ -975,15 +913,9 @@ async fn docker_logs_follow(ctx: &Ctx) -> Outcome {
     )
 }
 
-/// The host path of a container's local copy, inside the plugin's propagated mount.
+/// The host path of a container's journal, inside the plugin's propagated mount.
 fn local_copy_dir(container_id: &str) -> Result<PathBuf, String> {
-    let plugin_id = cli(&["plugin", "inspect", "-f", "{{.Id}}", PLUGIN])?;
-    let data_root = cli(&["info", "-f", "{{.DockerRootDir}}"])?;
-    Ok(PathBuf::from(data_root)
-        .join("plugins")
-        .join(plugin_id)
-        .join("propagated-mount/.loki-logdriver/logs")
-        .join(container_id))
+    Ok(support::docker::journal_root(PLUGIN)?.join(container_id))
 }
 
 async fn removal_of_copies(ctx: &Ctx) -> Outcome {
