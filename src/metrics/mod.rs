@@ -91,7 +91,7 @@ pub struct ContainerSample {
     pub compose_project: String,
     pub compose_service: String,
     pub lines: LineCounts,
-    /// Bytes of lines held in memory (queued or in flight).
+    /// Bytes of lines waiting in memory (not in flight).
     pub memory_bytes: u64,
     /// Bytes of the journal on disk.
     pub journal_bytes: u64,
@@ -331,7 +331,7 @@ impl Snapshot {
             encoder,
             "memory",
             Some(Unit::Bytes),
-            "Bytes of the container's lines held in memory (waiting or in flight).",
+            "Bytes of the container's lines waiting in memory (lines in a push not included).",
             per_container(|c| c.memory_bytes),
         )?;
         gauge(

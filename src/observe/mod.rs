@@ -77,7 +77,7 @@ pub struct ContainerCounters {
     pub duplicates_skipped: AtomicU64,
     /// Bytes appended to the journal.
     pub journal_bytes_written: AtomicU64,
-    /// Bytes of lines held in memory (queued or in flight).
+    /// Bytes of lines waiting in memory (not in flight).
     pub memory_bytes: AtomicUsize,
     /// Journaled lines that left memory and wait on disk for delivery.
     pub backlog_lines: AtomicI64,
