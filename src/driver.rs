@@ -112,6 +112,11 @@ impl Driver {
         &self.shipper
     }
 
+    /// FIFOs being read now (metrics).
+    pub fn open_fifos(&self) -> usize {
+        self.reading.lock().expect("driver lock poisoned").len()
+    }
+
     /// Handles StartLogging: returns within milliseconds and opens no
     /// network connection (TLS files are read off the runtime, bounded by
     /// [`crate::ship::tls::TLS_FILES_TIME_LIMIT`]).
@@ -178,12 +183,13 @@ impl Driver {
         let meta = serde_json::to_vec(&record).expect("a request serializes");
         let store = self.store.clone();
         let (journal_id, journal_name) = (id.clone(), name.clone());
+        let counters = Arc::new(ContainerCounters::of_container(info));
         let opened = tokio::task::spawn_blocking(move || {
             store.open(
                 &journal_id,
                 &journal_name,
                 journal_config,
-                Arc::new(ContainerCounters::default()),
+                counters,
                 Some(&meta),
             )
         })
@@ -424,8 +430,9 @@ impl Driver {
             let journal_config = self.journal_config(Some(&config));
             let name = request.info.name().to_string();
             let journal_id = id.clone();
+            let counters = Arc::new(ContainerCounters::of_container(&request.info));
             let opened = tokio::task::spawn_blocking(move || {
-                store.open(&journal_id, &name, journal_config, Arc::default(), None)
+                store.open(&journal_id, &name, journal_config, counters, None)
             })
             .await;
             let Ok(Ok(journal)) = opened else { continue };

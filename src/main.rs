@@ -28,6 +28,7 @@ Environment (plugin settings, `docker plugin set loki NAME=VALUE`):
   LOCAL_STORE_SIZE    bound on all local copies together (default 2g, at most 1p)
   STORE_GC_INTERVAL   how often removed containers' copies are deleted (default 60s, 100ms-24h)
   DOCKER_SOCKET       Docker API socket, to list containers (default /var/run/docker.sock)
+  METRICS_ADDR        IP:port of the Prometheus endpoint, GET /metrics (default empty: off)
 
 Per-container options are log-opts (--log-opt loki-url=...); see the README.
 ";

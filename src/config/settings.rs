@@ -41,6 +41,8 @@ pub struct Settings {
     /// this long ago (and are delivered) are deleted. `None`: kept until
     /// `LOCAL_STORE_SIZE` needs the room.
     pub local_store_max_age: Option<Duration>,
+    /// `METRICS_ADDR`: where the Prometheus endpoint listens; `None`: off.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for Settings {
@@ -55,6 +57,7 @@ impl Default for Settings {
             store_gc_interval: Duration::from_secs(60),
             docker_socket: None,
             local_store_max_age: Some(DEFAULT_LOCAL_STORE_MAX_AGE),
+            metrics_addr: None,
         }
     }
 }
@@ -122,6 +125,23 @@ fn duration_setting(
     Ok(duration)
 }
 
+/// Parses `METRICS_ADDR`: an IP address and a port other than 0
+/// (`127.0.0.1:9387`, `[::1]:9387`).
+fn metrics_addr_setting(value: &str) -> Result<std::net::SocketAddr, String> {
+    let shown = shorten(value, 100);
+    let addr: std::net::SocketAddr = value.trim().parse().map_err(|_| {
+        format!(
+            "METRICS_ADDR={shown:?}: must be an IP address and a port, like 127.0.0.1:9387 or [::1]:9387 (empty: no metrics)"
+        )
+    })?;
+    if addr.port() == 0 {
+        return Err(format!(
+            "METRICS_ADDR={shown:?}: the port must be between 1 and 65535"
+        ));
+    }
+    Ok(addr)
+}
+
 fn to_usize(name: &str, value: u64) -> Result<usize, String> {
     usize::try_from(value).map_err(|_| format!("{name}={value}: too large for this machine"))
 }
@@ -177,6 +197,9 @@ impl Settings {
                 MAX_LOCAL_STORE_MAX_AGE,
             )?;
             settings.local_store_max_age = (!age.is_zero()).then_some(age);
+        }
+        if let Some(v) = var("METRICS_ADDR") {
+            settings.metrics_addr = Some(metrics_addr_setting(&v)?);
         }
         let path_or_default = |name: &str, default: &str| match lookup(name) {
             Some(path) if path.is_empty() => None,
@@ -248,6 +271,19 @@ mod tests {
         assert_eq!(s.data_dir, None);
     }
 
+    #[test]
+    fn metrics_are_off_unless_an_address_is_set() {
+        assert_eq!(settings(&[]).unwrap().metrics_addr, None);
+        assert_eq!(
+            settings(&[("METRICS_ADDR", "")]).unwrap().metrics_addr,
+            None
+        );
+        let s = settings(&[("METRICS_ADDR", "127.0.0.1:9387")]).unwrap();
+        assert_eq!(s.metrics_addr, Some("127.0.0.1:9387".parse().unwrap()));
+        let s = settings(&[("METRICS_ADDR", "[::]:9387")]).unwrap();
+        assert_eq!(s.metrics_addr, Some("[::]:9387".parse().unwrap()));
+    }
+
     /// A huge `SHUTDOWN_GRACE` overflowed `Instant + Duration` at SIGTERM.
     #[test]
     fn absurd_settings_are_refused_by_name() {
@@ -265,6 +301,15 @@ mod tests {
             ("STORE_GC_INTERVAL", "1ns", "between 100ms and 24h"),
             ("STORE_GC_INTERVAL", "1000000h", "between 100ms and 24h"),
             ("STORE_GC_INTERVAL", "soon", "STORE_GC_INTERVAL"),
+            ("METRICS_ADDR", "localhost:9387", "IP address and a port"),
+            ("METRICS_ADDR", "127.0.0.1", "IP address and a port"),
+            ("METRICS_ADDR", "127.0.0.1:65536", "IP address and a port"),
+            ("METRICS_ADDR", "127.0.0.1:0", "between 1 and 65535"),
+            (
+                "METRICS_ADDR",
+                "http://127.0.0.1:9387",
+                "IP address and a port",
+            ),
         ];
         for (name, value, reason) in cases {
             let err = settings(&[(name, value)]).unwrap_err();

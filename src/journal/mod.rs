@@ -1018,6 +1018,8 @@ pub struct Store {
     /// ReadLogs requests being served, bounded.
     readers: Arc<tokio::sync::Semaphore>,
     settings: StoreSettings,
+    /// The counts of journals that closed (see [`Store::retired`]).
+    retired: Arc<ContainerCounters>,
 }
 
 /// Plugin-wide settings of the store.
@@ -1044,7 +1046,25 @@ impl Store {
             open: Mutex::new(HashMap::new()),
             readers: Arc::new(tokio::sync::Semaphore::new(settings.max_readers)),
             settings,
+            retired: Arc::default(),
         })
+    }
+
+    /// The journals open now (metrics).
+    pub fn journals(&self) -> Vec<Arc<Journal>> {
+        self.open
+            .lock()
+            .expect("store lock poisoned")
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
+    /// The counts of every journal that closed since the plugin started:
+    /// with the open journals' counters, plugin-wide totals that never go
+    /// down (metrics).
+    pub fn retired(&self) -> &ContainerCounters {
+        &self.retired
     }
 
     pub fn budget(&self) -> &Arc<MemoryBudget> {
@@ -1118,6 +1138,7 @@ impl Store {
         };
         let cursor = cursor.unwrap_or([files.first_seq().unwrap_or(next_seq); 2]);
         let cursor = cursor.map(|c| c.min(next_seq));
+        counters.retire_to(self.retired.clone());
         let journal = Arc::new_cyclic(|me| Journal {
             me: me.clone(),
             id: id.to_string(),
