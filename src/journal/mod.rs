@@ -277,6 +277,10 @@ pub struct Journal {
     paused: AtomicBool,
     /// The cursor changed since it was last written to disk.
     cursor_dirty: AtomicBool,
+    /// Held while retention decides on and deletes segments, so two passes
+    /// (the maintenance thread, the store's collector) never count one
+    /// segment's lines twice.
+    retention: Mutex<()>,
     pool: Arc<writer::Pool>,
     disk_warning: Mutex<Throttle>,
 }
@@ -1175,6 +1179,7 @@ impl Store {
             has_lane: Mutex::new(false),
             paused: AtomicBool::new(false),
             cursor_dirty: AtomicBool::new(false),
+            retention: Mutex::new(()),
             pool: self.pool.clone(),
             disk_warning: Mutex::new(Throttle::default()),
         });

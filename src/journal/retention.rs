@@ -41,6 +41,7 @@ pub(super) fn persist_cursor(journal: &Journal) {
 /// Applies the container's retention and disk bound.
 pub(super) fn apply(journal: &Journal) {
     let Some(dir) = &journal.dir else { return };
+    let _one_pass = journal.retention.lock().expect("journal lock poisoned");
     if journal.config().no_file && !journal.may_grow() && journal.is_drained() {
         // Nothing is kept for docker logs, and everything was delivered.
         journal
@@ -100,6 +101,13 @@ pub(super) fn apply(journal: &Journal) {
 /// bound was reached: what it held that was not delivered is counted as
 /// dropped.
 fn remove(journal: &Journal, dir: &Path, segment: &Segment, bound: Option<&str>) {
+    let tracked = journal
+        .segments()
+        .iter()
+        .any(|s| s.first_seq == segment.first_seq);
+    if !tracked {
+        return; // another pass deleted it
+    }
     let path = segment.path(dir);
     let end = segment.end_seq.unwrap_or(Seq::MAX);
     let (lost, old) = match bound {
@@ -347,6 +355,7 @@ impl Store {
                         .into_iter()
                         .find(|s| s.first_seq == segment.first_seq);
                     if let (Some(tracked), Some(dir)) = (tracked, &journal.dir) {
+                        let _one_pass = journal.retention.lock().expect("journal lock poisoned");
                         remove(&journal, dir, &tracked, Some("LOCAL_STORE_SIZE"));
                     }
                 }
