@@ -281,6 +281,10 @@ pub struct Journal {
     /// (the maintenance thread, the store's collector) never count one
     /// segment's lines twice.
     retention: Mutex<()>,
+    /// Where `docker logs` requests are reading (a record number): the
+    /// segments they still need are kept past `docker logs` retention (not
+    /// past a disk bound).
+    pins: Mutex<Vec<Weak<std::sync::atomic::AtomicU64>>>,
     pool: Arc<writer::Pool>,
     disk_warning: Mutex<Throttle>,
 }
@@ -384,6 +388,27 @@ impl Journal {
         if self.is_on_disk() {
             self.pool.maintain(self);
         }
+    }
+
+    /// A reader's position, kept while the returned handle lives; it starts
+    /// at 0 (everything is needed) until the reader stores where it is.
+    pub(crate) fn pin(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        let pin = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut pins = self.pins.lock().expect("journal lock poisoned");
+        pins.retain(|p| p.strong_count() > 0);
+        pins.push(Arc::downgrade(&pin));
+        pin
+    }
+
+    /// The oldest record a `docker logs` request still needs, if any reads.
+    fn oldest_pin(&self) -> Option<Seq> {
+        self.pins
+            .lock()
+            .expect("journal lock poisoned")
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|p| p.load(Ordering::Acquire))
+            .min()
     }
 
     /// Whether reading stopped for the plugin's shutdown rather than at EOF.
@@ -1180,6 +1205,7 @@ impl Store {
             paused: AtomicBool::new(false),
             cursor_dirty: AtomicBool::new(false),
             retention: Mutex::new(()),
+            pins: Mutex::new(Vec::new()),
             pool: self.pool.clone(),
             disk_warning: Mutex::new(Throttle::default()),
         });

@@ -42,7 +42,8 @@ pub(super) fn persist_cursor(journal: &Journal) {
 pub(super) fn apply(journal: &Journal) {
     let Some(dir) = &journal.dir else { return };
     let _one_pass = journal.retention.lock().expect("journal lock poisoned");
-    if journal.config().no_file && !journal.may_grow() && journal.is_drained() {
+    let pinned = journal.oldest_pin();
+    if journal.config().no_file && !journal.may_grow() && journal.is_drained() && pinned.is_none() {
         // Nothing is kept for docker logs, and everything was delivered.
         journal
             .files
@@ -70,7 +71,8 @@ pub(super) fn apply(journal: &Journal) {
     let closed = segments.len() - 1;
     for (i, segment) in segments[..closed].iter().enumerate() {
         let delivered = segment.end_seq.is_some_and(|end| end <= delivered_to);
-        if !delivered {
+        let being_read = pinned.is_some_and(|p| segment.end_seq.is_none_or(|end| end > p));
+        if !delivered || being_read {
             continue;
         }
         let in_retention = segments.len() - i <= retained;
