@@ -103,6 +103,17 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("lifecycle_disable_upgrade_and_crash", |c| {
             Box::pin(lifecycle(c))
         }),
+        (
+            "no_line_lost_when_the_plugin_is_killed_and_upgraded_during_a_burst",
+            |c| Box::pin(kill_and_upgrade_during_a_burst(c)),
+        ),
+        (
+            "docker_logs_follow_reads_every_rotated_segment_of_a_burst",
+            |c| Box::pin(follow_a_burst_across_rotations(c)),
+        ),
+        ("docker_logs_tail_reads_the_end_of_a_300_mb_log", |c| {
+            Box::pin(tail_of_a_large_log(c))
+        }),
         ("daemon_default_log_driver_ships_logs_without_flags", |c| {
             Box::pin(daemon_defaults(c))
         }),
@@ -1079,6 +1090,34 @@ impl Drop for Registry {
     }
 }
 
+/// Builds the plugin as `e2e-NAME` and pushes it to the local registry;
+/// returns the registry (running while it lives) and the remote name.
+fn push_build(ctx: &Ctx, name: &str) -> Result<(Registry, String), String> {
+    let registry = start_registry()?;
+    let dir = build_plugin_dir(&ctx.root, &format!("e2e-{name}"))?;
+    let remote = format!("{REGISTRY}/loki-e2e:{name}");
+    let _ = cli(&["plugin", "rm", "-f", &remote]);
+    cli(&["plugin", "create", &remote, dir.to_str().unwrap()])?;
+    cli(&["plugin", "push", &remote])?;
+    cli(&["plugin", "rm", &remote])?;
+    Ok((registry, remote))
+}
+
+/// `docker plugin upgrade` as `make upgrade` does it, containers running.
+fn upgrade_plugin(remote: &str) -> Outcome {
+    cli(&["plugin", "disable", "-f", PLUGIN])?;
+    cli(&[
+        "plugin",
+        "upgrade",
+        "--grant-all-permissions",
+        "--skip-remote-check",
+        PLUGIN,
+        remote,
+    ])?;
+    cli(&["plugin", "enable", "--timeout", "0", PLUGIN])?;
+    Ok(())
+}
+
 fn start_registry() -> Result<Registry, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let config = dir.path().join("config.yml");
@@ -1149,24 +1188,9 @@ async fn lifecycle(ctx: &Ctx) -> Outcome {
     note!("docker plugin disable while in use: {refused}");
 
     // Upgrade to a new build while the container keeps logging.
-    let _registry = start_registry()?;
-    let dir = build_plugin_dir(&ctx.root, "e2e-b")?;
-    let remote = format!("{REGISTRY}/loki-e2e:b");
-    let _ = cli(&["plugin", "rm", "-f", &remote]);
-    cli(&["plugin", "create", &remote, dir.to_str().unwrap()])?;
-    cli(&["plugin", "push", &remote])?;
-    cli(&["plugin", "rm", &remote])?;
+    let (_registry, remote) = push_build(ctx, "b")?;
     let before = wait_for_tick_after(&ctx.loki, name, 10, Duration::from_secs(10)).await?;
-    cli(&["plugin", "disable", "-f", PLUGIN])?;
-    cli(&[
-        "plugin",
-        "upgrade",
-        "--grant-all-permissions",
-        "--skip-remote-check",
-        PLUGIN,
-        &remote,
-    ])?;
-    cli(&["plugin", "enable", "--timeout", "0", PLUGIN])?;
+    upgrade_plugin(&remote)?;
     let version_file = format!("/proc/{}/root/VERSION", plugin_pid()?);
     let running =
         std::fs::read_to_string(&version_file).map_err(|e| format!("{version_file}: {e}"))?;
@@ -1222,6 +1246,163 @@ async fn lifecycle(ctx: &Ctx) -> Outcome {
     );
     ensure(is_running(ctx, &id).await?, "the container stopped")?;
     Ok(())
+}
+
+/// Lines of 20,000 bytes (two partial messages each, through the daemon):
+/// the plugin is killed, then upgraded, while they flow. Every line is in
+/// Loki once and in `docker logs`.
+async fn kill_and_upgrade_during_a_burst(ctx: &Ctx) -> Outcome {
+    const COUNT: usize = 2_000;
+    let name = "loki-e2e-burst";
+    let (_registry, remote) = push_build(ctx, "c")?;
+    let script = format!(
+        "s=$(head -c 19990 /dev/zero | tr '\\0' x); i=0; \
+         while [ $i -lt {COUNT} ]; do echo \"$i $s\"; i=$((i+1)); usleep 2000; done"
+    );
+    let id = run(ctx, name, &script, &[("loki-batch-wait", "200ms")]).await?;
+    let count = |ctx: &Ctx| ctx.loki.entries_matching(&[("container_name", name)]).len();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(ctx) < 200 {
+        ensure(Instant::now() < deadline, "the burst did not start")?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A crash: Docker restarts the plugin.
+    let pid = plugin_pid()?;
+    // SAFETY: killing the plugin process, as a crash would.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let at_kill = count(ctx);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(ctx) < at_kill + 300 {
+        ensure(Instant::now() < deadline, "no line arrived after the kill")?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // An upgrade, the container still writing.
+    let at_upgrade = count(ctx);
+    upgrade_plugin(&remote)?;
+    wait_exit(ctx, &id, Duration::from_secs(120)).await?;
+    let entries = wait_entries(
+        &ctx.loki,
+        &[("container_name", name)],
+        COUNT,
+        Duration::from_secs(60),
+    )
+    .await?;
+    let numbers = |texts: Vec<String>| -> Vec<usize> {
+        texts
+            .iter()
+            .filter_map(|t| t.split(' ').next().and_then(|n| n.parse().ok()))
+            .collect()
+    };
+    let in_loki = numbers(texts(&entries));
+    let expected: Vec<usize> = (0..COUNT).collect();
+    // "<n> " and 19,990 x: the line as printed.
+    let whole = entries
+        .iter()
+        .all(|e| e.line.len() == e.text().split(' ').next().map_or(0, str::len) + 1 + 19_990);
+    ensure(
+        in_loki == expected,
+        format!(
+            "Loki has {} lines; missing {:?}",
+            in_loki.len(),
+            expected
+                .iter()
+                .filter(|n| !in_loki.contains(n))
+                .take(10)
+                .collect::<Vec<_>>()
+        ),
+    )?;
+    ensure(whole, "every line arrived whole")?;
+    let (out, _) = docker_logs(&[name])?;
+    let logged = numbers(out.lines().map(str::to_string).collect());
+    ensure(
+        logged == expected,
+        format!("docker logs has {} lines", logged.len()),
+    )?;
+    note!(
+        "burst of {COUNT} lines of 20,000 B: killed after {at_kill} in Loki, upgraded after {at_upgrade}; all {COUNT} in Loki and in docker logs, once"
+    );
+    Ok(())
+}
+
+/// `docker logs -f` on a container writing 50,000 lines as fast as it can,
+/// with segments of 64 KiB: the follower reads every one in order.
+async fn follow_a_burst_across_rotations(ctx: &Ctx) -> Outcome {
+    const COUNT: usize = 50_000;
+    let name = "loki-e2e-follow-burst";
+    let id = run(
+        ctx,
+        name,
+        &format!("sleep 1; seq 1 {COUNT}"),
+        &[("max-size", "64k")],
+    )
+    .await?;
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("docker")
+            .args(["logs", "-f", name])
+            .output()
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    wait_exit(ctx, &id, Duration::from_secs(60)).await?;
+    let lines: Vec<usize> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    let segments = std::fs::read_dir(local_copy_dir(&id)?)
+        .map(|d| d.count())
+        .unwrap_or(0);
+    note!(
+        "docker logs -f over {COUNT} lines with max-size=64k: {} lines seen ({segments} files kept now)",
+        lines.len()
+    );
+    ensure(
+        lines == (1..=COUNT).collect::<Vec<_>>(),
+        format!("the follower saw {} lines", lines.len()),
+    )
+}
+
+/// `docker logs --tail 5` on a 300 MB log kept unrotated (`max-size=-1`):
+/// read from the end, with bounded memory. (Loki is unreachable for this
+/// container, so the lines stay in the journal only.)
+async fn tail_of_a_large_log(ctx: &Ctx) -> Outcome {
+    const LINES: usize = 3_000_000;
+    let name = "loki-e2e-large";
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{closed}/loki/api/v1/push");
+    let text = "x".repeat(92);
+    let id = run(
+        ctx,
+        name,
+        &format!("yes {text} | head -n {} | cat -n", LINES),
+        &[("loki-url", &url), ("max-size", "-1")],
+    )
+    .await?;
+    wait_exit(ctx, &id, Duration::from_secs(300)).await?;
+    let bytes = support::docker::dir_bytes(&local_copy_dir(&id)?);
+    let pid = plugin_pid()?;
+    support::docker::reset_peak_rss(pid);
+    let before = support::docker::rss_mb(pid);
+    let started = Instant::now();
+    let (out, _) = docker_logs(&["--tail", "5", name])?;
+    let took = started.elapsed();
+    let peak = peak_rss_mb(pid);
+    let numbers: Vec<usize> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .collect();
+    note!(
+        "docker logs --tail 5 of a {:.0} MB journal: {:.3} s; plugin RSS {before:.1} MB before, peak {peak:.1} MB meanwhile",
+        bytes as f64 / 1e6,
+        took.as_secs_f64()
+    );
+    ensure(
+        numbers == (LINES - 4..=LINES).collect::<Vec<_>>(),
+        format!("--tail 5 gave {out:?}"),
+    )
 }
 
 /// A bridge for the second dockerd, removed on drop. No traffic goes through
