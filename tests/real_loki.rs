@@ -1475,3 +1475,120 @@ async fn labels_loki_refuses() {
     };
     tokio::join!(check(l3), check(l2));
 }
+
+/// One container over Loki's per-stream rate limit (3 MB/s, burst 15 MB)
+/// beside a quiet one, through the plugin: the quiet container's lines are
+/// not held back, and the busy one's arrive once Loki lets them in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_over_its_stream_limit_does_not_hold_back_a_quiet_one() {
+    if skip_without_loki() {
+        return;
+    }
+    let (l3, l2) = tokio::join!(shared_limited(Version::V3), shared_limited(Version::V2));
+    for loki in [l3, l2] {
+        let v = loki.version;
+        let plugin = Plugin::start(&[]);
+        let run = unique("lanes");
+        let common = [
+            ("loki-tenant-id", STREAM_LIMIT_TENANT),
+            ("loki-max-backoff", "2s"),
+            ("loki-retries", "1000"),
+        ];
+        // Two streams: the limit is per stream.
+        let with_who = |who: &str| {
+            let mut opts: Vec<(&str, String)> =
+                common.iter().map(|(k, v)| (*k, v.to_string())).collect();
+            opts.push(("loki-external-labels", format!("test_run={run},who={who}")));
+            opts
+        };
+        let (busy_opts, quiet_opts) = (with_who("busy"), with_who("quiet"));
+        let busy_refs: Vec<(&str, &str)> =
+            busy_opts.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let quiet_refs: Vec<(&str, &str)> =
+            quiet_opts.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (mut busy, busy_id) =
+            start_container(&plugin, &loki.push_url(), &run, &busy_refs).await;
+        let (mut quiet, quiet_id) =
+            start_container(&plugin, &loki.push_url(), &run, &quiet_refs).await;
+        // 5 MB/s for 12 s from the busy container (60 MB; the limit lets
+        // about 15 + 36 MB through meanwhile), a line a second from the quiet one.
+        const BUSY: usize = 6_000;
+        let writer = std::thread::spawn(move || {
+            let started = Instant::now();
+            for n in 0..BUSY {
+                busy.write_entry(&line("stdout", &numbered(n, 10_000)));
+                let due = started + Duration::from_millis(n as u64 * 2);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            busy
+        });
+        let quiet_selector = format!(r#"{{test_run="{run}", who="quiet"}}"#);
+        let mut lags = Vec::new();
+        for n in 0..12 {
+            let written = Instant::now();
+            quiet.write_entry(&line("stdout", &format!("q{n:05} quiet")));
+            let seen = eventually(Duration::from_secs(20), || async {
+                let count = loki.count(&quiet_selector, Some(STREAM_LIMIT_TENANT)).await;
+                (count > n as u64).then_some(())
+            })
+            .await;
+            assert!(seen.is_some(), "{v}: quiet line {n} never arrived");
+            lags.push(written.elapsed());
+            tokio::time::sleep(Duration::from_millis(1000).saturating_sub(written.elapsed())).await;
+        }
+        let mut busy = tokio::task::spawn_blocking(move || writer.join().unwrap())
+            .await
+            .unwrap();
+        let limited = plugin.log().matches("answer=429").count();
+        for fifo in [&mut busy, &mut quiet] {
+            plugin.stop_logging(&fifo.path).await;
+            fifo.close();
+        }
+        let started = Instant::now();
+        let busy_selector = format!(r#"{{test_run="{run}", who="busy"}}"#);
+        // A 429 stores part of a push and the retry sends it again; Loki
+        // drops an exact duplicate only while the first copy is in its head
+        // block. Loki 3's log queries show each line once (count_over_time
+        // counts the copies); Loki 2.7's show the copies too.
+        let entries = loki
+            .wait_for_entries(
+                &busy_selector,
+                Some(STREAM_LIMIT_TENANT),
+                BUSY,
+                Duration::from_secs(120),
+            )
+            .await;
+        let shown: BTreeSet<usize> = entries.iter().map(|e| number_of(&e.line)).collect();
+        let counted = loki.count(&busy_selector, Some(STREAM_LIMIT_TENANT)).await;
+        let worst = lags.iter().max().unwrap();
+        println!(
+            "{v}: a container at 5 MB/s over a 3 MB/s stream limit (429 logged {limited} times) beside a quiet one: \
+             quiet lines in Loki within {worst:?} (all: {lags:?}); the busy container's lines all in Loki {:.1} s after it stopped \
+             ({} shown by a log query, count_over_time {counted})",
+            started.elapsed().as_secs_f64(),
+            entries.len()
+        );
+        assert_eq!(
+            shown.len(),
+            BUSY,
+            "{v}: every busy line arrives once Loki lets it in"
+        );
+        if v == Version::V3 {
+            assert_eq!(
+                entries.len(),
+                BUSY,
+                "{v}: a log query shows each busy line once"
+            );
+        }
+        assert!(
+            *worst < Duration::from_secs(3),
+            "{v}: quiet lines waited up to {worst:?}"
+        );
+        let log =
+            wait_for_summaries(&plugin, &[&busy_id, &quiet_id], Duration::from_secs(30)).await;
+        assert_eq!(summary(&log, &busy_id, "sent"), Some(BUSY as u64), "{v}");
+        assert_eq!(summary(&log, &quiet_id, "sent"), Some(12), "{v}");
+    }
+}
