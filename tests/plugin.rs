@@ -88,7 +88,10 @@ async fn recorded_container_arrives_with_its_labels_and_whole_lines() {
     // The full container ID rides along as structured metadata, not a label.
     let full_id = request["Info"]["ContainerID"].as_str().unwrap().to_string();
     for entry in loki.entries_matching(&[]) {
-        assert_eq!(entry.metadata, [("container_id".to_string(), full_id.clone())]);
+        assert_eq!(
+            entry.metadata,
+            [("container_id".to_string(), full_id.clone())]
+        );
     }
     assert_eq!(
         stdout,
