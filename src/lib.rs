@@ -32,6 +32,7 @@ pub mod ingest;
 pub mod journal;
 pub mod line;
 pub mod observe;
+pub mod privileges;
 pub mod proto;
 pub mod protocol;
 pub mod server;

@@ -235,6 +235,8 @@ pub struct ReloadingClient {
     config: EndpointConfig,
     current: std::sync::Mutex<(Arc<LokiClient>, Stamps)>,
     checked: std::sync::Mutex<std::time::Instant>,
+    /// When a 401 or 403 last made it look.
+    forced: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl ReloadingClient {
@@ -246,6 +248,7 @@ impl ReloadingClient {
             config: config.clone(),
             current: std::sync::Mutex::new((Arc::new(client), stamps)),
             checked: std::sync::Mutex::new(std::time::Instant::now()),
+            forced: std::sync::Mutex::new(None),
         })
     }
 
@@ -283,15 +286,23 @@ impl ReloadingClient {
         Some(Stamps { tls, secret })
     }
 
-    /// Rebuilds the client if its files changed since they were read;
-    /// looks at most every `interval`. True when it was rebuilt.
-    async fn refresh(&self, interval: Duration) -> bool {
+    /// Rebuilds the client if its files changed since they were read:
+    /// looks every [`TLS_RECHECK`] at most, or (`forced`, after a 401 or
+    /// 403) every [`CREDENTIALS_RECHECK`]. True when it was rebuilt.
+    async fn refresh(&self, forced: bool) -> bool {
+        let now = std::time::Instant::now();
         {
             let mut checked = self.checked.lock().expect("client lock poisoned");
-            if checked.elapsed() < interval {
+            if forced {
+                let mut last = self.forced.lock().expect("client lock poisoned");
+                if last.is_some_and(|t| t.elapsed() < CREDENTIALS_RECHECK) {
+                    return false;
+                }
+                *last = Some(now);
+            } else if checked.elapsed() < TLS_RECHECK {
                 return false;
             }
-            *checked = std::time::Instant::now();
+            *checked = now;
         }
         let Some(now) = self.stamps_now().await else {
             return false;
@@ -316,14 +327,14 @@ impl ReloadingClient {
 impl Pusher for ReloadingClient {
     fn push(&self, body: Bytes, timeout: Duration) -> BoxFuture<'_, PushResult> {
         Box::pin(async move {
-            self.refresh(TLS_RECHECK).await;
+            self.refresh(false).await;
             let started = std::time::Instant::now();
             let result = self.client().send(body.clone(), timeout).await;
             let refused = matches!(&result, PushResult::Answered { status, .. }
                 if matches!(status.as_u16(), 401 | 403));
             if refused
                 && secrets::has_file(self.config.auth.as_ref())
-                && self.refresh(CREDENTIALS_RECHECK).await
+                && self.refresh(true).await
             {
                 let left = timeout
                     .saturating_sub(started.elapsed())
