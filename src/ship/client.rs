@@ -332,10 +332,7 @@ impl Pusher for ReloadingClient {
             let result = self.client().send(body.clone(), timeout).await;
             let refused = matches!(&result, PushResult::Answered { status, .. }
                 if matches!(status.as_u16(), 401 | 403));
-            if refused
-                && secrets::has_file(self.config.auth.as_ref())
-                && self.refresh(true).await
-            {
+            if refused && secrets::has_file(self.config.auth.as_ref()) && self.refresh(true).await {
                 let left = timeout
                     .saturating_sub(started.elapsed())
                     .max(Duration::from_millis(1));
