@@ -1042,7 +1042,7 @@ fn local_copy_dir(container_id: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(data_root)
         .join("plugins")
         .join(plugin_id)
-        .join("propagated-mount/.loki-logdriver/logs")
+        .join("propagated-mount/.loki-logdriver/journal")
         .join(container_id))
 }
 

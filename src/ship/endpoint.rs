@@ -94,6 +94,15 @@ impl Lane {
         &self.journal.name
     }
 
+    /// Bytes the structured metadata adds to each entry as encoded: names,
+    /// values and protobuf framing.
+    fn metadata_bytes(&self) -> usize {
+        self.metadata
+            .iter()
+            .map(|pair| pair.name.len() + pair.value.len() + 8)
+            .sum()
+    }
+
     fn set(&self, source: Source) -> &Labels {
         self.labels.label_set(source)
     }
@@ -359,15 +368,22 @@ impl Endpoint {
         let mut metadata = false;
         for i in chosen {
             let lane = &mut self.lanes[i];
-            if lane.batch.is_none() {
-                lane.batch = lane.journal.take(room.max(1)).await;
-            }
-            let Some(batch) = &lane.batch else { continue };
-            room = room.saturating_sub(batch.bytes());
             let lane_metadata: &[LabelPairAdapter] = match self.no_metadata {
                 true => &[],
                 false => &lane.metadata,
             };
+            // Metadata goes with every entry: it counts towards the batch
+            // size, so that a push of short lines stays as small as before
+            // (Loki's gRPC messages are bounded, 4 MB by default).
+            let per_line = match self.no_metadata {
+                true => 0,
+                false => lane.metadata_bytes(),
+            };
+            if lane.batch.is_none() {
+                lane.batch = lane.journal.take_with(room.max(1), per_line).await;
+            }
+            let Some(batch) = &lane.batch else { continue };
+            room = room.saturating_sub(batch.bytes() + per_line * batch.lines.len());
             metadata |= !lane_metadata.is_empty();
             builder.add(&lane.labels, &batch.lines, lane_metadata);
             lanes.push(i);

@@ -630,3 +630,32 @@ async fn structured_metadata_rides_on_every_entry() {
     assert_eq!(loki.with_metadata.load(Ordering::Relaxed), 4);
     assert_eq!(loki.without_metadata.load(Ordering::Relaxed), 0);
 }
+
+/// Structured metadata counts towards `loki-batch-size`: short lines with
+/// metadata make several pushes where they alone would make one, so a
+/// push stays about as large as the batch size says.
+#[tokio::test(start_paused = true)]
+async fn structured_metadata_counts_towards_the_batch_size() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| ok()));
+    let mut config = endpoint_config();
+    config.batch_size = 1000;
+    let mut setup = setup(config, &loki);
+    // 20 bytes of metadata + 8 of framing per entry.
+    let with = setup.lane_with_metadata("with", &[("container_id", "01234567")]);
+    let plain = setup.lane("plain");
+    write(&with, numbered("with", 0..100)); // 6-7 bytes a line
+    write(&plain, numbered("plain", 0..100));
+    run_for(&mut setup, Duration::from_secs(5)).await;
+    assert_eq!(loki.accepted("with").len(), 100);
+    assert_eq!(loki.accepted("plain").len(), 100);
+    let pushes_of = |name: &str| {
+        loki.pushes()
+            .iter()
+            .filter(|(_, c)| c.iter().any(|n| n == name))
+            .count()
+    };
+    // 100 × (7 + 28) bytes in batches of 1000: at least 4 pushes.
+    assert!(pushes_of("with") >= 4, "{:?}", loki.pushes());
+    assert_eq!(loki.with_metadata.load(Ordering::Relaxed), 100);
+    assert!(pushes_of("plain") <= 2, "{:?}", loki.pushes());
+}
