@@ -42,9 +42,13 @@ push: rootfs ## Create REMOTE (REPOSITORY:VERSION-ARCH) and docker plugin push i
 	docker plugin push $(REMOTE)
 	docker plugin rm $(REMOTE)
 
-upgrade: push ## Push this build, then disable -f, docker plugin upgrade ALIAS REMOTE, enable
-	docker plugin disable -f $(ALIAS)
-	docker plugin upgrade --grant-all-permissions --skip-remote-check $(ALIAS) $(REMOTE)
+# docker plugin upgrade replaces the config, mount sources included (the
+# settings of env values survive): the sources set before are set again.
+upgrade: push ## Push this build, then disable -f, docker plugin upgrade ALIAS REMOTE (keeping mount sources), enable
+	mounts=$$(docker plugin inspect -f '{{range .Config.Mounts}}{{.Name}}.source={{.Source}} {{end}}' $(ALIAS)) && \
+	docker plugin disable -f $(ALIAS) && \
+	docker plugin upgrade --grant-all-permissions --skip-remote-check $(ALIAS) $(REMOTE) && \
+	for mount in $$mounts; do docker plugin set $(ALIAS) "$$mount" || true; done && \
 	docker plugin enable --timeout 0 $(ALIAS)
 
 uninstall: ## Disable and remove ALIAS

@@ -34,6 +34,7 @@ pub mod journal;
 pub mod line;
 pub mod metrics;
 pub mod observe;
+pub mod privileges;
 pub mod proto;
 pub mod protocol;
 pub mod server;

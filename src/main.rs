@@ -27,7 +27,10 @@ Environment (plugin settings, `docker plugin set loki NAME=VALUE`):
                       (default /run/docker/logging/.loki-logdriver; empty disables both)
   LOCAL_STORE_SIZE    bound on all local copies together (default 2g, at most 1p)
   STORE_GC_INTERVAL   how often removed containers' copies are deleted (default 60s, 100ms-24h)
-  DOCKER_SOCKET       Docker API socket, to list containers (default /var/run/docker.sock)
+  LOCAL_STORE_MAX_AGE without the Docker API: copies of containers silent this long go (default 168h)
+  DOCKER_SOCKET       Docker API socket, to list containers (default empty: no API access)
+  LOG_OPTS            JSON object of log-opt defaults for every container (default none)
+  SECRETS_DIR         where credential files named by log-opts must be (default /run/secrets/loki)
   METRICS_ADDR        IP:port of the Prometheus endpoint, GET /metrics (default empty: off)
 
 Per-container options are log-opts (--log-opt loki-url=...); see the README.
@@ -69,6 +72,19 @@ fn main() -> ExitCode {
         .init();
 
     raise_fd_limit();
+    // Before any other thread: capabilities belong to a thread, and the
+    // runtime's threads inherit the empty sets.
+    match loki_logdriver::privileges::drop_all() {
+        Ok(dropped) => tracing::info!(
+            bounding_set_dropped = dropped.bounding,
+            status = %dropped.status,
+            "dropped all capabilities; no_new_privs set"
+        ),
+        Err(err) => tracing::warn!(error = %err, "could not drop capabilities"),
+    }
+    if !settings.log_opts.is_empty() {
+        tracing::info!(options = ?settings.log_opts.names(), "log-opt defaults from LOG_OPTS");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -36,6 +36,10 @@ const PLUGIN: &str = "loki-e2e:latest";
 const IMAGE: &str = "loki-e2e-busybox:latest";
 const LABEL: &str = "loki-e2e";
 const REGISTRY: &str = "127.0.0.1:5000";
+/// The host directory behind the plugin's `secrets` mount during the suite.
+const SECRETS: &str = "/tmp/loki-e2e-secrets";
+/// The password in it, for the credentials scenario.
+const E2E_PASSWORD: &str = "e2e-Pa55-from-the-secrets-mount";
 
 type Outcome = Result<(), String>;
 type Scenario = for<'a> fn(&'a Ctx) -> Pin<Box<dyn Future<Output = Outcome> + 'a>>;
@@ -100,6 +104,10 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("no_deadlock_when_loki_is_unreachable", |c| {
             Box::pin(no_deadlock(c))
         }),
+        (
+            "credentials_from_the_secrets_mount_defaults_from_log_opts_no_capabilities",
+            |c| Box::pin(credentials_and_least_privilege(c)),
+        ),
         ("lifecycle_disable_upgrade_and_crash", |c| {
             Box::pin(lifecycle(c))
         }),
@@ -216,19 +224,19 @@ fn daemon_socket() -> String {
         .unwrap_or_else(|| "/var/run/docker.sock".into())
 }
 
-/// `docker plugin set` arguments that point the plugin's mounts of the Docker
-/// API socket at `socket`, the socket of the daemon the plugin runs in.
-/// config.json binds `/var/run/docker.sock`, the default daemon's; a user of
-/// another daemon sets the source the same way. None when config.json has no
-/// such mount, or when it already is that socket.
+/// `docker plugin set` arguments that opt in to the Docker API: the
+/// plugin's mount of the API socket pointed at `socket`, the socket of the
+/// daemon the plugin runs in, and `DOCKER_SOCKET` set to where that mount
+/// lands (the `docker_rm` scenario needs it). By default config.json binds
+/// `/dev/null` there and `DOCKER_SOCKET` is empty: no API access.
 fn docker_api_mount_settings(root: &Path, socket: &str) -> Result<Vec<String>, String> {
     let manifest = std::fs::read_to_string(root.join("config.json")).map_err(|e| e.to_string())?;
     let manifest: serde_json::Value =
         serde_json::from_str(&manifest).map_err(|e| format!("config.json: {e}"))?;
     let mounts = manifest["mounts"].as_array().cloned().unwrap_or_default();
-    Ok(mounts
+    let mut settings: Vec<String> = mounts
         .iter()
-        .filter(|m| m["source"] == "/var/run/docker.sock" && socket != "/var/run/docker.sock")
+        .filter(|m| m["destination"] == "/var/run/docker.sock")
         .filter(|m| {
             m["settable"]
                 .as_array()
@@ -236,7 +244,43 @@ fn docker_api_mount_settings(root: &Path, socket: &str) -> Result<Vec<String>, S
         })
         .filter_map(|m| m["name"].as_str())
         .map(|name| format!("{name}.source={socket}"))
-        .collect())
+        .collect();
+    let has_setting = manifest["env"]
+        .as_array()
+        .is_some_and(|env| env.iter().any(|e| e["name"] == "DOCKER_SOCKET"));
+    if !settings.is_empty() && has_setting {
+        settings.push("DOCKER_SOCKET=/var/run/docker.sock".into());
+    }
+    Ok(settings)
+}
+
+/// `docker plugin set` arguments for the credentials scenario: the
+/// `secrets` mount on [`SECRETS`] (holding [`E2E_PASSWORD`]) and plugin-wide
+/// log-opt defaults with `loki_url`. None when config.json has no such mount.
+fn credential_settings(root: &Path, loki_url: &str) -> Result<Vec<String>, String> {
+    let manifest = std::fs::read_to_string(root.join("config.json")).map_err(|e| e.to_string())?;
+    let manifest: serde_json::Value =
+        serde_json::from_str(&manifest).map_err(|e| format!("config.json: {e}"))?;
+    let has_mount = manifest["mounts"]
+        .as_array()
+        .is_some_and(|m| m.iter().any(|m| m["name"] == "secrets"));
+    if !has_mount {
+        return Ok(Vec::new());
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(SECRETS).map_err(|e| format!("{SECRETS}: {e}"))?;
+    let password = Path::new(SECRETS).join("password");
+    std::fs::write(&password, format!("{E2E_PASSWORD}\n")).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| e.to_string())?;
+    let defaults = serde_json::json!({
+        "loki-url": loki_url,
+        "loki-external-labels": "defaults=log_opts",
+    });
+    Ok(vec![
+        format!("secrets.source={SECRETS}"),
+        format!("LOG_OPTS={defaults}"),
+    ])
 }
 
 /// A dockerd of the engine under test, for a second daemon: the running
@@ -435,14 +479,15 @@ async fn run_suite(engine: Option<&'static Engine>) -> i32 {
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     cleanup(&docker).await;
-    if let Err(err) = install_plugin(&root) {
+    let loki = FakeLoki::start().await;
+    if let Err(err) = install_plugin(&root, &loki.url()) {
         println!("e2e: cannot install the plugin: {err}");
         summary.failed = 1;
         return summary.finish(started);
     }
     let ctx = Ctx {
         docker,
-        loki: FakeLoki::start().await,
+        loki,
         root,
         engine,
     };
@@ -496,11 +541,14 @@ fn plugin_pid() -> Result<u32, String> {
     support::docker::plugin_pid("e2e-e2e")
 }
 
-fn install_plugin(root: &Path) -> Outcome {
+fn install_plugin(root: &Path, loki_url: &str) -> Outcome {
     let dir = build_plugin_dir(root, "e2e-a")?;
     cli(&["plugin", "create", PLUGIN, dir.to_str().unwrap()])?;
     cli(&["plugin", "set", PLUGIN, "STORE_GC_INTERVAL=1s"])?;
-    for setting in docker_api_mount_settings(root, &daemon_socket())? {
+    for setting in docker_api_mount_settings(root, &daemon_socket())?
+        .into_iter()
+        .chain(credential_settings(root, loki_url)?)
+    {
         cli(&["plugin", "set", PLUGIN, &setting])?;
     }
     // As `docker plugin install` does: no client timeout, so `docker logs -f` is not cut.
@@ -537,6 +585,7 @@ async fn cleanup(docker: &Docker) {
     remove_containers(docker).await;
     let _ = cli(&["plugin", "disable", "-f", PLUGIN]);
     let _ = cli(&["plugin", "rm", "-f", PLUGIN]);
+    let _ = std::fs::remove_dir_all(SECRETS);
 }
 
 /// Creates and starts a container logging through the plugin.
@@ -544,6 +593,17 @@ async fn run(ctx: &Ctx, name: &str, script: &str, opts: &[(&str, &str)]) -> Resu
     let mut config: HashMap<String, String> =
         HashMap::from([("loki-url".to_string(), ctx.loki.url())]);
     config.extend(opts.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    run_with_config(ctx, name, script, config).await
+}
+
+/// Creates and starts a container logging through the plugin with exactly
+/// these log-opts.
+async fn run_with_config(
+    ctx: &Ctx,
+    name: &str,
+    script: &str,
+    config: HashMap<String, String>,
+) -> Result<String, String> {
     let body = ContainerCreateBody {
         image: Some(IMAGE.to_string()),
         cmd: Some(vec!["sh".into(), "-c".into(), script.into()]),
@@ -1403,6 +1463,79 @@ async fn tail_of_a_large_log(ctx: &Ctx) -> Outcome {
         numbers == (LINES - 4..=LINES).collect::<Vec<_>>(),
         format!("--tail 5 gave {out:?}"),
     )
+}
+
+/// A container without `loki-url` (it comes from `LOG_OPTS`) and with a
+/// password from the `secrets` mount: its lines arrive with basic auth and
+/// the defaults' label; the password shows in neither `docker plugin
+/// inspect` nor `docker inspect`; the plugin runs without capabilities.
+async fn credentials_and_least_privilege(ctx: &Ctx) -> Outcome {
+    use base64::Engine as _;
+    let name = "loki-e2e-creds";
+    let config = HashMap::from([
+        ("loki-username".to_string(), "e2e".to_string()),
+        (
+            "loki-password-file".to_string(),
+            "/run/secrets/loki/password".to_string(),
+        ),
+    ]);
+    let id = run_with_config(ctx, name, "echo with credentials", config).await?;
+    wait_exit(ctx, &id, Duration::from_secs(10)).await?;
+    let entries = wait_entries(
+        &ctx.loki,
+        &[("container_name", name), ("defaults", "log_opts")],
+        1,
+        Duration::from_secs(10),
+    )
+    .await?;
+    ensure(
+        texts(&entries) == ["with credentials"],
+        format!("{:?}", texts(&entries)),
+    )?;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("e2e:{E2E_PASSWORD}"));
+    let authorized = ctx.loki.requests().iter().any(|r| {
+        r.streams
+            .iter()
+            .any(|s| s.get("container_name").map(String::as_str) == Some(name))
+            && r.headers.get("authorization").and_then(|v| v.to_str().ok())
+                == Some(format!("Basic {encoded}").as_str())
+    });
+    ensure(
+        authorized,
+        "no push with the password from the secrets mount",
+    )?;
+    for (what, text) in [
+        (
+            "docker plugin inspect",
+            cli(&["plugin", "inspect", PLUGIN])?,
+        ),
+        ("docker inspect", cli(&["inspect", name])?),
+    ] {
+        ensure(
+            !text.contains(E2E_PASSWORD) && !text.contains(&encoded),
+            format!("{what} shows the password"),
+        )?;
+    }
+    let pid = plugin_pid()?;
+    let mut threads = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| e.to_string())? {
+        let status =
+            std::fs::read_to_string(task.map_err(|e| e.to_string())?.path().join("status"))
+                .map_err(|e| e.to_string())?;
+        for line in status.lines() {
+            let bad = match line.split_once(':') {
+                Some(("CapEff" | "CapPrm" | "CapBnd" | "CapInh" | "CapAmb", v)) => {
+                    v.trim() != "0000000000000000"
+                }
+                Some(("NoNewPrivs", v)) => v.trim() != "1",
+                _ => false,
+            };
+            ensure(!bad, format!("plugin thread of pid {pid}: {line}"))?;
+        }
+        threads += 1;
+    }
+    note!("plugin pid {pid}: {threads} threads, every capability set empty, no_new_privs");
+    Ok(())
 }
 
 /// A bridge for the second dockerd, removed on drop. No traffic goes through

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::config::defaults::LogOptDefaults;
+use crate::config::options::{DEFAULT_SECRETS_DIR, OptionContext};
 use crate::config::units::{format_duration, format_size, parse_duration, parse_size, shorten};
 
 /// Loki's default `max_line_size` (256KB), the longest entry sent by default.
@@ -14,7 +16,9 @@ pub const DEFAULT_TOTAL_BUFFER_SIZE: usize = 256 * 1024 * 1024;
 /// records and journals survive a crash and `docker plugin upgrade` as the
 /// FIFOs do.
 pub const DEFAULT_DATA_DIR: &str = "/run/docker/logging/.loki-logdriver";
-pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
+/// Where config.json's opt-in `docker-api` mount puts the Docker API socket.
+/// `DOCKER_SOCKET` is empty by default: no API access, no API call.
+pub const DOCKER_API_MOUNT: &str = "/var/run/docker.sock";
 
 /// Plugin-wide settings, from the plugin's environment.
 #[derive(Debug, Clone)]
@@ -35,7 +39,8 @@ pub struct Settings {
     /// How often the local store is checked against its bound and against
     /// the containers that still exist.
     pub store_gc_interval: Duration,
-    /// Docker's API socket, to learn which containers were removed.
+    /// Docker's API socket, to learn which containers were removed; `None`
+    /// (the default) makes no API call.
     pub docker_socket: Option<PathBuf>,
     /// Without the Docker API: journals of containers that stopped writing
     /// this long ago (and are delivered) are deleted. `None`: kept until
@@ -43,6 +48,11 @@ pub struct Settings {
     pub local_store_max_age: Option<Duration>,
     /// `METRICS_ADDR`: where the Prometheus endpoint listens; `None`: off.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    // --- credentials and log-opt defaults ---
+    /// `LOG_OPTS`: log-opts under every container's own.
+    pub log_opts: LogOptDefaults,
+    /// `SECRETS_DIR`: where the `secrets` mount puts credential files.
+    pub secrets_dir: PathBuf,
 }
 
 impl Default for Settings {
@@ -58,6 +68,8 @@ impl Default for Settings {
             docker_socket: None,
             local_store_max_age: Some(DEFAULT_LOCAL_STORE_MAX_AGE),
             metrics_addr: None,
+            log_opts: LogOptDefaults::default(),
+            secrets_dir: PathBuf::from(DEFAULT_SECRETS_DIR),
         }
     }
 }
@@ -201,14 +213,36 @@ impl Settings {
         if let Some(v) = var("METRICS_ADDR") {
             settings.metrics_addr = Some(metrics_addr_setting(&v)?);
         }
-        let path_or_default = |name: &str, default: &str| match lookup(name) {
+        settings.data_dir = match lookup("DATA_DIR") {
             Some(path) if path.is_empty() => None,
             Some(path) => Some(PathBuf::from(path)),
-            None => Some(PathBuf::from(default)),
+            None => Some(PathBuf::from(DEFAULT_DATA_DIR)),
         };
-        settings.data_dir = path_or_default("DATA_DIR", DEFAULT_DATA_DIR);
-        settings.docker_socket = path_or_default("DOCKER_SOCKET", DEFAULT_DOCKER_SOCKET);
+        settings.docker_socket = var("DOCKER_SOCKET").map(PathBuf::from);
+        // --- credentials and log-opt defaults ---
+        if let Some(dir) = var("SECRETS_DIR") {
+            settings.secrets_dir = PathBuf::from(dir);
+        }
+        if let Some(text) = var("LOG_OPTS") {
+            settings.log_opts = LogOptDefaults::parse(&text, &settings.option_context())?;
+        }
         Ok(settings)
+    }
+
+    /// What validating a container's log-opts needs from the settings.
+    pub fn option_context(&self) -> OptionContext {
+        OptionContext {
+            secrets_dir: self.secrets_dir.clone(),
+        }
+    }
+
+    /// A container's log-opts with the plugin-wide defaults (`LOG_OPTS`)
+    /// under them.
+    pub fn log_opts_for(
+        &self,
+        container: &std::collections::HashMap<String, String>,
+    ) -> std::collections::HashMap<String, String> {
+        self.log_opts.apply(container)
     }
 }
 
@@ -282,6 +316,48 @@ mod tests {
         assert_eq!(s.metrics_addr, Some("127.0.0.1:9387".parse().unwrap()));
         let s = settings(&[("METRICS_ADDR", "[::]:9387")]).unwrap();
         assert_eq!(s.metrics_addr, Some("[::]:9387".parse().unwrap()));
+    }
+
+    #[test]
+    fn no_docker_api_by_default_and_log_opt_defaults() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.docker_socket, None, "no API access unless asked for");
+        assert!(s.log_opts.is_empty());
+        assert_eq!(s.secrets_dir, std::path::Path::new(DEFAULT_SECRETS_DIR));
+        let s = settings(&[
+            ("DOCKER_SOCKET", DOCKER_API_MOUNT),
+            ("SECRETS_DIR", "/tmp/secrets"),
+            (
+                "LOG_OPTS",
+                r#"{"loki-url":"http://loki:3100/loki/api/v1/push","loki-bearer-token-file":"/tmp/secrets/token"}"#,
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.docker_socket.as_deref(),
+            Some(std::path::Path::new(DOCKER_API_MOUNT))
+        );
+        assert_eq!(
+            s.log_opts.get("loki-url"),
+            Some("http://loki:3100/loki/api/v1/push")
+        );
+        let err = settings(&[
+            (
+                "LOG_OPTS",
+                r#"{"loki-bearer-token-file":"/run/secrets/loki/t","loki-url":"http://l/x"}"#,
+            ),
+            ("SECRETS_DIR", "/tmp/secrets"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.contains("LOG_OPTS") && err.contains("/tmp/secrets"),
+            "{err}"
+        );
+        let err = settings(&[("LOG_OPTS", r#"{"loki-batch-wait":"forever"}"#)]).unwrap_err();
+        assert!(
+            err.contains("LOG_OPTS") && err.contains("loki-batch-wait"),
+            "{err}"
+        );
     }
 
     /// A huge `SHUTDOWN_GRACE` overflowed `Instant + Duration` at SIGTERM.

@@ -596,6 +596,13 @@ impl Journal {
     /// (at least one line), oldest first, read back from disk when they
     /// left memory. `None` when nothing waits or a batch is already out.
     pub async fn take(self: &Arc<Self>, max_bytes: usize) -> Option<Taken> {
+        self.take_with(max_bytes, 0).await
+    }
+
+    /// [`Journal::take`], each line counting `per_line` bytes more than its
+    /// own (what goes with every entry of a push, such as structured
+    /// metadata), so a batch stays within `max_bytes` as sent.
+    pub async fn take_with(self: &Arc<Self>, max_bytes: usize, per_line: usize) -> Option<Taken> {
         let plan = {
             let mut tail = self.tail();
             if tail.in_flight {
@@ -605,7 +612,7 @@ impl Journal {
                 .filter(|&s| tail.taken[s] < tail.evicted_to[s])
                 .collect();
             if from_disk.is_empty() {
-                return self.take_from_memory(&mut tail, max_bytes);
+                return self.take_from_memory(&mut tail, max_bytes, per_line);
             }
             // Never read past what the writer has written: a record still
             // queued would look missing.
@@ -623,6 +630,7 @@ impl Journal {
                 flush_at_end: tail.evicted_to.iter().all(|&e| e <= tail.session_start),
                 session_start: tail.session_start,
                 max_bytes,
+                per_line,
             }
         };
         let journal = self.clone();
@@ -680,7 +688,12 @@ impl Journal {
         })
     }
 
-    fn take_from_memory(&self, tail: &mut Tail, max_bytes: usize) -> Option<Taken> {
+    fn take_from_memory(
+        &self,
+        tail: &mut Tail,
+        max_bytes: usize,
+        per_line: usize,
+    ) -> Option<Taken> {
         if tail.lines.is_empty() {
             return None;
         }
@@ -688,11 +701,11 @@ impl Journal {
         let (mut bytes, mut cost, mut unjournaled) = (0usize, 0usize, 0u64);
         let mut advance = tail.taken;
         while let Some(front) = tail.lines.front() {
-            if !lines.is_empty() && bytes + front.line.bytes.len() > max_bytes {
+            if !lines.is_empty() && bytes + front.line.bytes.len() + per_line > max_bytes {
                 break;
             }
             let held = tail.lines.pop_front().expect("front exists");
-            bytes += held.line.bytes.len();
+            bytes += held.line.bytes.len() + per_line;
             cost += held.line.cost();
             unjournaled += u64::from(!held.journaled);
             let s = held.line.source as usize;
@@ -872,7 +885,7 @@ impl Journal {
                     if done[s] || line.is_blank() {
                         continue;
                     }
-                    bytes += line.bytes.len();
+                    bytes += line.bytes.len() + plan.per_line;
                     recovered += u64::from(line.ack <= plan.session_start);
                     lines.push(line);
                 }
@@ -970,6 +983,8 @@ struct DiskPlan {
     flush_at_end: bool,
     session_start: Seq,
     max_bytes: usize,
+    /// Bytes each line counts besides its own (see [`Journal::take_with`]).
+    per_line: usize,
 }
 
 struct ReadBack {

@@ -9,6 +9,7 @@ pub mod client;
 pub mod encode;
 pub mod endpoint;
 pub mod policy;
+pub mod secrets;
 pub mod tls;
 
 use std::collections::HashMap;
