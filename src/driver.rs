@@ -77,7 +77,8 @@ pub struct Driver {
 
 impl Driver {
     pub fn new(settings: Settings) -> Arc<Driver> {
-        Driver::with_shipper(settings, Shipper::http())
+        let idle = settings.endpoint_idle;
+        Driver::with_shipper(settings, Shipper::http(idle))
     }
 
     /// With another way to reach Loki (tests).
@@ -386,6 +387,13 @@ impl Driver {
     /// Re-opens the FIFOs recorded by an earlier run, then delivers what
     /// journals of stopped containers still hold.
     pub async fn reattach(self: &Arc<Self>) {
+        if let Some(data_dir) = self.settings.data_dir.clone() {
+            // Copies kept by version 0.1 become journals first.
+            let _ = tokio::task::spawn_blocking(move || {
+                crate::journal::migrate_legacy(&data_dir.join("logs"), &data_dir.join("journal"))
+            })
+            .await;
+        }
         if let Some(attachments) = &self.attachments {
             let attachments = attachments.clone();
             let (records, unreadable) = tokio::task::spawn_blocking(move || attachments.load())

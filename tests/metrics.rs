@@ -518,3 +518,63 @@ async fn metrics_are_off_by_default() {
     assert_eq!(status, 200);
     assert!(!plugin.log().contains("Prometheus"), "{}", plugin.log());
 }
+
+/// Every distinct endpoint used to keep its client and an idle connection
+/// forever (2,000 URLs: +298 MB, +2,000 fds after all stopped). Now an
+/// endpoint no container uses goes after `ENDPOINT_IDLE`, and so do the
+/// containers' journals once delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_and_containers_are_released_once_unused() {
+    const CONTAINERS: usize = 200;
+    let loki = FakeLoki::start().await;
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let plugin = Plugin::start(&[("METRICS_ADDR", &addr.to_string()), ("ENDPOINT_IDLE", "1s")]);
+    let fds = || std::fs::read_dir(format!("/proc/{}/fd", plugin.pid())).map_or(0, |d| d.count());
+    let (fds_before, rss_before) = (fds(), plugin.rss_kib());
+    for i in 0..CONTAINERS {
+        let mut fifo = Fifo::create();
+        // A URL of its own: an endpoint of its own.
+        let url = format!("{}?container={i}", loki.url());
+        let mut request = start_request(&fifo.path, &[("loki-url", url.as_str())]);
+        request["Info"]["ContainerID"] = format!("{i:064}").into();
+        plugin.start_logging(&request).await;
+        fifo.write_entry(&line("stdout", &format!("from {i}")));
+        plugin.stop_logging(&fifo.path).await;
+        fifo.close();
+    }
+    loki.wait_for_entries(CONTAINERS, Duration::from_secs(30))
+        .await;
+    let busy = scrape(addr).await;
+    let peak_endpoints = busy.value("loki_logdriver_endpoints", &[]).unwrap_or(0.0);
+    let released = scrape_until(
+        addr,
+        "every endpoint released",
+        Duration::from_secs(20),
+        |s| {
+            s.value("loki_logdriver_endpoints", &[]) == Some(0.0)
+                && s.value("loki_logdriver_journals_open", &[]) == Some(0.0)
+                && s.value("loki_logdriver_open_fifos", &[]) == Some(0.0)
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (fds_after, rss_after) = (fds(), plugin.rss_kib());
+    eprintln!(
+        "{CONTAINERS} containers, each its own endpoint: {peak_endpoints} endpoints at the end of the run, then 0; \
+         fds {fds_before} before, {fds_after} after; RSS {:.1} MB before, {:.1} MB after",
+        rss_before as f64 / 1024.0,
+        rss_after as f64 / 1024.0
+    );
+    assert_eq!(
+        released.value("loki_logdriver_plugin_lines_sent_total", &[]),
+        Some(CONTAINERS as f64)
+    );
+    assert!(
+        fds_after <= fds_before + 5,
+        "fds {fds_before} -> {fds_after}"
+    );
+    assert!(
+        rss_after < rss_before + 30 * 1024,
+        "RSS {rss_before} kB -> {rss_after} kB"
+    );
+}

@@ -46,6 +46,9 @@ pub struct Settings {
     /// this long ago (and are delivered) are deleted. `None`: kept until
     /// `LOCAL_STORE_SIZE` needs the room.
     pub local_store_max_age: Option<Duration>,
+    /// `ENDPOINT_IDLE`: an endpoint no container uses any more keeps its
+    /// client and connections this long, then lets them go.
+    pub endpoint_idle: Duration,
     /// `METRICS_ADDR`: where the Prometheus endpoint listens; `None`: off.
     pub metrics_addr: Option<std::net::SocketAddr>,
     // --- credentials and log-opt defaults ---
@@ -67,12 +70,19 @@ impl Default for Settings {
             store_gc_interval: Duration::from_secs(60),
             docker_socket: None,
             local_store_max_age: Some(DEFAULT_LOCAL_STORE_MAX_AGE),
+            endpoint_idle: DEFAULT_ENDPOINT_IDLE,
             metrics_addr: None,
             log_opts: LogOptDefaults::default(),
             secrets_dir: PathBuf::from(DEFAULT_SECRETS_DIR),
         }
     }
 }
+
+/// How long an unused endpoint keeps its connections (`ENDPOINT_IDLE`).
+pub const DEFAULT_ENDPOINT_IDLE: Duration = Duration::from_secs(60);
+/// Bounds of `ENDPOINT_IDLE`: from a second to an hour.
+pub const MIN_ENDPOINT_IDLE: Duration = Duration::from_secs(1);
+pub const MAX_ENDPOINT_IDLE: Duration = Duration::from_secs(60 * 60);
 
 /// Default age after which a stopped container's journal goes, when the
 /// plugin cannot ask Docker which containers were removed.
@@ -209,6 +219,10 @@ impl Settings {
                 MAX_LOCAL_STORE_MAX_AGE,
             )?;
             settings.local_store_max_age = (!age.is_zero()).then_some(age);
+        }
+        if let Some(v) = var("ENDPOINT_IDLE") {
+            settings.endpoint_idle =
+                duration_setting("ENDPOINT_IDLE", &v, MIN_ENDPOINT_IDLE, MAX_ENDPOINT_IDLE)?;
         }
         if let Some(v) = var("METRICS_ADDR") {
             settings.metrics_addr = Some(metrics_addr_setting(&v)?);

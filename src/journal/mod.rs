@@ -24,6 +24,7 @@
 //! (`max-size` × `max-file`; at once with `no-file`), and, with the lines
 //! they held counted as dropped, when a disk bound is reached.
 
+mod legacy;
 mod read;
 pub mod record;
 mod retention;
@@ -50,6 +51,7 @@ use crate::observe::{ContainerCounters, DropReason, Throttle};
 use crate::proto::logdriver::LogEntry;
 use record::{SegmentFile, SegmentReader};
 
+pub use legacy::migrate as migrate_legacy;
 pub use read::{ReadError, ReadRequest};
 pub use writer::IntakeAck;
 

@@ -63,15 +63,19 @@ impl Shipper {
         })
     }
 
-    /// The real client for each endpoint.
-    pub fn http() -> Arc<Shipper> {
-        Shipper::new(Box::new(|config| {
-            Box::pin(async move {
-                client::ReloadingClient::new(&config)
-                    .await
-                    .map(|c| Arc::new(c) as Arc<dyn Pusher>)
-            })
-        }))
+    /// The real client for each endpoint; an endpoint without containers
+    /// ends (with its connections) after `idle`.
+    pub fn http(idle: Duration) -> Arc<Shipper> {
+        Shipper::with_idle(
+            Box::new(|config| {
+                Box::pin(async move {
+                    client::ReloadingClient::new(&config)
+                        .await
+                        .map(|c| Arc::new(c) as Arc<dyn Pusher>)
+                })
+            }),
+            idle,
+        )
     }
 
     /// Hands a lane to its endpoint if that one runs; gives it back if not.
