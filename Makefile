@@ -14,7 +14,7 @@ PLUGIN_DIR := build/plugin-$(ARCH)
 # that start the plugin binary (every tests/*.rs but the real-Docker suite).
 ARM64_TESTS := --lib --bins $(patsubst tests/%.rs,--test %,$(filter-out tests/e2e.rs,$(wildcard tests/*.rs)))
 
-.PHONY: help build rootfs plugin enable disable install upgrade push uninstall clean test e2e smoke test-arm64 bench lint
+.PHONY: help build rootfs plugin enable disable install upgrade push uninstall clean test e2e smoke test-arm64 bench soak lint
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -80,3 +80,6 @@ test-arm64: ## Unit tests and the plugin-binary tests built for arm64, run under
 bench: ## Figures: the plugin on a real engine (needs Docker), and a FIFO stress run
 	cargo bench --bench engine
 	cargo bench --bench pipeline
+
+soak: ## The long fault runs: a 10-minute Loki outage and a container refused (429) for 3 minutes
+	LOKI_OUTAGE_SECONDS=600 LOKI_REFUSAL_SECONDS=180 cargo test --release --test durability --test lanes -- --nocapture

@@ -61,8 +61,8 @@ pub const MAX_BUFFER_SIZE: u64 = 1 << 30;
 /// started, every few lines. Docker's own drivers accept smaller values;
 /// for this plugin they are refused.
 pub const MIN_MAX_SIZE: u64 = 64 << 10;
-/// `docker logs` reads a whole file of the local copy into memory, so one
-/// file must stay small enough for that.
+/// `docker logs --tail` reads a compressed segment from its start, so one
+/// segment must stay small enough for that to be quick.
 pub const MAX_MAX_SIZE: u64 = 1 << 30;
 /// Files per container; the store cap (`LOCAL_STORE_SIZE`) bounds the total.
 pub const MAX_MAX_FILE: u32 = 100;

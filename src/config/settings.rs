@@ -31,7 +31,7 @@ pub struct Settings {
     pub max_line_size: usize,
     /// How long shutdown keeps trying to deliver buffered lines.
     pub shutdown_grace: Duration,
-    /// Where attachment records (`attached/`) and local copies (`logs/`)
+    /// Where attachment records (`attached/`) and journals (`journal/`)
     /// live; `None` keeps neither (no re-attach, no `docker logs`).
     pub data_dir: Option<PathBuf>,
     /// Bound on all local copies together.

@@ -156,9 +156,6 @@ pub struct Endpoint {
     no_metadata: bool,
 }
 
-/// How long an endpoint with no lanes keeps its connections.
-pub const IDLE: Duration = Duration::from_secs(60);
-
 impl Endpoint {
     pub fn new(
         config: EndpointConfig,

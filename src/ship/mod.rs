@@ -2,8 +2,8 @@
 //! client settings), each container a lane of it (see [`endpoint`]).
 //!
 //! An endpoint with no lanes left keeps its connections for
-//! [`endpoint::IDLE`], then its task ends and its client and connections
-//! are dropped.
+//! `ENDPOINT_IDLE`, then its task ends and its client and connections are
+//! dropped.
 
 pub mod client;
 pub mod encode;
@@ -49,7 +49,7 @@ struct Registered {
 
 impl Shipper {
     pub fn new(make_client: ClientFactory) -> Arc<Shipper> {
-        Shipper::with_idle(make_client, endpoint::IDLE)
+        Shipper::with_idle(make_client, crate::config::settings::DEFAULT_ENDPOINT_IDLE)
     }
 
     /// With a custom idle time before an endpoint without lanes ends.
