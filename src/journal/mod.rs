@@ -676,6 +676,7 @@ impl Journal {
         let n = read.lines.len() as u64;
         self.budget.add(cost);
         ContainerCounters::add(&self.counters.recovered, read.recovered);
+        ContainerCounters::add(&self.counters.read_back, n - read.recovered);
         self.counters
             .backlog_lines
             .fetch_sub((n - read.recovered) as i64, Ordering::Relaxed);

@@ -42,6 +42,8 @@ pub struct LineCounts {
     pub dropped: [u64; DropReason::ALL.len()],
     pub invalid_frames: u64,
     pub journal_misses: u64,
+    pub read_back: u64,
+    pub journal_written_bytes: u64,
 }
 
 impl LineCounts {
@@ -54,6 +56,8 @@ impl LineCounts {
             dropped: DropReason::ALL.map(|r| counters.dropped(r)),
             invalid_frames: get(&counters.invalid_frames),
             journal_misses: get(&counters.journal_misses),
+            read_back: get(&counters.read_back),
+            journal_written_bytes: get(&counters.journal_bytes_written),
         }
     }
 
@@ -66,6 +70,8 @@ impl LineCounts {
         }
         self.invalid_frames += other.invalid_frames;
         self.journal_misses += other.journal_misses;
+        self.read_back += other.read_back;
+        self.journal_written_bytes += other.journal_written_bytes;
     }
 
     /// Each count the larger of the two.
@@ -79,6 +85,8 @@ impl LineCounts {
         }
         out.invalid_frames = out.invalid_frames.max(other.invalid_frames);
         out.journal_misses = out.journal_misses.max(other.journal_misses);
+        out.read_back = out.read_back.max(other.read_back);
+        out.journal_written_bytes = out.journal_written_bytes.max(other.journal_written_bytes);
         out
     }
 }
@@ -327,6 +335,18 @@ impl Snapshot {
             "Lines that could not be written to the journal (disk behind or failing); they still go to Loki from memory.",
             per_container(|c| c.lines.journal_misses),
         )?;
+        counter(
+            encoder,
+            "lines_read_back",
+            "Lines delivery read back from the journal on disk because a memory bound made them leave memory.",
+            per_container(|c| c.lines.read_back),
+        )?;
+        counter(
+            encoder,
+            "journal_written_bytes",
+            "Bytes appended to the container's journal.",
+            per_container(|c| c.lines.journal_written_bytes),
+        )?;
         gauge(
             encoder,
             "memory",
@@ -480,6 +500,18 @@ impl Snapshot {
             "plugin_journal_misses",
             "Lines not written to the journal, all containers since the plugin started.",
             plugin.lines.journal_misses,
+        )?;
+        plain_counter(
+            encoder,
+            "plugin_lines_read_back",
+            "Lines read back from disk for delivery, all containers since the plugin started.",
+            plugin.lines.read_back,
+        )?;
+        plain_counter(
+            encoder,
+            "plugin_journal_written_bytes",
+            "Bytes appended to journals, all containers since the plugin started.",
+            plugin.lines.journal_written_bytes,
         )?;
         plain_gauge(
             encoder,

@@ -77,6 +77,10 @@ pub struct ContainerCounters {
     pub duplicates_skipped: AtomicU64,
     /// Bytes appended to the journal.
     pub journal_bytes_written: AtomicU64,
+    /// Lines delivery read back from the journal because they had left
+    /// memory (a memory bound was reached). Many: memory is too small for
+    /// how far delivery is behind.
+    pub read_back: AtomicU64,
     /// Bytes of lines waiting in memory (not in flight).
     pub memory_bytes: AtomicUsize,
     /// Journaled lines that left memory and wait on disk for delivery.
@@ -155,6 +159,7 @@ impl ContainerCounters {
             &self.journal_bytes_written,
             get(&other.journal_bytes_written),
         );
+        ContainerCounters::add(&self.read_back, get(&other.read_back));
     }
 
     pub fn add(counter: &AtomicU64, n: u64) {
@@ -201,11 +206,12 @@ impl ContainerCounters {
             ));
         }
         text.push_str(&format!(
-            " invalid_frames={} skipped_bytes={} journal_misses={} duplicates_skipped={}",
+            " invalid_frames={} skipped_bytes={} journal_misses={} duplicates_skipped={} read_back={}",
             get(&self.invalid_frames),
             get(&self.skipped_bytes),
             get(&self.journal_misses),
             get(&self.duplicates_skipped),
+            get(&self.read_back),
         ));
         text
     }
