@@ -14,7 +14,7 @@ PLUGIN_DIR := build/plugin-$(ARCH)
 # that start the plugin binary (every tests/*.rs but the real-Docker suite).
 ARM64_TESTS := --lib --bins $(patsubst tests/%.rs,--test %,$(filter-out tests/e2e.rs,$(wildcard tests/*.rs)))
 
-.PHONY: help build rootfs plugin enable disable install upgrade push uninstall clean test e2e smoke test-arm64 bench lint fuzz fuzz-smoke
+.PHONY: help build rootfs plugin enable disable install upgrade push uninstall clean test e2e smoke test-arm64 bench soak lint fuzz fuzz-smoke
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -42,9 +42,13 @@ push: rootfs ## Create REMOTE (REPOSITORY:VERSION-ARCH) and docker plugin push i
 	docker plugin push $(REMOTE)
 	docker plugin rm $(REMOTE)
 
-upgrade: push ## Push this build, then disable -f, docker plugin upgrade ALIAS REMOTE, enable
-	docker plugin disable -f $(ALIAS)
-	docker plugin upgrade --grant-all-permissions --skip-remote-check $(ALIAS) $(REMOTE)
+# docker plugin upgrade replaces the config, mount sources included (the
+# settings of env values survive): the sources set before are set again.
+upgrade: push ## Push this build, then disable -f, docker plugin upgrade ALIAS REMOTE (keeping mount sources), enable
+	mounts=$$(docker plugin inspect -f '{{range .Config.Mounts}}{{.Name}}.source={{.Source}} {{end}}' $(ALIAS)) && \
+	docker plugin disable -f $(ALIAS) && \
+	docker plugin upgrade --grant-all-permissions --skip-remote-check $(ALIAS) $(REMOTE) && \
+	for mount in $$mounts; do docker plugin set $(ALIAS) "$$mount" || true; done && \
 	docker plugin enable --timeout 0 $(ALIAS)
 
 uninstall: ## Disable and remove ALIAS
@@ -73,8 +77,12 @@ test-arm64: ## Unit tests and the plugin-binary tests built for arm64, run under
 	RUSTFLAGS="$${RUSTFLAGS:-} -C target-feature=+crt-static" CARGO_PROFILE_RELEASE_PANIC=unwind \
 	  scripts/cross-cargo aarch64-unknown-linux-gnu test --release --locked $(ARM64_TESTS)
 
-bench: ## Throughput figures: 200,000 lines of 100 bytes through the plugin
+bench: ## Figures: the plugin on a real engine (needs Docker), and a FIFO stress run
+	cargo bench --bench engine
 	cargo bench --bench pipeline
+
+soak: ## The long fault runs: a 10-minute Loki outage and a container refused (429) for 3 minutes
+	LOKI_OUTAGE_SECONDS=600 LOKI_REFUSAL_SECONDS=180 cargo test --release --test durability --test lanes -- --nocapture
 
 FUZZ_SECONDS ?= 600
 fuzz-smoke: ## Every fuzz target for 20 s (nightly; installs cargo-fuzz if missing)

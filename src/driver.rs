@@ -20,14 +20,15 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::task::TaskTracker;
 
 use crate::attachments::{self, Attachments};
-use crate::config::labels::{StreamLabels, container_labels};
+use crate::config::labels::{StreamLabels, container_labels, structured_metadata};
 use crate::config::options::{ContainerConfig, OptionError, clamp_to_ranges};
 use crate::config::settings::Settings;
 use crate::config::time::parse_time;
 use crate::ingest::{ReadEnd, Reader, open_fifo};
 use crate::journal::{JournalConfig, ReadError, ReadRequest, Store, StoreSettings};
 use crate::observe::ContainerCounters;
-use crate::protocol::{ReadLogsRequest, StartLoggingRequest};
+use crate::proto::logproto::LabelPairAdapter;
+use crate::protocol::{ContainerInfo, ReadLogsRequest, StartLoggingRequest};
 use crate::ship::Shipper;
 use crate::ship::endpoint::Lane;
 
@@ -76,7 +77,8 @@ pub struct Driver {
 
 impl Driver {
     pub fn new(settings: Settings) -> Arc<Driver> {
-        Driver::with_shipper(settings, Shipper::http())
+        let idle = settings.endpoint_idle;
+        Driver::with_shipper(settings, Shipper::http(idle))
     }
 
     /// With another way to reach Loki (tests).
@@ -112,6 +114,11 @@ impl Driver {
         &self.shipper
     }
 
+    /// FIFOs being read now (metrics).
+    pub fn open_fifos(&self) -> usize {
+        self.reading.lock().expect("driver lock poisoned").len()
+    }
+
     /// Handles StartLogging: returns within milliseconds and opens no
     /// network connection (TLS files are read off the runtime, bounded by
     /// [`crate::ship::tls::TLS_FILES_TIME_LIMIT`]).
@@ -120,8 +127,37 @@ impl Driver {
         request: StartLoggingRequest,
     ) -> Result<(), StartError> {
         let opts = request.info.config.clone().unwrap_or_default();
-        let config = ContainerConfig::from_log_opts(&opts)?;
+        let config = self.container_config(&request.info, &opts)?;
         self.attach(request, Ok(config), Attach::Fresh).await
+    }
+
+    /// A container's validated configuration: its own log-opts over the
+    /// plugin-wide defaults (`LOG_OPTS`), with what depends on the
+    /// container (a templated tenant) rendered.
+    fn container_config(
+        &self,
+        info: &ContainerInfo,
+        opts: &HashMap<String, String>,
+    ) -> Result<ContainerConfig, OptionError> {
+        let opts = self.settings.log_opts_for(opts);
+        ContainerConfig::from_log_opts_in(&opts, &self.settings.option_context())?
+            .resolve(info, &self.settings.hostname)
+    }
+
+    /// A container's lane at its endpoint: its labels and structured metadata.
+    fn lane(
+        &self,
+        journal: Arc<crate::journal::Journal>,
+        config: &ContainerConfig,
+        info: &ContainerInfo,
+    ) -> Lane {
+        let hostname = &self.settings.hostname;
+        let labels = container_labels(config, info, hostname);
+        let metadata = structured_metadata(config, info, hostname)
+            .into_iter()
+            .map(|(name, value)| LabelPairAdapter { name, value })
+            .collect();
+        Lane::new(journal, StreamLabels::new(&labels), metadata)
     }
 
     async fn attach(
@@ -178,12 +214,13 @@ impl Driver {
         let meta = serde_json::to_vec(&record).expect("a request serializes");
         let store = self.store.clone();
         let (journal_id, journal_name) = (id.clone(), name.clone());
+        let counters = Arc::new(ContainerCounters::of_container(info));
         let opened = tokio::task::spawn_blocking(move || {
             store.open(
                 &journal_id,
                 &journal_name,
                 journal_config,
-                Arc::new(ContainerCounters::default()),
+                counters,
                 Some(&meta),
             )
         })
@@ -199,8 +236,7 @@ impl Driver {
         journal.attach_reader();
         let delivered = match &config {
             Ok(config) if journal.claim_lane() => {
-                let labels = container_labels(config, info, &self.settings.hostname);
-                let lane = Lane::new(journal.clone(), StreamLabels::new(&labels), Vec::new());
+                let lane = self.lane(journal.clone(), config, info);
                 match self.shipper.attach(&config.endpoint, lane).await {
                     Ok(()) => Ok(Some(config)),
                     Err(err) => {
@@ -315,8 +351,12 @@ impl Driver {
     /// Handles ReadLogs: streams the container's journal as FIFO frames.
     pub fn read_logs(&self, request: ReadLogsRequest) -> Result<mpsc::Receiver<Bytes>, String> {
         let info = &request.info;
-        let opts = info.config.clone().unwrap_or_default();
-        if ContainerConfig::from_log_opts(&opts).is_ok_and(|config| config.local_copy.no_file) {
+        let opts = self
+            .settings
+            .log_opts_for(&info.config.clone().unwrap_or_default());
+        if ContainerConfig::from_log_opts_in(&opts, &self.settings.option_context())
+            .is_ok_and(|config| config.local_copy.no_file)
+        {
             return Err(format!(
                 "container {} runs with no-file=true: this plugin keeps no copy for docker logs; query Loki instead",
                 info.name()
@@ -347,6 +387,13 @@ impl Driver {
     /// Re-opens the FIFOs recorded by an earlier run, then delivers what
     /// journals of stopped containers still hold.
     pub async fn reattach(self: &Arc<Self>) {
+        if let Some(data_dir) = self.settings.data_dir.clone() {
+            // Copies kept by version 0.1 become journals first.
+            let _ = tokio::task::spawn_blocking(move || {
+                crate::journal::migrate_legacy(&data_dir.join("logs"), &data_dir.join("journal"))
+            })
+            .await;
+        }
         if let Some(attachments) = &self.attachments {
             let attachments = attachments.clone();
             let (records, unreadable) = tokio::task::spawn_blocking(move || attachments.load())
@@ -381,7 +428,9 @@ impl Driver {
                     request.info.config = Some(opts);
                 }
                 let opts = request.info.config.clone().unwrap_or_default();
-                let config = ContainerConfig::from_log_opts(&opts).map_err(|e| e.to_string());
+                let config = self
+                    .container_config(&request.info, &opts)
+                    .map_err(|e| e.to_string());
                 match self.attach(request, config, Attach::Resume).await {
                     Ok(()) => {
                         if renamed {
@@ -416,7 +465,7 @@ impl Driver {
                 continue;
             };
             let opts = request.info.config.clone().unwrap_or_default();
-            let Ok(config) = ContainerConfig::from_log_opts(&clamp_to_ranges(&opts).0) else {
+            let Ok(config) = self.container_config(&request.info, &clamp_to_ranges(&opts).0) else {
                 tracing::warn!(id = %id.get(..12).unwrap_or(&id), "a journal holds undelivered lines, but its options no longer validate; they stay for docker logs");
                 continue;
             };
@@ -424,16 +473,16 @@ impl Driver {
             let journal_config = self.journal_config(Some(&config));
             let name = request.info.name().to_string();
             let journal_id = id.clone();
+            let counters = Arc::new(ContainerCounters::of_container(&request.info));
             let opened = tokio::task::spawn_blocking(move || {
-                store.open(&journal_id, &name, journal_config, Arc::default(), None)
+                store.open(&journal_id, &name, journal_config, counters, None)
             })
             .await;
             let Ok(Ok(journal)) = opened else { continue };
             if !journal.claim_lane() {
                 continue;
             }
-            let labels = container_labels(&config, &request.info, &self.settings.hostname);
-            let lane = Lane::new(journal, StreamLabels::new(&labels), Vec::new());
+            let lane = self.lane(journal, &config, &request.info);
             match self.shipper.attach(&config.endpoint, lane).await {
                 Ok(()) => {
                     tracing::info!(container = %request.info.name(), "delivering lines an earlier run left undelivered")
@@ -455,6 +504,16 @@ impl Driver {
         let socket = self.settings.docker_socket.clone();
         let interval = self.settings.store_gc_interval;
         let mut stop = self.stop_readers.subscribe();
+        if socket.is_none() {
+            let mounted = std::fs::symlink_metadata(crate::config::settings::DOCKER_API_MOUNT)
+                .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()));
+            if mounted {
+                tracing::info!(
+                    "the docker-api mount is a socket but DOCKER_SOCKET is empty: no Docker API call is made; to delete removed containers' journals, docker plugin set loki DOCKER_SOCKET={}",
+                    crate::config::settings::DOCKER_API_MOUNT
+                );
+            }
+        }
         tokio::spawn(async move {
             let mut warned = false;
             loop {
@@ -468,7 +527,7 @@ impl Driver {
                         Err(err) => {
                             if !std::mem::replace(&mut warned, true) {
                                 tracing::warn!(socket = %socket.display(), error = %err,
-                                    "cannot list containers; journals of removed containers stay until the store's bounds remove them");
+                                    "cannot list containers (is the docker-api mount's source the Docker socket?); journals of removed containers stay until the store's bounds remove them");
                             }
                             None
                         }

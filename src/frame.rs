@@ -55,7 +55,7 @@ impl FrameDecoder {
     /// A decoder at the start of a stream.
     pub fn new() -> FrameDecoder {
         FrameDecoder {
-            buf: BytesMut::with_capacity(READ_CHUNK),
+            buf: BytesMut::new(),
             in_sync: true,
         }
     }
@@ -70,7 +70,19 @@ impl FrameDecoder {
 
     /// The buffer to read into, with room for one more chunk.
     pub fn read_buffer(&mut self) -> &mut BytesMut {
-        self.buf.reserve(READ_CHUNK);
+        self.read_buffer_exact(READ_CHUNK)
+    }
+
+    /// The buffer to read `additional` bytes into. Decoded lines share the
+    /// buffer they were read into, so a new one is sized to what it will
+    /// hold (the unfinished frame carried over, and this read): a line read
+    /// alone keeps a few hundred bytes alive, not a whole chunk.
+    pub fn read_buffer_exact(&mut self, additional: usize) -> &mut BytesMut {
+        if self.buf.capacity() - self.buf.len() < additional {
+            let mut fresh = BytesMut::with_capacity(self.buf.len() + additional);
+            fresh.extend_from_slice(&self.buf);
+            self.buf = fresh;
+        }
         &mut self.buf
     }
 

@@ -14,6 +14,7 @@
 //!
 //!  config: log-opts and plugin settings → validated values, templates, labels (no I/O)
 //!  observe: counters per container and endpoint, read by log summaries
+//!  metrics: the Prometheus endpoint (METRICS_ADDR), reading those counters
 //!  bottom: line (plain types), frame (FIFO framing), assemble (partials), protocol, proto
 //! ```
 //!
@@ -31,7 +32,9 @@ pub mod frame;
 pub mod ingest;
 pub mod journal;
 pub mod line;
+pub mod metrics;
 pub mod observe;
+pub mod privileges;
 pub mod proto;
 pub mod protocol;
 pub mod server;
@@ -48,9 +51,36 @@ pub async fn run(
     settings: config::settings::Settings,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let metrics_addr = settings.metrics_addr;
     let driver = driver::Driver::new(settings);
+    let metrics = match metrics_addr {
+        Some(addr) => start_metrics(addr, &driver).await,
+        None => None,
+    };
     driver.reattach().await;
     driver.start_store_gc();
     server::serve(listener, driver.clone(), shutdown).await;
     driver.shutdown().await;
+    if let Some(metrics) = metrics {
+        metrics.stop().await;
+    }
+}
+
+/// Serves the metrics on `addr`. Logging does not depend on metrics: when
+/// the address cannot be bound, the plugin runs without them.
+async fn start_metrics(
+    addr: std::net::SocketAddr,
+    driver: &std::sync::Arc<driver::Driver>,
+) -> Option<metrics::MetricsServer> {
+    let registry = metrics::registry(metrics::DriverCollector::new(driver.clone()));
+    match metrics::MetricsServer::start(addr, registry, metrics::Limits::default()).await {
+        Ok(server) => {
+            tracing::info!(addr = %server.addr(), "serving Prometheus metrics on /metrics");
+            Some(server)
+        }
+        Err(err) => {
+            tracing::error!(addr = %addr, error = %err, "cannot serve metrics (METRICS_ADDR); the plugin runs without them");
+            None
+        }
+    }
 }

@@ -20,14 +20,19 @@ Options:
 
 Environment (plugin settings, `docker plugin set loki NAME=VALUE`):
   LOG_LEVEL           error, warn, info (default), debug or trace
-  TOTAL_BUFFER_SIZE   bound on lines waiting for Loki, all containers (default 256m, 1m-64g)
+  TOTAL_BUFFER_SIZE   bound on lines held in memory, all containers (default 256m, 1m-64g)
   MAX_LINE_SIZE       longer lines become several entries (default 256000, 1k-16m)
-  SHUTDOWN_GRACE      time to flush buffered lines on shutdown (default 5s, at most 5m)
-  DATA_DIR            attached FIFOs (to survive a crash) and local copies for docker logs
+  SHUTDOWN_GRACE      time to deliver pending lines on shutdown (default 5s, at most 5m)
+  ENDPOINT_IDLE       an endpoint no container uses keeps its connections this long (default 60s, 1s-1h)
+  DATA_DIR            attached FIFOs (to survive a crash) and the journals of delivery and docker logs
                       (default /run/docker/logging/.loki-logdriver; empty disables both)
-  LOCAL_STORE_SIZE    bound on all local copies together (default 2g, at most 1p)
-  STORE_GC_INTERVAL   how often removed containers' copies are deleted (default 60s, 100ms-24h)
-  DOCKER_SOCKET       Docker API socket, to list containers (default /var/run/docker.sock)
+  LOCAL_STORE_SIZE    bound on all journals together (default 2g, at most 1p)
+  STORE_GC_INTERVAL   how often removed containers' journals are deleted (default 60s, 100ms-24h)
+  LOCAL_STORE_MAX_AGE without the Docker API: journals of containers silent this long go (default 168h)
+  DOCKER_SOCKET       Docker API socket, to list containers (default empty: no API access)
+  LOG_OPTS            JSON object of log-opt defaults for every container (default none)
+  SECRETS_DIR         where credential files named by log-opts must be (default /run/secrets/loki)
+  METRICS_ADDR        IP:port of the Prometheus endpoint, GET /metrics (default empty: off)
 
 Per-container options are log-opts (--log-opt loki-url=...); see the README.
 ";
@@ -68,6 +73,20 @@ fn main() -> ExitCode {
         .init();
 
     raise_fd_limit();
+    tune_allocator();
+    // Before any other thread: capabilities belong to a thread, and the
+    // runtime's threads inherit the empty sets.
+    match loki_logdriver::privileges::drop_all() {
+        Ok(dropped) => tracing::info!(
+            bounding_set_dropped = dropped.bounding,
+            status = %dropped.status,
+            "dropped all capabilities; no_new_privs set"
+        ),
+        Err(err) => tracing::warn!(error = %err, "could not drop capabilities"),
+    }
+    if !settings.log_opts.is_empty() {
+        tracing::info!(options = ?settings.log_opts.names(), "log-opt defaults from LOG_OPTS");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -89,7 +108,7 @@ fn main() -> ExitCode {
 }
 
 /// Raises the soft limit on open files to the hard limit: every container
-/// costs a FIFO and a local-copy file, and the plugin serves them all.
+/// costs a FIFO and a journal segment, and the plugin serves them all.
 fn raise_fd_limit() {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -106,6 +125,23 @@ fn raise_fd_limit() {
     };
     if raised {
         tracing::info!(open_files = limit.rlim_cur, "raised the open-file limit");
+    }
+}
+
+/// glibc's malloc gives threads arenas of their own (up to 8 per core) and
+/// keeps what is freed in them, and after a large block is freed it serves
+/// blocks up to that size from the arenas instead of `mmap`: after one
+/// burst, a process whose live data is a few MB keeps tens of MB. Two
+/// arenas, and fixed thresholds so large blocks (push bodies) go back to
+/// the system when freed and free memory at an arena's top is returned.
+fn tune_allocator() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes malloc's parameters; called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 * 1024);
     }
 }
 

@@ -29,12 +29,17 @@ use bollard::query_parameters::{
     StopContainerOptions,
 };
 use serde::{Deserialize, Serialize};
+use support::docker::{cli, cli_at, peak_rss_mb};
 use support::fake_loki::{Entry, FakeLoki, Mode};
 
 const PLUGIN: &str = "loki-e2e:latest";
 const IMAGE: &str = "loki-e2e-busybox:latest";
 const LABEL: &str = "loki-e2e";
 const REGISTRY: &str = "127.0.0.1:5000";
+/// The host directory behind the plugin's `secrets` mount during the suite.
+const SECRETS: &str = "/tmp/loki-e2e-secrets";
+/// The password in it, for the credentials scenario.
+const E2E_PASSWORD: &str = "e2e-Pa55-from-the-secrets-mount";
 
 type Outcome = Result<(), String>;
 type Scenario = for<'a> fn(&'a Ctx) -> Pin<Box<dyn Future<Output = Outcome> + 'a>>;
@@ -99,8 +104,23 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("no_deadlock_when_loki_is_unreachable", |c| {
             Box::pin(no_deadlock(c))
         }),
+        (
+            "credentials_from_the_secrets_mount_defaults_from_log_opts_no_capabilities",
+            |c| Box::pin(credentials_and_least_privilege(c)),
+        ),
         ("lifecycle_disable_upgrade_and_crash", |c| {
             Box::pin(lifecycle(c))
+        }),
+        (
+            "no_line_lost_when_the_plugin_is_killed_and_upgraded_during_a_burst",
+            |c| Box::pin(kill_and_upgrade_during_a_burst(c)),
+        ),
+        (
+            "docker_logs_follow_reads_every_rotated_segment_of_a_burst",
+            |c| Box::pin(follow_a_burst_across_rotations(c)),
+        ),
+        ("docker_logs_tail_reads_the_end_of_a_300_mb_log", |c| {
+            Box::pin(tail_of_a_large_log(c))
         }),
         ("daemon_default_log_driver_ships_logs_without_flags", |c| {
             Box::pin(daemon_defaults(c))
@@ -204,19 +224,19 @@ fn daemon_socket() -> String {
         .unwrap_or_else(|| "/var/run/docker.sock".into())
 }
 
-/// `docker plugin set` arguments that point the plugin's mounts of the Docker
-/// API socket at `socket`, the socket of the daemon the plugin runs in.
-/// config.json binds `/var/run/docker.sock`, the default daemon's; a user of
-/// another daemon sets the source the same way. None when config.json has no
-/// such mount, or when it already is that socket.
+/// `docker plugin set` arguments that opt in to the Docker API: the
+/// plugin's mount of the API socket pointed at `socket`, the socket of the
+/// daemon the plugin runs in, and `DOCKER_SOCKET` set to where that mount
+/// lands (the `docker_rm` scenario needs it). By default config.json binds
+/// `/dev/null` there and `DOCKER_SOCKET` is empty: no API access.
 fn docker_api_mount_settings(root: &Path, socket: &str) -> Result<Vec<String>, String> {
     let manifest = std::fs::read_to_string(root.join("config.json")).map_err(|e| e.to_string())?;
     let manifest: serde_json::Value =
         serde_json::from_str(&manifest).map_err(|e| format!("config.json: {e}"))?;
     let mounts = manifest["mounts"].as_array().cloned().unwrap_or_default();
-    Ok(mounts
+    let mut settings: Vec<String> = mounts
         .iter()
-        .filter(|m| m["source"] == "/var/run/docker.sock" && socket != "/var/run/docker.sock")
+        .filter(|m| m["destination"] == "/var/run/docker.sock")
         .filter(|m| {
             m["settable"]
                 .as_array()
@@ -224,7 +244,43 @@ fn docker_api_mount_settings(root: &Path, socket: &str) -> Result<Vec<String>, S
         })
         .filter_map(|m| m["name"].as_str())
         .map(|name| format!("{name}.source={socket}"))
-        .collect())
+        .collect();
+    let has_setting = manifest["env"]
+        .as_array()
+        .is_some_and(|env| env.iter().any(|e| e["name"] == "DOCKER_SOCKET"));
+    if !settings.is_empty() && has_setting {
+        settings.push("DOCKER_SOCKET=/var/run/docker.sock".into());
+    }
+    Ok(settings)
+}
+
+/// `docker plugin set` arguments for the credentials scenario: the
+/// `secrets` mount on [`SECRETS`] (holding [`E2E_PASSWORD`]) and plugin-wide
+/// log-opt defaults with `loki_url`. None when config.json has no such mount.
+fn credential_settings(root: &Path, loki_url: &str) -> Result<Vec<String>, String> {
+    let manifest = std::fs::read_to_string(root.join("config.json")).map_err(|e| e.to_string())?;
+    let manifest: serde_json::Value =
+        serde_json::from_str(&manifest).map_err(|e| format!("config.json: {e}"))?;
+    let has_mount = manifest["mounts"]
+        .as_array()
+        .is_some_and(|m| m.iter().any(|m| m["name"] == "secrets"));
+    if !has_mount {
+        return Ok(Vec::new());
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(SECRETS).map_err(|e| format!("{SECRETS}: {e}"))?;
+    let password = Path::new(SECRETS).join("password");
+    std::fs::write(&password, format!("{E2E_PASSWORD}\n")).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| e.to_string())?;
+    let defaults = serde_json::json!({
+        "loki-url": loki_url,
+        "loki-external-labels": "defaults=log_opts",
+    });
+    Ok(vec![
+        format!("secrets.source={SECRETS}"),
+        format!("LOG_OPTS={defaults}"),
+    ])
 }
 
 /// A dockerd of the engine under test, for a second daemon: the running
@@ -423,14 +479,15 @@ async fn run_suite(engine: Option<&'static Engine>) -> i32 {
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     cleanup(&docker).await;
-    if let Err(err) = install_plugin(&root) {
+    let loki = FakeLoki::start().await;
+    if let Err(err) = install_plugin(&root, &loki.url()) {
         println!("e2e: cannot install the plugin: {err}");
         summary.failed = 1;
         return summary.finish(started);
     }
     let ctx = Ctx {
         docker,
-        loki: FakeLoki::start().await,
+        loki,
         root,
         engine,
     };
@@ -475,49 +532,23 @@ async fn connect() -> Result<Docker, String> {
 }
 
 /// Runs the docker CLI; `Ok(stdout)` or `Err(stderr)`.
-fn cli(args: &[&str]) -> Result<String, String> {
-    cli_at(None, args)
-}
-
-fn cli_at(host: Option<&str>, args: &[&str]) -> Result<String, String> {
-    let mut command = Command::new("docker");
-    if let Some(host) = host {
-        command.args(["-H", host]);
-    }
-    let output = command
-        .args(args)
-        .output()
-        .map_err(|e| format!("docker {args:?}: {e}"))?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
-    } else {
-        Err(format!(
-            "docker {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
-    }
-}
-
-/// Builds a plugin directory with a unique VERSION file.
+/// Builds a plugin directory with a VERSION file naming this run.
 fn build_plugin_dir(root: &Path, name: &str) -> Result<PathBuf, String> {
-    let dir = root.join("build").join(name);
-    let build_id = format!("e2e-{name}-{}", std::process::id());
-    let status = Command::new(root.join("rootfs-build"))
-        .arg(&dir)
-        .env("BUILD_ID", build_id)
-        .current_dir(root)
-        .status()
-        .map_err(|e| e.to_string())?;
-    ensure(status.success(), format!("rootfs-build failed: {status}"))?;
-    Ok(dir)
+    support::docker::build_plugin_dir(root, "e2e", name)
 }
 
-fn install_plugin(root: &Path) -> Outcome {
+fn plugin_pid() -> Result<u32, String> {
+    support::docker::plugin_pid("e2e-e2e")
+}
+
+fn install_plugin(root: &Path, loki_url: &str) -> Outcome {
     let dir = build_plugin_dir(root, "e2e-a")?;
     cli(&["plugin", "create", PLUGIN, dir.to_str().unwrap()])?;
     cli(&["plugin", "set", PLUGIN, "STORE_GC_INTERVAL=1s"])?;
-    for setting in docker_api_mount_settings(root, &daemon_socket())? {
+    for setting in docker_api_mount_settings(root, &daemon_socket())?
+        .into_iter()
+        .chain(credential_settings(root, loki_url)?)
+    {
         cli(&["plugin", "set", PLUGIN, &setting])?;
     }
     // As `docker plugin install` does: no client timeout, so `docker logs -f` is not cut.
@@ -554,6 +585,7 @@ async fn cleanup(docker: &Docker) {
     remove_containers(docker).await;
     let _ = cli(&["plugin", "disable", "-f", PLUGIN]);
     let _ = cli(&["plugin", "rm", "-f", PLUGIN]);
+    let _ = std::fs::remove_dir_all(SECRETS);
 }
 
 /// Creates and starts a container logging through the plugin.
@@ -561,6 +593,17 @@ async fn run(ctx: &Ctx, name: &str, script: &str, opts: &[(&str, &str)]) -> Resu
     let mut config: HashMap<String, String> =
         HashMap::from([("loki-url".to_string(), ctx.loki.url())]);
     config.extend(opts.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    run_with_config(ctx, name, script, config).await
+}
+
+/// Creates and starts a container logging through the plugin with exactly
+/// these log-opts.
+async fn run_with_config(
+    ctx: &Ctx,
+    name: &str,
+    script: &str,
+    config: HashMap<String, String>,
+) -> Result<String, String> {
     let body = ContainerCreateBody {
         image: Some(IMAGE.to_string()),
         cmd: Some(vec!["sh".into(), "-c".into(), script.into()]),
@@ -754,40 +797,6 @@ async fn nothing_lost_at_exit(ctx: &Ctx) -> Outcome {
     )
 }
 
-/// The plugin's process: it runs `/bin/loki-logdriver` and its root holds
-/// a VERSION file written by this suite's builds.
-fn plugin_pid() -> Result<u32, String> {
-    for entry in std::fs::read_dir("/proc")
-        .map_err(|e| e.to_string())?
-        .flatten()
-    {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if !cmdline.starts_with(b"/bin/loki-logdriver\0") {
-            continue;
-        }
-        let version =
-            std::fs::read_to_string(entry.path().join("root/VERSION")).unwrap_or_default();
-        if version.contains(&format!("-{}\n", std::process::id())) && version.contains(" e2e-e2e-")
-        {
-            return Ok(pid);
-        }
-    }
-    Err("no plugin process of this suite is running".into())
-}
-
-fn peak_rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
 async fn many_containers(ctx: &Ctx) -> Outcome {
     const CONTAINERS: usize = 50;
     const LINES: usize = 1_000;
@@ -975,15 +984,9 @@ async fn docker_logs_follow(ctx: &Ctx) -> Outcome {
     )
 }
 
-/// The host path of a container's local copy, inside the plugin's propagated mount.
+/// The host path of a container's journal, inside the plugin's propagated mount.
 fn local_copy_dir(container_id: &str) -> Result<PathBuf, String> {
-    let plugin_id = cli(&["plugin", "inspect", "-f", "{{.Id}}", PLUGIN])?;
-    let data_root = cli(&["info", "-f", "{{.DockerRootDir}}"])?;
-    Ok(PathBuf::from(data_root)
-        .join("plugins")
-        .join(plugin_id)
-        .join("propagated-mount/.loki-logdriver/logs")
-        .join(container_id))
+    Ok(support::docker::journal_root(PLUGIN)?.join(container_id))
 }
 
 async fn removal_of_copies(ctx: &Ctx) -> Outcome {
@@ -1147,6 +1150,34 @@ impl Drop for Registry {
     }
 }
 
+/// Builds the plugin as `e2e-NAME` and pushes it to the local registry;
+/// returns the registry (running while it lives) and the remote name.
+fn push_build(ctx: &Ctx, name: &str) -> Result<(Registry, String), String> {
+    let registry = start_registry()?;
+    let dir = build_plugin_dir(&ctx.root, &format!("e2e-{name}"))?;
+    let remote = format!("{REGISTRY}/loki-e2e:{name}");
+    let _ = cli(&["plugin", "rm", "-f", &remote]);
+    cli(&["plugin", "create", &remote, dir.to_str().unwrap()])?;
+    cli(&["plugin", "push", &remote])?;
+    cli(&["plugin", "rm", &remote])?;
+    Ok((registry, remote))
+}
+
+/// `docker plugin upgrade` as `make upgrade` does it, containers running.
+fn upgrade_plugin(remote: &str) -> Outcome {
+    cli(&["plugin", "disable", "-f", PLUGIN])?;
+    cli(&[
+        "plugin",
+        "upgrade",
+        "--grant-all-permissions",
+        "--skip-remote-check",
+        PLUGIN,
+        remote,
+    ])?;
+    cli(&["plugin", "enable", "--timeout", "0", PLUGIN])?;
+    Ok(())
+}
+
 fn start_registry() -> Result<Registry, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let config = dir.path().join("config.yml");
@@ -1217,24 +1248,9 @@ async fn lifecycle(ctx: &Ctx) -> Outcome {
     note!("docker plugin disable while in use: {refused}");
 
     // Upgrade to a new build while the container keeps logging.
-    let _registry = start_registry()?;
-    let dir = build_plugin_dir(&ctx.root, "e2e-b")?;
-    let remote = format!("{REGISTRY}/loki-e2e:b");
-    let _ = cli(&["plugin", "rm", "-f", &remote]);
-    cli(&["plugin", "create", &remote, dir.to_str().unwrap()])?;
-    cli(&["plugin", "push", &remote])?;
-    cli(&["plugin", "rm", &remote])?;
+    let (_registry, remote) = push_build(ctx, "b")?;
     let before = wait_for_tick_after(&ctx.loki, name, 10, Duration::from_secs(10)).await?;
-    cli(&["plugin", "disable", "-f", PLUGIN])?;
-    cli(&[
-        "plugin",
-        "upgrade",
-        "--grant-all-permissions",
-        "--skip-remote-check",
-        PLUGIN,
-        &remote,
-    ])?;
-    cli(&["plugin", "enable", "--timeout", "0", PLUGIN])?;
+    upgrade_plugin(&remote)?;
     let version_file = format!("/proc/{}/root/VERSION", plugin_pid()?);
     let running =
         std::fs::read_to_string(&version_file).map_err(|e| format!("{version_file}: {e}"))?;
@@ -1289,6 +1305,236 @@ async fn lifecycle(ctx: &Ctx) -> Outcome {
         "crash: plugin pid {old_pid} killed, restarted as {new_pid}; ticks resumed up to {resumed}, {lost} lost in the killed process's memory"
     );
     ensure(is_running(ctx, &id).await?, "the container stopped")?;
+    Ok(())
+}
+
+/// Lines of 20,000 bytes (two partial messages each, through the daemon):
+/// the plugin is killed, then upgraded, while they flow. Every line is in
+/// Loki once and in `docker logs`.
+async fn kill_and_upgrade_during_a_burst(ctx: &Ctx) -> Outcome {
+    const COUNT: usize = 2_000;
+    let name = "loki-e2e-burst";
+    let (_registry, remote) = push_build(ctx, "c")?;
+    let script = format!(
+        "s=$(head -c 19990 /dev/zero | tr '\\0' x); i=0; \
+         while [ $i -lt {COUNT} ]; do echo \"$i $s\"; i=$((i+1)); usleep 2000; done"
+    );
+    let id = run(ctx, name, &script, &[("loki-batch-wait", "200ms")]).await?;
+    let count = |ctx: &Ctx| ctx.loki.entries_matching(&[("container_name", name)]).len();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(ctx) < 200 {
+        ensure(Instant::now() < deadline, "the burst did not start")?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A crash: Docker restarts the plugin.
+    let pid = plugin_pid()?;
+    // SAFETY: killing the plugin process, as a crash would.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let at_kill = count(ctx);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(ctx) < at_kill + 300 {
+        ensure(Instant::now() < deadline, "no line arrived after the kill")?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // An upgrade, the container still writing.
+    let at_upgrade = count(ctx);
+    upgrade_plugin(&remote)?;
+    wait_exit(ctx, &id, Duration::from_secs(120)).await?;
+    let entries = wait_entries(
+        &ctx.loki,
+        &[("container_name", name)],
+        COUNT,
+        Duration::from_secs(60),
+    )
+    .await?;
+    let numbers = |texts: Vec<String>| -> Vec<usize> {
+        texts
+            .iter()
+            .filter_map(|t| t.split(' ').next().and_then(|n| n.parse().ok()))
+            .collect()
+    };
+    let in_loki = numbers(texts(&entries));
+    let expected: Vec<usize> = (0..COUNT).collect();
+    // "<n> " and 19,990 x: the line as printed.
+    let whole = entries
+        .iter()
+        .all(|e| e.line.len() == e.text().split(' ').next().map_or(0, str::len) + 1 + 19_990);
+    ensure(
+        in_loki == expected,
+        format!(
+            "Loki has {} lines; missing {:?}",
+            in_loki.len(),
+            expected
+                .iter()
+                .filter(|n| !in_loki.contains(n))
+                .take(10)
+                .collect::<Vec<_>>()
+        ),
+    )?;
+    ensure(whole, "every line arrived whole")?;
+    let (out, _) = docker_logs(&[name])?;
+    let logged = numbers(out.lines().map(str::to_string).collect());
+    ensure(
+        logged == expected,
+        format!("docker logs has {} lines", logged.len()),
+    )?;
+    note!(
+        "burst of {COUNT} lines of 20,000 B: killed after {at_kill} in Loki, upgraded after {at_upgrade}; all {COUNT} in Loki and in docker logs, once"
+    );
+    Ok(())
+}
+
+/// `docker logs -f` on a container writing 50,000 lines as fast as it can,
+/// with segments of 64 KiB: the follower reads every one in order.
+async fn follow_a_burst_across_rotations(ctx: &Ctx) -> Outcome {
+    const COUNT: usize = 50_000;
+    let name = "loki-e2e-follow-burst";
+    let id = run(
+        ctx,
+        name,
+        &format!("sleep 1; seq 1 {COUNT}"),
+        &[("max-size", "64k")],
+    )
+    .await?;
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("docker")
+            .args(["logs", "-f", name])
+            .output()
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    wait_exit(ctx, &id, Duration::from_secs(60)).await?;
+    let lines: Vec<usize> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    let segments = std::fs::read_dir(local_copy_dir(&id)?)
+        .map(|d| d.count())
+        .unwrap_or(0);
+    note!(
+        "docker logs -f over {COUNT} lines with max-size=64k: {} lines seen ({segments} files kept now)",
+        lines.len()
+    );
+    ensure(
+        lines == (1..=COUNT).collect::<Vec<_>>(),
+        format!("the follower saw {} lines", lines.len()),
+    )
+}
+
+/// `docker logs --tail 5` on a 300 MB log kept unrotated (`max-size=-1`):
+/// read from the end, with bounded memory. (Loki is unreachable for this
+/// container, so the lines stay in the journal only.)
+async fn tail_of_a_large_log(ctx: &Ctx) -> Outcome {
+    const LINES: usize = 3_000_000;
+    let name = "loki-e2e-large";
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{closed}/loki/api/v1/push");
+    let text = "x".repeat(92);
+    let id = run(
+        ctx,
+        name,
+        &format!("yes {text} | head -n {} | cat -n", LINES),
+        &[("loki-url", &url), ("max-size", "-1")],
+    )
+    .await?;
+    wait_exit(ctx, &id, Duration::from_secs(300)).await?;
+    let bytes = support::docker::dir_bytes(&local_copy_dir(&id)?);
+    let pid = plugin_pid()?;
+    support::docker::reset_peak_rss(pid);
+    let before = support::docker::rss_mb(pid);
+    let started = Instant::now();
+    let (out, _) = docker_logs(&["--tail", "5", name])?;
+    let took = started.elapsed();
+    let peak = peak_rss_mb(pid);
+    let numbers: Vec<usize> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .collect();
+    note!(
+        "docker logs --tail 5 of a {:.0} MB journal: {:.3} s; plugin RSS {before:.1} MB before, peak {peak:.1} MB meanwhile",
+        bytes as f64 / 1e6,
+        took.as_secs_f64()
+    );
+    ensure(
+        numbers == (LINES - 4..=LINES).collect::<Vec<_>>(),
+        format!("--tail 5 gave {out:?}"),
+    )
+}
+
+/// A container without `loki-url` (it comes from `LOG_OPTS`) and with a
+/// password from the `secrets` mount: its lines arrive with basic auth and
+/// the defaults' label; the password shows in neither `docker plugin
+/// inspect` nor `docker inspect`; the plugin runs without capabilities.
+async fn credentials_and_least_privilege(ctx: &Ctx) -> Outcome {
+    use base64::Engine as _;
+    let name = "loki-e2e-creds";
+    let config = HashMap::from([
+        ("loki-username".to_string(), "e2e".to_string()),
+        (
+            "loki-password-file".to_string(),
+            "/run/secrets/loki/password".to_string(),
+        ),
+    ]);
+    let id = run_with_config(ctx, name, "echo with credentials", config).await?;
+    wait_exit(ctx, &id, Duration::from_secs(10)).await?;
+    let entries = wait_entries(
+        &ctx.loki,
+        &[("container_name", name), ("defaults", "log_opts")],
+        1,
+        Duration::from_secs(10),
+    )
+    .await?;
+    ensure(
+        texts(&entries) == ["with credentials"],
+        format!("{:?}", texts(&entries)),
+    )?;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("e2e:{E2E_PASSWORD}"));
+    let authorized = ctx.loki.requests().iter().any(|r| {
+        r.streams
+            .iter()
+            .any(|s| s.get("container_name").map(String::as_str) == Some(name))
+            && r.headers.get("authorization").and_then(|v| v.to_str().ok())
+                == Some(format!("Basic {encoded}").as_str())
+    });
+    ensure(
+        authorized,
+        "no push with the password from the secrets mount",
+    )?;
+    for (what, text) in [
+        (
+            "docker plugin inspect",
+            cli(&["plugin", "inspect", PLUGIN])?,
+        ),
+        ("docker inspect", cli(&["inspect", name])?),
+    ] {
+        ensure(
+            !text.contains(E2E_PASSWORD) && !text.contains(&encoded),
+            format!("{what} shows the password"),
+        )?;
+    }
+    let pid = plugin_pid()?;
+    let mut threads = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| e.to_string())? {
+        let status =
+            std::fs::read_to_string(task.map_err(|e| e.to_string())?.path().join("status"))
+                .map_err(|e| e.to_string())?;
+        for line in status.lines() {
+            let bad = match line.split_once(':') {
+                Some(("CapEff" | "CapPrm" | "CapBnd" | "CapInh" | "CapAmb", v)) => {
+                    v.trim() != "0000000000000000"
+                }
+                Some(("NoNewPrivs", v)) => v.trim() != "1",
+                _ => false,
+            };
+            ensure(!bad, format!("plugin thread of pid {pid}: {line}"))?;
+        }
+        threads += 1;
+    }
+    note!("plugin pid {pid}: {threads} threads, every capability set empty, no_new_privs");
     Ok(())
 }
 

@@ -63,6 +63,8 @@ async fn recorded_container_arrives_with_its_labels_and_whole_lines() {
         ("image", "localbusybox"),
         ("image_name", "localbusybox"),
         ("job", "docker"),
+        // Compose containers group by their service in Loki 3.
+        ("service_name", "web"),
         ("source", "stdout"),
         ("tier", "frontend"),
     ];
@@ -83,6 +85,14 @@ async fn recorded_container_arrives_with_its_labels_and_whole_lines() {
         .map(|e| e.text())
         .collect();
     assert_eq!(stderr, ["first line to stderr"]);
+    // The full container ID rides along as structured metadata, not a label.
+    let full_id = request["Info"]["ContainerID"].as_str().unwrap().to_string();
+    for entry in loki.entries_matching(&[]) {
+        assert_eq!(
+            entry.metadata,
+            [("container_id".to_string(), full_id.clone())]
+        );
+    }
     assert_eq!(
         stdout,
         [

@@ -263,6 +263,11 @@ async fn recorded_container_arrives_whole_with_its_labels() {
             frame(entry)
         })
         .collect();
+    // The container IDs, one per Loki: they come back as structured metadata.
+    let id_of: std::collections::HashMap<Version, String> = [Version::V3, Version::V2]
+        .into_iter()
+        .map(|v| (v, container_id()))
+        .collect();
     let mut fifos = Vec::new();
     for loki in [l3, l2] {
         // The recorded StartLogging with dockerd's own log-opts; one label
@@ -273,7 +278,7 @@ async fn recorded_container_arrives_whole_with_its_labels() {
         let config = &mut request["Info"]["Config"];
         let external = config["loki-external-labels"].as_str().unwrap().to_string();
         config["loki-external-labels"] = format!("{external},test_run={run}").into();
-        request["Info"]["ContainerID"] = container_id().into();
+        request["Info"]["ContainerID"] = id_of[&loki.version].clone().into();
         assert_eq!(plugin.start_logging(&request).await, json!({}));
         fifo.write_bytes(&fixture);
         assert_eq!(plugin.stop_logging(&fifo.path).await, json!({}));
@@ -288,6 +293,7 @@ async fn recorded_container_arrives_whole_with_its_labels() {
     );
     let check = |loki: &'static RealLoki| {
         let (run, host) = (run.clone(), host.clone());
+        let id = id_of[&loki.version].clone();
         async move {
             let v = loki.version;
             let query = format!(r#"{{test_run="{run}"}}"#);
@@ -317,6 +323,9 @@ async fn recorded_container_arrives_whole_with_its_labels() {
                     ("image", "localbusybox"),
                     ("image_name", "localbusybox"),
                     ("job", "docker"),
+                    // The plugin sends the compose service as service_name:
+                    // Loki 3 groups by it; for Loki 2 it is a label like another.
+                    ("service_name", "web"),
                     ("source", source),
                     ("test_run", run.as_str()),
                     ("tier", "frontend"),
@@ -325,11 +334,11 @@ async fn recorded_container_arrives_whole_with_its_labels() {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
                 match v {
-                    // Loki 3 adds service_name (from container_name, which
-                    // comes before job in its discover_service_name list) and
-                    // detected_level (from each line's text).
+                    // Loki 3 adds detected_level (from each line's text), and
+                    // shows the structured metadata (the full container ID)
+                    // among the labels of a plain query; Loki 2.7.5 dropped it.
                     Version::V3 => {
-                        expected.insert("service_name".into(), "fixture-app".into());
+                        expected.insert("container_id".into(), id.clone());
                         assert_eq!(levels, &BTreeSet::from(["unknown".to_string()]), "{v}");
                     }
                     Version::V2 => assert!(levels.is_empty(), "{v}: {levels:?}"),
@@ -1474,4 +1483,371 @@ async fn labels_loki_refuses() {
         }
     };
     tokio::join!(check(l3), check(l2));
+}
+
+// ---------------------------------------------------------------------------
+// Loki 3 options through the plugin: structured metadata, service_name, a
+// Loki 3 that disallows structured metadata, a tenant from a template
+// ---------------------------------------------------------------------------
+
+/// A StartLogging request for a container named `name` with these Docker
+/// labels, sending to `url` with `test_run=RUN` and `extra` log-opts.
+fn container_request(
+    fifo: &Fifo,
+    name: &str,
+    docker_labels: serde_json::Value,
+    url: &str,
+    run: &str,
+    extra: &[(&str, &str)],
+) -> (serde_json::Value, String) {
+    let mut opts = vec![
+        ("loki-url", url.to_string()),
+        ("loki-external-labels", format!("test_run={run}")),
+    ];
+    opts.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    let mut request = support::fake_daemon::start_request(&fifo.path, &opts);
+    let id = container_id();
+    request["Info"]["ContainerID"] = id.clone().into();
+    request["Info"]["ContainerName"] = format!("/{name}").into();
+    request["Info"]["ContainerLabels"] = docker_labels;
+    (request, id)
+}
+
+/// A compose replica and a plain container on both Lokis. Loki 3 groups the
+/// replica under its compose service and keeps the full container ID as
+/// structured metadata, queryable with `| container_id="..."`; for the plain
+/// container it derives service_name from container_name, as before. Loki
+/// 2.7.5 stores every line: service_name is an ordinary label there, and
+/// the metadata is dropped without a word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn structured_metadata_and_service_name_through_the_plugin() {
+    if skip_without_loki() {
+        return;
+    }
+    let (l3, l2) = tokio::join!(shared(Version::V3), shared(Version::V2));
+    let plugin = Plugin::start(&[]);
+    let run = unique("service");
+    let mut started = Vec::new();
+    for loki in [l3, l2] {
+        let compose =
+            json!({"com.docker.compose.project": "shop", "com.docker.compose.service": "api"});
+        let plain_name = format!("plain-{}", loki.version.major());
+        for (name, labels) in [("shop-api-1", compose), (plain_name.as_str(), json!(null))] {
+            let mut fifo = Fifo::create();
+            let (request, id) = container_request(&fifo, name, labels, &loki.push_url(), &run, &[]);
+            assert_eq!(plugin.start_logging(&request).await, json!({}));
+            for n in 0..3 {
+                fifo.write_entry(&line("stdout", &numbered(n, 30)));
+            }
+            plugin.stop_logging(&fifo.path).await;
+            fifo.close();
+            started.push((loki, name.to_string(), id));
+        }
+    }
+    let short: Vec<String> = started
+        .iter()
+        .map(|(_, _, id)| id[..12].to_string())
+        .collect();
+    let short: Vec<&str> = short.iter().map(String::as_str).collect();
+    let log = wait_for_summaries(&plugin, &short, Duration::from_secs(20)).await;
+    for (loki, name, id) in &started {
+        let v = loki.version;
+        let selector = format!(r#"{{test_run="{run}", container_name="{name}"}}"#);
+        let entries = loki
+            .wait_for_entries(&selector, None, 3, Duration::from_secs(10))
+            .await;
+        assert_eq!(entries.len(), 3, "{v} {name}: every line stored");
+        assert_eq!(
+            (
+                summary(&log, &id[..12], "sent"),
+                summary(&log, &id[..12], "dropped_rejected")
+            ),
+            (Some(3), Some(0)),
+            "{v} {name}"
+        );
+        let streams = loki.query_range(&selector, None).await.unwrap();
+        let service = streams[0].labels.get("service_name").cloned();
+        let by_metadata = loki
+            .entries(&format!(r#"{selector} | container_id="{id}""#), None)
+            .await
+            .len();
+        println!(
+            "{v}: {name}: service_name {service:?}, `| container_id=\"<full id>\"` finds {by_metadata} of 3"
+        );
+        let compose = name == "shop-api-1";
+        match (v, compose) {
+            (_, true) => assert_eq!(service.as_deref(), Some("api"), "{v} {name}"),
+            (Version::V3, false) => {
+                assert_eq!(
+                    service.as_deref(),
+                    Some(name.as_str()),
+                    "{v}: from container_name"
+                )
+            }
+            (Version::V2, false) => assert_eq!(service, None, "{v} {name}"),
+        }
+        match v {
+            Version::V3 => assert_eq!(by_metadata, 3, "{v} {name}: metadata kept"),
+            Version::V2 => assert_eq!(by_metadata, 0, "{v} {name}: metadata dropped"),
+        }
+    }
+    let grouped = l3
+        .count(
+            &format!(r#"{{test_run="{run}", service_name="api"}}"#),
+            None,
+        )
+        .await;
+    assert_eq!(grouped, 3, "Loki 3 finds the replica by its service");
+}
+
+/// A Loki 3 with `allow_structured_metadata: false` answers 400 for every
+/// stream that carries metadata: the plugin sends those lines again without
+/// it at once, remembers that for the endpoint, and loses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loki_3_that_disallows_structured_metadata_gets_every_line_without_it() {
+    if skip_without_loki() {
+        return;
+    }
+    let template = shared(Version::V3).await;
+    let strict = tokio::task::spawn_blocking(move || {
+        RealLoki::start_derived(
+            template,
+            &[(
+                "allow_structured_metadata: true",
+                "allow_structured_metadata: false",
+            )],
+            &[],
+        )
+    })
+    .await
+    .unwrap();
+    let run = unique("nometa");
+    // Loki's own answer to a push with metadata.
+    let labels = label_string(&[("test_run", &run), ("job", "direct")]);
+    let direct = strict
+        .push(
+            &push_request(vec![stream(
+                &labels,
+                vec![entry_with_metadata(
+                    now_ns(),
+                    "direct",
+                    &[("container_id", "x")],
+                )],
+            )]),
+            None,
+        )
+        .await;
+    println!("Loki 3.7.6 with allow_structured_metadata: false, a push with metadata: {direct}");
+    assert_eq!(direct.status, 400, "{direct}");
+
+    let plugin = Plugin::start(&[]);
+    let url = strict.push_url();
+    let batch = [("loki-batch-wait", "300ms")];
+    let mut with = Fifo::create();
+    let (request, with_id) = container_request(&with, "with-meta", json!(null), &url, &run, &batch);
+    assert_eq!(plugin.start_logging(&request).await, json!({}));
+    let mut without = Fifo::create();
+    let opts = [batch[0], ("loki-structured-metadata", "")];
+    let (request, without_id) =
+        container_request(&without, "without-meta", json!(null), &url, &run, &opts);
+    assert_eq!(plugin.start_logging(&request).await, json!({}));
+    for n in 0..5 {
+        with.write_entry(&line("stdout", &numbered(n, 30)));
+        without.write_entry(&line("stdout", &numbered(n, 30)));
+    }
+    plugin
+        .wait_for_log("does not take structured metadata", Duration::from_secs(10))
+        .await;
+    for n in 5..10 {
+        with.write_entry(&line("stdout", &numbered(n, 30)));
+        without.write_entry(&line("stdout", &numbered(n, 30)));
+    }
+    for fifo in [&mut with, &mut without] {
+        plugin.stop_logging(&fifo.path).await;
+        fifo.close();
+    }
+    let log = wait_for_summaries(
+        &plugin,
+        &[&with_id[..12], &without_id[..12]],
+        Duration::from_secs(20),
+    )
+    .await;
+    for (name, id) in [("with-meta", &with_id), ("without-meta", &without_id)] {
+        let selector = format!(r#"{{test_run="{run}", container_name="{name}"}}"#);
+        let stored = strict
+            .wait_for_count(&selector, None, 10, Duration::from_secs(10))
+            .await;
+        let account = (
+            summary(&log, &id[..12], "sent"),
+            summary(&log, &id[..12], "dropped_rejected"),
+        );
+        println!(
+            "{name}: Loki stored {stored} of 10 lines; the plugin counts sent, dropped = {account:?}"
+        );
+        assert_eq!(stored, 10, "{name}");
+        assert_eq!(account, (Some(10), Some(0)), "{name}");
+    }
+    assert_eq!(
+        log.matches("does not take structured metadata").count(),
+        1,
+        "said once: {log}"
+    );
+}
+
+/// `loki-tenant-id` as a template: each container's lines go to the
+/// tenant named after it, on Lokis with `auth_enabled: true`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_template_sends_each_container_to_its_own_tenant() {
+    if skip_without_loki() {
+        return;
+    }
+    let (l3, l2) = tokio::join!(shared_limited(Version::V3), shared_limited(Version::V2));
+    let plugin = Plugin::start(&[]);
+    let run = unique("tenant");
+    for loki in [l3, l2] {
+        let v = loki.version;
+        let name = format!("tenant-{}-{}", v.major(), std::process::id());
+        let mut fifo = Fifo::create();
+        let (request, _) = container_request(
+            &fifo,
+            &name,
+            json!(null),
+            &loki.push_url(),
+            &run,
+            &[("loki-tenant-id", "team-{{.Name}}")],
+        );
+        assert_eq!(plugin.start_logging(&request).await, json!({}));
+        fifo.write_entry(&line("stdout", "to my own tenant"));
+        plugin.stop_logging(&fifo.path).await;
+        fifo.close();
+        let selector = format!(r#"{{test_run="{run}"}}"#);
+        let tenant = format!("team-{name}");
+        let mine = loki
+            .wait_for_count(&selector, Some(&tenant), 1, Duration::from_secs(10))
+            .await;
+        let other = loki.count(&selector, Some("team-other")).await;
+        println!("{v}: tenant {tenant} holds {mine} line(s), another tenant {other}");
+        assert_eq!((mine, other), (1, 0), "{v}");
+    }
+}
+
+/// One container over Loki's per-stream rate limit (3 MB/s, burst 15 MB)
+/// beside a quiet one, through the plugin: the quiet container's lines are
+/// not held back, and the busy one's arrive once Loki lets them in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_over_its_stream_limit_does_not_hold_back_a_quiet_one() {
+    if skip_without_loki() {
+        return;
+    }
+    let (l3, l2) = tokio::join!(shared_limited(Version::V3), shared_limited(Version::V2));
+    for loki in [l3, l2] {
+        let v = loki.version;
+        let plugin = Plugin::start(&[]);
+        let run = unique("lanes");
+        let common = [
+            ("loki-tenant-id", STREAM_LIMIT_TENANT),
+            ("loki-max-backoff", "2s"),
+            ("loki-retries", "1000"),
+        ];
+        // Two streams: the limit is per stream.
+        let with_who = |who: &str| {
+            let mut opts: Vec<(&str, String)> =
+                common.iter().map(|(k, v)| (*k, v.to_string())).collect();
+            opts.push(("loki-external-labels", format!("test_run={run},who={who}")));
+            opts
+        };
+        let (busy_opts, quiet_opts) = (with_who("busy"), with_who("quiet"));
+        let busy_refs: Vec<(&str, &str)> =
+            busy_opts.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let quiet_refs: Vec<(&str, &str)> =
+            quiet_opts.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (mut busy, busy_id) =
+            start_container(&plugin, &loki.push_url(), &run, &busy_refs).await;
+        let (mut quiet, quiet_id) =
+            start_container(&plugin, &loki.push_url(), &run, &quiet_refs).await;
+        // 5 MB/s for 12 s from the busy container (60 MB; the limit lets
+        // about 15 + 36 MB through meanwhile), a line a second from the quiet one.
+        const BUSY: usize = 6_000;
+        let writer = std::thread::spawn(move || {
+            let started = Instant::now();
+            for n in 0..BUSY {
+                busy.write_entry(&line("stdout", &numbered(n, 10_000)));
+                let due = started + Duration::from_millis(n as u64 * 2);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            busy
+        });
+        let quiet_selector = format!(r#"{{test_run="{run}", who="quiet"}}"#);
+        let mut lags = Vec::new();
+        for n in 0..12 {
+            let written = Instant::now();
+            quiet.write_entry(&line("stdout", &format!("q{n:05} quiet")));
+            let seen = eventually(Duration::from_secs(20), || async {
+                let count = loki.count(&quiet_selector, Some(STREAM_LIMIT_TENANT)).await;
+                (count > n as u64).then_some(())
+            })
+            .await;
+            assert!(seen.is_some(), "{v}: quiet line {n} never arrived");
+            lags.push(written.elapsed());
+            tokio::time::sleep(Duration::from_millis(1000).saturating_sub(written.elapsed())).await;
+        }
+        let mut busy = tokio::task::spawn_blocking(move || writer.join().unwrap())
+            .await
+            .unwrap();
+        let limited = plugin.log().matches("answer=429").count();
+        for fifo in [&mut busy, &mut quiet] {
+            plugin.stop_logging(&fifo.path).await;
+            fifo.close();
+        }
+        let started = Instant::now();
+        let busy_selector = format!(r#"{{test_run="{run}", who="busy"}}"#);
+        // A 429 stores part of a push and the retry sends it again; Loki
+        // drops an exact duplicate only while the first copy is in its head
+        // block. Loki 3's log queries show each line once (count_over_time
+        // counts the copies); Loki 2.7's show the copies too.
+        // So wait for distinct lines: Loki 2.7's copies can make the entry
+        // count reach BUSY before the last lines are in.
+        let deadline = started + Duration::from_secs(120);
+        let (entries, shown) = loop {
+            let entries = loki
+                .entries(&busy_selector, Some(STREAM_LIMIT_TENANT))
+                .await;
+            let shown: BTreeSet<usize> = entries.iter().map(|e| number_of(&e.line)).collect();
+            if shown.len() >= BUSY || Instant::now() > deadline {
+                break (entries, shown);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let counted = loki.count(&busy_selector, Some(STREAM_LIMIT_TENANT)).await;
+        let worst = lags.iter().max().unwrap();
+        println!(
+            "{v}: a container at 5 MB/s over a 3 MB/s stream limit (429 logged {limited} times) beside a quiet one: \
+             quiet lines in Loki within {worst:?} (all: {lags:?}); the busy container's lines all in Loki {:.1} s after it stopped \
+             ({} shown by a log query, count_over_time {counted})",
+            started.elapsed().as_secs_f64(),
+            entries.len()
+        );
+        assert_eq!(
+            shown.len(),
+            BUSY,
+            "{v}: every busy line arrives once Loki lets it in"
+        );
+        if v == Version::V3 {
+            assert_eq!(
+                entries.len(),
+                BUSY,
+                "{v}: a log query shows each busy line once"
+            );
+        }
+        assert!(
+            *worst < Duration::from_secs(3),
+            "{v}: quiet lines waited up to {worst:?}"
+        );
+        let log =
+            wait_for_summaries(&plugin, &[&busy_id, &quiet_id], Duration::from_secs(30)).await;
+        assert_eq!(summary(&log, &busy_id, "sent"), Some(BUSY as u64), "{v}");
+        assert_eq!(summary(&log, &quiet_id, "sent"), Some(12), "{v}");
+    }
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::config::options::ContainerConfig;
+use crate::config::options::{ContainerConfig, ServiceName};
 use crate::line::Source;
 use crate::protocol::ContainerInfo;
 
@@ -46,6 +46,47 @@ pub fn sanitize_label_name(name: &str) -> String {
     out
 }
 
+/// The Docker labels `service_name` comes from by default, in order: a
+/// compose container groups by its compose service, a swarm task by its
+/// service (whose name has the stack in front), so replicas and re-created
+/// containers are one service in Loki 3 and Grafana's Logs Drilldown.
+const SERVICE_NAME_LABELS: &[&str] = &[
+    "com.docker.compose.service",
+    "com.docker.swarm.service.name",
+];
+
+/// The `service_name` label of a container (`loki-service-name`), if any.
+pub fn service_name(
+    config: &ContainerConfig,
+    info: &ContainerInfo,
+    hostname: &str,
+) -> Option<String> {
+    let name = match &config.service_name {
+        ServiceName::Off => return None,
+        ServiceName::Template(template) => template.render(info, hostname),
+        ServiceName::ComposeOrSwarm => SERVICE_NAME_LABELS
+            .iter()
+            .find_map(|l| info.labels.as_ref()?.get(*l))?
+            .clone(),
+    };
+    (!name.is_empty()).then_some(name)
+}
+
+/// A container's structured metadata (`loki-structured-metadata`), names
+/// with empty values left out.
+pub fn structured_metadata(
+    config: &ContainerConfig,
+    info: &ContainerInfo,
+    hostname: &str,
+) -> Vec<(String, String)> {
+    config
+        .structured_metadata
+        .iter()
+        .map(|(name, template)| (name.clone(), template.render(info, hostname)))
+        .filter(|(_, value)| !value.is_empty())
+        .collect()
+}
+
 /// A container's labels without `source`, in name order.
 pub fn container_labels(
     config: &ContainerConfig,
@@ -61,6 +102,9 @@ pub fn container_labels(
         if let Some(value) = container_labels.and_then(|l| l.get(*docker_label)) {
             labels.insert(loki_label.to_string(), value.clone());
         }
+    }
+    if let Some(name) = service_name(config, info, hostname) {
+        labels.insert("service_name".to_string(), name);
     }
     for (name, value) in container_labels.into_iter().flatten() {
         if config.wants_label(name) {
@@ -163,6 +207,7 @@ mod tests {
             ("host", "vm1"),
             ("compose_project", "shop"),
             ("compose_service", "web"),
+            ("service_name", "web"),
             ("tier", "frontend"),
             ("APP_ENV", "prod"),
             ("job", "docker"),
@@ -218,6 +263,68 @@ mod tests {
         assert_eq!(labels["tag"], "fixture-app/e11059f72dba");
         assert!(!labels.values().any(|v| v == "hunter2"));
         assert!(!labels.contains_key("compose_project"));
+    }
+
+    #[test]
+    fn service_name_groups_compose_and_swarm_replicas_unless_told_otherwise() {
+        let mut info = fixture_info();
+        assert_eq!(labels_for(&info)["service_name"], "web", "compose service");
+        let swarm = |info: &mut ContainerInfo| {
+            info.labels = Some(HashMap::from([(
+                "com.docker.swarm.service.name".to_string(),
+                "prod_api".to_string(),
+            )]));
+        };
+        swarm(&mut info);
+        assert_eq!(
+            labels_for(&info)["service_name"],
+            "prod_api",
+            "swarm service"
+        );
+        info.labels = None;
+        assert!(
+            !labels_for(&info).contains_key("service_name"),
+            "plain container"
+        );
+        swarm(&mut info);
+        let with = |info: &mut ContainerInfo, opts: &[(&str, &str)]| {
+            let mut config: HashMap<String, String> = opts
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            config.insert("loki-url".into(), "http://l/loki/api/v1/push".into());
+            info.config = Some(config);
+        };
+        with(&mut info, &[("loki-service-name", "")]);
+        assert!(!labels_for(&info).contains_key("service_name"), "off");
+        with(&mut info, &[("loki-service-name", "{{.Name}}")]);
+        assert_eq!(labels_for(&info)["service_name"], "fixture-app");
+        with(
+            &mut info,
+            &[("loki-external-labels", "service_name=override")],
+        );
+        assert_eq!(labels_for(&info)["service_name"], "override");
+    }
+
+    #[test]
+    fn structured_metadata_is_the_full_id_by_default() {
+        let info = fixture_info();
+        let config = ContainerConfig::from_log_opts(info.config.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            structured_metadata(&config, &info, "vm1"),
+            [("container_id".to_string(), info.container_id.clone())]
+        );
+        let mut opts = info.config.clone().unwrap();
+        opts.insert(
+            "loki-structured-metadata".into(),
+            r#"id={{.FullID}},absent={{index .ContainerLabels "nope"}},host={{.Hostname}}"#.into(),
+        );
+        let config = ContainerConfig::from_log_opts(&opts).unwrap();
+        let names: Vec<String> = structured_metadata(&config, &info, "vm1")
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(names, ["id", "host"], "empty values left out");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Configuration, pure and free of I/O: log-opts and plugin settings become
 //! validated values, templates and label sets.
 
+pub mod defaults;
 pub mod labels;
 pub mod options;
 pub mod settings;

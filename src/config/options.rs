@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use regex::Regex;
@@ -61,8 +61,8 @@ pub const MAX_BUFFER_SIZE: u64 = 1 << 30;
 /// started, every few lines. Docker's own drivers accept smaller values;
 /// for this plugin they are refused.
 pub const MIN_MAX_SIZE: u64 = 64 << 10;
-/// `docker logs` reads a whole file of the local copy into memory, so one
-/// file must stay small enough for that.
+/// `docker logs --tail` reads a compressed segment from its start, so one
+/// segment must stay small enough for that to be quick.
 pub const MAX_MAX_SIZE: u64 = 1 << 30;
 /// Files per container; the store cap (`LOCAL_STORE_SIZE`) bounds the total.
 pub const MAX_MAX_FILE: u32 = 100;
@@ -75,6 +75,17 @@ pub const MAX_JOURNAL_SIZE: u64 = 1 << 50;
 pub const MAX_IN_FLIGHT: u32 = 64;
 /// Loki refuses tenant IDs longer than 150 bytes.
 pub const MAX_TENANT_ID_LEN: usize = 150;
+/// Where the plugin's `secrets` mount puts the host directory of credential
+/// files that `loki-password-file` and `loki-bearer-token-file` name.
+pub const DEFAULT_SECRETS_DIR: &str = "/run/secrets/loki";
+/// Extra headers per endpoint (`loki-headers`).
+pub const MAX_HEADERS: usize = 64;
+/// Structured metadata names per entry (`loki-structured-metadata`): Loki 3's
+/// default `max_structured_metadata_entries_count`.
+pub const MAX_METADATA: usize = 128;
+/// The default `loki-structured-metadata`: the full container ID, which
+/// would make a new stream per container as a label.
+pub const DEFAULT_STRUCTURED_METADATA: &str = "container_id={{.FullID}}";
 /// Longest value quoted in an error message.
 const MAX_SHOWN_VALUE: usize = 200;
 
@@ -193,6 +204,14 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "loki-max-backoff",
     "loki-retries",
     "loki-tenant-id",
+    "loki-username",
+    "loki-password",
+    "loki-password-file",
+    "loki-bearer-token",
+    "loki-bearer-token-file",
+    "loki-headers",
+    "loki-structured-metadata",
+    "loki-service-name",
     "loki-buffer-size",
     "loki-journal-size",
     "loki-max-in-flight",
@@ -235,9 +254,11 @@ pub enum OptionError {
     #[error("log-opt '{key}' is not supported yet by this plugin")]
     NotSupportedYet { key: String },
     #[error(
-        "log-opt '{key}' is required (for example --log-opt {key}=http://loki:3100/loki/api/v1/push)"
+        "log-opt '{key}' is required (for example --log-opt {key}=http://loki:3100/loki/api/v1/push, or for every container: docker plugin set loki LOG_OPTS='{{\"{key}\":\"http://loki:3100/loki/api/v1/push\"}}')"
     )]
     Missing { key: &'static str },
+    #[error("log-opts {keys}: {reason}")]
+    Conflict { keys: String, reason: String },
     #[error("invalid log-opt {key}={value:?}: {reason}")]
     Invalid {
         key: String,
@@ -250,6 +271,23 @@ fn invalid(key: &str, value: &str, reason: impl Into<String>) -> OptionError {
     OptionError::Invalid {
         key: key.into(),
         value: shorten(value, MAX_SHOWN_VALUE),
+        reason: reason.into(),
+    }
+}
+
+/// The error for an option whose value may be a secret: the value is never
+/// shown, only `reason` (which must not quote it either).
+fn invalid_secret(key: &str, reason: impl Into<String>) -> OptionError {
+    OptionError::Invalid {
+        key: key.into(),
+        value: "<redacted>".into(),
+        reason: reason.into(),
+    }
+}
+
+fn conflict(keys: &[&str], reason: impl Into<String>) -> OptionError {
+    OptionError::Conflict {
+        keys: keys.join(" and "),
         reason: reason.into(),
     }
 }
@@ -274,8 +312,8 @@ fn in_range<T: PartialOrd>(
     Ok(value)
 }
 
-/// Credentials for Loki, taken from `loki-url`; never printed, not even the
-/// user name.
+/// Credentials in a URL (`loki-url`, `loki-proxy-url`); never printed, not
+/// even the user name.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct BasicAuth {
     pub username: String,
@@ -290,6 +328,94 @@ impl fmt::Debug for BasicAuth {
             .field("password", &"<redacted>")
             .finish()
     }
+}
+
+/// A credential: inline in a log-opt, or in a file of the secrets directory
+/// (read when the endpoint starts, and again when the file changes).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum Secret {
+    Inline(String),
+    File {
+        /// The option that names the file, for errors.
+        option: &'static str,
+        path: PathBuf,
+        /// The secrets directory the file must stay in, symlinks resolved.
+        dir: PathBuf,
+    },
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Secret::Inline(_) => f.write_str("<redacted>"),
+            // A path is not a secret; the file's content is.
+            Secret::File { path, .. } => write!(f, "File({path:?})"),
+        }
+    }
+}
+
+/// How the plugin proves itself to Loki: the `Authorization` header.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum Auth {
+    /// From `loki-url` credentials, or `loki-username` with `loki-password`
+    /// or `loki-password-file`.
+    Basic { username: String, password: Secret },
+    /// `loki-bearer-token` or `loki-bearer-token-file`.
+    Bearer(Secret),
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::Basic { password, .. } => f
+                .debug_struct("Basic")
+                .field("username", &"<redacted>")
+                .field("password", password)
+                .finish(),
+            Auth::Bearer(token) => f.debug_tuple("Bearer").field(token).finish(),
+        }
+    }
+}
+
+/// `loki-headers`: extra headers of every push. Their values may be
+/// secrets (API keys), so only the names are ever printed.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Headers(pub Vec<(String, String)>);
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
+
+/// What validating log-opts needs besides the options themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionContext {
+    /// Files named by `loki-password-file` and `loki-bearer-token-file`
+    /// must lie under it (the plugin's `secrets` mount).
+    pub secrets_dir: PathBuf,
+}
+
+impl Default for OptionContext {
+    fn default() -> OptionContext {
+        OptionContext {
+            secrets_dir: PathBuf::from(DEFAULT_SECRETS_DIR),
+        }
+    }
+}
+
+/// The `service_name` label (`loki-service-name`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceName {
+    /// The compose service (`com.docker.compose.service`), else the swarm
+    /// service (`com.docker.swarm.service.name`), else none (Loki 3 then
+    /// derives it from `container_name`).
+    ComposeOrSwarm,
+    /// `loki-service-name=""`: none.
+    Off,
+    Template(Template),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -307,7 +433,11 @@ pub struct TlsOptions {
 pub struct EndpointConfig {
     /// The push URL with any credentials removed: safe to log.
     pub url: String,
-    pub auth: Option<BasicAuth>,
+    pub auth: Option<Auth>,
+    /// `loki-headers`, in the order given.
+    pub headers: Headers,
+    /// `X-Scope-OrgID`; rendered for the container when it is a template
+    /// (see [`ContainerConfig::resolve`]).
     pub tenant_id: Option<String>,
     pub timeout: Duration,
     pub batch_wait: Duration,
@@ -351,6 +481,13 @@ pub struct ContainerConfig {
     pub env: Vec<String>,
     pub env_regex: Option<Regex>,
     pub tag: Option<Template>,
+    /// `loki-tenant-id` when it is a template: its text and the template,
+    /// rendered by [`ContainerConfig::resolve`].
+    pub tenant_template: Option<(String, Template)>,
+    /// `loki-structured-metadata`: Loki 3 structured metadata of every entry.
+    pub structured_metadata: Vec<(String, Template)>,
+    /// `loki-service-name`.
+    pub service_name: ServiceName,
     pub buffer_size: usize,
     /// `loki-journal-size`: bound on this container's journal on disk.
     pub journal_size: u64,
@@ -358,8 +495,16 @@ pub struct ContainerConfig {
 }
 
 impl ContainerConfig {
-    /// Validates a container's log-opts.
+    /// Validates a container's log-opts, with the default secrets directory.
     pub fn from_log_opts(opts: &HashMap<String, String>) -> Result<ContainerConfig, OptionError> {
+        ContainerConfig::from_log_opts_in(opts, &OptionContext::default())
+    }
+
+    /// Validates a container's log-opts.
+    pub fn from_log_opts_in(
+        opts: &HashMap<String, String>,
+        context: &OptionContext,
+    ) -> Result<ContainerConfig, OptionError> {
         let mut keys: Vec<&String> = opts.keys().collect();
         keys.sort();
         for key in keys {
@@ -373,7 +518,9 @@ impl ContainerConfig {
         let get = |key: &str| opts.get(key).map(String::as_str);
 
         let raw_url = get("loki-url").ok_or(OptionError::Missing { key: "loki-url" })?;
-        let (url, auth) = parse_loki_url("loki-url", raw_url)?;
+        let (url, url_auth) = parse_loki_url("loki-url", raw_url)?;
+        let auth = credentials(&get, url_auth, context)?;
+        let headers = parse_headers(get("loki-headers"))?;
 
         let duration = |key: &str, default: Duration| -> Result<Duration, OptionError> {
             let Range::Duration(min, max) = range_of(key) else {
@@ -439,22 +586,18 @@ impl ContainerConfig {
             ));
         }
         let retries = count("loki-retries", DEFAULT_RETRIES)?;
-        let tenant_id = match get("loki-tenant-id") {
-            Some(v) if v.is_empty() || v.chars().any(|c| c.is_control()) => {
-                return Err(invalid(
-                    "loki-tenant-id",
-                    v,
-                    "must be a non-empty header value without control characters",
-                ));
+        let (tenant_id, tenant_template) = match get("loki-tenant-id") {
+            None => (None, None),
+            Some(v) => {
+                let template = Template::parse(v).map_err(|r| invalid("loki-tenant-id", v, r))?;
+                match template.literal() {
+                    Some(literal) => {
+                        check_tenant(&literal).map_err(|r| invalid("loki-tenant-id", v, r))?;
+                        (Some(literal), None)
+                    }
+                    None => (None, Some((v.to_string(), template))),
+                }
             }
-            Some(v) if v.len() > MAX_TENANT_ID_LEN => {
-                return Err(invalid(
-                    "loki-tenant-id",
-                    v,
-                    format!("must be at most {MAX_TENANT_ID_LEN} bytes (Loki's limit)"),
-                ));
-            }
-            other => other.map(str::to_string),
         };
         let (proxy_url, proxy_auth) = match get("loki-proxy-url") {
             Some(v) => {
@@ -495,6 +638,7 @@ impl ContainerConfig {
         let endpoint = EndpointConfig {
             url,
             auth,
+            headers,
             tenant_id,
             timeout,
             batch_wait,
@@ -525,7 +669,10 @@ impl ContainerConfig {
 
         Ok(ContainerConfig {
             endpoint,
-            external_labels: parse_external_labels(get("loki-external-labels").unwrap_or(""))?,
+            external_labels: parse_templates(
+                "loki-external-labels",
+                get("loki-external-labels").unwrap_or(""),
+            )?,
             labels: comma_list(get("labels")),
             labels_regex: regex("labels-regex")?,
             env: comma_list(get("env")),
@@ -533,6 +680,18 @@ impl ContainerConfig {
             tag: get("tag")
                 .map(|v| Template::parse(v).map_err(|r| invalid("tag", v, r)))
                 .transpose()?,
+            tenant_template,
+            structured_metadata: parse_templates(
+                "loki-structured-metadata",
+                get("loki-structured-metadata").unwrap_or(DEFAULT_STRUCTURED_METADATA),
+            )?,
+            service_name: match get("loki-service-name") {
+                None => ServiceName::ComposeOrSwarm,
+                Some("") => ServiceName::Off,
+                Some(v) => ServiceName::Template(
+                    Template::parse(v).map_err(|r| invalid("loki-service-name", v, r))?,
+                ),
+            },
             buffer_size: to_usize(
                 "loki-buffer-size",
                 size("loki-buffer-size", DEFAULT_BUFFER_SIZE as u64)?,
@@ -545,6 +704,30 @@ impl ContainerConfig {
                 max_file,
             },
         })
+    }
+
+    /// Renders what depends on the container (a templated `loki-tenant-id`)
+    /// into the endpoint, so that the endpoint identifies one Loki tenant.
+    pub fn resolve(
+        mut self,
+        info: &crate::protocol::ContainerInfo,
+        hostname: &str,
+    ) -> Result<ContainerConfig, OptionError> {
+        if let Some((text, template)) = self.tenant_template.take() {
+            let tenant = template.render(info, hostname);
+            check_tenant(&tenant).map_err(|r| {
+                invalid(
+                    "loki-tenant-id",
+                    &text,
+                    format!(
+                        "renders to {:?} for this container, which {r}",
+                        shorten(&tenant, MAX_SHOWN_VALUE)
+                    ),
+                )
+            })?;
+            self.endpoint.tenant_id = Some(tenant);
+        }
+        Ok(self)
     }
 
     /// Whether the env variable `name` becomes a label (`env` / `env-regex`).
@@ -576,26 +759,244 @@ fn comma_list(value: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-/// Parses `name=template,name2=template2`.
-fn parse_external_labels(value: &str) -> Result<Vec<(String, Template)>, OptionError> {
-    const KEY: &str = "loki-external-labels";
+/// What Loki accepts as a tenant ID (`X-Scope-OrgID`), or why not.
+fn check_tenant(value: &str) -> Result<(), String> {
+    if value.is_empty() || value.chars().any(|c| c.is_control()) {
+        return Err("must be a non-empty header value without control characters".into());
+    }
+    if value.len() > MAX_TENANT_ID_LEN {
+        return Err(format!(
+            "must be at most {MAX_TENANT_ID_LEN} bytes (Loki's limit)"
+        ));
+    }
+    Ok(())
+}
+
+/// Basic or bearer credentials from `loki-url`, `loki-username`,
+/// `loki-password(-file)` and `loki-bearer-token(-file)`: at most one way,
+/// since Loki gets one `Authorization` header. No error shows a value.
+fn credentials<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    url_auth: Option<BasicAuth>,
+    context: &OptionContext,
+) -> Result<Option<Auth>, OptionError> {
+    let username = get("loki-username");
+    let password = secret_option(get, "loki-password", "loki-password-file", context)?;
+    let bearer = secret_option(get, "loki-bearer-token", "loki-bearer-token-file", context)?;
+    let password_key = || {
+        if get("loki-password").is_some() {
+            "loki-password"
+        } else {
+            "loki-password-file"
+        }
+    };
+    let bearer_key = || {
+        if get("loki-bearer-token").is_some() {
+            "loki-bearer-token"
+        } else {
+            "loki-bearer-token-file"
+        }
+    };
+    if let Some(username) = username
+        && (username.contains(':') || username.chars().any(char::is_control))
+    {
+        return Err(invalid_secret(
+            "loki-username",
+            "must not contain ':' or control characters (basic auth)",
+        ));
+    }
+    if password.is_some() && username.is_none() {
+        return Err(conflict(
+            &[password_key(), "loki-username"],
+            "a password needs loki-username (basic auth)",
+        ));
+    }
+    let basic = username.map(|username| Auth::Basic {
+        username: username.to_string(),
+        password: password.unwrap_or(Secret::Inline(String::new())),
+    });
+    if url_auth.is_some() && (basic.is_some() || bearer.is_some()) {
+        let other = if basic.is_some() {
+            "loki-username"
+        } else {
+            bearer_key()
+        };
+        return Err(conflict(
+            &["loki-url", other],
+            "loki-url carries credentials (user:password@) and they are given again; use one or the other",
+        ));
+    }
+    if basic.is_some() && bearer.is_some() {
+        return Err(conflict(
+            &["loki-username", bearer_key()],
+            "basic auth and a bearer token cannot both be sent: Loki gets one Authorization header",
+        ));
+    }
+    Ok(url_auth
+        .map(|a| Auth::Basic {
+            username: a.username,
+            password: Secret::Inline(a.password),
+        })
+        .or(basic)
+        .or(bearer.map(Auth::Bearer)))
+}
+
+/// A credential given inline (`inline`) or in a file (`file`), not both.
+fn secret_option<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    inline: &'static str,
+    file: &'static str,
+    context: &OptionContext,
+) -> Result<Option<Secret>, OptionError> {
+    match (get(inline), get(file)) {
+        (Some(_), Some(_)) => Err(conflict(
+            &[inline, file],
+            "give the value or a file that holds it, not both",
+        )),
+        (Some(value), None) => {
+            if value.is_empty() {
+                return Err(invalid_secret(
+                    inline,
+                    "is empty (an unset variable in a compose file?)",
+                ));
+            }
+            if value.chars().any(char::is_control) {
+                return Err(invalid_secret(
+                    inline,
+                    "must not contain control characters (it goes into an HTTP header)",
+                ));
+            }
+            Ok(Some(Secret::Inline(value.to_string())))
+        }
+        (None, Some(path)) => secret_file(file, path, &context.secrets_dir).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A file option's path: absolute, without `.` or `..`, inside `dir`.
+/// Symlinks are followed when the file is read, and must stay in `dir` too.
+fn secret_file(key: &'static str, value: &str, dir: &Path) -> Result<Secret, OptionError> {
+    let path = Path::new(value);
+    let inside = path.is_absolute()
+        && !value.contains('\0')
+        && !value.split('/').any(|part| part == "." || part == "..")
+        && path.starts_with(dir)
+        && path != dir;
+    if !inside {
+        return Err(invalid(
+            key,
+            value,
+            format!(
+                "must be a file in the plugin's secrets directory {}, the host directory set with `docker plugin set loki secrets.source=/etc/loki-secrets` (for example {}/password)",
+                dir.display(),
+                dir.display()
+            ),
+        ));
+    }
+    Ok(Secret::File {
+        option: key,
+        path: path.to_path_buf(),
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// Headers the plugin sets itself, or that another option sets, or that
+/// the HTTP client manages: `loki-headers` may not set them.
+fn refused_header(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    Some(match lower.as_str() {
+        "authorization" => {
+            "use loki-username with loki-password(-file), or loki-bearer-token(-file)"
+        }
+        "proxy-authorization" => "put the proxy's credentials in loki-proxy-url",
+        "x-scope-orgid" => "use loki-tenant-id",
+        "host" => "the plugin sets it from loki-url",
+        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "te"
+        | "trailer" | "upgrade" | "expect" => "the HTTP client manages it",
+        _ if lower.starts_with("content-") => "the plugin sets it for its protobuf pushes",
+        _ => return None,
+    })
+}
+
+/// Parses `loki-headers`: `Name=value,Name2=value2`. Values may be secrets:
+/// errors name the header, never a value.
+fn parse_headers(value: Option<&str>) -> Result<Headers, OptionError> {
+    const KEY: &str = "loki-headers";
+    let Some(value) = value else {
+        return Ok(Headers::default());
+    };
+    let mut headers: Vec<(String, String)> = Vec::new();
+    let entries = value.split(',').map(str::trim).filter(|e| !e.is_empty());
+    for (n, entry) in entries.enumerate() {
+        let Some((name, header_value)) = entry.split_once('=') else {
+            return Err(invalid_secret(
+                KEY,
+                format!("entry {} is not Name=value", n + 1),
+            ));
+        };
+        let (name, header_value) = (name.trim(), header_value.trim());
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if name.is_empty() || !name.chars().all(token) {
+            return Err(invalid_secret(
+                KEY,
+                format!("entry {} does not start with a header name", n + 1),
+            ));
+        }
+        if let Some(why) = refused_header(name) {
+            return Err(invalid_secret(
+                KEY,
+                format!("{name} cannot be set here: {why}"),
+            ));
+        }
+        if header_value.is_empty()
+            || !header_value
+                .chars()
+                .all(|c| c == ' ' || c == '\t' || c.is_ascii_graphic())
+        {
+            return Err(invalid_secret(
+                KEY,
+                format!(
+                    "the value of {name} must be non-empty printable ASCII (commas cannot be given)"
+                ),
+            ));
+        }
+        if headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            return Err(invalid_secret(KEY, format!("{name} is given twice")));
+        }
+        headers.push((name.to_string(), header_value.to_string()));
+    }
+    if headers.len() > MAX_HEADERS {
+        return Err(invalid_secret(
+            KEY,
+            format!("at most {MAX_HEADERS} headers"),
+        ));
+    }
+    Ok(Headers(headers))
+}
+
+/// Parses `name=template,name2=template2` (`loki-external-labels`,
+/// `loki-structured-metadata`): names as Loki label names.
+fn parse_templates(key: &'static str, value: &str) -> Result<Vec<(String, Template)>, OptionError> {
     let mut labels = Vec::new();
     for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (name, template) = pair
             .split_once('=')
-            .ok_or_else(|| invalid(KEY, value, format!("{pair:?} is not name=value")))?;
+            .ok_or_else(|| invalid(key, value, format!("{pair:?} is not name=value")))?;
         let name = name.trim();
         if !is_valid_label_name(name) {
             return Err(invalid(
-                KEY,
+                key,
                 value,
                 format!(
                     "{name:?} is not a valid Loki label name (letters, digits and _, not starting with a digit)"
                 ),
             ));
         }
-        let template = Template::parse(template.trim()).map_err(|r| invalid(KEY, value, r))?;
+        let template = Template::parse(template.trim()).map_err(|r| invalid(key, value, r))?;
         labels.push((name.to_string(), template));
+    }
+    if key == "loki-structured-metadata" && labels.len() > MAX_METADATA {
+        return Err(invalid(key, value, format!("at most {MAX_METADATA} names")));
     }
     Ok(labels)
 }
@@ -680,6 +1081,17 @@ mod tests {
             .collect()
     }
 
+    /// The user name and inline password of basic auth.
+    fn inline_basic(auth: &Option<Auth>) -> Option<(String, String)> {
+        match auth {
+            Some(Auth::Basic {
+                username,
+                password: Secret::Inline(password),
+            }) => Some((username.clone(), password.clone())),
+            _ => None,
+        }
+    }
+
     fn parse(pairs: &[(&str, &str)]) -> Result<ContainerConfig, OptionError> {
         let mut all = opts(pairs);
         all.entry("loki-url".into())
@@ -721,10 +1133,9 @@ mod tests {
             config.endpoint.url,
             "https://logs.example.com/loki/api/v1/push"
         );
-        let auth = config.endpoint.auth.clone().unwrap();
         assert_eq!(
-            (auth.username.as_str(), auth.password.as_str()),
-            ("bob", "s@cret")
+            inline_basic(&config.endpoint.auth),
+            Some(("bob".to_string(), "s@cret".to_string()))
         );
         assert!(!format!("{:?}", config.endpoint).contains("s@cret"));
         let proxied = parse(&[("loki-proxy-url", "http://px:Pr0xy%21@proxy:3128")]).unwrap();
@@ -929,12 +1340,14 @@ mod tests {
                         Ok(config) => {
                             let e = &config.endpoint;
                             let auth = if key == "loki-url" {
-                                &e.auth
+                                inline_basic(&e.auth)
                             } else {
-                                &e.proxy_auth
+                                e.proxy_auth
+                                    .as_ref()
+                                    .map(|a| (a.username.clone(), a.password.clone()))
                             };
                             if i < 2 {
-                                let decoded = auth.as_ref().map(|a| a.password.clone());
+                                let decoded = auth.map(|(_, password)| password);
                                 let expected = percent_encoding::percent_decode_str(&password)
                                     .decode_utf8_lossy()
                                     .into_owned();
@@ -999,7 +1412,7 @@ mod tests {
         assert!(err.contains("percent-encode"), "{err}");
         // Percent-encoded, the same password works.
         let config = parse(&[("loki-url", "http://user:pa%2Fss@host/loki/api/v1/push")]).unwrap();
-        assert_eq!(config.endpoint.auth.unwrap().password, "pa/ss");
+        assert_eq!(inline_basic(&config.endpoint.auth).unwrap().1, "pa/ss");
         // A numeric start parses as a port: caught by the @ after the host.
         let err = parse(&[("loki-url", "http://user:1234/ab@host/loki/api/v1/push")])
             .unwrap_err()
@@ -1112,6 +1525,291 @@ mod tests {
             ("loki-max-backoff", "30m"),
         ]));
         assert_eq!(clamped["loki-min-backoff"], "30m");
+    }
+
+    #[test]
+    fn credentials_from_options_and_files_in_the_secrets_directory() {
+        let config = parse(&[("loki-username", "bob"), ("loki-password", "pw,with=odd")]).unwrap();
+        assert_eq!(
+            inline_basic(&config.endpoint.auth),
+            Some(("bob".into(), "pw,with=odd".into()))
+        );
+        let config = parse(&[
+            ("loki-username", "bob"),
+            ("loki-password-file", "/run/secrets/loki/password"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.endpoint.auth,
+            Some(Auth::Basic {
+                username: "bob".into(),
+                password: Secret::File {
+                    option: "loki-password-file",
+                    path: "/run/secrets/loki/password".into(),
+                    dir: DEFAULT_SECRETS_DIR.into(),
+                }
+            })
+        );
+        let config = parse(&[("loki-bearer-token", "t0ken")]).unwrap();
+        assert_eq!(
+            config.endpoint.auth,
+            Some(Auth::Bearer(Secret::Inline("t0ken".into())))
+        );
+        let config = parse(&[("loki-bearer-token-file", "/run/secrets/loki/sub/token")]).unwrap();
+        assert!(matches!(
+            config.endpoint.auth,
+            Some(Auth::Bearer(Secret::File { .. }))
+        ));
+        // User name alone, as in https://TOKEN@host.
+        let config = parse(&[("loki-username", "12345")]).unwrap();
+        assert_eq!(
+            inline_basic(&config.endpoint.auth),
+            Some(("12345".into(), String::new()))
+        );
+        // Another secrets directory (the SECRETS_DIR setting).
+        let context = OptionContext {
+            secrets_dir: "/elsewhere".into(),
+        };
+        let mut with = opts(&[
+            ("loki-url", "http://loki:3100/loki/api/v1/push"),
+            ("loki-bearer-token-file", "/elsewhere/token"),
+        ]);
+        assert!(ContainerConfig::from_log_opts_in(&with, &context).is_ok());
+        with.insert(
+            "loki-bearer-token-file".into(),
+            "/run/secrets/loki/token".into(),
+        );
+        let err = ContainerConfig::from_log_opts_in(&with, &context).unwrap_err();
+        assert!(err.to_string().contains("/elsewhere"), "{err}");
+    }
+
+    #[test]
+    fn credential_mistakes_are_refused_without_showing_a_secret() {
+        const SECRET: &str = "Sup3rS3cret";
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (
+                vec![("loki-password", SECRET)],
+                "loki-password and loki-username",
+            ),
+            (
+                vec![
+                    ("loki-username", "bob"),
+                    ("loki-password", SECRET),
+                    ("loki-password-file", "/run/secrets/loki/pw"),
+                ],
+                "not both",
+            ),
+            (
+                vec![
+                    ("loki-bearer-token", SECRET),
+                    ("loki-bearer-token-file", "/run/secrets/loki/t"),
+                ],
+                "not both",
+            ),
+            (
+                vec![
+                    ("loki-username", "bob"),
+                    ("loki-password", SECRET),
+                    ("loki-bearer-token", SECRET),
+                ],
+                "one Authorization header",
+            ),
+            (
+                vec![
+                    ("loki-url", "http://bob:x@loki/loki/api/v1/push"),
+                    ("loki-bearer-token", SECRET),
+                ],
+                "loki-url carries credentials",
+            ),
+            (
+                vec![
+                    ("loki-url", "http://bob:x@loki/loki/api/v1/push"),
+                    ("loki-username", "bob"),
+                ],
+                "loki-url carries credentials",
+            ),
+            (
+                vec![("loki-username", "b:ob"), ("loki-password", SECRET)],
+                "':'",
+            ),
+            (
+                vec![("loki-username", "bob"), ("loki-password", "")],
+                "is empty",
+            ),
+            (
+                vec![("loki-bearer-token", "Sup3r\nS3cret")],
+                "control characters",
+            ),
+            (
+                vec![("loki-headers", "X-Key=Sup3r\u{7}S3cret")],
+                "printable ASCII",
+            ),
+            (
+                vec![("loki-headers", "X-Key:Sup3rS3cret")],
+                "entry 1 is not Name=value",
+            ),
+            (
+                vec![("loki-headers", "Authorization=Bearer Sup3rS3cret")],
+                "loki-bearer-token",
+            ),
+            (
+                vec![("loki-headers", "X-Key=Sup3rS3cret,x-key=Sup3rS3cret")],
+                "given twice",
+            ),
+        ];
+        for (pairs, reason) in cases {
+            let err = parse(&pairs).unwrap_err().to_string();
+            assert!(err.contains(reason), "{pairs:?}: {err}");
+            assert!(
+                !err.contains("Sup3r") && !err.contains("S3cret"),
+                "{pairs:?}: {err}"
+            );
+        }
+        for path in [
+            "password",
+            "/run/secrets/loki",
+            "/run/secrets/loki/../../etc/shadow",
+            "/run/secrets/loki/./pw",
+            "/run/secrets/lokix/pw",
+            "/etc/shadow",
+            "",
+        ] {
+            for key in ["loki-password-file", "loki-bearer-token-file"] {
+                let mut pairs = vec![(key, path)];
+                if key == "loki-password-file" {
+                    pairs.push(("loki-username", "bob"));
+                }
+                let err = parse(&pairs).unwrap_err().to_string();
+                assert!(
+                    err.contains(key) && err.contains("secrets directory /run/secrets/loki"),
+                    "{path}: {err}"
+                );
+            }
+        }
+        let config = parse(&[
+            ("loki-username", "bob"),
+            ("loki-password", SECRET),
+            ("loki-headers", "X-Key=Sup3rS3cret"),
+        ])
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("Sup3r") && !shown.contains("bob"),
+            "{shown}"
+        );
+        assert!(shown.contains("X-Key"), "header names are shown: {shown}");
+    }
+
+    #[test]
+    fn headers_are_parsed_and_conflicts_refused() {
+        let config = parse(&[(
+            "loki-headers",
+            " X-Foo = bar , X-Baz=qux quux,User-Agent=me/1",
+        )])
+        .unwrap();
+        let pairs: Vec<(&str, &str)> = config
+            .endpoint
+            .headers
+            .0
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("X-Foo", "bar"),
+                ("X-Baz", "qux quux"),
+                ("User-Agent", "me/1")
+            ]
+        );
+        for name in [
+            "Authorization",
+            "proxy-authorization",
+            "X-Scope-OrgID",
+            "Host",
+            "Content-Type",
+            "content-encoding",
+            "Content-Length",
+            "Transfer-Encoding",
+            "Connection",
+        ] {
+            let err = parse(&[("loki-headers", &format!("{name}=x"))])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("loki-headers") && err.contains(name) && err.contains("cannot be set"),
+                "{name}: {err}"
+            );
+        }
+        for bad in ["=x", "X Y=z", "X-Foo=", "X-é=1"] {
+            assert!(parse(&[("loki-headers", bad)]).is_err(), "{bad}");
+        }
+        assert!(
+            parse(&[("loki-headers", "")])
+                .unwrap()
+                .endpoint
+                .headers
+                .0
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_tenant_may_be_a_template_rendered_per_container() {
+        let info = crate::protocol::ContainerInfo {
+            container_name: "/web-1".into(),
+            ..Default::default()
+        };
+        let literal = parse(&[("loki-tenant-id", "team-a")]).unwrap();
+        assert_eq!(literal.endpoint.tenant_id.as_deref(), Some("team-a"));
+        assert!(literal.tenant_template.is_none());
+        let templated = parse(&[("loki-tenant-id", "team-{{.Name}}")]).unwrap();
+        assert_eq!(templated.endpoint.tenant_id, None);
+        let resolved = templated.resolve(&info, "vm1").unwrap();
+        assert_eq!(resolved.endpoint.tenant_id.as_deref(), Some("team-web-1"));
+        let empty = parse(&[("loki-tenant-id", r#"{{index .ContainerLabels "team"}}"#)])
+            .unwrap()
+            .resolve(&info, "vm1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            empty.contains("loki-tenant-id") && empty.contains("renders to \"\""),
+            "{empty}"
+        );
+        assert!(parse(&[("loki-tenant-id", "{{.Nope}}")]).is_err());
+    }
+
+    #[test]
+    fn structured_metadata_and_service_name() {
+        let default = parse(&[]).unwrap();
+        let names: Vec<&str> = default
+            .structured_metadata
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(names, ["container_id"]);
+        assert_eq!(default.service_name, ServiceName::ComposeOrSwarm);
+        let off = parse(&[("loki-structured-metadata", ""), ("loki-service-name", "")]).unwrap();
+        assert!(off.structured_metadata.is_empty());
+        assert_eq!(off.service_name, ServiceName::Off);
+        let custom = parse(&[
+            (
+                "loki-structured-metadata",
+                "container_id={{.FullID}},image_id={{.ImageFullID}}",
+            ),
+            ("loki-service-name", "{{.Name}}"),
+        ])
+        .unwrap();
+        assert_eq!(custom.structured_metadata.len(), 2);
+        assert!(matches!(custom.service_name, ServiceName::Template(_)));
+        for (key, bad) in [
+            ("loki-structured-metadata", "container-id={{.ID}}"),
+            ("loki-structured-metadata", "id={{.Nope}}"),
+            ("loki-service-name", "{{.Nope}}"),
+        ] {
+            let err = parse(&[(key, bad)]).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
     }
 
     #[test]

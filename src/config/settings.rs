@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::config::defaults::LogOptDefaults;
+use crate::config::options::{DEFAULT_SECRETS_DIR, OptionContext};
 use crate::config::units::{format_duration, format_size, parse_duration, parse_size, shorten};
 
 /// Loki's default `max_line_size` (256KB), the longest entry sent by default.
@@ -14,7 +16,9 @@ pub const DEFAULT_TOTAL_BUFFER_SIZE: usize = 256 * 1024 * 1024;
 /// records and journals survive a crash and `docker plugin upgrade` as the
 /// FIFOs do.
 pub const DEFAULT_DATA_DIR: &str = "/run/docker/logging/.loki-logdriver";
-pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
+/// Where config.json's opt-in `docker-api` mount puts the Docker API socket.
+/// `DOCKER_SOCKET` is empty by default: no API access, no API call.
+pub const DOCKER_API_MOUNT: &str = "/var/run/docker.sock";
 
 /// Plugin-wide settings, from the plugin's environment.
 #[derive(Debug, Clone)]
@@ -27,7 +31,7 @@ pub struct Settings {
     pub max_line_size: usize,
     /// How long shutdown keeps trying to deliver buffered lines.
     pub shutdown_grace: Duration,
-    /// Where attachment records (`attached/`) and local copies (`logs/`)
+    /// Where attachment records (`attached/`) and journals (`journal/`)
     /// live; `None` keeps neither (no re-attach, no `docker logs`).
     pub data_dir: Option<PathBuf>,
     /// Bound on all local copies together.
@@ -35,12 +39,23 @@ pub struct Settings {
     /// How often the local store is checked against its bound and against
     /// the containers that still exist.
     pub store_gc_interval: Duration,
-    /// Docker's API socket, to learn which containers were removed.
+    /// Docker's API socket, to learn which containers were removed; `None`
+    /// (the default) makes no API call.
     pub docker_socket: Option<PathBuf>,
     /// Without the Docker API: journals of containers that stopped writing
     /// this long ago (and are delivered) are deleted. `None`: kept until
     /// `LOCAL_STORE_SIZE` needs the room.
     pub local_store_max_age: Option<Duration>,
+    /// `ENDPOINT_IDLE`: an endpoint no container uses any more keeps its
+    /// client and connections this long, then lets them go.
+    pub endpoint_idle: Duration,
+    /// `METRICS_ADDR`: where the Prometheus endpoint listens; `None`: off.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    // --- credentials and log-opt defaults ---
+    /// `LOG_OPTS`: log-opts under every container's own.
+    pub log_opts: LogOptDefaults,
+    /// `SECRETS_DIR`: where the `secrets` mount puts credential files.
+    pub secrets_dir: PathBuf,
 }
 
 impl Default for Settings {
@@ -55,9 +70,19 @@ impl Default for Settings {
             store_gc_interval: Duration::from_secs(60),
             docker_socket: None,
             local_store_max_age: Some(DEFAULT_LOCAL_STORE_MAX_AGE),
+            endpoint_idle: DEFAULT_ENDPOINT_IDLE,
+            metrics_addr: None,
+            log_opts: LogOptDefaults::default(),
+            secrets_dir: PathBuf::from(DEFAULT_SECRETS_DIR),
         }
     }
 }
+
+/// How long an unused endpoint keeps its connections (`ENDPOINT_IDLE`).
+pub const DEFAULT_ENDPOINT_IDLE: Duration = Duration::from_secs(60);
+/// Bounds of `ENDPOINT_IDLE`: from a second to an hour.
+pub const MIN_ENDPOINT_IDLE: Duration = Duration::from_secs(1);
+pub const MAX_ENDPOINT_IDLE: Duration = Duration::from_secs(60 * 60);
 
 /// Default age after which a stopped container's journal goes, when the
 /// plugin cannot ask Docker which containers were removed.
@@ -122,6 +147,23 @@ fn duration_setting(
     Ok(duration)
 }
 
+/// Parses `METRICS_ADDR`: an IP address and a port other than 0
+/// (`127.0.0.1:9387`, `[::1]:9387`).
+fn metrics_addr_setting(value: &str) -> Result<std::net::SocketAddr, String> {
+    let shown = shorten(value, 100);
+    let addr: std::net::SocketAddr = value.trim().parse().map_err(|_| {
+        format!(
+            "METRICS_ADDR={shown:?}: must be an IP address and a port, like 127.0.0.1:9387 or [::1]:9387 (empty: no metrics)"
+        )
+    })?;
+    if addr.port() == 0 {
+        return Err(format!(
+            "METRICS_ADDR={shown:?}: the port must be between 1 and 65535"
+        ));
+    }
+    Ok(addr)
+}
+
 fn to_usize(name: &str, value: u64) -> Result<usize, String> {
     usize::try_from(value).map_err(|_| format!("{name}={value}: too large for this machine"))
 }
@@ -178,14 +220,43 @@ impl Settings {
             )?;
             settings.local_store_max_age = (!age.is_zero()).then_some(age);
         }
-        let path_or_default = |name: &str, default: &str| match lookup(name) {
+        if let Some(v) = var("ENDPOINT_IDLE") {
+            settings.endpoint_idle =
+                duration_setting("ENDPOINT_IDLE", &v, MIN_ENDPOINT_IDLE, MAX_ENDPOINT_IDLE)?;
+        }
+        if let Some(v) = var("METRICS_ADDR") {
+            settings.metrics_addr = Some(metrics_addr_setting(&v)?);
+        }
+        settings.data_dir = match lookup("DATA_DIR") {
             Some(path) if path.is_empty() => None,
             Some(path) => Some(PathBuf::from(path)),
-            None => Some(PathBuf::from(default)),
+            None => Some(PathBuf::from(DEFAULT_DATA_DIR)),
         };
-        settings.data_dir = path_or_default("DATA_DIR", DEFAULT_DATA_DIR);
-        settings.docker_socket = path_or_default("DOCKER_SOCKET", DEFAULT_DOCKER_SOCKET);
+        settings.docker_socket = var("DOCKER_SOCKET").map(PathBuf::from);
+        // --- credentials and log-opt defaults ---
+        if let Some(dir) = var("SECRETS_DIR") {
+            settings.secrets_dir = PathBuf::from(dir);
+        }
+        if let Some(text) = var("LOG_OPTS") {
+            settings.log_opts = LogOptDefaults::parse(&text, &settings.option_context())?;
+        }
         Ok(settings)
+    }
+
+    /// What validating a container's log-opts needs from the settings.
+    pub fn option_context(&self) -> OptionContext {
+        OptionContext {
+            secrets_dir: self.secrets_dir.clone(),
+        }
+    }
+
+    /// A container's log-opts with the plugin-wide defaults (`LOG_OPTS`)
+    /// under them.
+    pub fn log_opts_for(
+        &self,
+        container: &std::collections::HashMap<String, String>,
+    ) -> std::collections::HashMap<String, String> {
+        self.log_opts.apply(container)
     }
 }
 
@@ -248,6 +319,61 @@ mod tests {
         assert_eq!(s.data_dir, None);
     }
 
+    #[test]
+    fn metrics_are_off_unless_an_address_is_set() {
+        assert_eq!(settings(&[]).unwrap().metrics_addr, None);
+        assert_eq!(
+            settings(&[("METRICS_ADDR", "")]).unwrap().metrics_addr,
+            None
+        );
+        let s = settings(&[("METRICS_ADDR", "127.0.0.1:9387")]).unwrap();
+        assert_eq!(s.metrics_addr, Some("127.0.0.1:9387".parse().unwrap()));
+        let s = settings(&[("METRICS_ADDR", "[::]:9387")]).unwrap();
+        assert_eq!(s.metrics_addr, Some("[::]:9387".parse().unwrap()));
+    }
+
+    #[test]
+    fn no_docker_api_by_default_and_log_opt_defaults() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.docker_socket, None, "no API access unless asked for");
+        assert!(s.log_opts.is_empty());
+        assert_eq!(s.secrets_dir, std::path::Path::new(DEFAULT_SECRETS_DIR));
+        let s = settings(&[
+            ("DOCKER_SOCKET", DOCKER_API_MOUNT),
+            ("SECRETS_DIR", "/tmp/secrets"),
+            (
+                "LOG_OPTS",
+                r#"{"loki-url":"http://loki:3100/loki/api/v1/push","loki-bearer-token-file":"/tmp/secrets/token"}"#,
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.docker_socket.as_deref(),
+            Some(std::path::Path::new(DOCKER_API_MOUNT))
+        );
+        assert_eq!(
+            s.log_opts.get("loki-url"),
+            Some("http://loki:3100/loki/api/v1/push")
+        );
+        let err = settings(&[
+            (
+                "LOG_OPTS",
+                r#"{"loki-bearer-token-file":"/run/secrets/loki/t","loki-url":"http://l/x"}"#,
+            ),
+            ("SECRETS_DIR", "/tmp/secrets"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.contains("LOG_OPTS") && err.contains("/tmp/secrets"),
+            "{err}"
+        );
+        let err = settings(&[("LOG_OPTS", r#"{"loki-batch-wait":"forever"}"#)]).unwrap_err();
+        assert!(
+            err.contains("LOG_OPTS") && err.contains("loki-batch-wait"),
+            "{err}"
+        );
+    }
+
     /// A huge `SHUTDOWN_GRACE` overflowed `Instant + Duration` at SIGTERM.
     #[test]
     fn absurd_settings_are_refused_by_name() {
@@ -265,6 +391,15 @@ mod tests {
             ("STORE_GC_INTERVAL", "1ns", "between 100ms and 24h"),
             ("STORE_GC_INTERVAL", "1000000h", "between 100ms and 24h"),
             ("STORE_GC_INTERVAL", "soon", "STORE_GC_INTERVAL"),
+            ("METRICS_ADDR", "localhost:9387", "IP address and a port"),
+            ("METRICS_ADDR", "127.0.0.1", "IP address and a port"),
+            ("METRICS_ADDR", "127.0.0.1:65536", "IP address and a port"),
+            ("METRICS_ADDR", "127.0.0.1:0", "between 1 and 65535"),
+            (
+                "METRICS_ADDR",
+                "http://127.0.0.1:9387",
+                "IP address and a port",
+            ),
         ];
         for (name, value, reason) in cases {
             let err = settings(&[(name, value)]).unwrap_err();

@@ -1,9 +1,11 @@
 //! Docker's log-tag templates (`{{.Name}}`, `{{.ImageName}}`, ...), as used by
 //! `loki-external-labels` and `tag`.
 //!
-//! Only field references are supported, not Go template functions or
-//! pipelines; anything else is refused when the container starts, so a typo
-//! never silently becomes a literal label value.
+//! Only field references are supported, and Go's `index` on the container's
+//! labels (`{{index .ContainerLabels "com.docker.compose.project"}}`), not
+//! other Go template functions or pipelines; anything else is refused when
+//! the container starts, so a typo never silently becomes a literal label
+//! value.
 
 use crate::protocol::ContainerInfo;
 
@@ -17,6 +19,8 @@ pub struct Template {
 enum Part {
     Literal(String),
     Field(Field),
+    /// `{{index .ContainerLabels "name"}}`: a container label, empty when absent.
+    Label(String),
 }
 
 /// The fields and methods of Docker's `logger.Info` that render to a string.
@@ -72,6 +76,11 @@ impl Template {
                 .find("}}")
                 .ok_or_else(|| "unclosed '{{' in template".to_string())?;
             let action = after[..close].trim();
+            if let Some(label) = index_of_labels(action)? {
+                parts.push(Part::Label(label));
+                rest = &after[close + 2..];
+                continue;
+            }
             let name = action
                 .strip_prefix('.')
                 .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric()));
@@ -87,7 +96,7 @@ impl Template {
                 .ok_or_else(|| {
                     let known: Vec<_> = FIELDS.iter().map(|(n, _)| format!(".{n}")).collect();
                     format!(
-                        "unknown template field '.{name}' (known: {})",
+                        "unknown template field '.{name}' (known: {}, and index .ContainerLabels \"name\")",
                         known.join(", ")
                     )
                 })?;
@@ -100,6 +109,18 @@ impl Template {
         Ok(Template { parts })
     }
 
+    /// The text of a template without fields: the same for every container.
+    pub fn literal(&self) -> Option<String> {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Literal(text) => out.push_str(text),
+                Part::Field(_) | Part::Label(_) => return None,
+            }
+        }
+        Some(out)
+    }
+
     /// Renders the template for one container.
     pub fn render(&self, info: &ContainerInfo, hostname: &str) -> String {
         let mut out = String::new();
@@ -107,10 +128,66 @@ impl Template {
             match part {
                 Part::Literal(text) => out.push_str(text),
                 Part::Field(field) => out.push_str(&field_value(*field, info, hostname)),
+                Part::Label(name) => {
+                    if let Some(value) = info.labels.as_ref().and_then(|l| l.get(name)) {
+                        out.push_str(value);
+                    }
+                }
             }
         }
         out
     }
+}
+
+/// `index .ContainerLabels "name"` (a Go string: double-quoted with
+/// backslash escapes, or back-quoted): `Some(name)`. `None` for an action
+/// that is not `index`; an error for an `index` that is not of this form.
+fn index_of_labels(action: &str) -> Result<Option<String>, String> {
+    let Some(args) = action
+        .strip_prefix("index")
+        .filter(|a| a.starts_with(char::is_whitespace))
+    else {
+        return Ok(None);
+    };
+    let malformed = || {
+        format!(
+            "unsupported template action '{{{{{action}}}}}': index takes .ContainerLabels and a quoted label name, as in {{{{index .ContainerLabels \"com.docker.compose.service\"}}}}"
+        )
+    };
+    let args = args
+        .trim_start()
+        .strip_prefix(".ContainerLabels")
+        .filter(|a| a.starts_with(char::is_whitespace))
+        .ok_or_else(malformed)?
+        .trim();
+    let name = if let Some(raw) = args.strip_prefix('`') {
+        raw.strip_suffix('`')
+            .filter(|n| !n.contains('`'))
+            .map(str::to_string)
+    } else if let Some(quoted) = args.strip_prefix('"') {
+        let mut name = String::new();
+        let mut chars = quoted.chars();
+        let mut closed = false;
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => {
+                    closed = true;
+                    break;
+                }
+                '\\' => match chars.next() {
+                    Some(escaped @ ('"' | '\\')) => name.push(escaped),
+                    Some('n') => name.push('\n'),
+                    Some('t') => name.push('\t'),
+                    _ => return Err(malformed()),
+                },
+                c => name.push(c),
+            }
+        }
+        (closed && chars.as_str().is_empty()).then_some(name)
+    } else {
+        None
+    };
+    name.map(Some).ok_or_else(malformed)
 }
 
 fn field_value(field: Field, info: &ContainerInfo, hostname: &str) -> String {
@@ -182,6 +259,43 @@ mod tests {
         );
         assert_eq!(render("plain"), "plain");
         assert_eq!(render(""), "");
+    }
+
+    #[test]
+    fn container_labels_by_index() {
+        let mut info = info();
+        info.labels = Some(
+            [
+                ("com.docker.compose.service", "web"),
+                ("com.docker.compose.project", "shop"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        );
+        let render = |text: &str| Template::parse(text).unwrap().render(&info, "vm1");
+        assert_eq!(
+            render(
+                r#"{{index .ContainerLabels "com.docker.compose.project"}}-{{ index .ContainerLabels `com.docker.compose.service` }}"#
+            ),
+            "shop-web"
+        );
+        assert_eq!(render(r#"x{{index .ContainerLabels "absent"}}y"#), "xy");
+        for bad in [
+            r#"{{index .ContainerLabels}}"#,
+            r#"{{index .ContainerEnv "A"}}"#,
+            r#"{{index .ContainerLabels "a" "b"}}"#,
+            r#"{{index .ContainerLabels "unclosed}}"#,
+            r#"{{index .ContainerLabels a}}"#,
+        ] {
+            let err = Template::parse(bad).unwrap_err();
+            assert!(err.contains("index"), "{bad}: {err}");
+        }
+        assert_eq!(
+            Template::parse("plain").unwrap().literal().as_deref(),
+            Some("plain")
+        );
+        assert_eq!(Template::parse("{{.Name}}").unwrap().literal(), None);
     }
 
     #[test]

@@ -24,6 +24,7 @@
 //! (`max-size` × `max-file`; at once with `no-file`), and, with the lines
 //! they held counted as dropped, when a disk bound is reached.
 
+mod legacy;
 mod read;
 pub mod record;
 mod retention;
@@ -50,6 +51,7 @@ use crate::observe::{ContainerCounters, DropReason, Throttle};
 use crate::proto::logdriver::LogEntry;
 use record::{SegmentFile, SegmentReader};
 
+pub use legacy::migrate as migrate_legacy;
 pub use read::{ReadError, ReadRequest};
 pub use writer::IntakeAck;
 
@@ -277,6 +279,14 @@ pub struct Journal {
     paused: AtomicBool,
     /// The cursor changed since it was last written to disk.
     cursor_dirty: AtomicBool,
+    /// Held while retention decides on and deletes segments, so two passes
+    /// (the maintenance thread, the store's collector) never count one
+    /// segment's lines twice.
+    retention: Mutex<()>,
+    /// Where `docker logs` requests are reading (a record number): the
+    /// segments they still need are kept past `docker logs` retention (not
+    /// past a disk bound).
+    pins: Mutex<Vec<Weak<std::sync::atomic::AtomicU64>>>,
     pool: Arc<writer::Pool>,
     disk_warning: Mutex<Throttle>,
 }
@@ -380,6 +390,27 @@ impl Journal {
         if self.is_on_disk() {
             self.pool.maintain(self);
         }
+    }
+
+    /// A reader's position, kept while the returned handle lives; it starts
+    /// at 0 (everything is needed) until the reader stores where it is.
+    pub(crate) fn pin(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        let pin = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut pins = self.pins.lock().expect("journal lock poisoned");
+        pins.retain(|p| p.strong_count() > 0);
+        pins.push(Arc::downgrade(&pin));
+        pin
+    }
+
+    /// The oldest record a `docker logs` request still needs, if any reads.
+    fn oldest_pin(&self) -> Option<Seq> {
+        self.pins
+            .lock()
+            .expect("journal lock poisoned")
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|p| p.load(Ordering::Acquire))
+            .min()
     }
 
     /// Whether reading stopped for the plugin's shutdown rather than at EOF.
@@ -567,6 +598,13 @@ impl Journal {
     /// (at least one line), oldest first, read back from disk when they
     /// left memory. `None` when nothing waits or a batch is already out.
     pub async fn take(self: &Arc<Self>, max_bytes: usize) -> Option<Taken> {
+        self.take_with(max_bytes, 0).await
+    }
+
+    /// [`Journal::take`], each line counting `per_line` bytes more than its
+    /// own (what goes with every entry of a push, such as structured
+    /// metadata), so a batch stays within `max_bytes` as sent.
+    pub async fn take_with(self: &Arc<Self>, max_bytes: usize, per_line: usize) -> Option<Taken> {
         let plan = {
             let mut tail = self.tail();
             if tail.in_flight {
@@ -576,7 +614,7 @@ impl Journal {
                 .filter(|&s| tail.taken[s] < tail.evicted_to[s])
                 .collect();
             if from_disk.is_empty() {
-                return self.take_from_memory(&mut tail, max_bytes);
+                return self.take_from_memory(&mut tail, max_bytes, per_line);
             }
             // Never read past what the writer has written: a record still
             // queued would look missing.
@@ -594,6 +632,7 @@ impl Journal {
                 flush_at_end: tail.evicted_to.iter().all(|&e| e <= tail.session_start),
                 session_start: tail.session_start,
                 max_bytes,
+                per_line,
             }
         };
         let journal = self.clone();
@@ -637,6 +676,7 @@ impl Journal {
         let n = read.lines.len() as u64;
         self.budget.add(cost);
         ContainerCounters::add(&self.counters.recovered, read.recovered);
+        ContainerCounters::add(&self.counters.read_back, n - read.recovered);
         self.counters
             .backlog_lines
             .fetch_sub((n - read.recovered) as i64, Ordering::Relaxed);
@@ -651,7 +691,12 @@ impl Journal {
         })
     }
 
-    fn take_from_memory(&self, tail: &mut Tail, max_bytes: usize) -> Option<Taken> {
+    fn take_from_memory(
+        &self,
+        tail: &mut Tail,
+        max_bytes: usize,
+        per_line: usize,
+    ) -> Option<Taken> {
         if tail.lines.is_empty() {
             return None;
         }
@@ -659,11 +704,11 @@ impl Journal {
         let (mut bytes, mut cost, mut unjournaled) = (0usize, 0usize, 0u64);
         let mut advance = tail.taken;
         while let Some(front) = tail.lines.front() {
-            if !lines.is_empty() && bytes + front.line.bytes.len() > max_bytes {
+            if !lines.is_empty() && bytes + front.line.bytes.len() + per_line > max_bytes {
                 break;
             }
             let held = tail.lines.pop_front().expect("front exists");
-            bytes += held.line.bytes.len();
+            bytes += held.line.bytes.len() + per_line;
             cost += held.line.cost();
             unjournaled += u64::from(!held.journaled);
             let s = held.line.source as usize;
@@ -843,7 +888,7 @@ impl Journal {
                     if done[s] || line.is_blank() {
                         continue;
                     }
-                    bytes += line.bytes.len();
+                    bytes += line.bytes.len() + plan.per_line;
                     recovered += u64::from(line.ack <= plan.session_start);
                     lines.push(line);
                 }
@@ -941,6 +986,8 @@ struct DiskPlan {
     flush_at_end: bool,
     session_start: Seq,
     max_bytes: usize,
+    /// Bytes each line counts besides its own (see [`Journal::take_with`]).
+    per_line: usize,
 }
 
 struct ReadBack {
@@ -1018,6 +1065,8 @@ pub struct Store {
     /// ReadLogs requests being served, bounded.
     readers: Arc<tokio::sync::Semaphore>,
     settings: StoreSettings,
+    /// The counts of journals that closed (see [`Store::retired`]).
+    retired: Arc<ContainerCounters>,
 }
 
 /// Plugin-wide settings of the store.
@@ -1044,7 +1093,25 @@ impl Store {
             open: Mutex::new(HashMap::new()),
             readers: Arc::new(tokio::sync::Semaphore::new(settings.max_readers)),
             settings,
+            retired: Arc::default(),
         })
+    }
+
+    /// The journals open now (metrics).
+    pub fn journals(&self) -> Vec<Arc<Journal>> {
+        self.open
+            .lock()
+            .expect("store lock poisoned")
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
+    /// The counts of every journal that closed since the plugin started:
+    /// with the open journals' counters, plugin-wide totals that never go
+    /// down (metrics).
+    pub fn retired(&self) -> &ContainerCounters {
+        &self.retired
     }
 
     pub fn budget(&self) -> &Arc<MemoryBudget> {
@@ -1118,6 +1185,7 @@ impl Store {
         };
         let cursor = cursor.unwrap_or([files.first_seq().unwrap_or(next_seq); 2]);
         let cursor = cursor.map(|c| c.min(next_seq));
+        counters.retire_to(self.retired.clone());
         let journal = Arc::new_cyclic(|me| Journal {
             me: me.clone(),
             id: id.to_string(),
@@ -1154,6 +1222,8 @@ impl Store {
             has_lane: Mutex::new(false),
             paused: AtomicBool::new(false),
             cursor_dirty: AtomicBool::new(false),
+            retention: Mutex::new(()),
+            pins: Mutex::new(Vec::new()),
             pool: self.pool.clone(),
             disk_warning: Mutex::new(Throttle::default()),
         });

@@ -67,8 +67,10 @@ impl Store {
             .try_acquire_owned()
             .map_err(|_| ReadError::Busy(self.settings.max_readers))?;
         let live = self.get(id);
+        // Registered now, before the segments are listed: none goes meanwhile.
+        let pin = live.as_ref().map(|j| j.pin());
         let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(serve(dir, live, request, max_line, tx, permit));
+        tokio::spawn(serve(dir, live, pin, request, max_line, tx, permit));
         Ok(rx)
     }
 }
@@ -90,6 +92,7 @@ struct Position {
 async fn serve(
     dir: PathBuf,
     live: Option<Arc<Journal>>,
+    pin: Option<Arc<std::sync::atomic::AtomicU64>>,
     request: ReadRequest,
     max_line: usize,
     tx: mpsc::Sender<Bytes>,
@@ -103,6 +106,9 @@ async fn serve(
     };
     let Ok(mut position) = start else { return };
     loop {
+        if let (Some(pin), Some(segment)) = (&pin, position.segments.get(position.index)) {
+            pin.store(segment.first_seq, std::sync::atomic::Ordering::Release);
+        }
         if let Some(w) = written.as_mut() {
             w.mark_unchanged();
         }

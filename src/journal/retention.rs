@@ -41,7 +41,9 @@ pub(super) fn persist_cursor(journal: &Journal) {
 /// Applies the container's retention and disk bound.
 pub(super) fn apply(journal: &Journal) {
     let Some(dir) = &journal.dir else { return };
-    if journal.config().no_file && !journal.may_grow() && journal.is_drained() {
+    let _one_pass = journal.retention.lock().expect("journal lock poisoned");
+    let pinned = journal.oldest_pin();
+    if journal.config().no_file && !journal.may_grow() && journal.is_drained() && pinned.is_none() {
         // Nothing is kept for docker logs, and everything was delivered.
         journal
             .files
@@ -69,7 +71,8 @@ pub(super) fn apply(journal: &Journal) {
     let closed = segments.len() - 1;
     for (i, segment) in segments[..closed].iter().enumerate() {
         let delivered = segment.end_seq.is_some_and(|end| end <= delivered_to);
-        if !delivered {
+        let being_read = pinned.is_some_and(|p| segment.end_seq.is_none_or(|end| end > p));
+        if !delivered || being_read {
             continue;
         }
         let in_retention = segments.len() - i <= retained;
@@ -100,6 +103,13 @@ pub(super) fn apply(journal: &Journal) {
 /// bound was reached: what it held that was not delivered is counted as
 /// dropped.
 fn remove(journal: &Journal, dir: &Path, segment: &Segment, bound: Option<&str>) {
+    let tracked = journal
+        .segments()
+        .iter()
+        .any(|s| s.first_seq == segment.first_seq);
+    if !tracked {
+        return; // another pass deleted it
+    }
     let path = segment.path(dir);
     let end = segment.end_seq.unwrap_or(Seq::MAX);
     let (lost, old) = match bound {
@@ -347,6 +357,7 @@ impl Store {
                         .into_iter()
                         .find(|s| s.first_seq == segment.first_seq);
                     if let (Some(tracked), Some(dir)) = (tracked, &journal.dir) {
+                        let _one_pass = journal.retention.lock().expect("journal lock poisoned");
                         remove(&journal, dir, &tracked, Some("LOCAL_STORE_SIZE"));
                     }
                 }

@@ -317,7 +317,11 @@ async fn undelivered_segments_stay_until_the_disk_bound_and_are_then_counted() {
 
 /// Reads a whole ReadLogs answer.
 async fn read_logs(store: &Arc<Store>, id: &str, request: ReadRequest) -> Vec<String> {
-    let mut rx = store.read_logs(id, request, 256_000).unwrap();
+    collect(store.read_logs(id, request, 256_000).unwrap()).await
+}
+
+/// The lines of a ReadLogs answer, until it ends.
+async fn collect(mut rx: tokio::sync::mpsc::Receiver<Bytes>) -> Vec<String> {
     let mut decoder = FrameDecoder::new();
     let mut out = Vec::new();
     while let Some(bytes) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
@@ -420,4 +424,41 @@ async fn too_many_readers_get_a_clear_error() {
         store.read_logs("nope", ReadRequest::default(), 256_000),
         Err(ReadError::NotFound)
     ));
+}
+
+#[tokio::test]
+async fn a_follower_reads_every_segment_though_delivery_and_retention_race_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let rotating = JournalConfig {
+        max_size: Some(2048),
+        max_file: 2,
+        ..config()
+    };
+    let journal = open(&store, "lll", rotating);
+    journal.attach_reader();
+    let follow = ReadRequest {
+        follow: true,
+        ..ReadRequest::default()
+    };
+    // The request comes first, as `docker logs -f` would.
+    let reader = tokio::spawn(collect(store.read_logs("lll", follow, 256_000).unwrap()));
+    for chunk in 0..40 {
+        feed(&journal, numbered(chunk * 25..chunk * 25 + 25));
+        // Delivered at once: retention would delete all but 2 segments.
+        while let Some(taken) = journal.take(1 << 20).await {
+            journal.ack(taken, Outcome::Sent);
+        }
+    }
+    settle(&journal);
+    journal.detach_reader(false);
+    let lines = reader.await.unwrap();
+    assert_eq!(lines.len(), 1000, "the follower saw every line");
+    retention::apply(&journal);
+    let segments = record::list_segments(&dir.path().join("lll"));
+    assert_eq!(
+        segments.len(),
+        2,
+        "once it is done, retention applies: {segments:?}"
+    );
 }

@@ -5,7 +5,10 @@
 //! `received + recovered = sent + dropped (by reason) + pending`.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+use crate::protocol::ContainerInfo;
 
 /// Why lines were given up. Each reason is its own counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,7 +77,11 @@ pub struct ContainerCounters {
     pub duplicates_skipped: AtomicU64,
     /// Bytes appended to the journal.
     pub journal_bytes_written: AtomicU64,
-    /// Bytes of lines held in memory (queued or in flight).
+    /// Lines delivery read back from the journal because they had left
+    /// memory (a memory bound was reached). Many: memory is too small for
+    /// how far delivery is behind.
+    pub read_back: AtomicU64,
+    /// Bytes of lines waiting in memory (not in flight).
     pub memory_bytes: AtomicUsize,
     /// Journaled lines that left memory and wait on disk for delivery.
     pub backlog_lines: AtomicI64,
@@ -84,9 +91,77 @@ pub struct ContainerCounters {
     pub in_flight_lines: AtomicI64,
     /// Timestamp (ns) of the oldest line not yet delivered; 0 when none.
     pub oldest_pending_ns: AtomicI64,
+    /// Who the container is (the metrics labels).
+    pub identity: ContainerIdentity,
+    /// Where these counts go when the counters are dropped (the container's
+    /// journal closed), so plugin-wide totals never go down.
+    retire_to: OnceLock<Arc<ContainerCounters>>,
+}
+
+/// A container as the metrics name it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerIdentity {
+    /// Without the leading `/`.
+    pub name: String,
+    /// The first 12 characters of the ID.
+    pub short_id: String,
+    /// `com.docker.compose.project` / `.service`; empty when absent.
+    pub compose_project: String,
+    pub compose_service: String,
+}
+
+impl ContainerIdentity {
+    pub fn of(info: &ContainerInfo) -> ContainerIdentity {
+        let label = |key: &str| {
+            info.labels
+                .as_ref()
+                .and_then(|labels| labels.get(key))
+                .cloned()
+                .unwrap_or_default()
+        };
+        ContainerIdentity {
+            name: info.name().to_string(),
+            short_id: info.short_id().to_string(),
+            compose_project: label("com.docker.compose.project"),
+            compose_service: label("com.docker.compose.service"),
+        }
+    }
 }
 
 impl ContainerCounters {
+    /// Counters of the container `info` describes.
+    pub fn of_container(info: &ContainerInfo) -> ContainerCounters {
+        let mut counters = ContainerCounters::default();
+        counters.identity = ContainerIdentity::of(info);
+        counters
+    }
+
+    /// When these counters are dropped, their counts are added to `totals`
+    /// (set once; later calls do nothing).
+    pub fn retire_to(&self, totals: Arc<ContainerCounters>) {
+        let _ = self.retire_to.set(totals);
+    }
+
+    /// Adds the monotonic counts of `other` (not the gauges) to these.
+    fn absorb(&self, other: &ContainerCounters) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ContainerCounters::add(&self.received, get(&other.received));
+        ContainerCounters::add(&self.recovered, get(&other.recovered));
+        ContainerCounters::add(&self.sent, get(&other.sent));
+        for reason in DropReason::ALL {
+            self.drop_lines(reason, other.dropped(reason));
+        }
+        ContainerCounters::add(&self.invalid_frames, get(&other.invalid_frames));
+        ContainerCounters::add(&self.skipped_bytes, get(&other.skipped_bytes));
+        ContainerCounters::add(&self.journal_misses, get(&other.journal_misses));
+        ContainerCounters::add(&self.duplicates_skipped, get(&other.duplicates_skipped));
+        ContainerCounters::add(
+            &self.journal_bytes_written,
+            get(&other.journal_bytes_written),
+        );
+        ContainerCounters::add(&self.read_back, get(&other.read_back));
+    }
+
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
@@ -131,11 +206,12 @@ impl ContainerCounters {
             ));
         }
         text.push_str(&format!(
-            " invalid_frames={} skipped_bytes={} journal_misses={} duplicates_skipped={}",
+            " invalid_frames={} skipped_bytes={} journal_misses={} duplicates_skipped={} read_back={}",
             get(&self.invalid_frames),
             get(&self.skipped_bytes),
             get(&self.journal_misses),
             get(&self.duplicates_skipped),
+            get(&self.read_back),
         ));
         text
     }
@@ -145,6 +221,14 @@ impl ContainerCounters {
         self.dropped_total() > 0
             || self.invalid_frames.load(Ordering::Relaxed) > 0
             || self.journal_misses.load(Ordering::Relaxed) > 0
+    }
+}
+
+impl Drop for ContainerCounters {
+    fn drop(&mut self) {
+        if let Some(totals) = self.retire_to.get() {
+            totals.absorb(self);
+        }
     }
 }
 
@@ -323,5 +407,45 @@ mod tests {
         assert_eq!(counters.dropped_total(), 5);
         assert!(counters.summary().contains("dropped_rejected=3"));
         assert!(counters.has_losses());
+    }
+
+    #[test]
+    fn dropped_counters_add_their_counts_to_the_totals() {
+        let totals = Arc::new(ContainerCounters::default());
+        let counters = ContainerCounters::default();
+        counters.retire_to(totals.clone());
+        ContainerCounters::add(&counters.received, 7);
+        ContainerCounters::add(&counters.sent, 4);
+        counters.drop_lines(DropReason::Rejected, 3);
+        counters.memory_lines.store(2, Ordering::Relaxed);
+        drop(counters);
+        assert_eq!(totals.received.load(Ordering::Relaxed), 7);
+        assert_eq!(totals.sent.load(Ordering::Relaxed), 4);
+        assert_eq!(totals.dropped(DropReason::Rejected), 3);
+        assert_eq!(totals.pending(), 0, "gauges are not added");
+    }
+
+    #[test]
+    fn identity_comes_from_the_daemon_info() {
+        let info = ContainerInfo {
+            container_id: "0123456789abcdef".into(),
+            container_name: "/web-1".into(),
+            labels: Some(
+                [("com.docker.compose.service".to_string(), "web".to_string())]
+                    .into_iter()
+                    .collect(),
+            ),
+            ..ContainerInfo::default()
+        };
+        let identity = ContainerCounters::of_container(&info).identity.clone();
+        assert_eq!(
+            identity,
+            ContainerIdentity {
+                name: "web-1".into(),
+                short_id: "0123456789ab".into(),
+                compose_project: String::new(),
+                compose_service: "web".into(),
+            }
+        );
     }
 }

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, USER_AGENT};
 use hyper::{Request, Uri};
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::Client;
@@ -23,8 +23,9 @@ use rustls::pki_types::ServerName;
 
 use super::policy::{FailKind, PushResult};
 use crate::config::options::{BasicAuth, EndpointConfig, redact_url};
+use crate::ship::secrets::{self, Credentials, SecretFingerprint};
 use crate::ship::tls::{
-    TlsFingerprint, TlsMaterial, client_config, fingerprint as tls_fingerprint, load_tls,
+    self, TlsFingerprint, TlsMaterial, client_config, fingerprint as tls_fingerprint, load_tls,
 };
 
 /// Bytes of Loki's answer kept for the log.
@@ -53,20 +54,39 @@ pub struct LokiClient {
     uri: Uri,
     authorization: Option<HeaderValue>,
     tenant: Option<HeaderValue>,
+    /// `loki-headers`, marked sensitive (a value may be an API key).
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl LokiClient {
-    /// Builds the client from TLS files already read (see
-    /// [`crate::ship::tls::load_tls`]). Opens no connection, so a container
-    /// starts even while Loki is down.
-    pub fn new(config: &EndpointConfig, tls: &TlsMaterial) -> Result<LokiClient, String> {
+    /// Builds the client from TLS files and credentials already read (see
+    /// [`crate::ship::tls::load_tls`], [`crate::ship::secrets::load`]). Opens
+    /// no connection, so a container starts even while Loki is down.
+    pub fn new(
+        config: &EndpointConfig,
+        tls: &TlsMaterial,
+        credentials: &Credentials,
+    ) -> Result<LokiClient, String> {
         // The URLs come without credentials from the options; redacted
         // again here so no future caller can make an error echo a password.
         let uri: Uri = config
             .url
             .parse()
             .map_err(|e| format!("loki-url {}: {e}", redact_url(&config.url)))?;
-        let authorization = config.auth.as_ref().map(basic_auth);
+        let authorization = credentials.authorization.clone();
+        let headers = config
+            .headers
+            .0
+            .iter()
+            .map(|(name, value)| {
+                let name = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| format!("loki-headers: {name} is not a valid header name"))?;
+                let mut value = HeaderValue::from_str(value)
+                    .map_err(|_| format!("loki-headers: the value of {name} is not valid"))?;
+                value.set_sensitive(true);
+                Ok((name, value))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         let tenant = config
             .tenant_id
             .as_deref()
@@ -115,6 +135,7 @@ impl LokiClient {
             uri,
             authorization,
             tenant,
+            headers,
         })
     }
 
@@ -126,6 +147,11 @@ impl LokiClient {
             .body(Full::new(body))
             .expect("request parts are valid");
         let headers = request.headers_mut();
+        // Given ones first: none may replace what follows (options refuse
+        // those names), but they may replace User-Agent.
+        for (name, value) in &self.headers {
+            headers.insert(name.clone(), value.clone());
+        }
         if let Some(auth) = &self.authorization {
             headers.insert(AUTHORIZATION, auth.clone());
         }
@@ -186,58 +212,113 @@ impl Pusher for LokiClient {
     }
 }
 
-/// How often the TLS files of an endpoint are looked at for a renewal.
+/// How often the TLS and credential files of an endpoint are looked at for
+/// a renewal.
 const TLS_RECHECK: Duration = Duration::from_secs(30);
+/// After a 401 or 403, the credential file is looked at again at once, but
+/// not more often than this.
+const CREDENTIALS_RECHECK: Duration = Duration::from_secs(1);
 
-/// A [`LokiClient`] that is rebuilt when its TLS files change on disk
-/// (certificate renewal), looked at every [`TLS_RECHECK`] at most.
+/// The stamps of the files a client was built from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Stamps {
+    tls: TlsFingerprint,
+    secret: SecretFingerprint,
+}
+
+/// A [`LokiClient`] that is rebuilt when its TLS or credential files change
+/// on disk (certificate renewal, token rotation), looked at every
+/// [`TLS_RECHECK`] at most, and at once when Loki answers 401 or 403: a
+/// push refused because the token just rotated is sent again with the new
+/// one instead of being dropped.
 pub struct ReloadingClient {
     config: EndpointConfig,
-    current: std::sync::Mutex<(Arc<LokiClient>, TlsFingerprint)>,
+    current: std::sync::Mutex<(Arc<LokiClient>, Stamps)>,
     checked: std::sync::Mutex<std::time::Instant>,
+    /// When a 401 or 403 last made it look.
+    forced: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl ReloadingClient {
-    /// Reads the TLS files (off the runtime, bounded) and builds the client.
+    /// Reads the TLS and credential files (off the runtime, bounded) and
+    /// builds the client.
     pub async fn new(config: &EndpointConfig) -> Result<ReloadingClient, String> {
-        let tls = load_tls(&config.tls).await?;
-        let client = LokiClient::new(config, &tls)?;
+        let (client, stamps) = ReloadingClient::build(config).await?;
         Ok(ReloadingClient {
             config: config.clone(),
-            current: std::sync::Mutex::new((Arc::new(client), *tls.fingerprint())),
+            current: std::sync::Mutex::new((Arc::new(client), stamps)),
             checked: std::sync::Mutex::new(std::time::Instant::now()),
+            forced: std::sync::Mutex::new(None),
         })
+    }
+
+    async fn build(config: &EndpointConfig) -> Result<(LokiClient, Stamps), String> {
+        let tls = load_tls(&config.tls).await?;
+        let credentials = secrets::load(config.auth.as_ref()).await?;
+        let client = LokiClient::new(config, &tls, &credentials)?;
+        let stamps = Stamps {
+            tls: *tls.fingerprint(),
+            secret: credentials.fingerprint,
+        };
+        Ok((client, stamps))
     }
 
     fn client(&self) -> Arc<LokiClient> {
         self.current.lock().expect("client lock poisoned").0.clone()
     }
 
-    /// Rebuilds the client if the TLS files changed since they were read.
-    async fn refresh(&self) {
+    /// The stamps of the files now; `None` when there are none or one
+    /// cannot be looked at (keep the current client).
+    async fn stamps_now(&self) -> Option<Stamps> {
+        let watch_tls = tls::has_files(&self.config.tls);
+        let watch_secret = secrets::has_file(self.config.auth.as_ref());
+        if !watch_tls && !watch_secret {
+            return None;
+        }
+        let tls = match watch_tls {
+            true => tls_fingerprint(&self.config.tls).await?,
+            false => TlsFingerprint::default(),
+        };
+        let secret = match watch_secret {
+            true => secrets::fingerprint(self.config.auth.as_ref()).await?,
+            false => SecretFingerprint::default(),
+        };
+        Some(Stamps { tls, secret })
+    }
+
+    /// Rebuilds the client if its files changed since they were read:
+    /// looks every [`TLS_RECHECK`] at most, or (`forced`, after a 401 or
+    /// 403) every [`CREDENTIALS_RECHECK`]. True when it was rebuilt.
+    async fn refresh(&self, forced: bool) -> bool {
+        let now = std::time::Instant::now();
         {
             let mut checked = self.checked.lock().expect("client lock poisoned");
-            if checked.elapsed() < TLS_RECHECK {
-                return;
+            if forced {
+                let mut last = self.forced.lock().expect("client lock poisoned");
+                if last.is_some_and(|t| t.elapsed() < CREDENTIALS_RECHECK) {
+                    return false;
+                }
+                *last = Some(now);
+            } else if checked.elapsed() < TLS_RECHECK {
+                return false;
             }
-            *checked = std::time::Instant::now();
+            *checked = now;
         }
-        let Some(now) = tls_fingerprint(&self.config.tls).await else {
-            return;
+        let Some(now) = self.stamps_now().await else {
+            return false;
         };
         if now == self.current.lock().expect("client lock poisoned").1 {
-            return;
+            return false;
         }
-        match load_tls(&self.config.tls)
-            .await
-            .and_then(|tls| Ok((LokiClient::new(&self.config, &tls)?, *tls.fingerprint())))
-        {
-            Ok((client, stamp)) => {
-                tracing::info!(endpoint = %self.config.url, "TLS files changed: using the new certificates");
-                *self.current.lock().expect("client lock poisoned") = (Arc::new(client), stamp);
+        match ReloadingClient::build(&self.config).await {
+            Ok((client, stamps)) => {
+                tracing::info!(endpoint = %self.config.url, "TLS or credential files changed: using the new ones");
+                *self.current.lock().expect("client lock poisoned") = (Arc::new(client), stamps);
+                true
             }
             Err(err) => {
-                tracing::warn!(endpoint = %self.config.url, error = %err, "TLS files changed but cannot be used; keeping the previous ones")
+                tracing::warn!(endpoint = %self.config.url, error = %err, "TLS or credential files changed but cannot be used; keeping the previous ones");
+                false
             }
         }
     }
@@ -246,13 +327,24 @@ impl ReloadingClient {
 impl Pusher for ReloadingClient {
     fn push(&self, body: Bytes, timeout: Duration) -> BoxFuture<'_, PushResult> {
         Box::pin(async move {
-            self.refresh().await;
-            self.client().send(body, timeout).await
+            self.refresh(false).await;
+            let started = std::time::Instant::now();
+            let result = self.client().send(body.clone(), timeout).await;
+            let refused = matches!(&result, PushResult::Answered { status, .. }
+                if matches!(status.as_u16(), 401 | 403));
+            if refused && secrets::has_file(self.config.auth.as_ref()) && self.refresh(true).await {
+                let left = timeout
+                    .saturating_sub(started.elapsed())
+                    .max(Duration::from_millis(1));
+                return self.client().send(body, left).await;
+            }
+            result
         })
     }
 }
 
-/// A `Basic` credentials header, marked sensitive so it is never printed.
+/// A `Basic` credentials header (of `loki-proxy-url`), marked sensitive so
+/// it is never printed.
 fn basic_auth(auth: &BasicAuth) -> HeaderValue {
     let token = base64::engine::general_purpose::STANDARD
         .encode(format!("{}:{}", auth.username, auth.password));

@@ -11,6 +11,13 @@
 //! `Retry-After`. Loki's answers name the streams at fault; those lanes are
 //! the ones that back off (or, for a 400, lose those lines).
 //!
+//! A Loki that does not take structured metadata (a Loki 3 with
+//! `allow_structured_metadata: false`) answers 400 for the streams that
+//! carry it: the endpoint then sends those lines again at once without it,
+//! and never sends metadata again (logged once). Nothing is dropped or
+//! counted as a failure. (Loki 2 stores protobuf pushes with metadata and
+//! drops the metadata, so nothing is needed there.)
+//!
 //! Loki being unreachable (connection errors, 502–504, timeouts while no
 //! push succeeds) is a state of the endpoint, not of its lanes: one probe
 //! at a time, at most [`PROBE_MAX`] apart, and every lane resumes the
@@ -87,6 +94,15 @@ impl Lane {
         &self.journal.name
     }
 
+    /// Bytes the structured metadata adds to each entry as encoded: names,
+    /// values and protobuf framing.
+    fn metadata_bytes(&self) -> usize {
+        self.metadata
+            .iter()
+            .map(|pair| pair.name.len() + pair.value.len() + 8)
+            .sum()
+    }
+
     fn set(&self, source: Source) -> &Labels {
         self.labels.label_set(source)
     }
@@ -97,6 +113,8 @@ struct InFlight {
     id: u64,
     started: Instant,
     lanes: usize,
+    /// Some entry of it carries structured metadata.
+    metadata: bool,
 }
 
 /// What the endpoint task is told.
@@ -134,10 +152,9 @@ pub struct Endpoint {
     drop_warning: Throttle,
     retry_warning: Throttle,
     down_warning: Throttle,
+    /// Loki refused structured metadata once: none is sent to it any more.
+    no_metadata: bool,
 }
-
-/// How long an endpoint with no lanes keeps its connections.
-pub const IDLE: Duration = Duration::from_secs(60);
 
 impl Endpoint {
     pub fn new(
@@ -168,6 +185,7 @@ impl Endpoint {
             drop_warning: Throttle::default(),
             retry_warning: Throttle::default(),
             down_warning: Throttle::default(),
+            no_metadata: false,
         }
     }
 
@@ -344,14 +362,27 @@ impl Endpoint {
         let mut builder = PushBuilder::default();
         let mut lanes = Vec::new();
         let mut room = self.config.batch_size;
+        let mut metadata = false;
         for i in chosen {
             let lane = &mut self.lanes[i];
+            let lane_metadata: &[LabelPairAdapter] = match self.no_metadata {
+                true => &[],
+                false => &lane.metadata,
+            };
+            // Metadata goes with every entry: it counts towards the batch
+            // size, so that a push of short lines stays as small as before
+            // (Loki's gRPC messages are bounded, 4 MB by default).
+            let per_line = match self.no_metadata {
+                true => 0,
+                false => lane.metadata_bytes(),
+            };
             if lane.batch.is_none() {
-                lane.batch = lane.journal.take(room.max(1)).await;
+                lane.batch = lane.journal.take_with(room.max(1), per_line).await;
             }
             let Some(batch) = &lane.batch else { continue };
-            room = room.saturating_sub(batch.bytes());
-            builder.add(&lane.labels, &batch.lines, &lane.metadata);
+            room = room.saturating_sub(batch.bytes() + per_line * batch.lines.len());
+            metadata |= !lane_metadata.is_empty();
+            builder.add(&lane.labels, &batch.lines, lane_metadata);
             lanes.push(i);
         }
         if lanes.is_empty() {
@@ -376,6 +407,7 @@ impl Endpoint {
             id,
             started: Instant::now(),
             lanes: lanes.len(),
+            metadata,
         });
         self.counters
             .in_flight
@@ -442,6 +474,10 @@ impl Endpoint {
             .collect();
         for &i in &lanes {
             self.lanes[i].push = None;
+        }
+        if push.metadata && !self.no_metadata && policy::refuses_structured_metadata(&result) {
+            self.without_metadata(&lanes, &result);
+            return;
         }
         let now = Instant::now();
         let mut verdict = policy::judge(&result);
@@ -560,6 +596,37 @@ impl Endpoint {
             self.lanes.iter().filter(|l| l.not_before.is_some()).count() as i64,
             Ordering::Relaxed,
         );
+    }
+
+    /// Loki refused the structured metadata of a push: from now on none is
+    /// sent, and the lanes that carried some send the same lines again at
+    /// once (no failure counted). Lanes without metadata were judged by
+    /// Loki on their own: their lines count as Loki's answer says.
+    fn without_metadata(&mut self, lanes: &[usize], result: &PushResult) {
+        self.no_metadata = true;
+        tracing::warn!(
+            endpoint = %self.config.url,
+            answer = %describe(result),
+            "Loki does not take structured metadata (allow_structured_metadata is off): sending the lines again without it, and from now on none to this endpoint"
+        );
+        let body = match result {
+            PushResult::Answered { body, .. } => body.clone(),
+            PushResult::Failed { .. } => String::new(),
+        };
+        let blamed = policy::blamed_streams(&body);
+        for &i in lanes {
+            if self.lanes[i].metadata.is_empty() {
+                let refused = |set: &Labels, lengths: &[usize]| {
+                    if policy::is_blamed(set, &blamed) {
+                        policy::refused_lines(&body, lengths)
+                    } else {
+                        0
+                    }
+                };
+                self.finish(i, refused, DropReason::Rejected);
+            }
+        }
+        self.wake.notify_one();
     }
 
     fn retry_alone(&mut self, lanes: &[usize]) {

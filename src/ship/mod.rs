@@ -2,13 +2,14 @@
 //! client settings), each container a lane of it (see [`endpoint`]).
 //!
 //! An endpoint with no lanes left keeps its connections for
-//! [`endpoint::IDLE`], then its task ends and its client and connections
-//! are dropped.
+//! `ENDPOINT_IDLE`, then its task ends and its client and connections are
+//! dropped.
 
 pub mod client;
 pub mod encode;
 pub mod endpoint;
 pub mod policy;
+pub mod secrets;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -48,7 +49,7 @@ struct Registered {
 
 impl Shipper {
     pub fn new(make_client: ClientFactory) -> Arc<Shipper> {
-        Shipper::with_idle(make_client, endpoint::IDLE)
+        Shipper::with_idle(make_client, crate::config::settings::DEFAULT_ENDPOINT_IDLE)
     }
 
     /// With a custom idle time before an endpoint without lanes ends.
@@ -62,15 +63,19 @@ impl Shipper {
         })
     }
 
-    /// The real client for each endpoint.
-    pub fn http() -> Arc<Shipper> {
-        Shipper::new(Box::new(|config| {
-            Box::pin(async move {
-                client::ReloadingClient::new(&config)
-                    .await
-                    .map(|c| Arc::new(c) as Arc<dyn Pusher>)
-            })
-        }))
+    /// The real client for each endpoint; an endpoint without containers
+    /// ends (with its connections) after `idle`.
+    pub fn http(idle: Duration) -> Arc<Shipper> {
+        Shipper::with_idle(
+            Box::new(|config| {
+                Box::pin(async move {
+                    client::ReloadingClient::new(&config)
+                        .await
+                        .map(|c| Arc::new(c) as Arc<dyn Pusher>)
+                })
+            }),
+            idle,
+        )
     }
 
     /// Hands a lane to its endpoint if that one runs; gives it back if not.

@@ -95,6 +95,24 @@ pub fn judge(result: &PushResult) -> Verdict {
     }
 }
 
+/// Whether Loki refused a push because it carried structured metadata that
+/// it does not take: a Loki 3 with `allow_structured_metadata: false` (or a
+/// schema before v13) answers 400 `stream '{...}' includes structured
+/// metadata, but this feature is disallowed. Please see
+/// `limits_config.allow_structured_metadata` ...`. (Loki 2.7.5 answers 204
+/// to protobuf pushes with metadata and drops the metadata.)
+pub fn refuses_structured_metadata(result: &PushResult) -> bool {
+    let PushResult::Answered { status, body, .. } = result else {
+        return false;
+    };
+    let lower = body.to_ascii_lowercase();
+    status.as_u16() == 400
+        && lower.contains("structured metadata")
+        && ["disallowed", "not allowed", "disabled", "not enabled"]
+            .iter()
+            .any(|word| lower.contains(word))
+}
+
 /// The metrics class of a push result.
 pub fn class(result: &PushResult) -> crate::observe::PushClass {
     use crate::observe::PushClass;
@@ -335,6 +353,18 @@ mod tests {
         let escaped = r#"entry for stream '{a="x\"y", b="1"}' has timestamp too old"#;
         assert_eq!(blamed_streams(escaped)[0]["a"], "x\"y");
         assert!(blamed_streams("{not labels} {}").is_empty());
+    }
+
+    #[test]
+    fn a_refusal_of_structured_metadata_is_recognised() {
+        let loki3 = "stream '{job=\"a\", service_name=\"a\"}' includes structured metadata, but this feature is disallowed. Please see `limits_config.allow_structured_metadata` or contact your Loki administrator to enable it";
+        assert!(refuses_structured_metadata(&answered(400, loki3)));
+        assert_eq!(blamed_streams(loki3)[0]["job"], "a");
+        assert!(!refuses_structured_metadata(&answered(429, loki3)));
+        assert!(!refuses_structured_metadata(&answered(
+            400,
+            "entry for stream '{a=\"b\"}' has timestamp too old"
+        )));
     }
 
     #[test]

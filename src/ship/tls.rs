@@ -56,7 +56,7 @@ pub struct FileStamp {
 }
 
 impl FileStamp {
-    fn of(meta: &Metadata) -> FileStamp {
+    pub(crate) fn of(meta: &Metadata) -> FileStamp {
         let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
         FileStamp {
             dev: meta.dev(),
@@ -104,6 +104,11 @@ impl TlsMaterial {
     pub fn fingerprint(&self) -> &TlsFingerprint {
         &self.fingerprint
     }
+}
+
+/// Whether `options` names any file to read (and to watch for renewal).
+pub fn has_files(options: &TlsOptions) -> bool {
+    files(options).iter().any(|(_, path)| path.is_some())
 }
 
 /// The files `options` names, with their options, in a fixed order. The CA
@@ -216,7 +221,7 @@ fn load_blocking(options: &TlsOptions, doing: &Doing) -> Result<TlsMaterial, Str
         None
     } else if let Some(path) = ca {
         doing.set(ca_option, path);
-        let (bytes, stamp) = read_regular_file(ca_option, path)?;
+        let (bytes, stamp) = read_regular_file(ca_option, path, MAX_TLS_FILE_SIZE)?;
         fingerprint.ca = Some(stamp);
         let certs = parse_certificates(ca_option, path, &bytes)?;
         let mut roots = RootCertStore::empty();
@@ -236,11 +241,11 @@ fn load_blocking(options: &TlsOptions, doing: &Doing) -> Result<TlsMaterial, Str
     let client_auth = match (cert, key) {
         (Some(cert), Some(key)) => {
             doing.set(cert_option, cert);
-            let (bytes, stamp) = read_regular_file(cert_option, cert)?;
+            let (bytes, stamp) = read_regular_file(cert_option, cert, MAX_TLS_FILE_SIZE)?;
             fingerprint.cert = Some(stamp);
             let certs = parse_certificates(cert_option, cert, &bytes)?;
             doing.set(key_option, key);
-            let (bytes, stamp) = read_regular_file(key_option, key)?;
+            let (bytes, stamp) = read_regular_file(key_option, key, MAX_TLS_FILE_SIZE)?;
             fingerprint.key = Some(stamp);
             let private_key = PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
                 file_error(
@@ -264,7 +269,7 @@ fn load_blocking(options: &TlsOptions, doing: &Doing) -> Result<TlsMaterial, Str
     })
 }
 
-fn file_error(option: &str, path: &Path, why: &str) -> String {
+pub(crate) fn file_error(option: &str, path: &Path, why: &str) -> String {
     format!(
         "{option} {:?}: {why}",
         shorten(&path.to_string_lossy(), 200)
@@ -291,13 +296,19 @@ fn not_regular(meta: &Metadata) -> Option<&'static str> {
     }
 }
 
-/// Reads a regular file of at most [`MAX_TLS_FILE_SIZE`] bytes. Blocking:
-/// call it off the runtime.
-fn read_regular_file(option: &str, path: &Path) -> Result<(Vec<u8>, FileStamp), String> {
+/// Reads a regular file of at most `max` bytes. Blocking: call it off the
+/// runtime (see [`run_off_runtime`]). Errors name the option and the path,
+/// never the content.
+pub(crate) fn read_regular_file(
+    option: &str,
+    path: &Path,
+    max: u64,
+) -> Result<(Vec<u8>, FileStamp), String> {
     let fail = |why: &str| file_error(option, path, why);
     let too_large = |len: u64| {
         fail(&format!(
-            "is {len} bytes, more than the {MAX_TLS_FILE_SIZE} bytes (1 MiB) a PEM file may have"
+            "is {len} bytes, more than the {max} bytes ({}) such a file may have",
+            crate::config::units::format_size(max)
         ))
     };
     // Look before opening: opening a device or a FIFO can itself have effects.
@@ -316,14 +327,14 @@ fn read_regular_file(option: &str, path: &Path) -> Result<(Vec<u8>, FileStamp), 
     if let Some(why) = not_regular(&meta) {
         return Err(fail(why));
     }
-    if meta.len() > MAX_TLS_FILE_SIZE {
+    if meta.len() > max {
         return Err(too_large(meta.len()));
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_TLS_FILE_SIZE + 1)
+    file.take(max + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| fail(&e.to_string()))?;
-    if bytes.len() as u64 > MAX_TLS_FILE_SIZE {
+    if bytes.len() as u64 > max {
         return Err(too_large(bytes.len() as u64));
     }
     Ok((bytes, FileStamp::of(&meta)))
@@ -360,12 +371,22 @@ fn pem_error(err: &pem::Error, nothing_found: &str) -> String {
     }
 }
 
+/// Runs blocking file work for the files log-opts name (TLS and credential
+/// files) on a thread of its own, within `limit`, with the same bound on
+/// threads left behind as the TLS files.
+pub(crate) async fn run_off_runtime<T: Send + 'static>(
+    limit: Duration,
+    work: impl FnOnce(&Doing) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    READERS.run(limit, work).await
+}
+
 /// What a reader thread is doing, for the error when it takes too long.
 #[derive(Default)]
-struct Doing(Mutex<String>);
+pub(crate) struct Doing(Mutex<String>);
 
 impl Doing {
-    fn set(&self, option: &str, path: &Path) {
+    pub(crate) fn set(&self, option: &str, path: &Path) {
         self.set_text(&file_error(option, path, "reading"));
     }
 
@@ -412,7 +433,7 @@ impl Readers {
         if self.running.fetch_add(1, Ordering::AcqRel) >= self.max {
             self.running.fetch_sub(1, Ordering::AcqRel);
             return Err(format!(
-                "TLS files: {} earlier reads are still waiting for the file system; try again later",
+                "files named by log-opts: {} earlier reads are still waiting for the file system; try again later",
                 self.max
             ));
         }
@@ -420,18 +441,20 @@ impl Readers {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let thread_doing = doing.clone();
         let spawned = std::thread::Builder::new()
-            .name("tls-files".into())
+            .name("option-files".into())
             .spawn(move || {
                 let _running = Running(&self.running);
                 let _ = tx.send(work(&thread_doing));
             });
         if let Err(err) = spawned {
             self.running.fetch_sub(1, Ordering::AcqRel);
-            return Err(format!("TLS files: cannot start a reader thread: {err}"));
+            return Err(format!(
+                "files named by log-opts: cannot start a reader thread: {err}"
+            ));
         }
         match tokio::time::timeout(limit, rx).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err("TLS files: the reader thread failed".into()),
+            Ok(Err(_)) => Err("files named by log-opts: the reader thread failed".into()),
             Err(_) => Err(format!(
                 "{}: no answer within {limit:?}; is it on a file system that does not respond?",
                 doing.get()

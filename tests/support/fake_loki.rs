@@ -109,6 +109,9 @@ struct Behaviour {
     flavor: Flavor,
     stream_limits: Vec<StreamLimit>,
     retry_after: Option<String>,
+    /// The `Authorization` header a push must carry, as an authenticating
+    /// proxy in front of Loki checks it; others are answered 401.
+    authorization: Option<String>,
 }
 
 struct State {
@@ -259,6 +262,12 @@ impl FakeLoki {
         self.state.behaviour.lock().unwrap().retry_after = value.map(str::to_string);
     }
 
+    /// Answers 401 to pushes without this `Authorization` header (`None`:
+    /// no check), as an authenticating gateway in front of Loki does.
+    pub fn require_authorization(&self, value: Option<&str>) {
+        self.state.behaviour.lock().unwrap().authorization = value.map(str::to_string);
+    }
+
     /// Closes the port and every open connection: connections are refused.
     pub fn refuse_connections(&self) {
         if let Some(task) = self.server.lock().unwrap().take() {
@@ -368,6 +377,12 @@ async fn handle(
             return reply(status, &text);
         }
         Mode::Accept | Mode::TenantRateLimited(_) => {}
+    }
+    if let Some(required) = &behaviour.authorization
+        && headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(required.as_str())
+    {
+        record(401, Vec::new());
+        return reply(401, "invalid credentials");
     }
     if path != "/loki/api/v1/push" {
         return reply(404, "404 page not found");

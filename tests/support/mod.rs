@@ -1,6 +1,7 @@
 #![allow(dead_code)]
 
 pub mod connect_proxy;
+pub mod docker;
 pub mod fake_daemon;
 pub mod fake_docker_api;
 pub mod fake_loki;

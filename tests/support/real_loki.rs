@@ -33,6 +33,29 @@ pub const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared");
 /// Ports this suite may use (other engineers use other ranges). Loki's gRPC
 /// port is the HTTP port + 6000, as the script sets it.
 const PORTS: std::ops::Range<u16> = 3400..3500;
+
+/// [`PORTS`], or `REAL_LOKI_PORTS=FIRST-LAST` (inclusive) where several
+/// people share a machine and each has a range of their own.
+fn ports() -> std::ops::Range<u16> {
+    static RANGE: std::sync::OnceLock<std::ops::Range<u16>> = std::sync::OnceLock::new();
+    RANGE
+        .get_or_init(|| {
+            let Ok(text) = std::env::var("REAL_LOKI_PORTS") else {
+                return PORTS;
+            };
+            let parsed = text
+                .split_once('-')
+                .and_then(|(a, b)| {
+                    Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?))
+                })
+                .filter(|(a, b)| a <= b && *b < u16::MAX - GRPC_OFFSET);
+            match parsed {
+                Some((first, last)) => first..last + 1,
+                None => panic!("REAL_LOKI_PORTS={text:?}: expected FIRST-LAST, as 3500-3549"),
+            }
+        })
+        .clone()
+}
 const GRPC_OFFSET: u16 = 6000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -184,7 +207,7 @@ fn read_pid(path: &Path) -> Option<i32> {
 /// Stops Lokis in our port range whose owning test process is gone (a run
 /// that was killed before it could stop them).
 fn sweep_orphans() {
-    for port in PORTS {
+    for port in ports() {
         let dir = state_root().join(port.to_string());
         let (Some(owner), Some(loki)) = (
             read_pid(&dir.join("owner")),
@@ -218,14 +241,15 @@ fn free_port() -> u16 {
         Ordering::SeqCst,
         Ordering::SeqCst,
     );
-    for _ in 0..PORTS.len() {
-        let offset = NEXT.fetch_add(1, Ordering::SeqCst) % PORTS.len() as u16;
-        let port = PORTS.start + offset;
+    let range = ports();
+    for _ in 0..range.len() {
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst) % range.len() as u16;
+        let port = range.start + offset;
         if port_free(port) {
             return port;
         }
     }
-    panic!("real_loki: no free port in {PORTS:?}");
+    panic!("real_loki: no free port in {range:?}");
 }
 
 impl RealLoki {

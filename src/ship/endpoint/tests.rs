@@ -23,6 +23,12 @@ struct ScriptedLoki {
     script: Mutex<Script>,
     accepted: Mutex<BTreeMap<String, Vec<String>>>,
     pushes: Mutex<Vec<(Instant, Vec<String>)>>,
+    /// Answer as a Loki 3 with `allow_structured_metadata: false`: 400 for
+    /// the streams that carry metadata (the others are stored).
+    refuse_metadata: std::sync::atomic::AtomicBool,
+    /// Entries received with structured metadata, and without.
+    with_metadata: std::sync::atomic::AtomicUsize,
+    without_metadata: std::sync::atomic::AtomicUsize,
 }
 
 impl ScriptedLoki {
@@ -31,6 +37,9 @@ impl ScriptedLoki {
             script: Mutex::new(script),
             accepted: Mutex::default(),
             pushes: Mutex::default(),
+            refuse_metadata: Default::default(),
+            with_metadata: Default::default(),
+            without_metadata: Default::default(),
         })
     }
 
@@ -74,7 +83,30 @@ impl Pusher for ScriptedLoki {
             containers.dedup();
             let now = Instant::now();
             self.pushes.lock().unwrap().push((now, containers.clone()));
-            let result = (self.script.lock().unwrap())(&containers, now);
+            let carrying: Vec<String> = request
+                .streams
+                .iter()
+                .filter(|s| s.entries.iter().any(|e| !e.structured_metadata.is_empty()))
+                .map(|s| s.labels.clone())
+                .collect();
+            for stream in &request.streams {
+                for entry in &stream.entries {
+                    let counter = match entry.structured_metadata.is_empty() {
+                        true => &self.without_metadata,
+                        false => &self.with_metadata,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            let result = match carrying.first() {
+                Some(labels) if self.refuse_metadata.load(Ordering::Relaxed) => answer(
+                    400,
+                    &format!(
+                        "stream '{labels}' includes structured metadata, but this feature is disallowed. Please see `limits_config.allow_structured_metadata` or contact your Loki administrator to enable it"
+                    ),
+                ),
+                _ => (self.script.lock().unwrap())(&containers, now),
+            };
             if let PushResult::Failed {
                 kind: FailKind::Timeout,
                 ..
@@ -86,10 +118,14 @@ impl Pusher for ScriptedLoki {
             }
             let refused = match &result {
                 PushResult::Answered { status, body, .. } if status.as_u16() == 400 => {
-                    policy::blamed_streams(body)
+                    let mut refused: Vec<String> = policy::blamed_streams(body)
                         .iter()
                         .map(|b| b["container_name"].clone())
-                        .collect()
+                        .collect();
+                    if policy::refuses_structured_metadata(&result) {
+                        refused.extend(carrying.iter().map(|l| container_of(l)));
+                    }
+                    refused
                 }
                 PushResult::Answered { status, .. } if status.is_success() => vec![],
                 _ => return result,
@@ -179,6 +215,10 @@ fn setup(config: EndpointConfig, loki: &Arc<ScriptedLoki>) -> Setup {
 
 impl Setup {
     fn lane(&mut self, name: &str) -> Arc<Journal> {
+        self.lane_with_metadata(name, &[])
+    }
+
+    fn lane_with_metadata(&mut self, name: &str, metadata: &[(&str, &str)]) -> Arc<Journal> {
         let config = JournalConfig {
             max_size: None,
             max_file: 1,
@@ -198,8 +238,15 @@ impl Setup {
             "container_name".to_string(),
             name.to_string(),
         )]));
+        let metadata = metadata
+            .iter()
+            .map(|(name, value)| LabelPairAdapter {
+                name: name.to_string(),
+                value: value.to_string(),
+            })
+            .collect();
         self.endpoint
-            .attach(Lane::new(journal.clone(), labels, vec![]));
+            .attach(Lane::new(journal.clone(), labels, metadata));
         journal
     }
 }
@@ -525,4 +572,90 @@ async fn at_the_shutdown_deadline_what_is_left_is_given_back() {
         5,
         "memory only: lost, and counted"
     );
+}
+
+/// A Loki 3 with structured metadata disallowed: the lines are sent again
+/// at once without it, nothing is dropped or counted as a failure, and no
+/// metadata is sent to that endpoint any more. A lane without metadata in
+/// the same push was stored by Loki and is not sent twice.
+#[tokio::test(start_paused = true)]
+async fn a_loki_that_refuses_structured_metadata_gets_the_lines_without_it() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| ok()));
+    loki.refuse_metadata.store(true, Ordering::Relaxed);
+    let mut setup = setup(endpoint_config(), &loki);
+    let with = setup.lane_with_metadata("with", &[("container_id", "0123abcd")]);
+    let plain = setup.lane("plain");
+    write(&with, numbered("with", 0..5));
+    write(&plain, numbered("plain", 0..3));
+    run_for(&mut setup, Duration::from_secs(3)).await;
+    assert_eq!(loki.accepted("with"), numbered("with", 0..5));
+    assert_eq!(loki.accepted("plain"), numbered("plain", 0..3));
+    let pushes = loki.pushes();
+    assert_eq!(
+        pushes.len(),
+        2,
+        "the refused push and its resend: {pushes:?}"
+    );
+    assert!(
+        pushes[1].0 - pushes[0].0 <= Duration::from_millis(20),
+        "resent at once"
+    );
+    assert_eq!(pushes[1].1, ["with"], "the stored lane is not sent again");
+    for lane in [&with, &plain] {
+        assert_eq!(lane.counters.dropped_total(), 0);
+    }
+    assert_eq!(setup.endpoint.counters.retries.load(Ordering::Relaxed), 0);
+    // From now on, no metadata to this endpoint.
+    write(&with, numbered("with", 5..10));
+    run_for(&mut setup, Duration::from_secs(3)).await;
+    assert_eq!(loki.accepted("with"), numbered("with", 0..10));
+    assert_eq!(loki.pushes().len(), 3);
+    assert_eq!(
+        loki.with_metadata.load(Ordering::Relaxed),
+        5,
+        "only the first try"
+    );
+    assert_eq!(loki.without_metadata.load(Ordering::Relaxed), 3 + 5 + 5);
+}
+
+/// A Loki that takes metadata gets it on every entry of the lane.
+#[tokio::test(start_paused = true)]
+async fn structured_metadata_rides_on_every_entry() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| ok()));
+    let mut setup = setup(endpoint_config(), &loki);
+    let with = setup.lane_with_metadata("with", &[("container_id", "0123abcd")]);
+    write(&with, numbered("with", 0..4));
+    run_for(&mut setup, Duration::from_secs(3)).await;
+    assert_eq!(loki.accepted("with").len(), 4);
+    assert_eq!(loki.with_metadata.load(Ordering::Relaxed), 4);
+    assert_eq!(loki.without_metadata.load(Ordering::Relaxed), 0);
+}
+
+/// Structured metadata counts towards `loki-batch-size`: short lines with
+/// metadata make several pushes where they alone would make one, so a
+/// push stays about as large as the batch size says.
+#[tokio::test(start_paused = true)]
+async fn structured_metadata_counts_towards_the_batch_size() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| ok()));
+    let mut config = endpoint_config();
+    config.batch_size = 1000;
+    let mut setup = setup(config, &loki);
+    // 20 bytes of metadata + 8 of framing per entry.
+    let with = setup.lane_with_metadata("with", &[("container_id", "01234567")]);
+    let plain = setup.lane("plain");
+    write(&with, numbered("with", 0..100)); // 6-7 bytes a line
+    write(&plain, numbered("plain", 0..100));
+    run_for(&mut setup, Duration::from_secs(5)).await;
+    assert_eq!(loki.accepted("with").len(), 100);
+    assert_eq!(loki.accepted("plain").len(), 100);
+    let pushes_of = |name: &str| {
+        loki.pushes()
+            .iter()
+            .filter(|(_, c)| c.iter().any(|n| n == name))
+            .count()
+    };
+    // 100 × (7 + 28) bytes in batches of 1000: at least 4 pushes.
+    assert!(pushes_of("with") >= 4, "{:?}", loki.pushes());
+    assert_eq!(loki.with_metadata.load(Ordering::Relaxed), 100);
+    assert!(pushes_of("plain") <= 2, "{:?}", loki.pushes());
 }
