@@ -1,11 +1,13 @@
 //! The FIFO frame decoder on arbitrary bytes, fed in arbitrary chunks, from
-//! the stream's start (`new`) and from inside a frame (`resyncing`).
+//! the stream's start (`new`) and from inside a frame (`resyncing`), read
+//! into `read_buffer` or, as the reader does, `read_buffer_exact`.
 //!
 //! Invariants:
 //! - it never panics, and every `Some` consumes at least one byte (a caller
 //!   looping on `next` always ends);
 //! - every input byte is in a returned frame's wire bytes, in a `Skipped`
 //!   run, or still buffered: sum(wire) + sum(skipped) + buffered == input;
+//! - `read_buffer_exact(n)` has room for `n` more bytes;
 //! - the frames found do not depend on how the input was split;
 //! - a valid frame with the daemon's shape appended after the garbage is
 //!   never skipped: it is returned, or inside a frame that decoded, or still
@@ -54,7 +56,7 @@ struct Decoded {
     buffered: usize,
 }
 
-fn decode(mut decoder: FrameDecoder, input: &[u8], chunks: &[usize]) -> Decoded {
+fn decode(mut decoder: FrameDecoder, input: &[u8], chunks: &[usize], exact: bool) -> Decoded {
     let mut out = Decoded::default();
     let mut fed = 0;
     let mut sizes = chunks.iter().copied().cycle();
@@ -63,9 +65,18 @@ fn decode(mut decoder: FrameDecoder, input: &[u8], chunks: &[usize]) -> Decoded 
             .next()
             .unwrap_or(input.len())
             .clamp(1, input.len() - fed);
-        decoder
-            .read_buffer()
-            .extend_from_slice(&input[fed..fed + size]);
+        let buf = if exact {
+            // Sized to the carried-over bytes and this read (ingest, legacy).
+            let buf = decoder.read_buffer_exact(size);
+            assert!(
+                buf.capacity() - buf.len() >= size,
+                "no room for {size} bytes"
+            );
+            buf
+        } else {
+            decoder.read_buffer()
+        };
+        buf.extend_from_slice(&input[fed..fed + size]);
         fed += size;
         while let Some(frame) = decoder.next() {
             match frame {
@@ -103,7 +114,7 @@ fn decode(mut decoder: FrameDecoder, input: &[u8], chunks: &[usize]) -> Decoded 
     out
 }
 
-fn check(resyncing: bool, input: &[u8], chunks: &[usize], appended_at: Option<usize>) {
+fn check(resyncing: bool, exact: bool, input: &[u8], chunks: &[usize], appended_at: Option<usize>) {
     let make = || {
         if resyncing {
             FrameDecoder::resyncing()
@@ -111,8 +122,8 @@ fn check(resyncing: bool, input: &[u8], chunks: &[usize], appended_at: Option<us
             FrameDecoder::new()
         }
     };
-    let split = decode(make(), input, chunks);
-    let whole = decode(make(), input, &[input.len()]);
+    let split = decode(make(), input, chunks, exact);
+    let whole = decode(make(), input, &[input.len()], exact);
     let offsets = |d: &Decoded| d.frames.iter().map(|(at, _)| *at).collect::<Vec<_>>();
     assert_eq!(
         offsets(&split),
@@ -154,6 +165,6 @@ fuzz_target!(|data: &[u8]| {
         garbage.len()
     });
     for resyncing in [false, true] {
-        check(resyncing, &input, &chunks, appended_at);
+        check(resyncing, flags & 16 != 0, &input, &chunks, appended_at);
     }
 });

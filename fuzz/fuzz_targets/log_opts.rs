@@ -1,16 +1,24 @@
 //! Log-opts maps through `ContainerConfig::from_log_opts` and
 //! `clamp_to_ranges`, with keys biased towards the known options, values
-//! biased towards durations, sizes, counts and booleans, and `loki-url` /
-//! `loki-proxy-url` built with credentials; plus `key=value` lines of text
-//! before the first NUL byte (the seeds are real log-opts). A config that validates then
-//! gets its labels made for an arbitrary container.
+//! biased towards durations, sizes, counts, booleans, templates and
+//! `loki-headers` lists, and `loki-url` / `loki-proxy-url` built with
+//! credentials; plus `key=value` lines of text before the first NUL byte
+//! (the seeds are real log-opts). A config that validates then gets its
+//! tenant, labels and structured metadata made for an arbitrary container.
+//! Optionally plugin-wide defaults too (`LOG_OPTS`, a JSON object built the
+//! same way) through `LogOptDefaults::parse` and `apply`.
 //!
 //! Invariants:
 //! - nothing panics;
-//! - a password from a URL's userinfo never appears in an error message,
-//!   nor in the URLs kept in the config, unless the same text is also in
-//!   the input as a non-secret (another key or value, or the part of the
-//!   URL after its last `@`);
+//! - no credential appears in an error message (of the log-opts or of
+//!   `LOG_OPTS`), nor in a valid config's `Debug` form: the user and
+//!   password of a URL's userinfo, `loki-username`, `loki-password`,
+//!   `loki-bearer-token`, the values of `loki-headers`. Unless the same text
+//!   is also in the input as a non-secret (a key, another value, the part of
+//!   a URL after its last `@`, a header name) or is the message's own text
+//!   (it still shows when the credential is replaced);
+//! - the defaults never override a container's own option, and their
+//!   credentials never go with a container's other `loki-url`;
 //! - `clamp_to_ranges` is idempotent, and leaves every numeric option that
 //!   parses (and is not 0) within its range; it changes only numeric options.
 #![no_main]
@@ -19,9 +27,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use loki_logdriver::config::labels::{StreamLabels, container_labels};
+use loki_logdriver::config::defaults::{CREDENTIAL_OPTIONS, LogOptDefaults};
+use loki_logdriver::config::labels::{StreamLabels, container_labels, structured_metadata};
 use loki_logdriver::config::options::{
-    ContainerConfig, KNOWN_OPTIONS, RANGES, Range, clamp_to_ranges, redact_url,
+    ContainerConfig, KNOWN_OPTIONS, OptionContext, RANGES, Range, clamp_to_ranges, redact_url,
 };
 use loki_logdriver::config::units::{parse_duration, parse_size};
 use loki_logdriver::line::Source;
@@ -73,7 +82,24 @@ enum Value {
     Count(i64),
     Bool(u8),
     Template(Vec<TemplatePart>),
+    /// `loki-headers`: `Name=value` entries.
+    Headers(Vec<(HeaderName, String)>),
 }
+
+#[derive(Debug, Arbitrary)]
+enum HeaderName {
+    Common(u8),
+    Raw(String),
+}
+
+const HEADER_NAMES: &[&str] = &[
+    "X-Api-Key",
+    "X-Custom",
+    "Authorization",
+    "X-Scope-OrgID",
+    "Content-Type",
+    "x-api-key",
+];
 
 #[derive(Debug, Arbitrary)]
 enum TemplatePart {
@@ -140,6 +166,17 @@ impl Value {
                     TemplatePart::Raw(r) => r.clone(),
                 })
                 .collect(),
+            Value::Headers(entries) => entries
+                .iter()
+                .map(|(name, value)| {
+                    let name = match name {
+                        HeaderName::Common(i) => pick(HEADER_NAMES, *i),
+                        HeaderName::Raw(r) => r.clone(),
+                    };
+                    format!("{name}={value}")
+                })
+                .collect::<Vec<_>>()
+                .join(","),
         }
     }
 }
@@ -183,6 +220,141 @@ struct Input {
     proxy: Option<Url>,
     opts: Vec<(Key, Value)>,
     container: Container,
+    /// `LOG_OPTS`: its `loki-url` and other options.
+    defaults: Option<(Option<Url>, Vec<(Key, Value)>)>,
+}
+
+fn key_name(key: &Key) -> String {
+    match key {
+        Key::Known(i) => KNOWN_OPTIONS[*i as usize % KNOWN_OPTIONS.len()].to_string(),
+        Key::Other(i) => OTHER_KEYS[*i as usize % OTHER_KEYS.len()].to_string(),
+        Key::Raw(s) => s.clone(),
+    }
+}
+
+/// A URL with credentials put in an option: the option, the URL as given,
+/// and its user and password.
+type UrlSecrets = Vec<(&'static str, String, Vec<String>)>;
+
+/// Puts the structured URLs into `opts`.
+fn add_urls(
+    opts: &mut HashMap<String, String>,
+    urls: [(&'static str, &Option<Url>); 2],
+) -> UrlSecrets {
+    let mut secrets = Vec::new();
+    for (key, url) in urls {
+        if let Some(url) = url {
+            let raw = url.render();
+            opts.insert(key.to_string(), raw.clone());
+            let mut parts = vec![url.user.clone()];
+            parts.extend(url.password.clone());
+            secrets.push((key, raw, parts));
+        }
+    }
+    secrets
+}
+
+/// Options whose whole value is a credential.
+const SECRET_OPTIONS: &[&str] = &["loki-username", "loki-password", "loki-bearer-token"];
+
+/// The credentials in `opts`: (option, secret text).
+fn secrets_in(opts: &HashMap<String, String>, urls: &UrlSecrets) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for (key, raw, parts) in urls {
+        // Another URL given as text may have replaced it.
+        if opts.get(*key) == Some(raw) {
+            found.extend(parts.iter().map(|p| (key.to_string(), p.clone())));
+        }
+    }
+    for key in SECRET_OPTIONS {
+        if let Some(value) = opts.get(*key) {
+            found.push((key.to_string(), value.clone()));
+        }
+    }
+    if let Some(value) = opts.get("loki-headers") {
+        for entry in value.split(',') {
+            if let Some((_, header_value)) = entry.trim().split_once('=') {
+                found.push(("loki-headers".into(), header_value.trim().to_string()));
+            }
+        }
+    }
+    found
+}
+
+/// What of an option's value is not a credential.
+fn public(key: &str, value: &str, urls: &UrlSecrets) -> String {
+    if urls.iter().any(|(k, raw, _)| *k == key && raw == value) {
+        redact_url(value)
+    } else if SECRET_OPTIONS.contains(&key) {
+        String::new()
+    } else if key == "loki-headers" {
+        value
+            .split(',')
+            .map(|entry| entry.split_once('=').map_or(entry, |(name, _)| name))
+            .collect::<Vec<_>>()
+            .join(",")
+    } else {
+        value.to_string()
+    }
+}
+
+/// Asserts that no credential of `opts` shows in `shown` (what `show`
+/// makes of `opts`), but as public text of the input or the message's own.
+fn check_secrets(
+    what: &str,
+    opts: &HashMap<String, String>,
+    urls: &UrlSecrets,
+    shown: &str,
+    show: impl Fn(&HashMap<String, String>) -> String,
+) {
+    for (key, secret) in secrets_in(opts, urls) {
+        // Short ones are common words of the messages themselves.
+        if secret.chars().count() < 4 {
+            continue;
+        }
+        let escaped = secret.escape_debug().to_string();
+        let needles = [secret.as_str(), escaped.as_str()];
+        if !needles.iter().any(|n| shown.contains(n)) {
+            continue;
+        }
+        let elsewhere = opts.iter().any(|(k, v)| {
+            let p = public(k, v, urls);
+            [k.clone(), format!("{k:?}"), p.clone(), format!("{p:?}")]
+                .iter()
+                .any(|text| needles.iter().any(|n| text.contains(n)))
+        });
+        let fixed_text = KNOWN_OPTIONS.join(", ").contains(&secret) || {
+            let mut other = opts.clone();
+            let replaced = opts[&key].replace(&secret, &"Z".repeat(secret.len()));
+            other.insert(key.clone(), replaced);
+            let shown = show(&other);
+            needles.iter().any(|n| shown.contains(n))
+        };
+        assert!(
+            elsewhere || fixed_text,
+            "{what}: the credential {secret:?} of {key}={:?} is shown: {shown}",
+            opts[&key]
+        );
+    }
+}
+
+/// An error, or a valid config's `Debug` form.
+fn show_config(opts: &HashMap<String, String>) -> String {
+    match ContainerConfig::from_log_opts(opts) {
+        Err(err) => err.to_string(),
+        Ok(config) => format!("{config:?}"),
+    }
+}
+
+/// `LOG_OPTS` as set with `docker plugin set`: a JSON object.
+fn log_opts_json(opts: &HashMap<String, String>) -> String {
+    serde_json::to_string(&opts.iter().collect::<BTreeMap<_, _>>()).expect("JSON")
+}
+
+fn show_defaults(opts: &HashMap<String, String>) -> String {
+    LogOptDefaults::parse(&log_opts_json(opts), &OptionContext::default())
+        .err()
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Arbitrary)]
@@ -210,66 +382,19 @@ fuzz_target!(|data: &[u8]| {
         opts.insert(key.to_string(), value.to_string());
     }
     for (key, value) in &input.opts {
-        let key = match key {
-            Key::Known(i) => KNOWN_OPTIONS[*i as usize % KNOWN_OPTIONS.len()].to_string(),
-            Key::Other(i) => OTHER_KEYS[*i as usize % OTHER_KEYS.len()].to_string(),
-            Key::Raw(s) => s.clone(),
-        };
-        opts.insert(key, value.render());
+        opts.insert(key_name(key), value.render());
     }
-    // The URLs with credentials, and their passwords.
-    let mut secrets: Vec<(&str, String, &str)> = Vec::new();
-    for (key, url) in [("loki-url", &input.url), ("loki-proxy-url", &input.proxy)] {
-        if let Some(url) = url {
-            let raw = url.render();
-            opts.insert(key.to_string(), raw.clone());
-            if let Some(password) = &url.password {
-                secrets.push((key, raw, password));
-            }
-        }
-    }
+    let urls = add_urls(
+        &mut opts,
+        [("loki-url", &input.url), ("loki-proxy-url", &input.proxy)],
+    );
 
     let result = ContainerConfig::from_log_opts(&opts);
     let shown = match &result {
         Err(err) => err.to_string(),
-        Ok(config) => format!("{} {:?}", config.endpoint.url, config.endpoint.proxy_url),
+        Ok(config) => format!("{config:?}"),
     };
-    for (key, raw, password) in &secrets {
-        // Short passwords are common words of the messages themselves.
-        if password.chars().count() < 4 || !shown.contains(*password) {
-            continue;
-        }
-        // Still in opts as this raw URL? Another URL may have replaced it.
-        if opts.get(*key) != Some(raw) {
-            continue;
-        }
-        let elsewhere = opts.iter().any(|(k, v)| {
-            k.contains(*password)
-                || format!("{k:?}").contains(*password)
-                || if secrets.iter().any(|(sk, sraw, _)| sk == k && sraw == v) {
-                    let public = redact_url(v);
-                    public.contains(*password) || format!("{public:?}").contains(*password)
-                } else {
-                    v.contains(*password) || format!("{v:?}").contains(*password)
-                }
-        });
-        // Part of the messages' own text (such as the list of known
-        // options): then the same text shows with another password.
-        let fixed_text = KNOWN_OPTIONS.join(", ").contains(*password) || {
-            let mut other = opts.clone();
-            let replaced = raw.replacen(*password, &"Z".repeat(password.len()), 1);
-            other.insert(key.to_string(), replaced);
-            let shown = match ContainerConfig::from_log_opts(&other) {
-                Err(err) => err.to_string(),
-                Ok(config) => format!("{} {:?}", config.endpoint.url, config.endpoint.proxy_url),
-            };
-            shown.contains(*password)
-        };
-        assert!(
-            elsewhere || fixed_text,
-            "the password {password:?} of {key}={raw:?} is shown: {shown}"
-        );
-    }
+    check_secrets("log-opts", &opts, &urls, &shown, show_config);
 
     if let Ok(config) = &result {
         let c = &input.container;
@@ -286,6 +411,43 @@ fuzz_target!(|data: &[u8]| {
         let streams = StreamLabels::new(&labels);
         for source in Source::ALL {
             let _ = streams.for_source(source);
+        }
+        let _ = structured_metadata(config, &info, "fuzzhost");
+        let _ = config.clone().resolve(&info, "fuzzhost");
+    }
+
+    if let Some((url, entries)) = &input.defaults {
+        let mut defaults: HashMap<String, String> = entries
+            .iter()
+            .map(|(key, value)| (key_name(key), value.render()))
+            .collect();
+        let urls = add_urls(
+            &mut defaults,
+            [("loki-url", url), ("loki-proxy-url", &None)],
+        );
+        match LogOptDefaults::parse(&log_opts_json(&defaults), &OptionContext::default()) {
+            Err(err) => check_secrets("LOG_OPTS", &defaults, &urls, &err, show_defaults),
+            Ok(parsed) => {
+                let merged = parsed.apply(&opts);
+                for (key, value) in &opts {
+                    assert_eq!(merged.get(key), Some(value), "a default overrode {key}");
+                }
+                let elsewhere = opts
+                    .get("loki-url")
+                    .is_some_and(|u| parsed.get("loki-url") != Some(u.as_str()));
+                for key in CREDENTIAL_OPTIONS {
+                    if elsewhere {
+                        assert_eq!(
+                            merged.get(*key),
+                            opts.get(*key),
+                            "the default {key} goes with another loki-url"
+                        );
+                    } else if !opts.contains_key(*key) {
+                        assert_eq!(merged.get(*key).map(String::as_str), parsed.get(key));
+                    }
+                }
+                let _ = ContainerConfig::from_log_opts(&merged);
+            }
         }
     }
 

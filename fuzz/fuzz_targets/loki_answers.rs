@@ -1,6 +1,7 @@
 //! Loki's answers (bodies and `Retry-After` values) through the functions
 //! that read them: `blamed_streams`, `refused_lines`, `parse_retry_after`,
-//! and the verdict on a whole answer.
+//! `refuses_structured_metadata`, and the verdict and metrics class of a
+//! whole answer.
 //!
 //! Input: 8 bytes (status u16, "now" u32 seconds, how many lines were sent,
 //! a seed for their lengths), then the answer's text; each line of the
@@ -8,7 +9,8 @@
 //!
 //! Invariants: nothing panics; the blamed label sets are distinct and
 //! non-empty; at most the lines sent are counted as refused; a
-//! `Retry-After` of plain seconds is that many seconds.
+//! `Retry-After` of plain seconds is that many seconds; only a 400 is a
+//! refusal of structured metadata.
 #![no_main]
 
 use std::time::{Duration, SystemTime};
@@ -16,7 +18,8 @@ use std::time::{Duration, SystemTime};
 use hyper::StatusCode;
 use libfuzzer_sys::fuzz_target;
 use loki_logdriver::ship::policy::{
-    PushResult, blamed_streams, is_blamed, judge, parse_retry_after, refused_lines,
+    PushResult, blamed_streams, class, is_blamed, judge, parse_retry_after, refused_lines,
+    refuses_structured_metadata,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -55,10 +58,19 @@ fuzz_target!(|data: &[u8]| {
         retry_after = retry_after.or(parsed);
     }
     if let Ok(status) = StatusCode::from_u16(status) {
-        let _ = judge(&PushResult::Answered {
+        let answer = PushResult::Answered {
             status,
             body: body.into_owned(),
             retry_after,
-        });
+        };
+        let _ = judge(&answer);
+        let _ = class(&answer);
+        if refuses_structured_metadata(&answer) {
+            assert_eq!(
+                status.as_u16(),
+                400,
+                "a refusal of metadata that is not a 400"
+            );
+        }
     }
 });
