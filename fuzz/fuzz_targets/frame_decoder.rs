@@ -1,6 +1,7 @@
 //! The FIFO frame decoder on arbitrary bytes, fed in arbitrary chunks, from
 //! the stream's start (`new`) and from inside a frame (`resyncing`), read
-//! into `read_buffer` or, as the reader does, `read_buffer_exact`.
+//! into `read_buffer_exact` as the reader does (and the whole input at once
+//! into `read_buffer` or `read_buffer_exact`).
 //!
 //! Invariants:
 //! - it never panics, and every `Some` consumes at least one byte (a caller
@@ -114,6 +115,9 @@ fn decode(mut decoder: FrameDecoder, input: &[u8], chunks: &[usize], exact: bool
     out
 }
 
+/// `exact`: the whole input is read into `read_buffer_exact`, not
+/// `read_buffer`. (Chunks always go to `read_buffer_exact`: `read_buffer`
+/// makes a new 128 KiB buffer for every read that does not fill the last.)
 fn check(resyncing: bool, exact: bool, input: &[u8], chunks: &[usize], appended_at: Option<usize>) {
     let make = || {
         if resyncing {
@@ -122,7 +126,7 @@ fn check(resyncing: bool, exact: bool, input: &[u8], chunks: &[usize], appended_
             FrameDecoder::new()
         }
     };
-    let split = decode(make(), input, chunks, exact);
+    let split = decode(make(), input, chunks, true);
     let whole = decode(make(), input, &[input.len()], exact);
     let offsets = |d: &Decoded| d.frames.iter().map(|(at, _)| *at).collect::<Vec<_>>();
     assert_eq!(
