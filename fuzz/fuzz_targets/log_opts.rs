@@ -220,8 +220,14 @@ struct Input {
     proxy: Option<Url>,
     opts: Vec<(Key, Value)>,
     container: Container,
-    /// `LOG_OPTS`: its `loki-url` and other options.
-    defaults: Option<(Option<Url>, Vec<(Key, Value)>)>,
+    defaults: Option<Defaults>,
+}
+
+/// `LOG_OPTS`: its `loki-url` and other options.
+#[derive(Debug, Arbitrary)]
+struct Defaults {
+    url: Option<Url>,
+    opts: Vec<(Key, Value)>,
 }
 
 fn key_name(key: &Key) -> String {
@@ -416,7 +422,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = config.clone().resolve(&info, "fuzzhost");
     }
 
-    if let Some((url, entries)) = &input.defaults {
+    if let Some(Defaults { url, opts: entries }) = &input.defaults {
         let mut defaults: HashMap<String, String> = entries
             .iter()
             .map(|(key, value)| (key_name(key), value.render()))
