@@ -14,7 +14,7 @@ PLUGIN_DIR := build/plugin-$(ARCH)
 # that start the plugin binary (every tests/*.rs but the real-Docker suite).
 ARM64_TESTS := --lib --bins $(patsubst tests/%.rs,--test %,$(filter-out tests/e2e.rs,$(wildcard tests/*.rs)))
 
-.PHONY: help build rootfs plugin enable disable install upgrade push uninstall clean test e2e smoke test-arm64 bench soak lint
+.PHONY: help build rootfs plugin enable disable install upgrade push uninstall clean test e2e smoke test-arm64 bench soak lint fuzz fuzz-smoke
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -83,3 +83,10 @@ bench: ## Figures: the plugin on a real engine (needs Docker), and a FIFO stress
 
 soak: ## The long fault runs: a 10-minute Loki outage and a container refused (429) for 3 minutes
 	LOKI_OUTAGE_SECONDS=600 LOKI_REFUSAL_SECONDS=180 cargo test --release --test durability --test lanes -- --nocapture
+
+FUZZ_SECONDS ?= 600
+fuzz-smoke: ## Every fuzz target for 20 s (nightly; installs cargo-fuzz if missing)
+	FUZZ_SECONDS=20 scripts/fuzz-smoke
+
+fuzz: ## Every fuzz target for FUZZ_SECONDS each (default 600; FUZZ_TARGETS="a b" to pick)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz-smoke

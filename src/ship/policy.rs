@@ -227,7 +227,8 @@ pub fn refused_lines(body: &str, lengths: &[usize]) -> u64 {
                 .collect();
             digits.parse::<u64>().ok()
         })
-        .sum();
+        // Saturating: Loki's counts are small, but an answer is not trusted.
+        .fold(0, u64::saturating_add);
     if counted > 0 {
         counted.min(total)
     } else {
@@ -374,6 +375,17 @@ mod tests {
         assert_eq!(refused_lines(counted, &[1; 10]), 3);
         let whole = "stream '{a=\"b\"}' has duplicate label name: 'a'";
         assert_eq!(refused_lines(whole, &[1; 4]), 4);
+    }
+
+    /// Found by fuzzing (fuzz/ loki_answers): counts that add up past
+    /// u64::MAX overflowed (a panic with overflow checks; without them a
+    /// wrapped, too small count of refused lines).
+    #[test]
+    fn huge_error_counts_do_not_overflow() {
+        let fuzzed = "14762209770020916738 errors like:11111111111111100001 errors like:";
+        assert_eq!(refused_lines(fuzzed, &[1; 3]), 3);
+        let body = "18446744073709551615 errors like: x; 1 errors like: y";
+        assert_eq!(refused_lines(body, &[1; 3]), 3);
     }
 
     #[test]
