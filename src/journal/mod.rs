@@ -385,10 +385,13 @@ impl Journal {
                     budget =
                         budget.saturating_sub((record.payload.len() + record::ENVELOPE) as u64);
                 }
-                if groups
-                    .iter()
-                    .all(|g| g.as_ref().is_some_and(|g| group_done(g)))
-                {
+                // A source not seen in the window has no line to take over;
+                // one being collected is followed to its first piece.
+                let searching = |g: &Option<Vec<_>>| match g {
+                    None => budget > 0,
+                    Some(frames) => !group_done(frames),
+                };
+                if !groups.iter().any(searching) {
                     if budget == 0 {
                         break 'segments;
                     }
@@ -401,6 +404,9 @@ impl Journal {
                     continue;
                 };
                 let group = &mut groups[source as usize];
+                if !searching(group) {
+                    continue;
+                }
                 match group {
                     // The newest frame of this source: a line is unfinished
                     // if it is a piece that is not the last.
@@ -415,7 +421,7 @@ impl Journal {
                             group.as_mut().unwrap().push((record.seq, entry));
                         }
                     }
-                    Some(frames) if !group_done(frames) => {
+                    Some(frames) => {
                         let same = entry.partial
                             && entry.partial_log_metadata.as_ref().map(|m| &m.id)
                                 == frames[0].1.partial_log_metadata.as_ref().map(|m| &m.id);
@@ -426,7 +432,6 @@ impl Journal {
                             frames.push((record.seq, entry));
                         }
                     }
-                    Some(_) => {}
                 }
             }
         }
