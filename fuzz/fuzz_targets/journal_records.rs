@@ -40,8 +40,16 @@ enum Piece {
     Cut(u8),
 }
 
+static DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Removes the scratch directory when the fuzzer exits (not after a crash).
+extern "C" fn remove_dir() {
+    if let Some(dir) = DIR.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 fn dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         // Memory-backed if possible: a disk makes each input cost milliseconds.
         let base = match std::env::var_os("FUZZ_SCRATCH") {
@@ -51,6 +59,8 @@ fn dir() -> &'static Path {
         };
         let dir = base.join(format!("journal-records-fuzz-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a scratch directory");
+        // SAFETY: registers a function of no arguments to run at exit.
+        unsafe { libc::atexit(remove_dir) };
         dir
     })
 }

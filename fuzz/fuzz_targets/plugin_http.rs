@@ -99,6 +99,16 @@ fn write_fixture_journal(data: &Path) {
     std::fs::write(SegmentFile::raw(&dir, 1), bytes).expect("journal segment");
 }
 
+/// The server's root directory, outside it.
+static ROOT: OnceLock<PathBuf> = OnceLock::new();
+
+/// Removes the server's root when the fuzzer exits (not after a crash).
+extern "C" fn remove_root() {
+    if let Some(root) = ROOT.get() {
+        let _ = std::fs::remove_dir_all(root);
+    }
+}
+
 fn start_server() -> PathBuf {
     // Writing to a connection the server closed must be an error, not a
     // signal: libFuzzer's main does not ignore SIGPIPE as Rust's does.
@@ -108,6 +118,9 @@ fn start_server() -> PathBuf {
     let root = PathBuf::from(base).join(format!("plugin-http-fuzz-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).expect("scratch root");
+    ROOT.set(root.clone()).expect("one server per process");
+    // SAFETY: registers a function of no arguments to run at exit.
+    unsafe { libc::atexit(remove_root) };
     write_fixture_journal(&root.join("data"));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let jail = root.clone();
