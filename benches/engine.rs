@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use support::docker::{
     build_plugin_dir, cli, cpu_time, dir_bytes, journal_root, peak_rss_mb, plugin_pid,
-    reset_peak_rss, rss_mb,
+    reset_peak_rss, rss_mb, storage_written,
 };
 use support::fake_loki::FakeLoki;
 
@@ -121,6 +121,7 @@ async fn one_container(loki: &FakeLoki, pid: u32) -> Result<(), String> {
 
         let before = loki.entry_count();
         let cpu_before = cpu_time(pid);
+        let written_before = storage_written(pid);
         reset_peak_rss(pid);
         let (took, id) = run_printer(&plugin_driver, LINES, &format!("bench-loki-{run}"))?;
         let exited = Instant::now();
@@ -139,14 +140,16 @@ async fn one_container(loki: &FakeLoki, pid: u32) -> Result<(), String> {
         let cpu = cpu_time(pid) - cpu_before;
         let peak = peak_rss_mb(pid);
         let disk = dir_bytes(&journals.join(&id));
+        let written = storage_written(pid) - written_before;
         println!(
             "run {run}: {LINES} lines of 100 B from one container: exited after {:.2} s (json-file {:.2} s); \
-             all in Loki {:.2} s after exit; plugin CPU {:.2} us/line; peak RSS {:.1} MB; journal {:.0} B/line on disk",
+             all in Loki {:.2} s after exit; plugin CPU {:.2} us/line; peak RSS {:.1} MB; disk {:.0} B/line written, journal {:.0} B/line",
             took.as_secs_f64(),
             json_took.as_secs_f64(),
             delivered.as_secs_f64(),
             cpu.as_secs_f64() * 1e6 / LINES as f64,
             peak,
+            written as f64 / LINES as f64,
             disk as f64 / LINES as f64,
         );
         let _ = cli(&["rm", "-f", &id]);

@@ -234,6 +234,16 @@ impl Driver {
             }
         };
         journal.attach_reader();
+        // Before delivery starts: it must know which line the reader takes over.
+        let resume = match mode {
+            Attach::Fresh => None,
+            Attach::Resume => {
+                let journal = journal.clone();
+                tokio::task::spawn_blocking(move || journal.resume_point(RESUME_WINDOW))
+                    .await
+                    .ok()
+            }
+        };
         let delivered = match &config {
             Ok(config) if journal.claim_lane() => {
                 let lane = self.lane(journal.clone(), config, info);
@@ -270,16 +280,7 @@ impl Driver {
                 tracing::warn!(container = %name, error = %err, "cannot record the attachment; it will not survive a plugin restart");
             }
         }
-        let recent = match mode {
-            Attach::Fresh => None,
-            Attach::Resume => {
-                let journal = journal.clone();
-                tokio::task::spawn_blocking(move || journal.recent_payloads(RESUME_WINDOW))
-                    .await
-                    .ok()
-            }
-        };
-        let reader = match Reader::new(fifo, journal.clone(), self.settings.max_line_size, recent) {
+        let reader = match Reader::new(fifo, journal.clone(), self.settings.max_line_size, resume) {
             Ok(reader) => reader,
             Err(err) => {
                 journal.detach_reader(false);

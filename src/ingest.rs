@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use crate::assemble::Assembler;
 use crate::frame::{Frame, FrameDecoder, READ_CHUNK};
 use crate::journal::record::payload_hash;
-use crate::journal::{IntakeAck, Journal};
+use crate::journal::{IntakeAck, Journal, ResumePoint};
 use crate::observe::{ContainerCounters, Throttle};
 
 /// The FIFO's size is raised to this when the kernel allows (more room for
@@ -115,14 +115,25 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// A reader for a FIFO just handed over by StartLogging, or (`recent`)
+    /// A reader for a FIFO just handed over by StartLogging, or (`resume`)
     /// one found again after a restart.
     pub fn new(
         fifo: OwnedFd,
         journal: Arc<Journal>,
         max_line: usize,
-        recent: Option<RecentRecords>,
+        resume: Option<ResumePoint>,
     ) -> io::Result<Reader> {
+        let mut assembler = Assembler::new(max_line);
+        let recent = resume.map(|resume| {
+            // Lines the earlier run was joining: the pieces still to come
+            // join them. What the assembler emits meanwhile (full pieces of
+            // a long line) delivery reads back from disk.
+            let mut emitted = Vec::new();
+            for (seq, entry) in resume.unfinished {
+                let _ = assembler.push(entry, seq, &mut emitted);
+            }
+            resume.recent
+        });
         let fifo_size = pipe_size(fifo.as_raw_fd());
         let protected = journal.is_on_disk() && private_pipe(|_| Ok(())).is_ok();
         let private = private_pipe(|p| Ok(p.capacity)).unwrap_or(0);
@@ -133,7 +144,7 @@ impl Reader {
                 unsafe { AsyncFd::register_with_interest(fifo, tokio::io::Interest::READABLE) }
                     .map_err(io::Error::from)?,
             ),
-            assembler: Assembler::new(max_line),
+            assembler,
             decoder: if recent.is_some() {
                 FrameDecoder::resyncing()
             } else {
@@ -744,7 +755,10 @@ mod tests {
             open_fifo(&path).unwrap(),
             journal.clone(),
             256_000,
-            Some(recent),
+            Some(ResumePoint {
+                recent,
+                unfinished: Vec::new(),
+            }),
         )
         .unwrap();
         let (_stop_tx, stop) = watch::channel(false);

@@ -21,7 +21,8 @@ fn numbers_in_loki(loki: &FakeLoki) -> Vec<usize> {
 fn assert_all_once_in_order(numbers: &[usize], count: usize) {
     let expected: Vec<usize> = (0..count).collect();
     if numbers != expected {
-        let missing: Vec<usize> = (0..count).filter(|n| !numbers.contains(n)).collect();
+        let seen: std::collections::HashSet<usize> = numbers.iter().copied().collect();
+        let missing: Vec<usize> = (0..count).filter(|n| !seen.contains(n)).collect();
         panic!(
             "{} lines in Loki for {count} written; missing {:?}...; first out of order at {:?}",
             numbers.len(),

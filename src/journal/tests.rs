@@ -39,7 +39,14 @@ fn entry(source: &str, ts: i64, text: &str) -> LogEntry {
 
 /// Feeds entries through an intake as a FIFO reader does.
 fn feed(journal: &Journal, entries: Vec<LogEntry>) {
-    let mut assembler = Assembler::new(journal.config().max_line);
+    feed_with(
+        &mut Assembler::new(journal.config().max_line),
+        journal,
+        entries,
+    );
+}
+
+fn feed_with(assembler: &mut Assembler, journal: &Journal, entries: Vec<LogEntry>) {
     let mut intake = journal.intake();
     let mut lines = Vec::new();
     for entry in entries {
@@ -238,6 +245,71 @@ async fn a_long_line_cut_at_the_crash_is_recovered_whole_in_pieces() {
     let journal = open(&store, "eee", config());
     let delivered = deliver_all(&journal).await;
     assert_eq!(texts(&delivered), ["x".repeat(32)]);
+}
+
+#[tokio::test]
+async fn a_re_attached_reader_finishes_the_line_an_earlier_run_was_joining() {
+    let dir = tempfile::tempdir().unwrap();
+    let part = |ord: i32, last: bool| LogEntry {
+        partial: true,
+        partial_log_metadata: Some(PartialLogEntryMetadata {
+            last,
+            id: "p".into(),
+            ordinal: ord,
+        }),
+        ..entry("stdout", 1, &"x".repeat(16))
+    };
+    let crash = |store: Arc<Store>| store.open.lock().unwrap().clear();
+    {
+        let store = Store::new(Some(dir.path().to_path_buf()), settings());
+        let journal = open(&store, "jjj", config());
+        // Two pieces of a line reach the journal; the plugin dies before
+        // the third, which stays in the FIFO.
+        feed(
+            &journal,
+            vec![entry("stdout", 0, "before"), part(1, false), part(2, false)],
+        );
+        settle(&journal);
+        crash(store);
+    }
+    {
+        let store = Store::new(Some(dir.path().to_path_buf()), settings());
+        let journal = open(&store, "jjj", config());
+        let resume = journal.resume_point(1 << 20);
+        assert_eq!(resume.recent.len(), 3);
+        assert_eq!(
+            resume
+                .unfinished
+                .iter()
+                .map(|(seq, _)| *seq)
+                .collect::<Vec<_>>(),
+            [1, 2]
+        );
+        // The reader takes the line over; the third piece joins it.
+        let mut assembler = Assembler::new(journal.config().max_line);
+        for (seq, entry) in resume.unfinished {
+            assembler.push(entry, seq, &mut Vec::new()).unwrap();
+        }
+        feed_with(
+            &mut assembler,
+            &journal,
+            vec![part(3, true), entry("stdout", 2, "after")],
+        );
+        settle(&journal);
+        // Delivery reads the earlier run's lines back first: not the line
+        // the reader took over.
+        let taken = journal.take(64 * 1024).await.unwrap();
+        assert_eq!(texts(&taken.lines), ["before"]);
+        journal.ack(taken, Outcome::Sent);
+        retention::persist_cursor(&journal);
+        // Dies again before the joined line is delivered.
+        crash(store);
+    }
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let journal = open(&store, "jjj", config());
+    assert!(journal.resume_point(1 << 20).unfinished.is_empty());
+    let delivered = deliver_all(&journal).await;
+    assert_eq!(texts(&delivered), ["x".repeat(48), "after".to_string()]);
 }
 
 #[tokio::test]

@@ -97,6 +97,17 @@ pub fn rss_mb(pid: u32) -> f64 {
     status_mb(pid, "VmRSS:")
 }
 
+/// Bytes a process has caused to be written to storage (`write_bytes` of
+/// `/proc/PID/io`: page-cache pages it dirtied, whether or not flushed yet).
+pub fn storage_written(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Restarts the peak-memory count (VmHWM) of a process from now.
 pub fn reset_peak_rss(pid: u32) {
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");

@@ -460,7 +460,12 @@ pub fn numbered(n: usize, len: usize) -> String {
 
 /// Parses the number back out of a [`numbered`] line.
 pub fn number_of(text: &str) -> usize {
-    text[5..11].parse().expect("numbered line")
+    // Six digits or more (a soak run numbers past 999,999).
+    text[5..]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a numbered line: {:?}", &text[..text.len().min(40)]))
 }
 
 /// Extracts `key=value` from the plugin's summary log line for a container.
