@@ -160,6 +160,27 @@ impl Driver {
         Lane::new(journal, StreamLabels::new(&labels), metadata)
     }
 
+    /// Starts delivering `journal` unless a lane delivers it already
+    /// (`Ok(false)`); a lane that cannot be attached gives its claim back.
+    async fn deliver(
+        &self,
+        journal: &Arc<crate::journal::Journal>,
+        config: &ContainerConfig,
+        info: &ContainerInfo,
+    ) -> Result<bool, String> {
+        if !journal.claim_lane() {
+            return Ok(false);
+        }
+        let lane = self.lane(journal.clone(), config, info);
+        match self.shipper.attach(&config.endpoint, lane).await {
+            Ok(()) => Ok(true),
+            Err(err) => {
+                journal.unclaim_lane();
+                Err(err)
+            }
+        }
+    }
+
     async fn attach(
         self: &Arc<Self>,
         request: StartLoggingRequest,
@@ -179,17 +200,10 @@ impl Driver {
             }
             reading.insert(request.file.clone(), id.clone());
         }
-        let forget = |driver: &Driver| {
-            driver
-                .reading
-                .lock()
-                .expect("driver lock poisoned")
-                .remove(&request.file);
-        };
         let fifo = match open_fifo(&request.file) {
             Ok(fifo) => fifo,
             Err(error) => {
-                forget(self);
+                forget_file(self, &request.file);
                 return Err(StartError::Fifo {
                     path: request.file.clone(),
                     error,
@@ -202,7 +216,7 @@ impl Driver {
             Ok(config) => match self.shipper.prepare(&config.endpoint).await {
                 Ok(()) => Ok(config),
                 Err(err) if mode == Attach::Fresh => {
-                    forget(self);
+                    forget_file(self, &request.file);
                     return Err(StartError::Client(err));
                 }
                 Err(err) => Err(err),
@@ -229,7 +243,7 @@ impl Driver {
         let journal = match opened {
             Ok(journal) => journal,
             Err(err) => {
-                forget(self);
+                forget_file(self, &request.file);
                 return Err(StartError::Journal(err));
             }
         };
@@ -245,24 +259,17 @@ impl Driver {
             }
         };
         let delivered = match &config {
-            Ok(config) if journal.claim_lane() => {
-                let lane = self.lane(journal.clone(), config, info);
-                match self.shipper.attach(&config.endpoint, lane).await {
-                    Ok(()) => Ok(Some(config)),
-                    Err(err) => {
-                        journal.unclaim_lane();
-                        Err(err)
-                    }
-                }
-            }
-            Ok(config) => Ok(Some(config)),
+            Ok(config) => self
+                .deliver(&journal, config, info)
+                .await
+                .map(|_| Some(config)),
             Err(why) => Err(why.clone()),
         };
         let delivered = match (delivered, mode) {
             (Ok(config), _) => config,
             (Err(err), Attach::Fresh) => {
                 journal.detach_reader(false);
-                forget(self);
+                forget_file(self, &request.file);
                 return Err(StartError::Client(err));
             }
             (Err(why), Attach::Resume) => {
@@ -284,7 +291,7 @@ impl Driver {
             Ok(reader) => reader,
             Err(err) => {
                 journal.detach_reader(false);
-                forget(self);
+                forget_file(self, &request.file);
                 return Err(StartError::Fifo {
                     path: request.file.clone(),
                     error: err,
@@ -480,12 +487,9 @@ impl Driver {
             })
             .await;
             let Ok(Ok(journal)) = opened else { continue };
-            if !journal.claim_lane() {
-                continue;
-            }
-            let lane = self.lane(journal, &config, &request.info);
-            match self.shipper.attach(&config.endpoint, lane).await {
-                Ok(()) => {
+            match self.deliver(&journal, &config, &request.info).await {
+                Ok(false) => {}
+                Ok(true) => {
                     tracing::info!(container = %request.info.name(), "delivering lines an earlier run left undelivered")
                 }
                 Err(err) => {
