@@ -68,9 +68,9 @@ impl FrameDecoder {
         }
     }
 
-    /// The buffer to read into, with room for one more chunk.
-    pub fn read_buffer(&mut self) -> &mut BytesMut {
-        self.read_buffer_exact(READ_CHUNK)
+    /// Appends bytes read elsewhere (a file, a socket) to be decoded.
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.read_buffer_exact(bytes.len()).extend_from_slice(bytes);
     }
 
     /// The buffer to read `additional` bytes into. Decoded lines share the
@@ -195,7 +195,7 @@ mod tests {
 
     /// Lines of the frames found, and the total of skipped bytes.
     fn decode_all(decoder: &mut FrameDecoder, bytes: &[u8]) -> (Vec<String>, usize) {
-        decoder.read_buffer().extend_from_slice(bytes);
+        decoder.extend(bytes);
         let (mut lines, mut skipped) = (Vec::new(), 0);
         while let Some(frame) = decoder.next() {
             match frame {
@@ -224,7 +224,7 @@ mod tests {
     fn the_wire_bytes_are_the_frame_as_read() {
         let bytes = encode_frame(&entry("one"));
         let mut decoder = FrameDecoder::new();
-        decoder.read_buffer().extend_from_slice(&bytes);
+        decoder.extend(&bytes);
         let Some(Frame::Entry { wire, .. }) = decoder.next() else {
             panic!("no frame")
         };

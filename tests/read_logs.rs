@@ -104,7 +104,7 @@ async fn docker_logs_returns_the_recorded_container_as_printed() {
     assert!(entries[1..].iter().all(|e| e.source == "stdout"));
     // Each line keeps the daemon's timestamp (a joined line, its first piece's).
     let mut decoder = loki_logdriver::frame::FrameDecoder::new();
-    decoder.read_buffer().extend_from_slice(&recorded);
+    decoder.extend(&recorded);
     let mut original = Vec::new();
     while let Some(frame) = decoder.next() {
         let loki_logdriver::frame::Frame::Entry { entry, .. } = frame else {

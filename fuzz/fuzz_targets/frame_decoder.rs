@@ -1,7 +1,7 @@
 //! The FIFO frame decoder on arbitrary bytes, fed in arbitrary chunks, from
 //! the stream's start (`new`) and from inside a frame (`resyncing`), read
 //! into `read_buffer_exact` as the reader does (and the whole input at once
-//! into `read_buffer` or `read_buffer_exact`).
+//! through `extend` or `read_buffer_exact`).
 //!
 //! Invariants:
 //! - it never panics, and every `Some` consumes at least one byte (a caller
@@ -66,18 +66,17 @@ fn decode(mut decoder: FrameDecoder, input: &[u8], chunks: &[usize], exact: bool
             .next()
             .unwrap_or(input.len())
             .clamp(1, input.len() - fed);
-        let buf = if exact {
-            // Sized to the carried-over bytes and this read (ingest, legacy).
+        if exact {
+            // Sized to the carried-over bytes and this read, as in ingest.
             let buf = decoder.read_buffer_exact(size);
             assert!(
                 buf.capacity() - buf.len() >= size,
                 "no room for {size} bytes"
             );
-            buf
+            buf.extend_from_slice(&input[fed..fed + size]);
         } else {
-            decoder.read_buffer()
-        };
-        buf.extend_from_slice(&input[fed..fed + size]);
+            decoder.extend(&input[fed..fed + size]);
+        }
         fed += size;
         while let Some(frame) = decoder.next() {
             match frame {
@@ -115,9 +114,8 @@ fn decode(mut decoder: FrameDecoder, input: &[u8], chunks: &[usize], exact: bool
     out
 }
 
-/// `exact`: the whole input is read into `read_buffer_exact`, not
-/// `read_buffer`. (Chunks always go to `read_buffer_exact`: `read_buffer`
-/// makes a new 128 KiB buffer for every read that does not fill the last.)
+/// `exact`: chunks are read into `read_buffer_exact`, as the reader does;
+/// otherwise they are handed to `extend`.
 fn check(resyncing: bool, exact: bool, input: &[u8], chunks: &[usize], appended_at: Option<usize>) {
     let make = || {
         if resyncing {

@@ -91,9 +91,7 @@ fn convert(dir: &Path, target: &Path) -> io::Result<u64> {
             continue; // a missing or damaged old file: the rest is kept
         }
         let mut decoder = FrameDecoder::new();
-        decoder
-            .read_buffer_exact(bytes.len())
-            .extend_from_slice(&bytes);
+        decoder.extend(&bytes);
         while let Some(frame) = decoder.next() {
             if let Frame::Entry { wire, .. } = frame {
                 record::encode(seq, &wire[4..], &mut records);

@@ -400,7 +400,7 @@ async fn collect(mut rx: tokio::sync::mpsc::Receiver<Bytes>) -> Vec<String> {
         .await
         .unwrap()
     {
-        decoder.read_buffer().extend_from_slice(&bytes);
+        decoder.extend(&bytes);
         while let Some(crate::frame::Frame::Entry { entry, .. }) = decoder.next() {
             out.push(String::from_utf8_lossy(&entry.line).into_owned());
         }

@@ -336,7 +336,7 @@ impl LogStream {
                 .await
                 .expect("ReadLogs stream stalled")?;
             if let Ok(data) = frame.expect("ReadLogs body").into_data() {
-                self.decoder.read_buffer().extend_from_slice(&data);
+                self.decoder.extend(&data);
             }
         }
     }
