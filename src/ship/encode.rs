@@ -6,7 +6,6 @@
 //! message structs, no copy of the metadata per entry. The bytes are exactly
 //! what prost would encode for the same `PushRequest` (a test checks).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -15,7 +14,7 @@ use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 
 use crate::config::labels::StreamLabels;
-use crate::line::Line;
+use crate::line::{Line, for_loki};
 use crate::proto::logproto::{LabelPairAdapter, PushRequest};
 
 /// A push being put together from several lanes' lines.
@@ -98,14 +97,7 @@ impl PushBuilder {
 /// Appends one `EntryAdapter` as field 2 of a `StreamAdapter`: timestamp,
 /// the line as valid UTF-8 (invalid sequences become U+FFFD), metadata.
 fn encode_entry(line: &Line, metadata: &[u8], out: &mut Vec<u8>) {
-    let text: Cow<[u8]> = match std::str::from_utf8(&line.bytes) {
-        Ok(_) => Cow::Borrowed(&line.bytes[..]),
-        Err(_) => Cow::Owned(
-            String::from_utf8_lossy(&line.bytes)
-                .into_owned()
-                .into_bytes(),
-        ),
-    };
+    let text = for_loki(&line.bytes);
     let seconds = line.timestamp_ns.div_euclid(1_000_000_000);
     let nanos = line.timestamp_ns.rem_euclid(1_000_000_000) as u64;
     let timestamp_len = varint_field_len(1, seconds as u64) + varint_field_len(2, nanos);

@@ -503,7 +503,7 @@ impl Endpoint {
                     self.wake.notify_one();
                 }
                 for i in lanes {
-                    self.finish(i, |_, _| 0, DropReason::Rejected);
+                    self.delivered(i);
                 }
             }
             Verdict::Unavailable { retry_after } => {
@@ -692,31 +692,46 @@ impl Endpoint {
         }
     }
 
+    /// Ends a lane's batch, every line of it delivered.
+    fn delivered(&mut self, i: usize) {
+        if let Some(batch) = self.end_batch(i) {
+            self.lanes[i]
+                .journal
+                .ack_counted(batch, 0, DropReason::Rejected);
+        }
+    }
+
     /// Ends a lane's batch. `lost` says, for a source's label set and the
     /// lengths of its lines (as Loki sees them), how many Loki did not take;
     /// they count as dropped for `reason`, the others as delivered.
     fn finish(&mut self, i: usize, lost: impl Fn(&Labels, &[usize]) -> u64, reason: DropReason) {
+        let Some(batch) = self.end_batch(i) else {
+            return;
+        };
+        let lane = &self.lanes[i];
+        let mut dropped = 0;
+        for source in Source::ALL {
+            let lengths: Vec<usize> = batch
+                .lines
+                .iter()
+                .filter(|l| l.source == source)
+                .map(|l| for_loki(&l.bytes).len())
+                .collect();
+            if !lengths.is_empty() {
+                dropped += lost(lane.labels.label_set(source), &lengths).min(lengths.len() as u64);
+            }
+        }
+        lane.journal.ack_counted(batch, dropped, reason);
+    }
+
+    /// Clears a lane's retry state and takes its batch.
+    fn end_batch(&mut self, i: usize) -> Option<Taken> {
         let lane = &mut self.lanes[i];
         lane.failures = 0;
         lane.solo = false;
         lane.not_before = None;
         lane.rate_limited = false;
-        if let Some(batch) = lane.batch.take() {
-            let mut dropped = 0;
-            for source in Source::ALL {
-                let lengths: Vec<usize> = batch
-                    .lines
-                    .iter()
-                    .filter(|l| l.source == source)
-                    .map(|l| for_loki(&l.bytes).len())
-                    .collect();
-                if !lengths.is_empty() {
-                    dropped +=
-                        lost(lane.labels.label_set(source), &lengths).min(lengths.len() as u64);
-                }
-            }
-            lane.journal.ack_counted(batch, dropped, reason);
-        }
+        lane.batch.take()
     }
 
     /// The shutdown grace period is over: what was not delivered stays in
