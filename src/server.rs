@@ -34,6 +34,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::driver::Driver;
+use crate::observe::Throttle;
 use crate::protocol::{ReadLogsRequest, StartLoggingRequest, StopLoggingRequest};
 
 // Limits of the plugin API. The daemon's requests are small and few: a
@@ -66,8 +67,6 @@ const MAX_READ_BUFFER: usize = 64 << 10;
 /// Longest and shortest wait after a failed accept (EMFILE, ENFILE, ENOMEM).
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(1);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// Shortest time between two log lines about the same server problem.
-const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The body of a ReadLogs answer: FIFO-framed entries as the store reads
 /// them. Dropped when the client goes away, which stops the reader.
@@ -94,28 +93,6 @@ fn capabilities() -> serde_json::Value {
     serde_json::json!({ "Cap": { "ReadLogs": true } })
 }
 
-/// Allows one log line per [`LOG_INTERVAL`] and counts the ones held back.
-#[derive(Debug, Default)]
-struct LogThrottle {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl LogThrottle {
-    /// `Some(held back since the last line)` when a line may be logged now.
-    fn allow(&mut self, now: Instant) -> Option<u64> {
-        if self
-            .last
-            .is_some_and(|last| now.saturating_duration_since(last) < LOG_INTERVAL)
-        {
-            self.suppressed = self.suppressed.saturating_add(1);
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.suppressed))
-    }
-}
-
 /// Failed accepts: at the fd limit, accept fails at once for as long as
 /// the limit lasts, so each failure waits, 1 ms doubling to 1 s, and the
 /// failures are logged once per interval with a count.
@@ -123,7 +100,7 @@ impl LogThrottle {
 struct AcceptBackoff {
     delay: Option<Duration>,
     failures: u64,
-    log: LogThrottle,
+    log: Throttle,
 }
 
 impl AcceptBackoff {
@@ -151,7 +128,7 @@ impl AcceptBackoff {
         }
         self.delay = None;
         self.failures = 0;
-        self.log = LogThrottle::default();
+        self.log = Throttle::default();
     }
 }
 
@@ -160,7 +137,7 @@ struct Limits {
     connections: Arc<Semaphore>,
     waiting: AtomicUsize,
     large_bodies: Semaphore,
-    busy_log: std::sync::Mutex<LogThrottle>,
+    busy_log: std::sync::Mutex<Throttle>,
 }
 
 /// Serves the protocol on `listener` until `shutdown` completes; then stops
@@ -175,7 +152,7 @@ pub async fn serve(
         connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
         waiting: AtomicUsize::new(0),
         large_bodies: Semaphore::new(MAX_LARGE_BODIES),
-        busy_log: std::sync::Mutex::new(LogThrottle::default()),
+        busy_log: std::sync::Mutex::new(Throttle::default()),
     });
     let mut backoff = AcceptBackoff::default();
     loop {
@@ -469,7 +446,11 @@ mod tests {
         assert_eq!(delays[10], ACCEPT_BACKOFF_MAX);
         assert_eq!(delays[13], ACCEPT_BACKOFF_MAX);
         assert_eq!(backoff.failures, 14);
-        assert_eq!(backoff.log.suppressed, 13, "one line logged, 13 held back");
+        assert_eq!(
+            backoff.log.suppressed(),
+            13,
+            "one line logged, 13 held back"
+        );
         backoff.succeeded();
         assert_eq!(backoff.failed(&err, now), Duration::from_millis(1));
         // A day of failures stays at the longest wait, never overflows.
@@ -477,21 +458,6 @@ mod tests {
             backoff.failed(&err, now);
         }
         assert_eq!(backoff.delay, Some(ACCEPT_BACKOFF_MAX));
-    }
-
-    #[test]
-    fn the_log_throttle_allows_one_line_per_interval() {
-        let mut throttle = LogThrottle::default();
-        let start = Instant::now();
-        assert_eq!(throttle.allow(start), Some(0));
-        assert_eq!(throttle.allow(start + Duration::from_secs(1)), None);
-        assert_eq!(throttle.allow(start + Duration::from_secs(2)), None);
-        assert_eq!(
-            throttle.allow(start + LOG_INTERVAL + Duration::from_secs(1)),
-            Some(2)
-        );
-        // A clock that goes backwards cannot panic.
-        assert_eq!(throttle.allow(start), None);
     }
 
     #[test]
