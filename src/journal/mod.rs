@@ -653,15 +653,6 @@ impl Journal {
         }
     }
 
-    /// Bytes waiting in memory, for deciding whether a batch is full.
-    pub fn waiting_bytes(&self) -> usize {
-        let tail = self.tail();
-        if (0..2).any(|s| tail.taken[s] < tail.evicted_to[s]) {
-            return usize::MAX;
-        }
-        tail.lines.iter().map(|h| h.line.bytes.len()).sum()
-    }
-
     /// Whether everything this journal received has been delivered or given up.
     pub fn is_drained(&self) -> bool {
         let tail = self.tail();
