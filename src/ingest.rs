@@ -135,8 +135,9 @@ impl Reader {
             resume.recent
         });
         let fifo_size = pipe_size(fifo.as_raw_fd());
-        let protected = journal.is_on_disk() && private_pipe(|_| Ok(())).is_ok();
-        let private = private_pipe(|p| Ok(p.capacity)).unwrap_or(0);
+        // The private pipe `tee` copies into; without one, the FIFO is read plainly.
+        let private = private_pipe(|p| Ok(p.capacity)).ok();
+        let protected = journal.is_on_disk() && private.is_some();
         Ok(Reader {
             // SAFETY: an OwnedFd's descriptor stays open and the same until
             // the AsyncFd (which owns it) is dropped.
@@ -158,7 +159,7 @@ impl Reader {
             free_end: 0,
             unconfirmed_since: None,
             protected,
-            high_water: fifo_size.min(private) / 2,
+            high_water: fifo_size.min(private.unwrap_or(0)) / 2,
             recent,
             frame_warning: Throttle::default(),
         })
@@ -366,10 +367,7 @@ impl Reader {
         } else {
             persisted
         };
-        if self.protected && target > self.consumed {
-            self.consume_to(target.min(self.seen))?;
-        }
-        Ok(())
+        self.consume_to(target.min(self.seen))
     }
 
     /// The writer made no progress for a while: remove what was read anyway.
