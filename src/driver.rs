@@ -28,7 +28,7 @@ use crate::ingest::{ReadEnd, Reader, open_fifo};
 use crate::journal::{JournalConfig, ReadError, ReadRequest, Store, StoreSettings};
 use crate::observe::ContainerCounters;
 use crate::proto::logproto::LabelPairAdapter;
-use crate::protocol::{ContainerInfo, ReadLogsRequest, StartLoggingRequest};
+use crate::protocol::{ContainerInfo, ReadLogsRequest, StartLoggingRequest, short_id};
 use crate::ship::Shipper;
 use crate::ship::endpoint::Lane;
 
@@ -352,7 +352,7 @@ impl Driver {
     /// which comes when the daemon closes its end after this answer.
     pub fn stop_logging(&self, file: &str) {
         if let Some(id) = self.reading.lock().expect("driver lock poisoned").get(file) {
-            tracing::debug!(id = %id.get(..12).unwrap_or(id), "StopLogging: reading the FIFO to its end");
+            tracing::debug!(id = %short_id(id), "StopLogging: reading the FIFO to its end");
         }
     }
 
@@ -474,7 +474,7 @@ impl Driver {
             };
             let opts = request.info.config.clone().unwrap_or_default();
             let Ok(config) = self.container_config(&request.info, &clamp_to_ranges(&opts).0) else {
-                tracing::warn!(id = %id.get(..12).unwrap_or(&id), "a journal holds undelivered lines, but its options no longer validate; they stay for docker logs");
+                tracing::warn!(id = %short_id(&id), "a journal holds undelivered lines, but its options no longer validate; they stay for docker logs");
                 continue;
             };
             let store = self.store.clone();

@@ -50,8 +50,14 @@ impl ContainerInfo {
 
     /// The first 12 characters of the container ID, for log lines.
     pub fn short_id(&self) -> &str {
-        self.container_id.get(..12).unwrap_or(&self.container_id)
+        short_id(&self.container_id)
     }
+}
+
+/// The first 12 characters of a container ID, as `docker ps` shows it (the
+/// whole ID if cutting there would split a character).
+pub fn short_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -12,6 +12,7 @@ use super::record::{self, SEGMENT_MAGIC, SegmentFile};
 use super::writer::format_cursor;
 use super::{CURSOR_FILE, KEEP_MARKER, write_atomically};
 use crate::frame::{Frame, FrameDecoder};
+use crate::protocol::short_id;
 
 /// Converts every copy under `legacy` (`DATA_DIR/logs`) into a journal under
 /// `journals` (`DATA_DIR/journal`), then deletes it. Returns how many were
@@ -29,16 +30,16 @@ pub fn migrate(legacy: &Path, journals: &Path) -> usize {
         }
         let target = journals.join(&id);
         if target.exists() {
-            tracing::warn!(id = %id.get(..12).unwrap_or(&id), "a copy from plugin version 0.1 is superseded by this container's journal; deleting it");
+            tracing::warn!(id = %short_id(&id), "a copy from plugin version 0.1 is superseded by this container's journal; deleting it");
         } else {
             match convert(&dir, &target) {
                 Ok(lines) => {
                     converted += 1;
-                    tracing::info!(id = %id.get(..12).unwrap_or(&id), lines, "converted a copy from plugin version 0.1 into a journal");
+                    tracing::info!(id = %short_id(&id), lines, "converted a copy from plugin version 0.1 into a journal");
                 }
                 Err(err) => {
                     let _ = fs::remove_dir_all(&target);
-                    tracing::warn!(id = %id.get(..12).unwrap_or(&id), error = %err, "cannot convert a copy from plugin version 0.1; deleting it");
+                    tracing::warn!(id = %short_id(&id), error = %err, "cannot convert a copy from plugin version 0.1; deleting it");
                 }
             }
         }

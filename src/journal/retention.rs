@@ -24,6 +24,7 @@ use super::{CURSOR_FILE, Journal, KEEP_MARKER, META_FILE, Store, write_atomicall
 use crate::line::{Seq, Source};
 use crate::observe::{ContainerCounters, DropReason};
 use crate::proto::logdriver::LogEntry;
+use crate::protocol::short_id;
 
 /// Writes the cursor if delivery moved it since it was last written.
 pub(super) fn persist_cursor(journal: &Journal) {
@@ -299,11 +300,11 @@ impl Store {
             match fs::remove_dir_all(&dir) {
                 Ok(()) if gone => {
                     done.removed += 1;
-                    tracing::info!(id = %id.get(..12).unwrap_or(&id), "deleted the journal of a removed container");
+                    tracing::info!(id = %short_id(&id), "deleted the journal of a removed container");
                 }
                 Ok(()) => {
                     done.expired += 1;
-                    tracing::info!(id = %id.get(..12).unwrap_or(&id), "deleted a journal nothing was written to for LOCAL_STORE_MAX_AGE");
+                    tracing::info!(id = %short_id(&id), "deleted a journal nothing was written to for LOCAL_STORE_MAX_AGE");
                 }
                 Err(err) => {
                     tracing::warn!(dir = %dir.display(), error = %err, "cannot delete a journal")

@@ -23,6 +23,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::driver::Driver;
 use crate::observe::{ContainerCounters, DropReason, EndpointCounters, LATENCY_BUCKETS, PushClass};
+use crate::protocol::short_id;
 
 pub use http::{Limits, MetricsServer};
 
@@ -225,7 +226,7 @@ impl Snapshot {
                     } else {
                         identity.name.clone()
                     },
-                    short_id: journal.id.get(..12).unwrap_or(&journal.id).to_string(),
+                    short_id: short_id(&journal.id).to_string(),
                     compose_project: identity.compose_project.clone(),
                     compose_service: identity.compose_service.clone(),
                     lines,

@@ -43,6 +43,7 @@ use crate::journal::{Journal, Taken};
 use crate::line::{Source, for_loki};
 use crate::observe::{DropReason, EndpointCounters, Throttle};
 use crate::proto::logproto::LabelPairAdapter;
+use crate::protocol::short_id;
 
 /// Longest wait between two probes of an unreachable Loki, so a backlog
 /// starts draining within seconds of its return.
@@ -770,7 +771,7 @@ fn log_summary(lane: &Lane, what: &str) {
     let summary = format!(
         "{what}: container={} id={} {}",
         journal.name,
-        journal.id.get(..12).unwrap_or(&journal.id),
+        short_id(&journal.id),
         journal.counters.summary()
     );
     if journal.counters.has_losses() {
