@@ -1357,14 +1357,7 @@ impl Store {
     /// Writes every dirty cursor and waits for the writer to finish what it
     /// has queued (at shutdown; blocking).
     pub fn flush(&self) {
-        let journals: Vec<Arc<Journal>> = self
-            .open
-            .lock()
-            .expect("store lock poisoned")
-            .values()
-            .filter_map(Weak::upgrade)
-            .collect();
-        for journal in journals {
+        for journal in self.journals() {
             journal.write_queued();
             retention::persist_cursor(&journal);
         }
