@@ -195,6 +195,17 @@ struct Tail {
     eviction_warning: Throttle,
 }
 
+impl Tail {
+    /// Per source: whether lines that left memory wait on disk for delivery.
+    fn disk_backlog(&self) -> [bool; 2] {
+        [0, 1].map(|s| self.taken[s] < self.evicted_to[s])
+    }
+
+    fn has_disk_backlog(&self) -> bool {
+        self.disk_backlog().contains(&true)
+    }
+}
+
 mod record_pos {
     use crate::line::Seq;
 
@@ -632,14 +643,13 @@ impl Journal {
 
     /// Whether lines that left memory wait on disk for delivery.
     fn has_disk_backlog(&self) -> bool {
-        let tail = self.tail();
-        (0..2).any(|s| tail.taken[s] < tail.evicted_to[s])
+        self.tail().has_disk_backlog()
     }
 
     /// Whether lines wait for delivery (in memory or on disk), and since when.
     pub fn pending_since(&self) -> Option<WaitClock> {
         let tail = self.tail();
-        let on_disk = (0..2).any(|s| tail.taken[s] < tail.evicted_to[s]);
+        let on_disk = tail.has_disk_backlog();
         if tail.in_flight {
             return None;
         }
@@ -656,9 +666,7 @@ impl Journal {
     /// Whether everything this journal received has been delivered or given up.
     pub fn is_drained(&self) -> bool {
         let tail = self.tail();
-        !tail.in_flight
-            && tail.lines.is_empty()
-            && (0..2).all(|s| tail.taken[s] >= tail.evicted_to[s])
+        !tail.in_flight && tail.lines.is_empty() && !tail.has_disk_backlog()
     }
 
     /// Takes the next lines for delivery: up to `max_bytes` of line bytes
@@ -677,10 +685,8 @@ impl Journal {
             if tail.in_flight {
                 return None;
             }
-            let from_disk: Vec<usize> = (0..2)
-                .filter(|&s| tail.taken[s] < tail.evicted_to[s])
-                .collect();
-            if from_disk.is_empty() {
+            let from_disk = tail.disk_backlog();
+            if from_disk == [false; 2] {
                 return self.take_from_memory(&mut tail, max_bytes, per_line);
             }
             // Never read past what the writer has written: a record still
@@ -694,7 +700,7 @@ impl Journal {
             DiskPlan {
                 from: tail.taken,
                 upto,
-                sources: [from_disk.contains(&0), from_disk.contains(&1)],
+                sources: from_disk,
                 hint: tail.disk_hint,
                 flush_at_end: tail.evicted_to.iter().all(|&e| e <= tail.session_start),
                 session_start: tail.session_start,
@@ -725,7 +731,7 @@ impl Journal {
             tail.taken[s] = tail.taken[s].max(read.advance[s]);
         }
         tail.disk_hint = read.hint;
-        let done_with_disk = (0..2).all(|s| tail.taken[s] >= tail.evicted_to[s]);
+        let done_with_disk = !tail.has_disk_backlog();
         if read.lines.is_empty() {
             // Nothing was left on disk in that range (deleted or never written).
             tail.in_flight = false;
