@@ -35,6 +35,7 @@ pub mod line;
 pub mod metrics;
 pub mod observe;
 pub mod privileges;
+pub mod process;
 pub mod proto;
 pub mod protocol;
 pub mod server;

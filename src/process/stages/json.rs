@@ -1,0 +1,164 @@
+//! `json`: parses the line (or a field) as a JSON object and sets fields
+//! from JMESPath expressions (`level:` alone means the key `level`).
+//! Numbers become numbers, objects and lists their JSON text; a line that
+//! is not a JSON object passes unchanged, or is dropped with
+//! `drop_malformed`.
+
+use std::sync::Arc;
+
+use jmespath::{DEFAULT_RUNTIME, Expression, Variable};
+
+use super::super::fields::Fields;
+use super::super::gojson;
+use super::super::yaml::Node;
+use super::super::{Context, Entry, Stage, Value};
+
+#[derive(Debug, Clone)]
+pub struct Json {
+    expressions: Arc<Vec<(String, Expression<'static>)>>,
+    source: Option<String>,
+    drop_malformed: bool,
+    reason: Arc<str>,
+}
+
+impl Json {
+    pub fn new(config: &Node) -> Result<Json, String> {
+        if config.is_null() {
+            return Err("JMES expression is required".into());
+        }
+        let mut f = Fields::new(config)?;
+        let expressions = f.string_map("expressions")?.unwrap_or_default();
+        let source = f.string("source")?;
+        let drop_malformed = f.bool("drop_malformed")?.unwrap_or(false);
+        f.finish()?;
+        if expressions.is_empty() {
+            return Err("JMES expression is required".into());
+        }
+        if source.as_deref() == Some("") {
+            return Err("empty source".into());
+        }
+        let expressions = expressions
+            .into_iter()
+            .map(|(name, expr)| {
+                let text = expr
+                    .filter(|e| !e.is_empty())
+                    .unwrap_or_else(|| name.clone());
+                let compiled = DEFAULT_RUNTIME
+                    .compile(&text)
+                    .map_err(|e| format!("could not compile JMES expression: {e}"))?;
+                Ok((name, compiled))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Json {
+            expressions: Arc::new(expressions),
+            source,
+            drop_malformed,
+            reason: Arc::from("drop_malformed_json"),
+        })
+    }
+
+    /// Sets the fields; false when the input is not a JSON object.
+    fn extract(&self, entry: &mut Entry) -> bool {
+        let parsed = {
+            let input: std::borrow::Cow<'_, str> = match &self.source {
+                None => std::borrow::Cow::Borrowed(entry.line.as_str()),
+                Some(source) => match entry.extracted.get_string(source) {
+                    Some(value) => value,
+                    // A missing or null source is not an error.
+                    None => return true,
+                },
+            };
+            match Variable::from_json(&input) {
+                Ok(v @ Variable::Object(_)) => jmespath::Rcvar::new(v),
+                _ => return false,
+            }
+        };
+        for (name, expression) in self.expressions.iter() {
+            let mut cx = jmespath::Context::new(expression.as_str(), &DEFAULT_RUNTIME);
+            let Ok(found) = jmespath::interpret(&parsed, expression.as_ast(), &mut cx) else {
+                continue;
+            };
+            let value = match &*found {
+                Variable::Null | Variable::Expref(_) => Value::Null,
+                Variable::Bool(b) => Value::Bool(*b),
+                Variable::Number(n) => Value::Number(n.as_f64().unwrap_or(0.0)),
+                Variable::String(s) => Value::String(s.clone()),
+                other => {
+                    let mut text = String::new();
+                    gojson::write_variable(&mut text, other);
+                    Value::String(text)
+                }
+            };
+            entry.extracted.insert(name.clone(), value);
+        }
+        true
+    }
+}
+
+impl Stage for Json {
+    fn name(&self) -> &'static str {
+        "json"
+    }
+
+    fn run(&mut self, entries: &mut Vec<Entry>, cx: &mut Context) {
+        entries.retain_mut(|entry| {
+            let ok = self.extract(entry);
+            if !ok && self.drop_malformed {
+                cx.filter(entry, &self.reason);
+                return false;
+            }
+            true
+        });
+    }
+
+    fn fresh(&self) -> Box<dyn Stage> {
+        Box::new(self.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::testing::{refused, run};
+
+    #[test]
+    fn fields_from_jmespath() {
+        let out = run(
+            r#"[{"json":{"expressions":{"level":"","user":"ctx.user","tags":"tags","n":"n","ok":"ok","nil":"nil"}}},{"labels":{"level":"","user":""}}]"#,
+            &[
+                r#"{"level":"info","ctx":{"user":"ann"},"tags":["a","<b>"],"n":12.50,"ok":true,"nil":null}"#,
+            ],
+        );
+        let e = &out[0];
+        assert_eq!(e.labels.get("level").map(String::as_str), Some("info"));
+        assert_eq!(e.labels.get("user").map(String::as_str), Some("ann"));
+        assert_eq!(
+            e.extracted.get_string("tags").as_deref(),
+            Some(r#"["a","\u003cb\u003e"]"#)
+        );
+        assert_eq!(e.extracted.get_string("n").as_deref(), Some("12.5"));
+        assert_eq!(e.extracted.get_string("ok").as_deref(), Some("true"));
+        assert!(e.extracted.contains("nil") && e.extracted.get_string("nil").is_none());
+    }
+
+    #[test]
+    fn malformed_lines_pass_or_are_dropped() {
+        let out = run(
+            r#"[{"json":{"expressions":{"a":""}}}]"#,
+            &["not json", "[1]"],
+        );
+        assert_eq!(out.len(), 2);
+        let out = run(
+            r#"[{"json":{"expressions":{"a":""},"drop_malformed":true}}]"#,
+            &["not json", "{}"],
+        );
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn bad_configs_are_refused() {
+        assert!(refused("[{json: {}}]").contains("JMES expression is required"));
+        assert!(refused("[{json: {expressions: {a: 'foo[?'}}}]").contains("could not compile"));
+        assert!(refused("[{json: {expressions: {a: b}, source: ''}}]").contains("empty source"));
+        assert!(refused("[{json: {expressions: {a: b}, sauce: x}}]").contains("unknown setting"));
+    }
+}

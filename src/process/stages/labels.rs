@@ -1,0 +1,84 @@
+//! `labels`: sets labels from extracted fields (`level:` takes the field of
+//! the same name, `level: lvl` the field `lvl`). Also the reading of label
+//! configs that `structured_metadata` shares.
+
+use super::super::fields::{StringMap, string_map};
+use super::super::yaml::Node;
+use super::super::{EachEntry, Entry};
+use crate::config::labels::is_valid_label_name;
+
+#[derive(Debug, Clone)]
+pub struct Labels {
+    /// Label name and the extracted field it comes from.
+    pub(super) pairs: Vec<(String, String)>,
+}
+
+impl Labels {
+    pub fn new(config: &Node) -> Result<Labels, String> {
+        Ok(Labels {
+            pairs: label_pairs(config, "label stage config cannot be empty")?,
+        })
+    }
+}
+
+/// A mapping of label names (legacy ASCII rules) to source fields, an
+/// empty source meaning the field of the same name.
+pub(super) fn label_pairs(config: &Node, empty: &str) -> Result<Vec<(String, String)>, String> {
+    if config.is_null() {
+        return Err(empty.to_string());
+    }
+    let map: StringMap = string_map(config, false)?;
+    map.into_iter()
+        .map(|(name, source)| {
+            if !is_valid_label_name(&name) {
+                return Err(format!("invalid label name: {name}"));
+            }
+            let source = source
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| name.clone());
+            Ok((name, source))
+        })
+        .collect()
+}
+
+/// The value a label takes from the field `source`, if it has one that is
+/// a valid label value (a string form, valid UTF-8: always so here).
+pub(super) fn field_value<'a>(entry: &'a Entry, source: &str) -> Option<std::borrow::Cow<'a, str>> {
+    entry.extracted.get_string(source)
+}
+
+impl EachEntry for Labels {
+    const NAME: &'static str = "labels";
+
+    fn apply(&self, entry: &mut Entry) {
+        for (name, source) in &self.pairs {
+            if let Some(value) = field_value(entry, source) {
+                let value = value.into_owned();
+                entry.set_label(name, &value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::testing::{label, refused, run};
+
+    #[test]
+    fn fields_become_labels() {
+        let out = run(
+            r#"[{"regex":{"expression":"level=(?P<level>\\w+) code=(?P<c>\\d+)"}},{"labels":{"level":null,"code":"c","absent":""}}]"#,
+            &["level=warn code=503"],
+        );
+        assert_eq!(label(&out[0], "level"), Some("warn"));
+        assert_eq!(label(&out[0], "code"), Some("503"));
+        assert_eq!(label(&out[0], "absent"), None);
+    }
+
+    #[test]
+    fn invalid_label_names_and_empty_configs_are_refused() {
+        assert!(refused("[{labels: {bad-name: x}}]").contains("invalid label name: bad-name"));
+        assert!(refused("[{labels: }]").contains("cannot be empty"));
+        assert!(refused("[{labels: [a]}]").contains("expected a mapping"));
+    }
+}

@@ -1,0 +1,88 @@
+//! `regex`: matches the line (or a field) and sets a field per named group.
+
+use regex::Regex;
+
+use super::super::fields::Fields;
+use super::super::goregex;
+use super::super::yaml::Node;
+use super::super::{EachEntry, Entry, Value};
+
+#[derive(Debug, Clone)]
+pub struct RegexStage {
+    regex: Regex,
+    source: Option<String>,
+}
+
+impl RegexStage {
+    pub fn new(config: &Node) -> Result<RegexStage, String> {
+        if config.is_null() {
+            return Err("empty regex stage configuration".into());
+        }
+        let mut f = Fields::new(config)?;
+        let expression = f.string("expression")?.unwrap_or_default();
+        let source = f.string("source")?;
+        f.finish()?;
+        if expression.is_empty() {
+            return Err("expression is required".into());
+        }
+        if source.as_deref() == Some("") {
+            return Err("empty source".into());
+        }
+        let regex = goregex::compile(&expression)
+            .map_err(|e| format!("could not compile regular expression: {e}"))?;
+        Ok(RegexStage { regex, source })
+    }
+}
+
+impl EachEntry for RegexStage {
+    const NAME: &'static str = "regex";
+
+    fn apply(&self, entry: &mut Entry) {
+        let input = match &self.source {
+            None => std::borrow::Cow::Borrowed(entry.line.as_str()),
+            Some(source) => match entry.extracted.get_string(source) {
+                Some(v) => std::borrow::Cow::Owned(v.into_owned()),
+                None => return,
+            },
+        };
+        let Some(captures) = self.regex.captures(&input) else {
+            return;
+        };
+        let found: Vec<(String, String)> = self
+            .regex
+            .capture_names()
+            .enumerate()
+            .filter_map(|(i, name)| {
+                let name = name.filter(|n| !n.is_empty() && i > 0)?;
+                let value = captures.get(i).map_or("", |m| m.as_str());
+                Some((name.to_string(), value.to_string()))
+            })
+            .collect();
+        for (name, value) in found {
+            entry.extracted.insert(name, Value::String(value));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::testing::{refused, run};
+
+    #[test]
+    fn named_groups_become_fields() {
+        let out = run(
+            r#"[{"regex":{"expression":"^(?P<ip>\\S+) (?P<opt>x)?"}},{"regex":{"source":"ip","expression":"^(?P<first>\\d+)"}}]"#,
+            &["10.0.0.1 rest"],
+        );
+        let x = &out[0].extracted;
+        assert_eq!(x.get_string("ip").as_deref(), Some("10.0.0.1"));
+        assert_eq!(
+            x.get_string("opt").as_deref(),
+            Some(""),
+            "an unmatched group is empty, as in Go"
+        );
+        assert_eq!(x.get_string("first").as_deref(), Some("10"));
+        assert!(refused("[{regex: {expression: '('}}]").contains("could not compile"));
+        assert!(refused("[{regex: {}}]").contains("expression is required"));
+    }
+}
