@@ -163,34 +163,62 @@ pub struct Pipeline {
     stages: Vec<Box<dyn Stage>>,
 }
 
-/// How many stages have been built for one configuration, nested ones
-/// included, and how deep `match` stages nest.
+/// Reads a file a stage's configuration names (a `geoip` database): the
+/// caller decides where files may come from (the secrets mount) and how
+/// large they may be, and reads them off the async runtime.
+pub trait Loader: Send + Sync {
+    fn read(&self, path: &str) -> Result<Arc<Vec<u8>>, String>;
+}
+
+/// A [`Loader`] for configurations that may name no file.
 #[derive(Debug, Default)]
-pub struct Budget {
+pub struct NoFiles;
+
+impl Loader for NoFiles {
+    fn read(&self, path: &str) -> Result<Arc<Vec<u8>>, String> {
+        Err(format!("cannot read {path:?}: no files may be read here"))
+    }
+}
+
+/// What building one configuration's stages has used so far (stages,
+/// nested ones included, and how deep `match` stages nest), and where it
+/// reads files from.
+pub struct Budget<'a> {
     pub stages: usize,
     pub depth: usize,
+    pub loader: &'a dyn Loader,
+}
+
+impl<'a> Budget<'a> {
+    pub fn new(loader: &'a dyn Loader) -> Budget<'a> {
+        Budget {
+            stages: 0,
+            depth: 0,
+            loader,
+        }
+    }
 }
 
 impl Pipeline {
     /// `loki-pipeline-stages`: a YAML (or JSON) list of stages.
-    pub fn parse_inline(text: &str) -> Result<Pipeline, String> {
+    pub fn parse_inline(text: &str, loader: &dyn Loader) -> Result<Pipeline, String> {
         let node = yaml::parse(text)?;
         if node.is_null() {
             return Ok(Pipeline { stages: Vec::new() });
         }
-        Pipeline::from_list(&node, &mut Budget::default())
+        Pipeline::from_list(&node, &mut Budget::new(loader))
     }
 
     /// The contents of a `loki-pipeline-stage-file`: YAML with the stages
     /// under a top-level `pipeline_stages:` key.
-    pub fn parse_file(text: &str) -> Result<Pipeline, String> {
+    pub fn parse_file(text: &str, loader: &dyn Loader) -> Result<Pipeline, String> {
         let node = yaml::parse(text)?;
         let mut top = fields::Fields::new(&node)?;
         let stages = top.node("pipeline_stages").cloned();
         top.finish()
             .map_err(|e| format!("{e} (the file holds pipeline_stages:)"))?;
         match stages {
-            Some(list) => Pipeline::from_list(&list, &mut Budget::default()),
+            Some(list) => Pipeline::from_list(&list, &mut Budget::new(loader)),
             None => Ok(Pipeline { stages: Vec::new() }),
         }
     }

@@ -29,7 +29,7 @@ pub fn entry_with(line: &str, labels: &[(&str, &str)]) -> Entry {
 
 /// Runs `lines` through the stages `yaml` and flushes what they hold.
 pub fn run(yaml: &str, lines: &[&str]) -> Vec<Entry> {
-    let mut pipeline = Pipeline::parse_inline(yaml).unwrap();
+    let mut pipeline = Pipeline::parse_inline(yaml, &super::NoFiles).unwrap();
     let mut entries: Vec<Entry> = lines.iter().map(|l| entry(l)).collect();
     let mut cx = Context::new(1_700_000_000_000_000_000);
     pipeline.run(&mut entries, &mut cx);
@@ -39,7 +39,7 @@ pub fn run(yaml: &str, lines: &[&str]) -> Vec<Entry> {
 
 /// The error building the stages `yaml` gives.
 pub fn refused(yaml: &str) -> String {
-    Pipeline::parse_inline(yaml).unwrap_err()
+    Pipeline::parse_inline(yaml, &super::NoFiles).unwrap_err()
 }
 
 pub fn label<'a>(entry: &'a Entry, name: &str) -> Option<&'a str> {

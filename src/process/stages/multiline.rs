@@ -213,7 +213,7 @@ mod tests {
     ];
 
     fn run_at(yaml: &str, lines: &[(&str, i64)]) -> Vec<String> {
-        let mut p = Pipeline::parse_inline(yaml).unwrap();
+        let mut p = Pipeline::parse_inline(yaml, &super::super::super::NoFiles).unwrap();
         let mut out = Vec::new();
         for (line, ts) in lines {
             let mut e = vec![entry(line)];
@@ -267,9 +267,11 @@ mod tests {
 
     #[test]
     fn the_live_timer_waits_for_the_timestamp_and_the_processing_time() {
-        let mut p =
-            Pipeline::parse_inline(r#"[{"multiline":{"firstline":"^x","max_wait_time":"1s"}}]"#)
-                .unwrap();
+        let mut p = Pipeline::parse_inline(
+            r#"[{"multiline":{"firstline":"^x","max_wait_time":"1s"}}]"#,
+            &super::super::super::NoFiles,
+        )
+        .unwrap();
         let s = 1_000_000_000;
         let mut e = vec![entry("x")];
         e[0].timestamp = 0;
