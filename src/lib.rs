@@ -28,6 +28,8 @@ pub mod attachments;
 pub mod config;
 pub mod docker_api;
 pub mod driver;
+pub mod feed;
+pub mod files;
 pub mod frame;
 pub mod ingest;
 pub mod journal;

@@ -275,7 +275,12 @@ fn endpoint_labels_carry_no_credentials_query_or_fragment() {
 struct NoLoki;
 
 impl Pusher for NoLoki {
-    fn push(&self, _body: Bytes, _timeout: Duration) -> BoxFuture<'_, PushResult> {
+    fn push(
+        &self,
+        _body: Bytes,
+        _timeout: Duration,
+        _tenant: Option<Arc<str>>,
+    ) -> BoxFuture<'_, PushResult> {
         Box::pin(std::future::pending())
     }
 }

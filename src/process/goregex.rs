@@ -24,6 +24,7 @@ pub fn compile(pattern: &str) -> Result<Regex, String> {
         })
 }
 
+#[allow(dead_code)] // for label matchers and relabel rules
 /// Compiles `pattern` to match whole values only, as Prometheus anchors
 /// label matchers and relabel regexes: `^(?:pattern)$`.
 pub fn compile_anchored(pattern: &str) -> Result<Regex, String> {

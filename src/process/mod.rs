@@ -28,8 +28,10 @@
 
 pub mod entry;
 mod fields;
+mod goduration;
 mod gojson;
 mod goregex;
+pub mod relabel;
 pub mod stages;
 pub mod yaml;
 
@@ -166,8 +168,9 @@ pub struct Pipeline {
 /// Reads a file a stage's configuration names (a `geoip` database): the
 /// caller decides where files may come from (the secrets mount) and how
 /// large they may be, and reads them off the async runtime.
-pub trait Loader: Send + Sync {
-    fn read(&self, path: &str) -> Result<Arc<Vec<u8>>, String>;
+pub trait Loader: Send + Sync + fmt::Debug {
+    /// The file's bytes, refused if larger than `max_bytes`.
+    fn read(&self, path: &str, max_bytes: u64) -> Result<Arc<Vec<u8>>, String>;
 }
 
 /// A [`Loader`] for configurations that may name no file.
@@ -175,7 +178,7 @@ pub trait Loader: Send + Sync {
 pub struct NoFiles;
 
 impl Loader for NoFiles {
-    fn read(&self, path: &str) -> Result<Arc<Vec<u8>>, String> {
+    fn read(&self, path: &str, _max_bytes: u64) -> Result<Arc<Vec<u8>>, String> {
         Err(format!("cannot read {path:?}: no files may be read here"))
     }
 }
@@ -213,7 +216,8 @@ impl Pipeline {
     /// under a top-level `pipeline_stages:` key.
     pub fn parse_file(text: &str, loader: &dyn Loader) -> Result<Pipeline, String> {
         let node = yaml::parse(text)?;
-        let mut top = fields::Fields::new(&node)?;
+        let mut top = fields::Fields::new(&node)
+            .map_err(|e| format!("{e}: the file holds the stages under a pipeline_stages: key"))?;
         let stages = top.node("pipeline_stages").cloned();
         top.finish()
             .map_err(|e| format!("{e} (the file holds pipeline_stages:)"))?;

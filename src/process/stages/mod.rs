@@ -68,17 +68,4 @@ pub fn build(name: &str, config: &Node, budget: &mut Budget) -> Result<Box<dyn S
     })
 }
 
-/// Go's `time.ParseDuration`, in nanoseconds (negative allowed).
-pub fn go_duration(text: &str) -> Result<i64, String> {
-    let (negative, rest) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text.strip_prefix('+').unwrap_or(text)),
-    };
-    if rest.trim() != rest || rest.is_empty() {
-        return Err(format!("time: invalid duration {text:?}"));
-    }
-    let d = crate::config::units::parse_duration(rest)
-        .map_err(|e| format!("time: invalid duration {text:?} ({e})"))?;
-    let ns = i64::try_from(d.as_nanos()).map_err(|_| format!("time: invalid duration {text:?}"))?;
-    Ok(if negative { -ns } else { ns })
-}
+pub use super::goduration::parse as go_duration;
