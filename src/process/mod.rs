@@ -31,6 +31,7 @@ mod fields;
 mod goduration;
 mod gojson;
 mod goregex;
+pub mod gotime;
 pub mod relabel;
 pub mod stages;
 pub mod yaml;

@@ -11,6 +11,7 @@ mod regex;
 mod static_labels;
 mod structured_metadata;
 mod tenant;
+mod timestamp;
 
 use super::yaml::Node;
 use super::{Budget, Stage};
@@ -61,6 +62,7 @@ pub fn build(name: &str, config: &Node, budget: &mut Budget) -> Result<Box<dyn S
         "output" => Box::new(output::Output::new(config)?),
         "tenant" => Box::new(tenant::Tenant::new(config)?),
         "multiline" => Box::new(multiline::Multiline::new(config)?),
+        "timestamp" => Box::new(timestamp::Timestamp::new(config)?),
         known if NAMES.contains(&known) => {
             return Err(format!("the {known} stage is not built yet"));
         }
