@@ -28,6 +28,7 @@ pub mod attachments;
 pub mod config;
 pub mod docker_api;
 pub mod driver;
+pub mod dryrun;
 pub mod feed;
 pub mod files;
 pub mod frame;
