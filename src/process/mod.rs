@@ -30,9 +30,10 @@ pub mod entry;
 mod fields;
 mod goduration;
 mod gojson;
-mod goregex;
+pub mod goregex;
 pub mod gotime;
 pub mod relabel;
+pub mod selector;
 pub mod stages;
 pub mod yaml;
 
@@ -161,9 +162,12 @@ impl<T: EachEntry> Stage for T {
 
 /// A list of stages: a container's pipeline, or the nested one of a
 /// `match` stage.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Pipeline {
     stages: Vec<Box<dyn Stage>>,
+    /// A `match` stage's pipeline: like Grafana's, it seeds each entry's
+    /// extracted map with the entry's labels as they are when it enters.
+    nested: bool,
 }
 
 /// Reads a file a stage's configuration names (a `geoip` database): the
@@ -208,7 +212,7 @@ impl Pipeline {
     pub fn parse_inline(text: &str, loader: &dyn Loader) -> Result<Pipeline, String> {
         let node = yaml::parse(text)?;
         if node.is_null() {
-            return Ok(Pipeline { stages: Vec::new() });
+            return Ok(Pipeline::default());
         }
         Pipeline::from_list(&node, &mut Budget::new(loader))
     }
@@ -224,7 +228,7 @@ impl Pipeline {
             .map_err(|e| format!("{e} (the file holds pipeline_stages:)"))?;
         match stages {
             Some(list) => Pipeline::from_list(&list, &mut Budget::new(loader)),
-            None => Ok(Pipeline { stages: Vec::new() }),
+            None => Ok(Pipeline::default()),
         }
     }
 
@@ -266,7 +270,16 @@ impl Pipeline {
                 stages.push(stage);
             }
         }
-        Ok(Pipeline { stages })
+        Ok(Pipeline {
+            stages,
+            nested: false,
+        })
+    }
+
+    /// This pipeline as a `match` stage's.
+    pub fn nested(mut self) -> Pipeline {
+        self.nested = true;
+        self
     }
 
     pub fn is_empty(&self) -> bool {
@@ -282,11 +295,21 @@ impl Pipeline {
     pub fn fresh(&self) -> Pipeline {
         Pipeline {
             stages: self.stages.iter().map(|s| s.fresh()).collect(),
+            nested: self.nested,
         }
     }
 
     /// Runs entries through every stage.
     pub fn run(&mut self, entries: &mut Vec<Entry>, cx: &mut Context) {
+        if self.nested {
+            for entry in entries.iter_mut() {
+                for (name, value) in entry.labels.iter() {
+                    entry
+                        .extracted
+                        .insert(name.clone(), Value::String(value.clone()));
+                }
+            }
+        }
         for stage in &mut self.stages {
             if entries.is_empty() {
                 return;

@@ -5,6 +5,7 @@
 mod json;
 mod labeldrop;
 mod labels;
+mod matcher;
 mod multiline;
 mod output;
 mod regex;
@@ -48,8 +49,8 @@ pub const NAMES: &[&str] = &[
 
 /// Builds the stage `name` from its configuration.
 pub fn build(name: &str, config: &Node, budget: &mut Budget) -> Result<Box<dyn Stage>, String> {
-    let _ = budget;
     Ok(match name {
+        "match" => Box::new(matcher::Matcher::new(config, budget)?),
         "json" => Box::new(json::Json::new(config)?),
         "regex" => Box::new(regex::RegexStage::new(config)?),
         "labels" => Box::new(labels::Labels::new(config)?),
