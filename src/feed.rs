@@ -270,18 +270,18 @@ impl Feed {
             stages.pipeline.run(&mut entries, &mut cx);
             stages.ready.extend(entries);
         }
-        // Timers only once every line read so far has gone through, so a
-        // line that is merely waiting is never cut off from its block.
-        if self.journal.is_drained() || (taken.is_none() && self.journal.queued_bytes() == 0) {
-            let mut released = Vec::new();
-            let ended = !self.journal.is_live() && !self.journal.is_paused();
-            if ended {
-                stages.pipeline.flush(&mut released, &mut cx);
-            } else {
-                stages.pipeline.tick(&mut released, &mut cx);
-            }
-            stages.ready.extend(released);
+        // Idle timers act only once every line read so far has gone
+        // through (cx.input_waiting), so a line that is merely waiting is
+        // never cut off from its block; rate limits release meanwhile.
+        let caught_up = self.journal.is_caught_up();
+        cx.input_waiting = !caught_up;
+        let mut released = Vec::new();
+        if caught_up && !self.journal.is_live() && !self.journal.is_paused() {
+            stages.pipeline.flush(&mut released, &mut cx);
+        } else {
+            stages.pipeline.tick(&mut released, &mut cx);
         }
+        stages.ready.extend(released);
         let filtered = cx.take_filtered();
         let entries = stages.cut(max_bytes, per_line);
         tracing::debug!(

@@ -58,6 +58,9 @@ pub const MAX_NESTING: usize = 16;
 pub struct Context {
     /// Nanoseconds since the Unix epoch.
     pub now: i64,
+    /// Lines were read that have not reached the stages yet: an idle timer
+    /// must not end a block now (the next line may belong to it).
+    pub input_waiting: bool,
     filtered: BTreeMap<Arc<str>, u64>,
 }
 
@@ -65,6 +68,7 @@ impl Context {
     pub fn new(now: i64) -> Context {
         Context {
             now,
+            input_waiting: false,
             filtered: BTreeMap::new(),
         }
     }
