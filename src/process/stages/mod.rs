@@ -2,7 +2,9 @@
 //! Every stage Grafana's driver accepts is here (its 26 names); those that
 //! cannot work in a log-driver plugin are refused with the reason.
 
+mod cri;
 mod decolorize;
+mod docker;
 mod drop;
 mod eventlogmessage;
 mod json;
@@ -69,6 +71,8 @@ pub fn build(name: &str, config: &Node, budget: &mut Budget) -> Result<Box<dyn S
         "output" => Box::new(output::Output::new(config)?),
         "tenant" => Box::new(tenant::Tenant::new(config)?),
         "multiline" => Box::new(multiline::Multiline::new(config)?),
+        "docker" => Box::new(docker::Docker::new(config)?),
+        "cri" => Box::new(cri::Cri::new(config)?),
         "logfmt" => Box::new(logfmt::Logfmt::new(config)?),
         "drop" => Box::new(drop::Drop::new(config)?),
         "sampling" => Box::new(sampling::Sampling::new(config)?),
