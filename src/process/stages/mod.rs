@@ -7,6 +7,7 @@ mod decolorize;
 mod docker;
 mod drop;
 mod eventlogmessage;
+mod geoip;
 mod json;
 mod labeldrop;
 mod labels;
@@ -57,7 +58,6 @@ pub const NAMES: &[&str] = &[
 
 /// Builds the stage `name` from its configuration.
 pub fn build(name: &str, config: &Node, budget: &mut Budget) -> Result<Box<dyn Stage>, String> {
-    let _ = budget;
     Ok(match name {
         "json" => Box::new(json::Json::new(config)?),
         "regex" => Box::new(regex::RegexStage::new(config)?),
@@ -80,6 +80,7 @@ pub fn build(name: &str, config: &Node, budget: &mut Budget) -> Result<Box<dyn S
         "pack" => Box::new(pack::Pack::new(config)?),
         "decolorize" => Box::new(decolorize::Decolorize::new(config)?),
         "eventlogmessage" => Box::new(eventlogmessage::EventLogMessage::new(config)?),
+        "geoip" => Box::new(geoip::GeoIp::new(config, budget.loader)?),
         "metrics" => Box::new(metrics::Metrics::new(config)?),
         known if NAMES.contains(&known) => {
             return Err(format!("the {known} stage is not built yet"));
