@@ -12,9 +12,9 @@
 //! - `max_partial_line_size` with `max_partial_line_size_truncate`: a
 //!   waiting line is cut to that many bytes (at a character boundary
 //!   here: Go may cut a UTF-8 character in two).
-//! - A waiting line never grows past [`MAX_JOINED`] bytes here: one that
-//!   would is handed on as it is and the new part waits alone (Grafana's
-//!   grows without bound).
+//! - The waiting lines never hold more than [`MAX_HELD`] bytes together
+//!   here: a part that would pass that first hands on what waits, as they
+//!   are (Grafana's grow without bound).
 //! - At the end of the input, lines still waiting are handed on (Grafana's
 //!   driver loses them), so every line is accounted for.
 //!
@@ -29,8 +29,8 @@ use super::super::{Context, Entry, Held, Labels, Stage};
 use super::docker::{GoTime, part};
 
 const DEFAULT_MAX_PARTIAL_LINES: i64 = 100;
-/// Largest line partial lines are joined into.
-pub const MAX_JOINED: usize = 4 << 20;
+/// Most bytes the waiting lines of one stage hold together.
+pub const MAX_HELD: usize = 16 << 20;
 
 #[derive(Debug)]
 pub struct Cri {
@@ -45,6 +45,9 @@ pub struct Cri {
     /// Per label set: the line waiting, and when it started waiting.
     partial: BTreeMap<Labels, (u64, Entry)>,
     started: u64,
+    /// Bytes of the waiting lines, and their bound.
+    held_bytes: usize,
+    max_held: usize,
 }
 
 impl Cri {
@@ -71,6 +74,8 @@ impl Cri {
             truncate: truncate.then_some(size),
             partial: BTreeMap::new(),
             started: 0,
+            held_bytes: 0,
+            max_held: MAX_HELD,
         })
     }
 
@@ -90,7 +95,8 @@ impl Cri {
     /// Joins `entry` after what waits for its label set.
     fn join(&mut self, entry: &mut Entry, out: &mut Vec<Entry>) {
         if let Some((_, prev)) = self.partial.remove(&entry.labels) {
-            if prev.line.len().saturating_add(entry.line.len()) > MAX_JOINED {
+            self.held_bytes -= prev.line.len();
+            if prev.line.len().saturating_add(entry.line.len()) > self.max_held {
                 out.push(prev);
             } else {
                 entry.line.insert_str(0, &prev.line);
@@ -117,15 +123,21 @@ impl Cri {
             self.join(&mut entry, out);
         }
         self.cut(&mut entry);
+        if self.held_bytes.saturating_add(entry.line.len()) > self.max_held {
+            self.flush_into(out);
+            started = None;
+        }
         let started = started.unwrap_or_else(|| {
             self.started += 1;
             self.started
         });
+        self.held_bytes += entry.line.len();
         self.partial.insert(entry.labels.clone(), (started, entry));
     }
 
     /// Hands on every waiting line, in the order they started.
     fn flush_into(&mut self, out: &mut Vec<Entry>) {
+        self.held_bytes = 0;
         let mut waiting: Vec<(u64, Entry)> =
             std::mem::take(&mut self.partial).into_values().collect();
         waiting.sort_by_key(|(started, _)| *started);
@@ -172,6 +184,8 @@ impl Stage for Cri {
             truncate: self.truncate,
             partial: BTreeMap::new(),
             started: 0,
+            held_bytes: 0,
+            max_held: MAX_HELD,
         })
     }
 }
@@ -236,6 +250,27 @@ mod tests {
             ],
         );
         assert_eq!(out, ["a", "b", "cd"]);
+    }
+
+    #[test]
+    fn waiting_lines_are_bounded() {
+        use super::super::super::Stage;
+        let config = super::super::super::yaml::parse("{}").unwrap();
+        let mut cri = super::Cri::new(&config).unwrap();
+        cri.max_held = 10;
+        let mut e = vec![
+            entry(&format!("{T} stdout P 123456")),
+            entry(&format!("{T} stderr P abcdef")),
+            entry(&format!("{T} stderr F end")),
+        ];
+        cri.run(&mut e, &mut Context::new(0));
+        let got: Vec<&str> = e.iter().map(|e| e.line.as_str()).collect();
+        assert_eq!(
+            got,
+            ["123456", "abcdefend"],
+            "the stdout part was handed on alone"
+        );
+        assert_eq!(cri.held_bytes, 0);
     }
 
     #[test]

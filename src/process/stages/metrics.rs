@@ -10,9 +10,12 @@
 //! so at build or skips the value: buckets not in increasing order and
 //! metric names Prometheus' text format cannot carry are refused; a
 //! negative value for a counter's `add` is skipped (Grafana panics); a
-//! histogram series leaves out a label named `le` (Grafana panics). A
-//! stage keeps at most [`MAX_SERIES`] series per metric: past that, values
-//! for new label sets are not recorded.
+//! histogram series leaves out a label named `le` (Grafana panics).
+//! Bounds Grafana does not have: at most [`MAX_METRICS`] metrics in a
+//! stage and [`MAX_BUCKETS`] buckets in a histogram, and a stage keeps at
+//! most [`MAX_CELLS`] values (a counter or gauge series is one, a
+//! histogram series one per bucket plus one): past that, values for new
+//! label sets are not recorded until idle series go away.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,8 +25,12 @@ use super::super::yaml::{Node, Resolved, Scalar};
 use super::super::{Context, Entry, Stage, Value};
 use super::go_duration;
 
-/// Most series one metric keeps in one container's pipeline.
-pub const MAX_SERIES: usize = 10_000;
+/// Most metrics one stage defines.
+pub const MAX_METRICS: usize = 1_000;
+/// Most buckets one histogram has.
+pub const MAX_BUCKETS: usize = 1_000;
+/// Most values (series, histogram buckets) one stage keeps, per container.
+pub const MAX_CELLS: usize = 1_000_000;
 const DEFAULT_PREFIX: &str = "promtail_custom_";
 const DEFAULT_IDLE_SEC: i64 = 5 * 60;
 /// Prometheus' default buckets.
@@ -140,6 +147,8 @@ enum State {
 #[derive(Debug, Clone)]
 pub struct Metrics {
     metrics: Vec<Metric>,
+    /// Values kept, against [`MAX_CELLS`].
+    cells: usize,
     /// When (s) series are next looked at for expiry.
     next_prune_sec: i64,
 }
@@ -148,7 +157,8 @@ impl Metrics {
     pub fn new(config: &Node) -> Result<Metrics, String> {
         let entries = match config {
             Node::Map(entries) => entries.as_slice(),
-            n if n.is_null() => return Err("empty metric stage configuration".into()),
+            // Grafana decodes into an empty map: no metrics.
+            n if n.is_null() => &[],
             other => {
                 return Err(format!(
                     "expected a mapping of metrics, got {}",
@@ -164,6 +174,12 @@ impl Metrics {
             prefix: String,
             idle: i64,
             config: Option<&'a Node>,
+        }
+        if entries.len() > MAX_METRICS {
+            return Err(format!(
+                "{} metrics in one stage: at most {MAX_METRICS}",
+                entries.len()
+            ));
         }
         let mut raws = Vec::new();
         for (key, value) in entries {
@@ -238,6 +254,7 @@ impl Metrics {
         }
         Ok(Metrics {
             metrics,
+            cells: 0,
             next_prune_sec: i64::MIN,
         })
     }
@@ -332,6 +349,12 @@ fn histogram_config(node: &Node) -> Result<(Config, Option<String>), String> {
         }
     };
     f.finish()?;
+    if buckets.len() > MAX_BUCKETS {
+        return Err(format!(
+            "{} histogram buckets: at most {MAX_BUCKETS}",
+            buckets.len()
+        ));
+    }
     let mut buckets = if buckets.is_empty() {
         DEFAULT_BUCKETS.to_vec()
     } else {
@@ -466,12 +489,22 @@ fn series_labels(entry: &Entry, histogram: bool) -> Vec<(String, String)> {
 }
 
 impl Metric {
-    fn series(&mut self, entry: &Entry, now_sec: i64) -> Option<&mut Series> {
+    /// Values one series of this metric keeps.
+    fn cells(&self) -> usize {
+        match &self.config {
+            Config::Histogram(bounds) => bounds.len() + 1,
+            _ => 1,
+        }
+    }
+
+    fn series(&mut self, entry: &Entry, now_sec: i64, cells: &mut usize) -> Option<&mut Series> {
         let labels = series_labels(entry, matches!(self.config, Config::Histogram(_)));
         if !self.series.contains_key(&labels) {
-            if self.series.len() >= MAX_SERIES {
+            let needed = self.cells();
+            if cells.saturating_add(needed) > MAX_CELLS {
                 return None;
             }
+            *cells += needed;
             let state = match &self.config {
                 Config::Counter { .. } => State::Counter { float: 0.0, int: 0 },
                 Config::Gauge(_) => State::Gauge(0.0),
@@ -494,7 +527,7 @@ impl Metric {
         Some(series)
     }
 
-    fn record(&mut self, entry: &Entry, now_sec: i64) {
+    fn record(&mut self, entry: &Entry, now_sec: i64, cells: &mut usize) {
         let value: Value;
         let v = match &self.config {
             Config::Counter {
@@ -535,7 +568,7 @@ impl Metric {
                 if let Some(Series {
                     state: State::Counter { float, int },
                     ..
-                }) = self.series(entry, now_sec)
+                }) = self.series(entry, now_sec, cells)
                 {
                     let whole = add as u64;
                     if whole as f64 == add {
@@ -557,7 +590,7 @@ impl Metric {
                 if let Some(Series {
                     state: State::Gauge(g),
                     ..
-                }) = self.series(entry, now_sec)
+                }) = self.series(entry, now_sec, cells)
                 {
                     *g = match action {
                         GaugeAction::Set => amount,
@@ -571,7 +604,7 @@ impl Metric {
                 if let Some(Series {
                     state: State::Histogram { counts, sum, count },
                     ..
-                }) = self.series(entry, now_sec)
+                }) = self.series(entry, now_sec, cells)
                 {
                     let at = bounds.iter().position(|b| *b >= a).unwrap_or(bounds.len());
                     counts[at] += 1;
@@ -632,15 +665,17 @@ impl Stage for Metrics {
         if now_sec >= self.next_prune_sec {
             for metric in &mut self.metrics {
                 let max = metric.max_idle_sec;
+                let before = metric.series.len();
                 metric
                     .series
                     .retain(|_, s| now_sec.saturating_sub(s.last_mod_sec) < max);
+                self.cells -= (before - metric.series.len()) * metric.cells();
             }
             self.next_prune_sec = now_sec.saturating_add(1);
         }
         for entry in entries.iter() {
             for metric in &mut self.metrics {
-                metric.record(entry, now_sec);
+                metric.record(entry, now_sec, &mut self.cells);
             }
         }
     }
@@ -661,6 +696,7 @@ impl Stage for Metrics {
         for metric in &mut fresh.metrics {
             metric.series.clear();
         }
+        fresh.cells = 0;
         fresh.next_prune_sec = i64::MIN;
         Box::new(fresh)
     }
@@ -668,7 +704,7 @@ impl Stage for Metrics {
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::testing::{entry, refused};
+    use super::super::super::testing::{entry, entry_with, refused};
     use super::super::super::{Context, NoFiles, Pipeline};
     use super::{Histogram, Kind, Measure, Sample, go_parse_float};
 
@@ -755,6 +791,107 @@ mod tests {
         assert_eq!(d.buckets.len(), 11, "Prometheus' default buckets");
     }
 
+    /// Grafana's own `TestMetricsPipeline` (metrics_test.go), same config,
+    /// lines and expected values.
+    #[test]
+    fn grafanas_metrics_pipeline_test() {
+        let config = "
+pipeline_stages:
+- json:
+    expressions:
+      app: app
+      payload: payload
+- metrics:
+    loki_count:
+      type: Counter
+      description: uhhhhhhh
+      prefix: my_promtail_custom_
+      source: app
+      config:
+        value: loki
+        action: inc
+    bloki_count:
+      type: Gauge
+      description: blerrrgh
+      source: app
+      config:
+        value: bloki
+        action: dec
+    total_lines_count:
+      type: Counter
+      description: nothing to see here...
+      config:
+        match_all: true
+        action: inc
+    total_bytes_count:
+      type: Counter
+      description: nothing to see here...
+      config:
+        match_all: true
+        count_entry_bytes: true
+        action: add
+    payload_size_bytes:
+      type: Histogram
+      description: grrrragh
+      source: payload
+      config:
+        buckets: [10, 20]
+";
+        let line1 = "\n{\n\t\"time\":\"2012-11-01T22:08:41+00:00\",\n\t\"app\":\"loki\",\n    \"payload\": 10,\n\t\"component\": [\"parser\",\"type\"],\n\t\"level\" : \"WARN\"\n}\n";
+        let line2 = line1.replace("\"loki\"", "\"bloki\"").replace("10,", "20,");
+        let mut p = Pipeline::parse_file(config, &NoFiles).unwrap();
+        for line in [line1, line2.as_str()] {
+            let mut e = vec![entry_with(line, &[("test", "app")])];
+            p.run(&mut e, &mut Context::new(0));
+        }
+        let got: Vec<(String, String, Measure)> = p
+            .metrics(0)
+            .into_iter()
+            .map(|s| {
+                assert_eq!(s.labels, [("test".to_string(), "app".to_string())]);
+                (s.name.to_string(), s.help.to_string(), s.value)
+            })
+            .collect();
+        let want = [
+            (
+                "my_promtail_custom_loki_count",
+                "uhhhhhhh",
+                Measure::Counter(1.0),
+            ),
+            (
+                "promtail_custom_bloki_count",
+                "blerrrgh",
+                Measure::Gauge(-1.0),
+            ),
+            (
+                "promtail_custom_total_lines_count",
+                "nothing to see here...",
+                Measure::Counter(2.0),
+            ),
+            (
+                "promtail_custom_total_bytes_count",
+                "nothing to see here...",
+                Measure::Counter(255.0),
+            ),
+            (
+                "promtail_custom_payload_size_bytes",
+                "grrrragh",
+                Measure::Histogram(Histogram {
+                    buckets: vec![(10.0, 1), (20.0, 2)],
+                    sum: 30.0,
+                    count: 2,
+                }),
+            ),
+        ];
+        for (name, help, value) in want {
+            assert!(
+                got.contains(&(name.to_string(), help.to_string(), value.clone())),
+                "{name} {value:?} in {got:?}"
+            );
+        }
+        assert_eq!(got.len(), 5);
+    }
+
     #[test]
     fn idle_series_go_away() {
         let yaml = r#"[{"metrics":{"n":{"type":"counter","max_idle_duration":"10s","config":{"match_all":true,"action":"inc"}}}}]"#;
@@ -763,6 +900,30 @@ mod tests {
         assert_eq!(p.metrics(109 * S).len(), 1);
         assert_eq!(p.metrics(110 * S).len(), 0);
         assert_eq!(p.fresh().metrics(100 * S).len(), 0, "fresh: no series");
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let buckets: Vec<String> = (0..1000).map(|b| b.to_string()).collect();
+        let yaml = format!(
+            r#"[{{"metrics":{{"h":{{"type":"histogram","source":"app","config":{{"buckets":[{}]}}}}}}}}]"#,
+            buckets.join(",")
+        );
+        let mut p = Pipeline::parse_inline(&yaml, &NoFiles).unwrap();
+        let mut e: Vec<_> = (0..1200)
+            .map(|i| entry_with("x", &[("app", "1"), ("id", &i.to_string())]))
+            .collect();
+        p.run(&mut e, &mut Context::new(0));
+        assert_eq!(e.len(), 1200);
+        assert_eq!(p.metrics(0).len(), super::MAX_CELLS / 1001);
+        let many: Vec<String> = (0..1001).map(|b| b.to_string()).collect();
+        assert!(
+            refused(&format!(
+                r#"[{{"metrics":{{"h":{{"type":"histogram","config":{{"buckets":[{}]}}}}}}}}]"#,
+                many.join(",")
+            ))
+            .contains("at most 1000")
+        );
     }
 
     #[test]
@@ -779,7 +940,7 @@ mod tests {
 
     #[test]
     fn configs() {
-        assert!(refused("[{metrics: }]").contains("empty metric stage configuration"));
+        assert!(Pipeline::parse_inline("[{metrics: }]", &NoFiles).is_ok());
         assert!(
             refused("[{metrics: {a: {type: summary}}}]").contains("invalid metric type 'summary'")
         );
