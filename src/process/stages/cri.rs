@@ -95,7 +95,7 @@ impl Cri {
     /// Joins `entry` after what waits for its label set.
     fn join(&mut self, entry: &mut Entry, out: &mut Vec<Entry>) {
         if let Some((_, prev)) = self.partial.remove(&entry.labels) {
-            self.held_bytes -= prev.line.len();
+            self.held_bytes = self.held_bytes.saturating_sub(prev.line.len());
             if prev.line.len().saturating_add(entry.line.len()) > self.max_held {
                 out.push(prev);
             } else {

@@ -278,6 +278,32 @@ mod tests {
     }
 
     #[test]
+    fn any_time_parses_without_panicking() {
+        let base = "2019-04-30T02:12:41.123+02:00".as_bytes();
+        let alphabet = b"0123456789-T:.,Z+ z";
+        let mut seed: u64 = 11;
+        for _ in 0..20_000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let mut text = base.to_vec();
+            let cut = (seed >> 40) as usize % (text.len() + 1);
+            text.truncate(cut);
+            for _ in 0..(seed % 4) {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let at = (seed >> 33) as usize % (text.len() + 1);
+                text.insert(at, alphabet[(seed >> 20) as usize % alphabet.len()]);
+            }
+            if let Ok(text) = std::str::from_utf8(&text) {
+                let _ = parse_rfc3339_nano(text);
+            }
+        }
+        assert_eq!(parse_rfc3339_nano("é"), None);
+    }
+
+    #[test]
     fn docker_json_lines() {
         let out = run_once(
             "[{docker: }]",

@@ -327,6 +327,26 @@ mod tests {
     }
 
     #[test]
+    fn any_input_decodes_without_panicking() {
+        let alphabet = [
+            'a', '=', '"', '\\', 'u', 'd', '8', '0', ' ', '\n', '\r', 'é', '\u{FFFD}', '\u{1}',
+        ];
+        let mut seed: u64 = 7;
+        for _ in 0..20_000 {
+            let len = (seed % 24) as usize;
+            let text: String = (0..len)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    alphabet[(seed >> 33) as usize % alphabet.len()]
+                })
+                .collect();
+            decode(&text, |_, _| {});
+        }
+    }
+
+    #[test]
     fn mapped_keys_become_fields() {
         let out = run(
             r#"[{"logfmt":{"mapping":{"lvl":"level","msg":"","absent":""}}},{"labels":{"lvl":""}}]"#,

@@ -669,7 +669,9 @@ impl Stage for Metrics {
                 metric
                     .series
                     .retain(|_, s| now_sec.saturating_sub(s.last_mod_sec) < max);
-                self.cells -= (before - metric.series.len()) * metric.cells();
+                self.cells = self
+                    .cells
+                    .saturating_sub((before - metric.series.len()) * metric.cells());
             }
             self.next_prune_sec = now_sec.saturating_add(1);
         }
