@@ -24,6 +24,7 @@ use crate::config::labels::{StreamLabels, container_labels, structured_metadata}
 use crate::config::options::{ContainerConfig, OptionError, clamp_to_ranges};
 use crate::config::settings::Settings;
 use crate::config::time::parse_time;
+use crate::feed::Feed;
 use crate::ingest::{ReadEnd, Reader, open_fifo};
 use crate::journal::{JournalConfig, ReadError, ReadRequest, Store, StoreSettings};
 use crate::observe::ContainerCounters;
@@ -144,7 +145,8 @@ impl Driver {
             .resolve(info, &self.settings.hostname)
     }
 
-    /// A container's lane at its endpoint: its labels and structured metadata.
+    /// A container's lane at its endpoint: its labels (relabelled once, if
+    /// the container has rules), structured metadata and pipeline.
     fn lane(
         &self,
         journal: Arc<crate::journal::Journal>,
@@ -152,12 +154,36 @@ impl Driver {
         info: &ContainerInfo,
     ) -> Lane {
         let hostname = &self.settings.hostname;
-        let labels = container_labels(config, info, hostname);
+        let mut labels = container_labels(config, info, hostname);
+        let kept = config
+            .relabel
+            .as_ref()
+            .is_none_or(|rules| rules.apply(&mut labels));
         let metadata = structured_metadata(config, info, hostname)
             .into_iter()
             .map(|(name, value)| LabelPairAdapter { name, value })
             .collect();
-        Lane::new(journal, StreamLabels::new(&labels), metadata)
+        let labels = StreamLabels::new(&labels);
+        let feed = match (&config.pipeline, kept) {
+            (None, true) => Feed::plain(journal, labels, metadata),
+            (pipeline, kept) => {
+                if !kept {
+                    tracing::info!(
+                        container = %info.name(),
+                        "loki-relabel-config drops this container: its lines are kept for docker logs and counted as filtered, none goes to Loki"
+                    );
+                }
+                let pipeline = pipeline.as_ref().map_or_else(
+                    || {
+                        crate::process::Pipeline::parse_inline("", &crate::process::NoFiles)
+                            .expect("an empty pipeline")
+                    },
+                    |p| p.fresh(),
+                );
+                Feed::processed(journal, labels, metadata, pipeline, !kept)
+            }
+        };
+        Lane::new(feed)
     }
 
     /// Starts delivering `journal` unless a lane delivers it already

@@ -12,11 +12,16 @@ const HELP: &str = "\
 Docker log-driver plugin that ships container logs to Grafana Loki.
 
 Usage: loki-logdriver [--socket PATH]
+       loki-logdriver pipeline [--stages YAML | --stage-file FILE] [--relabel YAML] < entries
        loki-logdriver --version | --help
 
 Options:
   --socket PATH   unix socket to serve the LogDriver protocol on
                   (default /run/docker/plugins/loki.sock)
+
+Commands:
+  pipeline        dry run of pipeline stages over entries on stdin: prints what would
+                  be pushed to Loki (see loki-logdriver pipeline --help)
 
 Environment (plugin settings, `docker plugin set loki NAME=VALUE`):
   LOG_LEVEL           error, warn, info (default), debug or trace
@@ -38,7 +43,18 @@ Per-container options are log-opts (--log-opt loki-url=...); see the README.
 ";
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    if all.first().map(String::as_str) == Some("pipeline") {
+        let stdin = std::io::stdin().lock();
+        let code = loki_logdriver::dryrun::run(
+            &all[1..],
+            stdin,
+            std::io::stdout().lock(),
+            std::io::stderr().lock(),
+        );
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    let mut args = all.into_iter();
     let mut socket = PathBuf::from(DEFAULT_SOCKET);
     while let Some(arg) = args.next() {
         match arg.as_str() {

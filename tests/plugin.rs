@@ -194,11 +194,19 @@ async fn bad_log_opts_are_refused_with_a_message_naming_them() {
         ),
         (
             vec![("loki-url", url), ("loki-pipeline-stages", "- json: {}")],
-            vec!["loki-pipeline-stages", "not supported yet"],
+            vec![
+                "loki-pipeline-stages",
+                "json stage",
+                "JMES expression is required",
+            ],
         ),
         (
-            vec![("loki-url", url), ("loki-relabel-config", "[]")],
-            vec!["loki-relabel-config", "not supported yet"],
+            vec![("loki-url", url), ("loki-pipeline-stages", "- jsno: {}")],
+            vec!["loki-pipeline-stages", "Unknown stage type: jsno"],
+        ),
+        (
+            vec![("loki-url", url), ("loki-relabel-config", "- actoin: drop")],
+            vec!["loki-relabel-config", "actoin"],
         ),
         (vec![], vec!["loki-url", "required"]),
     ];

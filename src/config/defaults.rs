@@ -227,7 +227,10 @@ mod tests {
                 r#"{"loki-batch-sise": "1"}"#,
                 "unknown log-opt 'loki-batch-sise'",
             ),
-            (r#"{"loki-pipeline-stages": "x"}"#, "not supported yet"),
+            (
+                r#"{"loki-pipeline-stages": "x"}"#,
+                "expected a list of stages",
+            ),
             (r#"{"mode": "non-blocking"}"#, "Docker's own"),
             (r#"{"max-buffer-size": "4m"}"#, "Docker's own"),
             (r#"{"cache-disabled": "true"}"#, "Docker's own"),

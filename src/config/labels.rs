@@ -17,14 +17,7 @@ const WELL_KNOWN_LABELS: &[(&str, &str)] = &[
     ("com.docker.swarm.service.name", "swarm_service"),
 ];
 
-/// True for a valid Prometheus/Loki label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
-pub fn is_valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
+pub use crate::process::entry::is_valid_label_name;
 
 /// Makes a container label or env name usable as a Loki label name: `.` and
 /// `-` (and any other character Loki refuses) become `_`, as in Grafana's

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use regex::Regex;
@@ -222,6 +223,9 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "loki-tls-server-name",
     "loki-tls-insecure-skip-verify",
     "loki-proxy-url",
+    "loki-pipeline-stages",
+    "loki-pipeline-stage-file",
+    "loki-relabel-config",
     "labels",
     "labels-regex",
     "env",
@@ -241,11 +245,10 @@ pub const KNOWN_OPTIONS: &[&str] = &[
 ];
 
 /// Options of Grafana's driver that this version refuses rather than ignores.
-const NOT_SUPPORTED_YET: &[&str] = &[
-    "loki-pipeline-stages",
-    "loki-pipeline-stage-file",
-    "loki-relabel-config",
-];
+const NOT_SUPPORTED_YET: &[&str] = &[];
+
+/// Largest `loki-pipeline-stage-file` read.
+pub const MAX_STAGE_FILE_SIZE: u64 = 1 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OptionError {
@@ -391,17 +394,21 @@ impl fmt::Debug for Headers {
 }
 
 /// What validating log-opts needs besides the options themselves.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct OptionContext {
     /// Files named by `loki-password-file` and `loki-bearer-token-file`
     /// must lie under it (the plugin's `secrets` mount).
     pub secrets_dir: PathBuf,
+    /// Reads the files stage configurations name (a stage file, a geoip
+    /// database); the only I/O options validation does.
+    pub files: Arc<dyn crate::process::Loader>,
 }
 
 impl Default for OptionContext {
     fn default() -> OptionContext {
         OptionContext {
             secrets_dir: PathBuf::from(DEFAULT_SECRETS_DIR),
+            files: Arc::new(crate::process::NoFiles),
         }
     }
 }
@@ -488,6 +495,11 @@ pub struct ContainerConfig {
     pub structured_metadata: Vec<(String, Template)>,
     /// `loki-service-name`.
     pub service_name: ServiceName,
+    /// `loki-pipeline-stages` or `loki-pipeline-stage-file`: each container
+    /// runs a fresh copy ([`crate::process::Pipeline::fresh`]).
+    pub pipeline: Option<Arc<crate::process::Pipeline>>,
+    /// `loki-relabel-config`.
+    pub relabel: Option<Arc<crate::process::relabel::Relabeler>>,
     pub buffer_size: usize,
     /// `loki-journal-size`: bound on this container's journal on disk.
     pub journal_size: u64,
@@ -692,6 +704,14 @@ impl ContainerConfig {
                     Template::parse(v).map_err(|r| invalid("loki-service-name", v, r))?,
                 ),
             },
+            pipeline: pipeline(&get, context)?,
+            relabel: match get("loki-relabel-config") {
+                None => None,
+                Some(v) => Some(Arc::new(
+                    crate::process::relabel::parse(v)
+                        .map_err(|e| invalid("loki-relabel-config", v, e))?,
+                )),
+            },
             buffer_size: to_usize(
                 "loki-buffer-size",
                 size("loki-buffer-size", DEFAULT_BUFFER_SIZE as u64)?,
@@ -741,6 +761,37 @@ impl ContainerConfig {
         self.labels.iter().any(|l| l == name)
             || self.labels_regex.as_ref().is_some_and(|r| r.is_match(name))
     }
+}
+
+/// The pipeline of `loki-pipeline-stages` or `loki-pipeline-stage-file`
+/// (not both, as in Grafana's driver); `None` without stages.
+fn pipeline<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    context: &OptionContext,
+) -> Result<Option<Arc<crate::process::Pipeline>>, OptionError> {
+    use crate::process::Pipeline;
+    let parsed = match (get("loki-pipeline-stages"), get("loki-pipeline-stage-file")) {
+        (Some(_), Some(_)) => {
+            return Err(conflict(
+                &["loki-pipeline-stages", "loki-pipeline-stage-file"],
+                "only one of them can be set",
+            ));
+        }
+        (Some(text), None) => Pipeline::parse_inline(text, context.files.as_ref())
+            .map_err(|e| invalid("loki-pipeline-stages", text, e))?,
+        (None, Some(path)) => {
+            let key = "loki-pipeline-stage-file";
+            let bytes = context
+                .files
+                .read(path, MAX_STAGE_FILE_SIZE)
+                .map_err(|e| invalid(key, path, format!("cannot read it: {e}")))?;
+            let text =
+                std::str::from_utf8(&bytes).map_err(|_| invalid(key, path, "is not UTF-8 text"))?;
+            Pipeline::parse_file(text, context.files.as_ref()).map_err(|e| invalid(key, path, e))?
+        }
+        (None, None) => return Ok(None),
+    };
+    Ok((!parsed.is_empty()).then(|| Arc::new(parsed)))
 }
 
 /// A size that was range-checked; only a 16-bit target could refuse it.
@@ -1172,15 +1223,69 @@ mod tests {
     }
 
     #[test]
-    fn pipeline_and_relabel_are_not_supported_yet() {
-        for key in [
+    fn pipeline_options_are_read_as_grafanas_driver_reads_them() {
+        let config = parse(&[(
             "loki-pipeline-stages",
-            "loki-pipeline-stage-file",
-            "loki-relabel-config",
-        ] {
-            let err = parse(&[(key, "x")]).unwrap_err();
-            assert!(err.to_string().contains("not supported yet"), "{err}");
-        }
+            "- json: {expressions: {level: }}\n- labels: {level: }\n",
+        )])
+        .unwrap();
+        assert_eq!(config.pipeline.unwrap().names(), ["json", "labels"]);
+        let config = parse(&[("loki-pipeline-stages", r#"[{"docker":{}}]"#)]);
+        assert!(config.is_ok() || config.unwrap_err().to_string().contains("docker"));
+        assert!(
+            parse(&[("loki-pipeline-stages", "[]")])
+                .unwrap()
+                .pipeline
+                .is_none()
+        );
+        let both = parse(&[
+            ("loki-pipeline-stages", "[]"),
+            ("loki-pipeline-stage-file", "/x.yml"),
+        ])
+        .unwrap_err();
+        assert!(both.to_string().contains("only one of them"), "{both}");
+        let bad = parse(&[("loki-pipeline-stages", "[{json: {sauce: x}}]")]).unwrap_err();
+        assert!(
+            bad.to_string().contains("invalid json stage config")
+                && bad.to_string().contains("sauce"),
+            "{bad}"
+        );
+        let unknown = parse(&[("loki-pipeline-stages", "[{jsno: {}}]")]).unwrap_err();
+        assert!(
+            unknown.to_string().contains("Unknown stage type: jsno"),
+            "{unknown}"
+        );
+    }
+
+    #[test]
+    fn a_stage_file_is_read_through_the_context() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("stages.yml"),
+            "pipeline_stages:\n  - regex: {expression: '(?P<a>x)'}\n",
+        )
+        .unwrap();
+        let context = OptionContext {
+            secrets_dir: dir.path().into(),
+            files: Arc::new(crate::files::UserFiles::new(dir.path().into())),
+        };
+        let with = |file: &str| {
+            let mut o = opts(&[("loki-url", "http://loki:3100/loki/api/v1/push")]);
+            o.insert("loki-pipeline-stage-file".into(), file.into());
+            ContainerConfig::from_log_opts_in(&o, &context)
+        };
+        assert_eq!(
+            with("stages.yml").unwrap().pipeline.unwrap().names(),
+            ["regex"]
+        );
+        let missing = with("nope.yml").unwrap_err().to_string();
+        assert!(missing.contains("secrets mount"), "{missing}");
+        std::fs::write(dir.path().join("inline.yml"), "- regex: {expression: x}\n").unwrap();
+        let inline = with("inline.yml").unwrap_err().to_string();
+        assert!(
+            inline.contains("pipeline_stages"),
+            "the file form has a key: {inline}"
+        );
     }
 
     #[test]
@@ -1569,6 +1674,7 @@ mod tests {
         // Another secrets directory (the SECRETS_DIR setting).
         let context = OptionContext {
             secrets_dir: "/elsewhere".into(),
+            ..OptionContext::default()
         };
         let mut with = opts(&[
             ("loki-url", "http://loki:3100/loki/api/v1/push"),

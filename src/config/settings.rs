@@ -2,11 +2,13 @@
 //! `docker plugin set NAME KEY=VALUE` while the plugin is disabled.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::defaults::LogOptDefaults;
 use crate::config::options::{DEFAULT_SECRETS_DIR, OptionContext};
 use crate::config::units::{format_duration, format_size, parse_duration, parse_size, shorten};
+use crate::files::UserFiles;
 
 /// Loki's default `max_line_size` (256KB), the longest entry sent by default.
 pub const DEFAULT_MAX_LINE_SIZE: usize = 256_000;
@@ -56,6 +58,9 @@ pub struct Settings {
     pub log_opts: LogOptDefaults,
     /// `SECRETS_DIR`: where the `secrets` mount puts credential files.
     pub secrets_dir: PathBuf,
+    /// Reads the files stage configurations name, from the plugin or the
+    /// secrets mount (remembering them: one geoip database for all).
+    pub files: Arc<dyn crate::process::Loader>,
 }
 
 impl Default for Settings {
@@ -74,6 +79,7 @@ impl Default for Settings {
             metrics_addr: None,
             log_opts: LogOptDefaults::default(),
             secrets_dir: PathBuf::from(DEFAULT_SECRETS_DIR),
+            files: Arc::new(UserFiles::new(PathBuf::from(DEFAULT_SECRETS_DIR))),
         }
     }
 }
@@ -236,6 +242,7 @@ impl Settings {
         // --- credentials and log-opt defaults ---
         if let Some(dir) = var("SECRETS_DIR") {
             settings.secrets_dir = PathBuf::from(dir);
+            settings.files = Arc::new(UserFiles::new(settings.secrets_dir.clone()));
         }
         if let Some(text) = var("LOG_OPTS") {
             settings.log_opts = LogOptDefaults::parse(&text, &settings.option_context())?;
@@ -247,6 +254,7 @@ impl Settings {
     pub fn option_context(&self) -> OptionContext {
         OptionContext {
             secrets_dir: self.secrets_dir.clone(),
+            files: self.files.clone(),
         }
     }
 

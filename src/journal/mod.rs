@@ -222,6 +222,9 @@ mod record_pos {
 #[derive(Debug)]
 pub struct Taken {
     pub lines: Vec<Line>,
+    /// Per source, where these lines start: every line before it was
+    /// handed to delivery earlier.
+    from: [Seq; 2],
     /// Where the cursor moves once these lines are done.
     advance: [Seq; 2],
     /// Memory these lines hold until they are done.
@@ -243,6 +246,27 @@ impl Taken {
     pub fn bytes(&self) -> usize {
         self.lines.iter().map(|l| l.bytes.len()).sum()
     }
+
+    /// Per source, the position before the first of these lines.
+    pub fn from(&self) -> [Seq; 2] {
+        self.from
+    }
+}
+
+/// How delivery ended for lines the pipeline stages processed (see
+/// [`Journal::settle`]).
+#[derive(Debug)]
+pub struct Settled<'a> {
+    /// Lines Loki took.
+    pub sent: u64,
+    /// Lines given up, all for `reason`.
+    pub dropped: u64,
+    pub reason: DropReason,
+    /// Lines the stages dropped on purpose, by reason.
+    pub filtered: &'a std::collections::BTreeMap<std::sync::Arc<str>, u64>,
+    /// Per source: the cursor may not pass this, because the stages still
+    /// hold lines from there on (`Seq::MAX`: nothing held).
+    pub hold: [Seq; 2],
 }
 
 /// How delivery ended for taken lines.
@@ -709,6 +733,7 @@ impl Journal {
             }
         };
         let journal = self.clone();
+        let from = plan.from;
         let read = tokio::task::spawn_blocking(move || journal.read_back(&plan)).await;
         let read = match read {
             Ok(Ok(read)) => read,
@@ -758,6 +783,7 @@ impl Journal {
             .fetch_add(n as i64, Ordering::Relaxed);
         Some(Taken {
             lines: read.lines,
+            from,
             advance: read.advance,
             cost,
             unjournaled: 0,
@@ -775,6 +801,7 @@ impl Journal {
         }
         let mut lines = Vec::new();
         let (mut bytes, mut cost, mut unjournaled) = (0usize, 0usize, 0u64);
+        let from = tail.taken;
         let mut advance = tail.taken;
         while let Some(front) = tail.lines.front() {
             if !lines.is_empty() && bytes + front.line.bytes.len() + per_line > max_bytes {
@@ -811,6 +838,7 @@ impl Journal {
             .fetch_add(n, Ordering::Relaxed);
         Some(Taken {
             lines,
+            from,
             advance,
             cost,
             unjournaled,
@@ -837,7 +865,47 @@ impl Journal {
         let dropped = dropped.min(n);
         ContainerCounters::add(&self.counters.sent, n - dropped);
         self.counters.drop_lines(reason, dropped);
-        self.finish(taken, true);
+        self.finish(taken, true, [Seq::MAX; 2]);
+    }
+
+    /// Finishes a batch the pipeline stages made: `taken` (the lines it
+    /// took from the journal, if it took any) is done, and the counts say
+    /// what became of the lines; the stages may hold some still, which
+    /// `settled.hold` keeps the cursor before, so that a restart reads
+    /// them again.
+    pub fn settle(&self, taken: Option<Taken>, settled: Settled<'_>) {
+        ContainerCounters::add(&self.counters.sent, settled.sent);
+        self.counters.drop_lines(settled.reason, settled.dropped);
+        for (reason, n) in settled.filtered {
+            self.counters.filter_lines(reason, *n);
+        }
+        match taken {
+            Some(taken) => self.finish(taken, true, settled.hold),
+            None => {
+                let mut tail = self.tail();
+                let advance = tail.taken;
+                self.move_cursor(&mut tail, advance, settled.hold);
+                drop(tail);
+                if self.is_on_disk() {
+                    self.pool.maintain(self);
+                }
+                self.wake();
+            }
+        }
+    }
+
+    /// Moves the cursor to `advance`, but not past `hold`; a source with
+    /// nothing left waiting moves on to what its readers emitted.
+    fn move_cursor(&self, tail: &mut Tail, advance: [Seq; 2], hold: [Seq; 2]) {
+        for s in 0..2 {
+            tail.cursor[s] = tail.cursor[s].max(advance[s].min(hold[s]));
+            let idle = tail.held[s] == 0 && tail.taken[s] >= tail.evicted_to[s];
+            if idle {
+                tail.taken[s] = tail.taken[s].max(tail.emitted_to[s]);
+                tail.cursor[s] = tail.cursor[s].max(tail.emitted_to[s].min(hold[s]));
+            }
+        }
+        self.cursor_dirty.store(true, Ordering::Release);
     }
 
     /// Gives up on taken lines without an outcome (the plugin is stopping):
@@ -849,10 +917,10 @@ impl Journal {
             taken.lines.len() as i64 - taken.unjournaled as i64,
             Ordering::Relaxed,
         );
-        self.finish(taken, false);
+        self.finish(taken, false, [Seq::MAX; 2]);
     }
 
-    fn finish(&self, taken: Taken, done: bool) {
+    fn finish(&self, taken: Taken, done: bool, hold: [Seq; 2]) {
         self.budget.sub(taken.cost);
         self.counters
             .in_flight_lines
@@ -860,15 +928,7 @@ impl Journal {
         let mut tail = self.tail();
         tail.in_flight = false;
         if done {
-            for s in 0..2 {
-                tail.cursor[s] = tail.cursor[s].max(taken.advance[s]);
-                let idle = tail.held[s] == 0 && tail.taken[s] >= tail.evicted_to[s];
-                if idle {
-                    tail.taken[s] = tail.taken[s].max(tail.emitted_to[s]);
-                    tail.cursor[s] = tail.cursor[s].max(tail.emitted_to[s]);
-                }
-            }
-            self.cursor_dirty.store(true, Ordering::Release);
+            self.move_cursor(&mut tail, taken.advance, hold);
         }
         let oldest = tail.lines.front().map_or(0, |h| h.line.timestamp_ns);
         self.counters

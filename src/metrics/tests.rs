@@ -34,6 +34,7 @@ fn sample_container() -> ContainerSample {
         journal_limit_bytes: 1 << 30,
         pending_lines: 3,
         oldest_pending_age_seconds: 1.5,
+        filtered: vec![("drop_stage".into(), 2)],
     }
 }
 
@@ -275,7 +276,12 @@ fn endpoint_labels_carry_no_credentials_query_or_fragment() {
 struct NoLoki;
 
 impl Pusher for NoLoki {
-    fn push(&self, _body: Bytes, _timeout: Duration) -> BoxFuture<'_, PushResult> {
+    fn push(
+        &self,
+        _body: Bytes,
+        _timeout: Duration,
+        _tenant: Option<Arc<str>>,
+    ) -> BoxFuture<'_, PushResult> {
         Box::pin(std::future::pending())
     }
 }

@@ -2,10 +2,12 @@
 //! the log summaries and the metrics endpoint read the same counters.
 //!
 //! Every line read is accounted for:
-//! `received + recovered = sent + dropped (by reason) + pending`.
+//! `received + recovered = sent + dropped (by reason) + filtered (by the
+//! reason a stage names) + pending`.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::protocol::ContainerInfo;
@@ -65,6 +67,9 @@ pub struct ContainerCounters {
     /// Lines Loki accepted.
     pub sent: AtomicU64,
     dropped: [AtomicU64; DropReason::ALL.len()],
+    /// Lines the container's own pipeline stages or relabelling dropped on
+    /// purpose, by the reason the stage names (`drop_counter_reason`).
+    filtered: Mutex<BTreeMap<String, u64>>,
     /// Frames that could not be decoded.
     pub invalid_frames: AtomicU64,
     /// FIFO bytes skipped to find the next frame.
@@ -89,6 +94,10 @@ pub struct ContainerCounters {
     pub memory_lines: AtomicI64,
     /// Lines handed to a push that has not finished.
     pub in_flight_lines: AtomicI64,
+    /// Lines the pipeline stages hold (a multiline block being built,
+    /// entries a `limit` stage makes wait, entries processed and waiting
+    /// for the next push).
+    pub held_lines: AtomicI64,
     /// Timestamp (ns) of the oldest line not yet delivered; 0 when none.
     pub oldest_pending_ns: AtomicI64,
     /// Who the container is (the metrics labels).
@@ -151,6 +160,9 @@ impl ContainerCounters {
         for reason in DropReason::ALL {
             self.drop_lines(reason, other.dropped(reason));
         }
+        for (reason, n) in other.filtered() {
+            self.filter_lines(&reason, n);
+        }
         ContainerCounters::add(&self.invalid_frames, get(&other.invalid_frames));
         ContainerCounters::add(&self.skipped_bytes, get(&other.skipped_bytes));
         ContainerCounters::add(&self.journal_misses, get(&other.journal_misses));
@@ -180,12 +192,38 @@ impl ContainerCounters {
         DropReason::ALL.iter().map(|r| self.dropped(*r)).sum()
     }
 
+    /// Counts lines a stage dropped on purpose.
+    pub fn filter_lines(&self, reason: &str, n: u64) {
+        if n > 0 {
+            let mut filtered = self.filtered.lock().expect("counters lock poisoned");
+            match filtered.get_mut(reason) {
+                Some(count) => *count += n,
+                None => {
+                    filtered.insert(reason.to_string(), n);
+                }
+            }
+        }
+    }
+
+    /// Lines filtered, by reason.
+    pub fn filtered(&self) -> BTreeMap<String, u64> {
+        self.filtered
+            .lock()
+            .expect("counters lock poisoned")
+            .clone()
+    }
+
+    pub fn filtered_total(&self) -> u64 {
+        self.filtered().values().sum()
+    }
+
     /// Lines neither delivered nor given up yet: in memory, in flight, or
     /// on disk (lines recovered from an earlier run are counted once read).
     pub fn pending(&self) -> i64 {
         self.memory_lines.load(Ordering::Relaxed)
             + self.in_flight_lines.load(Ordering::Relaxed)
             + self.backlog_lines.load(Ordering::Relaxed)
+            + self.held_lines.load(Ordering::Relaxed)
     }
 
     /// The one-line account of a container's lines for the plugin log.
@@ -204,6 +242,13 @@ impl ContainerCounters {
                 reason.as_str(),
                 self.dropped(reason)
             ));
+        }
+        let filtered = self.filtered();
+        if !filtered.is_empty() {
+            text.push_str(&format!(" filtered={}", filtered.values().sum::<u64>()));
+            for (reason, n) in filtered {
+                text.push_str(&format!(" filtered_{reason}={n}"));
+            }
         }
         text.push_str(&format!(
             " invalid_frames={} skipped_bytes={} journal_misses={} duplicates_skipped={} read_back={}",

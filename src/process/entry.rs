@@ -215,6 +215,16 @@ impl Entry {
     }
 }
 
+/// True for a valid label name by Loki's (Prometheus' legacy) rules:
+/// `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn is_valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// The extracted-map seed for a label set: each label as a string field.
 pub fn seed_of(labels: &BTreeMap<String, String>) -> Arc<BTreeMap<String, Value>> {
     Arc::new(

@@ -10,6 +10,8 @@
 //! limit, ...) use [`Fields::weak`], which also converts between strings,
 //! numbers and booleans as mapstructure's weak mode does.
 
+#![allow(dead_code)] // readers for the stages still being written
+
 use super::yaml::{Node, Resolved, Scalar, scalar_text};
 
 /// A stage's config mapping, read field by field; [`Fields::finish`]

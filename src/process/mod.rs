@@ -28,8 +28,12 @@
 
 pub mod entry;
 mod fields;
+mod goduration;
 mod gojson;
-mod goregex;
+pub mod goregex;
+pub mod gotime;
+pub mod relabel;
+pub mod selector;
 pub mod stages;
 pub mod yaml;
 
@@ -164,16 +168,20 @@ impl<T: EachEntry> Stage for T {
 
 /// A list of stages: a container's pipeline, or the nested one of a
 /// `match` stage.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Pipeline {
     stages: Vec<Box<dyn Stage>>,
+    /// A `match` stage's pipeline: like Grafana's, it seeds each entry's
+    /// extracted map with the entry's labels as they are when it enters.
+    nested: bool,
 }
 
 /// Reads a file a stage's configuration names (a `geoip` database): the
 /// caller decides where files may come from (the secrets mount) and how
 /// large they may be, and reads them off the async runtime.
-pub trait Loader: Send + Sync {
-    fn read(&self, path: &str) -> Result<Arc<Vec<u8>>, String>;
+pub trait Loader: Send + Sync + fmt::Debug {
+    /// The file's bytes, refused if larger than `max_bytes`.
+    fn read(&self, path: &str, max_bytes: u64) -> Result<Arc<Vec<u8>>, String>;
 }
 
 /// A [`Loader`] for configurations that may name no file.
@@ -181,7 +189,7 @@ pub trait Loader: Send + Sync {
 pub struct NoFiles;
 
 impl Loader for NoFiles {
-    fn read(&self, path: &str) -> Result<Arc<Vec<u8>>, String> {
+    fn read(&self, path: &str, _max_bytes: u64) -> Result<Arc<Vec<u8>>, String> {
         Err(format!("cannot read {path:?}: no files may be read here"))
     }
 }
@@ -210,7 +218,7 @@ impl Pipeline {
     pub fn parse_inline(text: &str, loader: &dyn Loader) -> Result<Pipeline, String> {
         let node = yaml::parse(text)?;
         if node.is_null() {
-            return Ok(Pipeline { stages: Vec::new() });
+            return Ok(Pipeline::default());
         }
         Pipeline::from_list(&node, &mut Budget::new(loader))
     }
@@ -219,13 +227,14 @@ impl Pipeline {
     /// under a top-level `pipeline_stages:` key.
     pub fn parse_file(text: &str, loader: &dyn Loader) -> Result<Pipeline, String> {
         let node = yaml::parse(text)?;
-        let mut top = fields::Fields::new(&node)?;
+        let mut top = fields::Fields::new(&node)
+            .map_err(|e| format!("{e}: the file holds the stages under a pipeline_stages: key"))?;
         let stages = top.node("pipeline_stages").cloned();
         top.finish()
             .map_err(|e| format!("{e} (the file holds pipeline_stages:)"))?;
         match stages {
             Some(list) => Pipeline::from_list(&list, &mut Budget::new(loader)),
-            None => Ok(Pipeline { stages: Vec::new() }),
+            None => Ok(Pipeline::default()),
         }
     }
 
@@ -267,7 +276,16 @@ impl Pipeline {
                 stages.push(stage);
             }
         }
-        Ok(Pipeline { stages })
+        Ok(Pipeline {
+            stages,
+            nested: false,
+        })
+    }
+
+    /// This pipeline as a `match` stage's.
+    pub fn nested(mut self) -> Pipeline {
+        self.nested = true;
+        self
     }
 
     pub fn is_empty(&self) -> bool {
@@ -283,11 +301,21 @@ impl Pipeline {
     pub fn fresh(&self) -> Pipeline {
         Pipeline {
             stages: self.stages.iter().map(|s| s.fresh()).collect(),
+            nested: self.nested,
         }
     }
 
     /// Runs entries through every stage.
     pub fn run(&mut self, entries: &mut Vec<Entry>, cx: &mut Context) {
+        if self.nested {
+            for entry in entries.iter_mut() {
+                for (name, value) in entry.labels.iter() {
+                    entry
+                        .extracted
+                        .insert(name.clone(), Value::String(value.clone()));
+                }
+            }
+        }
         for stage in &mut self.stages {
             if entries.is_empty() {
                 return;

@@ -35,7 +35,14 @@ const POOL_IDLE: Duration = Duration::from_secs(90);
 
 /// Sends one encoded push and reports what happened.
 pub trait Pusher: Send + Sync + 'static {
-    fn push(&self, body: Bytes, timeout: Duration) -> BoxFuture<'_, PushResult>;
+    /// Sends one encoded push; `tenant`, when set, replaces the endpoint's
+    /// `X-Scope-OrgID` (a `tenant` pipeline stage chose it).
+    fn push(
+        &self,
+        body: Bytes,
+        timeout: Duration,
+        tenant: Option<Arc<str>>,
+    ) -> BoxFuture<'_, PushResult>;
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -140,7 +147,23 @@ impl LokiClient {
     }
 
     /// Sends one encoded push; `timeout` bounds the whole exchange.
-    pub async fn send(&self, body: Bytes, timeout: Duration) -> PushResult {
+    pub async fn send(&self, body: Bytes, timeout: Duration, tenant: Option<&str>) -> PushResult {
+        let tenant = match tenant {
+            None => self.tenant.clone(),
+            Some(t) => match HeaderValue::from_str(t) {
+                Ok(value) => Some(value),
+                Err(_) => {
+                    return PushResult::Answered {
+                        status: hyper::StatusCode::BAD_REQUEST,
+                        body: format!(
+                            "the tenant stage chose a tenant ID that is not a valid header value: {:?}",
+                            crate::config::units::shorten(t, 64)
+                        ),
+                        retry_after: None,
+                    };
+                }
+            },
+        };
         let mut request = Request::post(self.uri.clone())
             .header(CONTENT_TYPE, "application/x-protobuf")
             .header(USER_AGENT, crate::USER_AGENT)
@@ -155,8 +178,8 @@ impl LokiClient {
         if let Some(auth) = &self.authorization {
             headers.insert(AUTHORIZATION, auth.clone());
         }
-        if let Some(tenant) = &self.tenant {
-            headers.insert("X-Scope-OrgID", tenant.clone());
+        if let Some(tenant) = tenant {
+            headers.insert("X-Scope-OrgID", tenant);
         }
         let exchange = async {
             let response = match &self.transport {
@@ -207,8 +230,13 @@ impl LokiClient {
 }
 
 impl Pusher for LokiClient {
-    fn push(&self, body: Bytes, timeout: Duration) -> BoxFuture<'_, PushResult> {
-        Box::pin(self.send(body, timeout))
+    fn push(
+        &self,
+        body: Bytes,
+        timeout: Duration,
+        tenant: Option<Arc<str>>,
+    ) -> BoxFuture<'_, PushResult> {
+        Box::pin(async move { self.send(body, timeout, tenant.as_deref()).await })
     }
 }
 
@@ -325,18 +353,26 @@ impl ReloadingClient {
 }
 
 impl Pusher for ReloadingClient {
-    fn push(&self, body: Bytes, timeout: Duration) -> BoxFuture<'_, PushResult> {
+    fn push(
+        &self,
+        body: Bytes,
+        timeout: Duration,
+        tenant: Option<Arc<str>>,
+    ) -> BoxFuture<'_, PushResult> {
         Box::pin(async move {
             self.refresh(false).await;
             let started = std::time::Instant::now();
-            let result = self.client().send(body.clone(), timeout).await;
+            let result = self
+                .client()
+                .send(body.clone(), timeout, tenant.as_deref())
+                .await;
             let refused = matches!(&result, PushResult::Answered { status, .. }
                 if matches!(status.as_u16(), 401 | 403));
             if refused && secrets::has_file(self.config.auth.as_ref()) && self.refresh(true).await {
                 let left = timeout
                     .saturating_sub(started.elapsed())
                     .max(Duration::from_millis(1));
-                return self.client().send(body, left).await;
+                return self.client().send(body, left, tenant.as_deref()).await;
             }
             result
         })

@@ -13,8 +13,9 @@ use bytes::Bytes;
 use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 
-use crate::config::labels::StreamLabels;
+use crate::config::labels::{StreamLabels, render};
 use crate::line::{Line, for_loki};
+use crate::process::{Entry, TENANT_LABEL};
 use crate::proto::logproto::{LabelPairAdapter, PushRequest};
 
 /// A push being put together from several lanes' lines.
@@ -37,12 +38,7 @@ impl PushBuilder {
     /// Adds one lane's lines under its labels, each entry with `metadata`
     /// (Loki 3 structured metadata; empty for none).
     pub fn add(&mut self, labels: &StreamLabels, lines: &[Line], metadata: &[LabelPairAdapter]) {
-        let mut encoded_metadata = Vec::new();
-        for pair in metadata {
-            encode_key(3, WireType::LengthDelimited, &mut encoded_metadata);
-            encode_varint(pair.encoded_len() as u64, &mut encoded_metadata);
-            pair.encode_raw(&mut encoded_metadata);
-        }
+        let encoded_metadata = encode_metadata(metadata);
         let mut index_by_source = [None; 2];
         for line in lines {
             let index = *index_by_source[line.source as usize].get_or_insert_with(|| {
@@ -58,9 +54,66 @@ impl PushBuilder {
             });
             let stream = &mut self.streams[index];
             stream.line_bytes += line.bytes.len();
-            encode_entry(line, &encoded_metadata, &mut stream.entries);
+            let text = for_loki(&line.bytes);
+            encode_entry(
+                line.timestamp_ns,
+                &text,
+                &encoded_metadata,
+                &[],
+                &mut stream.entries,
+            );
         }
         self.lines += lines.len();
+    }
+
+    /// Adds entries the pipeline stages made, each under its own labels
+    /// (without the tenant, which goes in the request's header, and
+    /// without empty values, which Loki treats as absent), with the
+    /// container's `metadata` and the entry's own.
+    pub fn add_entries(&mut self, entries: &[Entry], metadata: &[LabelPairAdapter]) {
+        let encoded_metadata = encode_metadata(metadata);
+        let mut own = Vec::new();
+        // Entries of one label set share it: render it once per run of them.
+        let mut last: Option<(*const std::collections::BTreeMap<String, String>, usize)> = None;
+        for entry in entries {
+            let key = Arc::as_ptr(&entry.labels);
+            let index = match last {
+                Some((k, index)) if k == key => index,
+                _ => {
+                    let rendered: Arc<str> = Arc::from(push_labels(&entry.labels));
+                    let index = *self.index.entry(rendered.clone()).or_insert_with(|| {
+                        self.streams.push(Stream {
+                            labels: rendered,
+                            entries: Vec::new(),
+                            line_bytes: 0,
+                        });
+                        self.streams.len() - 1
+                    });
+                    last = Some((key, index));
+                    index
+                }
+            };
+            own.clear();
+            for (name, value) in &entry.metadata {
+                let pair = LabelPairAdapter {
+                    name: name.clone(),
+                    value: value.clone(),
+                };
+                encode_key(3, WireType::LengthDelimited, &mut own);
+                encode_varint(pair.encoded_len() as u64, &mut own);
+                pair.encode_raw(&mut own);
+            }
+            let stream = &mut self.streams[index];
+            stream.line_bytes += entry.line.len();
+            encode_entry(
+                entry.timestamp,
+                entry.line.as_bytes(),
+                &encoded_metadata,
+                &own,
+                &mut stream.entries,
+            );
+        }
+        self.lines += entries.len();
     }
 
     pub fn lines(&self) -> usize {
@@ -94,18 +147,41 @@ impl PushBuilder {
     }
 }
 
+/// Loki's `{name="value", ...}` for the labels an entry is pushed under.
+pub fn push_labels(labels: &std::collections::BTreeMap<String, String>) -> String {
+    if labels.contains_key(TENANT_LABEL) || labels.values().any(String::is_empty) {
+        let kept: std::collections::BTreeMap<String, String> = labels
+            .iter()
+            .filter(|(k, v)| k.as_str() != TENANT_LABEL && !v.is_empty())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        return render(&kept);
+    }
+    render(labels)
+}
+
+/// Structured metadata pairs as `EntryAdapter` field 3, encoded once.
+fn encode_metadata(metadata: &[LabelPairAdapter]) -> Vec<u8> {
+    let mut encoded = Vec::new();
+    for pair in metadata {
+        encode_key(3, WireType::LengthDelimited, &mut encoded);
+        encode_varint(pair.encoded_len() as u64, &mut encoded);
+        pair.encode_raw(&mut encoded);
+    }
+    encoded
+}
+
 /// Appends one `EntryAdapter` as field 2 of a `StreamAdapter`: timestamp,
-/// the line as valid UTF-8 (invalid sequences become U+FFFD), metadata.
-fn encode_entry(line: &Line, metadata: &[u8], out: &mut Vec<u8>) {
-    let text = for_loki(&line.bytes);
-    let seconds = line.timestamp_ns.div_euclid(1_000_000_000);
-    let nanos = line.timestamp_ns.rem_euclid(1_000_000_000) as u64;
+/// the line (valid UTF-8), the container's metadata, the entry's own.
+fn encode_entry(timestamp_ns: i64, text: &[u8], metadata: &[u8], own: &[u8], out: &mut Vec<u8>) {
+    let seconds = timestamp_ns.div_euclid(1_000_000_000);
+    let nanos = timestamp_ns.rem_euclid(1_000_000_000) as u64;
     let timestamp_len = varint_field_len(1, seconds as u64) + varint_field_len(2, nanos);
     let line_len = match text.len() {
         0 => 0,
         n => length_delimited_len(2, n),
     };
-    let entry_len = length_delimited_len(1, timestamp_len) + line_len + metadata.len();
+    let entry_len = length_delimited_len(1, timestamp_len) + line_len + metadata.len() + own.len();
     out.reserve(length_delimited_len(2, entry_len));
     encode_key(2, WireType::LengthDelimited, out);
     encode_varint(entry_len as u64, out);
@@ -120,9 +196,10 @@ fn encode_entry(line: &Line, metadata: &[u8], out: &mut Vec<u8>) {
     if !text.is_empty() {
         encode_key(2, WireType::LengthDelimited, out);
         encode_varint(text.len() as u64, out);
-        out.extend_from_slice(&text);
+        out.extend_from_slice(text);
     }
     out.extend_from_slice(metadata);
+    out.extend_from_slice(own);
 }
 
 /// Bytes of a length-delimited field of `len` bytes.

@@ -37,12 +37,9 @@ use tokio::task::JoinSet;
 use super::client::Pusher;
 use super::encode::PushBuilder;
 use super::policy::{self, FailKind, Labels, PushResult, Verdict};
-use crate::config::labels::StreamLabels;
 use crate::config::options::EndpointConfig;
-use crate::journal::{Journal, Taken};
-use crate::line::{Source, for_loki};
+use crate::feed::{Batch, Feed};
 use crate::observe::{DropReason, EndpointCounters, Throttle};
-use crate::proto::logproto::LabelPairAdapter;
 use crate::protocol::short_id;
 
 /// Longest wait between two probes of an unreachable Loki, so a backlog
@@ -54,12 +51,10 @@ pub type DrainSignal = watch::Receiver<Option<Instant>>;
 
 /// A container's place at an endpoint.
 pub struct Lane {
-    pub journal: Arc<Journal>,
-    pub labels: StreamLabels,
-    /// Loki 3 structured metadata for every entry of this container.
-    pub metadata: Vec<LabelPairAdapter>,
+    /// Its lines, labels and metadata, through its stages if it has any.
+    pub feed: Feed,
     /// The lines being delivered (in flight, or waiting to be retried).
-    batch: Option<Taken>,
+    batch: Option<Batch>,
     /// The push this lane's batch is in.
     push: Option<u64>,
     /// Retry alone: a shared push failed, and this lane's part of the
@@ -73,15 +68,9 @@ pub struct Lane {
 }
 
 impl Lane {
-    pub fn new(
-        journal: Arc<Journal>,
-        labels: StreamLabels,
-        metadata: Vec<LabelPairAdapter>,
-    ) -> Lane {
+    pub fn new(feed: Feed) -> Lane {
         Lane {
-            journal,
-            labels,
-            metadata,
+            feed,
             batch: None,
             push: None,
             solo: false,
@@ -92,20 +81,33 @@ impl Lane {
     }
 
     fn name(&self) -> &str {
-        &self.journal.name
+        self.feed.name()
     }
 
-    /// Bytes the structured metadata adds to each entry as encoded: names,
-    /// values and protobuf framing.
-    fn metadata_bytes(&self) -> usize {
-        self.metadata
-            .iter()
-            .map(|pair| pair.name.len() + pair.value.len() + 8)
-            .sum()
+    /// Whether Loki blames one of the streams this lane's batch is in.
+    fn is_blamed(&self, blamed: &[Labels]) -> bool {
+        match &self.batch {
+            Some(batch) => self
+                .feed
+                .streams(batch)
+                .iter()
+                .any(|(set, _)| policy::is_blamed(set, blamed)),
+            None => false,
+        }
     }
 
-    fn set(&self, source: Source) -> &Labels {
-        self.labels.label_set(source)
+    /// Bytes waiting for a push, for filling one.
+    fn waiting_bytes(&self) -> usize {
+        self.batch
+            .as_ref()
+            .map_or(self.feed.queued_bytes(), Batch::bytes)
+    }
+
+    /// Lines wait, or the stages have something to hand on by `now`.
+    fn has_waiting(&self, now: Instant) -> bool {
+        self.batch.is_some()
+            || self.feed.journal.pending_since().is_some()
+            || self.feed.next_release(now).is_some_and(|t| t <= now)
     }
 }
 
@@ -191,7 +193,7 @@ impl Endpoint {
     }
 
     pub fn attach(&mut self, lane: Lane) {
-        lane.journal.set_wake(self.wake.clone());
+        lane.feed.journal.set_wake(self.wake.clone());
         self.lanes.push(lane);
         self.counters
             .lanes
@@ -259,9 +261,9 @@ impl Endpoint {
     fn reap(&mut self) {
         let before = self.lanes.len();
         self.lanes.retain(|lane| {
-            let done = lane.batch.is_none() && lane.journal.release_lane_if_done();
+            let done = lane.batch.is_none() && lane.feed.is_done();
             if done {
-                let what = if lane.journal.is_paused() {
+                let what = if lane.feed.journal.is_paused() {
                     "reading paused by plugin shutdown (resumes on restart)"
                 } else {
                     "logging finished"
@@ -321,10 +323,7 @@ impl Endpoint {
                     continue;
                 }
                 chosen.push(i);
-                bytes += lane
-                    .batch
-                    .as_ref()
-                    .map_or(lane.journal.queued_bytes(), |b| b.bytes());
+                bytes += lane.waiting_bytes();
                 if lane.solo || probing {
                     break;
                 }
@@ -333,13 +332,9 @@ impl Endpoint {
             if lane.solo || bytes >= self.config.batch_size {
                 continue;
             }
-            let waiting = lane.batch.is_some() || lane.journal.pending_since().is_some();
-            if waiting {
+            if lane.has_waiting(now) {
                 chosen.push(i);
-                bytes += lane
-                    .batch
-                    .as_ref()
-                    .map_or(lane.journal.queued_bytes(), |b| b.bytes());
+                bytes += lane.waiting_bytes();
             }
         }
         if let Some(&first) = chosen.first() {
@@ -349,41 +344,56 @@ impl Endpoint {
     }
 
     fn is_due(&self, lane: &Lane, now: Instant, draining: bool) -> bool {
-        let Some(since) = lane.journal.pending_since() else {
+        if lane.feed.next_release(now).is_some_and(|t| t <= now) {
+            return true;
+        }
+        let journal = &lane.feed.journal;
+        let Some(since) = journal.pending_since() else {
             return false;
         };
         draining
-            || !lane.journal.is_live()
-            || lane.journal.queued_bytes() >= self.config.batch_size
+            || !journal.is_live()
+            || journal.queued_bytes() >= self.config.batch_size
             || now.saturating_duration_since(since) >= self.config.batch_wait
     }
 
     /// Takes the chosen lanes' lines and sends them. False if none had any.
+    /// A push carries one tenant: a lane whose batch has another (a
+    /// `tenant` stage chose it) keeps it for a later push.
     async fn start_push(&mut self, chosen: Vec<usize>, deadline: Option<Instant>) -> bool {
         let mut builder = PushBuilder::default();
         let mut lanes = Vec::new();
         let mut room = self.config.batch_size;
         let mut metadata = false;
+        let mut tenant: Option<Option<String>> = None;
         for i in chosen {
             let lane = &mut self.lanes[i];
-            let lane_metadata: &[LabelPairAdapter] = match self.no_metadata {
-                true => &[],
-                false => &lane.metadata,
-            };
             // Metadata goes with every entry: it counts towards the batch
             // size, so that a push of short lines stays as small as before
             // (Loki's gRPC messages are bounded, 4 MB by default).
             let per_line = match self.no_metadata {
                 true => 0,
-                false => lane.metadata_bytes(),
+                false => lane.feed.metadata_bytes(),
             };
             if lane.batch.is_none() {
-                lane.batch = lane.journal.take_with(room.max(1), per_line).await;
+                lane.batch = lane.feed.take(room.max(1), per_line).await;
             }
             let Some(batch) = &lane.batch else { continue };
-            room = room.saturating_sub(batch.bytes() + per_line * batch.lines.len());
-            metadata |= !lane_metadata.is_empty();
-            builder.add(&lane.labels, &batch.lines, lane_metadata);
+            if batch.is_empty() {
+                // The stages filtered or held every line: nothing to push.
+                let batch = lane.batch.take().expect("checked");
+                lane.feed.delivered(batch);
+                continue;
+            }
+            let batch_tenant = batch.tenant().map(str::to_string);
+            if tenant.as_ref().is_some_and(|t| *t != batch_tenant) {
+                continue;
+            }
+            tenant = Some(batch_tenant);
+            room = room.saturating_sub(batch.bytes() + lane.feed.overhead(batch, per_line));
+            metadata |=
+                !self.no_metadata && (!lane.feed.metadata.is_empty() || batch.has_own_metadata());
+            lane.feed.encode(batch, &mut builder, !self.no_metadata);
             lanes.push(i);
         }
         if lanes.is_empty() {
@@ -404,6 +414,7 @@ impl Endpoint {
         };
         let body = builder.encode();
         let client = self.client.clone();
+        let tenant: Option<Arc<str>> = tenant.flatten().map(Arc::from);
         self.in_flight.push(InFlight {
             id,
             started: Instant::now(),
@@ -414,7 +425,7 @@ impl Endpoint {
             .in_flight
             .store(self.in_flight.len() as i64, Ordering::Relaxed);
         self.pushes.spawn(async move {
-            let result = client.push(body, timeout).await;
+            let result = client.push(body, timeout, tenant).await;
             (id, result)
         });
         true
@@ -433,9 +444,7 @@ impl Endpoint {
             }
         };
         let probe_candidate = self.lanes.iter().any(|l| {
-            l.push.is_none()
-                && l.not_before.is_none_or(|t| t <= now)
-                && (l.batch.is_some() || l.journal.pending_since().is_some())
+            l.push.is_none() && l.not_before.is_none_or(|t| t <= now) && l.has_waiting(now)
         });
         if self.health.down_since.is_some() && self.in_flight.is_empty() && probe_candidate {
             consider(self.health.next_probe);
@@ -452,8 +461,13 @@ impl Endpoint {
             }
             if let Some(t) = lane.not_before {
                 consider(t);
-            } else if let Some(since) = lane.journal.pending_since() {
+                continue;
+            }
+            if let Some(since) = lane.feed.journal.pending_since() {
                 consider(since + self.config.batch_wait);
+            }
+            if let Some(t) = lane.feed.next_release(now) {
+                consider(t.max(now + Duration::from_millis(1)));
             }
         }
         next
@@ -570,10 +584,7 @@ impl Endpoint {
                     }
                 } else {
                     for i in lanes {
-                        let lane = &self.lanes[i];
-                        let at_fault = Source::ALL
-                            .iter()
-                            .any(|&s| policy::is_blamed(lane.set(s), &blamed));
+                        let at_fault = self.lanes[i].is_blamed(&blamed);
                         if at_fault {
                             self.fail(i, true, retry_after, &result);
                         } else {
@@ -616,7 +627,10 @@ impl Endpoint {
         };
         let blamed = policy::blamed_streams(&body);
         for &i in lanes {
-            if self.lanes[i].metadata.is_empty() {
+            let lane = &self.lanes[i];
+            let carried = !lane.feed.metadata.is_empty()
+                || lane.batch.as_ref().is_some_and(Batch::has_own_metadata);
+            if !carried {
                 let refused = |set: &Labels, lengths: &[usize]| {
                     if policy::is_blamed(set, &blamed) {
                         policy::refused_lines(&body, lengths)
@@ -658,7 +672,7 @@ impl Endpoint {
             } else {
                 DropReason::RetriesExhausted
             };
-            let lines = lane.batch.as_ref().map_or(0, Taken::len);
+            let lines = lane.batch.as_ref().map_or(0, Batch::len);
             let name = lane.name().to_string();
             let failures = lane.failures;
             self.warn_drop(
@@ -696,37 +710,22 @@ impl Endpoint {
     /// Ends a lane's batch, every line of it delivered.
     fn delivered(&mut self, i: usize) {
         if let Some(batch) = self.end_batch(i) {
-            self.lanes[i]
-                .journal
-                .ack_counted(batch, 0, DropReason::Rejected);
+            self.lanes[i].feed.delivered(batch);
         }
     }
 
-    /// Ends a lane's batch. `lost` says, for a source's label set and the
+    /// Ends a lane's batch. `lost` says, for a stream's label set and the
     /// lengths of its lines (as Loki sees them), how many Loki did not take;
     /// they count as dropped for `reason`, the others as delivered.
     fn finish(&mut self, i: usize, lost: impl Fn(&Labels, &[usize]) -> u64, reason: DropReason) {
         let Some(batch) = self.end_batch(i) else {
             return;
         };
-        let lane = &self.lanes[i];
-        let mut dropped = 0;
-        for source in Source::ALL {
-            let lengths: Vec<usize> = batch
-                .lines
-                .iter()
-                .filter(|l| l.source == source)
-                .map(|l| for_loki(&l.bytes).len())
-                .collect();
-            if !lengths.is_empty() {
-                dropped += lost(lane.labels.label_set(source), &lengths).min(lengths.len() as u64);
-            }
-        }
-        lane.journal.ack_counted(batch, dropped, reason);
+        self.lanes[i].feed.settle(batch, lost, reason);
     }
 
     /// Clears a lane's retry state and takes its batch.
-    fn end_batch(&mut self, i: usize) -> Option<Taken> {
+    fn end_batch(&mut self, i: usize) -> Option<Batch> {
         let lane = &mut self.lanes[i];
         lane.failures = 0;
         lane.solo = false;
@@ -744,7 +743,7 @@ impl Endpoint {
         for lane in &mut self.lanes {
             lane.push = None;
             if let Some(batch) = lane.batch.take() {
-                lane.journal.abandon(batch);
+                lane.feed.abandon(batch);
             }
             log_summary(
                 lane,
@@ -767,7 +766,7 @@ impl Endpoint {
 
 /// Logs a container's account of its lines.
 fn log_summary(lane: &Lane, what: &str) {
-    let journal = &lane.journal;
+    let journal = &lane.feed.journal;
     let summary = format!(
         "{what}: container={} id={} {}",
         journal.name,

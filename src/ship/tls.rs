@@ -22,9 +22,6 @@
 //! differ, the files changed: load them again and build a new client config.
 
 use std::fmt;
-use std::fs::{File, Metadata};
-use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -35,7 +32,7 @@ use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::options::TlsOptions;
-use crate::config::units::shorten;
+pub(crate) use crate::files::{FileStamp, file_error, read_regular_file};
 
 /// Largest TLS file read. A CA bundle with every public root is ~220 KiB.
 pub const MAX_TLS_FILE_SIZE: u64 = 1 << 20;
@@ -43,30 +40,6 @@ pub const MAX_TLS_FILE_SIZE: u64 = 1 << 20;
 pub const TLS_FILES_TIME_LIMIT: Duration = Duration::from_secs(5);
 /// Reader threads that may still be running after their caller gave up.
 pub const MAX_PARKED_READERS: usize = 8;
-
-/// Where a file was when it was read: a change of any field means it was
-/// replaced or rewritten.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FileStamp {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
-}
-
-impl FileStamp {
-    pub(crate) fn of(meta: &Metadata) -> FileStamp {
-        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
-        FileStamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            len: meta.len(),
-            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
-            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
-        }
-    }
-}
 
 /// The stamps of the CA, certificate and key files (`None`: not used).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -267,77 +240,6 @@ fn load_blocking(options: &TlsOptions, doing: &Doing) -> Result<TlsMaterial, Str
         client_auth,
         fingerprint,
     })
-}
-
-pub(crate) fn file_error(option: &str, path: &Path, why: &str) -> String {
-    format!(
-        "{option} {:?}: {why}",
-        shorten(&path.to_string_lossy(), 200)
-    )
-}
-
-/// What a file that is not a regular file is, for the error.
-fn not_regular(meta: &Metadata) -> Option<&'static str> {
-    let kind = meta.file_type();
-    if kind.is_file() {
-        None
-    } else if kind.is_dir() {
-        Some("is a directory, not a regular file")
-    } else if kind.is_fifo() {
-        Some("is a FIFO (named pipe), not a regular file")
-    } else if kind.is_char_device() {
-        Some("is a character device, not a regular file")
-    } else if kind.is_block_device() {
-        Some("is a block device, not a regular file")
-    } else if kind.is_socket() {
-        Some("is a socket, not a regular file")
-    } else {
-        Some("is not a regular file")
-    }
-}
-
-/// Reads a regular file of at most `max` bytes. Blocking: call it off the
-/// runtime (see [`run_off_runtime`]). Errors name the option and the path,
-/// never the content.
-pub(crate) fn read_regular_file(
-    option: &str,
-    path: &Path,
-    max: u64,
-) -> Result<(Vec<u8>, FileStamp), String> {
-    let fail = |why: &str| file_error(option, path, why);
-    let too_large = |len: u64| {
-        fail(&format!(
-            "is {len} bytes, more than the {max} bytes ({}) such a file may have",
-            crate::config::units::format_size(max)
-        ))
-    };
-    // Look before opening: opening a device or a FIFO can itself have effects.
-    let meta = std::fs::metadata(path).map_err(|e| fail(&e.to_string()))?;
-    if let Some(why) = not_regular(&meta) {
-        return Err(fail(why));
-    }
-    // O_NONBLOCK: should a FIFO be swapped in now, the open still returns.
-    let file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| fail(&e.to_string()))?;
-    // Check what was opened, not what the path named a moment ago.
-    let meta = file.metadata().map_err(|e| fail(&e.to_string()))?;
-    if let Some(why) = not_regular(&meta) {
-        return Err(fail(why));
-    }
-    if meta.len() > max {
-        return Err(too_large(meta.len()));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(max + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| fail(&e.to_string()))?;
-    if bytes.len() as u64 > max {
-        return Err(too_large(bytes.len() as u64));
-    }
-    Ok((bytes, FileStamp::of(&meta)))
 }
 
 fn parse_certificates(
@@ -596,7 +498,10 @@ mod tests {
     async fn large_missing_and_non_pem_files_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         let big = dir.path().join("big.pem");
-        File::create(&big).unwrap().set_len(10 << 20).unwrap();
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(10 << 20)
+            .unwrap();
         let (err, _) = refused(&ca_option(&big)).await;
         assert!(
             err.contains("loki-tls-ca-file") && err.contains("10485760 bytes"),

@@ -1,7 +1,7 @@
 //! `cri`: Grafana's fixed sub-pipeline for CRI log lines
 //! (`2019-01-01T01:00:00.000000001Z stderr P part of a line`): `regex`
-//! (time, stream, flags, content), `labels` (stream), the RFC3339Nano
-//! timestamp of `docker` ([`GoTime`]), `output` (content), then the
+//! (time, stream, flags, content), `labels` (stream), `timestamp` (time,
+//! RFC3339Nano, fudged on failure), `output` (content), then the
 //! joining of partial lines: a `P` line waits, per label set, for the
 //! lines that follow until an `F` line of the same label set ends it.
 //!
@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use super::super::fields::Fields;
 use super::super::yaml::Node;
 use super::super::{Context, Entry, Held, Labels, Stage};
-use super::docker::{GoTime, part};
+use super::docker::part;
 
 const DEFAULT_MAX_PARTIAL_LINES: i64 = 100;
 /// Most bytes the waiting lines of one stage hold together.
@@ -36,7 +36,7 @@ pub const MAX_HELD: usize = 16 << 20;
 pub struct Cri {
     regex: Box<dyn Stage>,
     labels: Box<dyn Stage>,
-    time: GoTime,
+    time: Box<dyn Stage>,
     content: Box<dyn Stage>,
     tags: Box<dyn Stage>,
     max_partial_lines: i64,
@@ -63,7 +63,7 @@ impl Cri {
                 r#"{"expression":"^(?s)(?P<time>\\S+?) (?P<stream>stdout|stderr) (?P<flags>\\S+?) (?P<content>.*)$"}"#,
             )?,
             labels: part("labels", r#"{"stream":null}"#)?,
-            time: GoTime::new("time"),
+            time: part("timestamp", r#"{"source":"time","format":"RFC3339Nano"}"#)?,
             content: part("output", r#"{"source":"content"}"#)?,
             tags: part("output", r#"{"source":"tags"}"#)?,
             max_partial_lines: if max_partial_lines == 0 {
@@ -153,7 +153,7 @@ impl Stage for Cri {
     fn run(&mut self, entries: &mut Vec<Entry>, cx: &mut Context) {
         self.regex.run(entries, cx);
         self.labels.run(entries, cx);
-        self.time.run(entries);
+        self.time.run(entries, cx);
         self.content.run(entries, cx);
         self.tags.run(entries, cx);
         let mut out = Vec::with_capacity(entries.len());
@@ -177,7 +177,7 @@ impl Stage for Cri {
         Box::new(Cri {
             regex: self.regex.fresh(),
             labels: self.labels.fresh(),
-            time: GoTime::new("time"),
+            time: self.time.fresh(),
             content: self.content.fresh(),
             tags: self.tags.fresh(),
             max_partial_lines: self.max_partial_lines,

@@ -67,7 +67,7 @@ impl Drop {
         // Grafana turns `value` into the regex `^QuoteMeta(value)$`.
         let regex = match (&expression, &value) {
             (Some(expression), _) => Some(goregex::compile(expression)),
-            (None, Some(value)) => Some(goregex::compile_anchored(&regex::escape(value))),
+            (None, Some(value)) => Some(goregex::compile(&format!("^{}$", quote_meta(value)))),
             (None, None) => None,
         }
         .transpose()
@@ -130,6 +130,18 @@ impl Drop {
         }
         true
     }
+}
+
+/// Go's `regexp.QuoteMeta`.
+fn quote_meta(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// `source`: a field name or a list of them.

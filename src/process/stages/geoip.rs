@@ -30,6 +30,9 @@ use super::super::fields::Fields;
 use super::super::yaml::Node;
 use super::super::{EachEntry, Entry, Loader};
 
+/// Largest database read (MaxMind's largest, Enterprise, is far smaller).
+const MAX_DB_BYTES: u64 = 1 << 30;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DbType {
     City,
@@ -86,7 +89,7 @@ impl GeoIp {
                 ));
             }
         };
-        let bytes = loader.read(&db)?;
+        let bytes = loader.read(&db, MAX_DB_BYTES)?;
         let reader = Reader::from_source(Bytes(bytes))
             .map_err(|e| format!("cannot open the MaxMind database {db:?}: {e}"))?;
         let kind = reader.metadata().database_type.clone();
@@ -466,10 +469,11 @@ mod tests {
     use super::go_sprint_float;
     use super::mmdb::{V, build, mapped};
 
+    #[derive(Debug)]
     struct Files(BTreeMap<&'static str, Vec<u8>>);
 
     impl Loader for Files {
-        fn read(&self, path: &str) -> Result<Arc<Vec<u8>>, String> {
+        fn read(&self, path: &str, _max_bytes: u64) -> Result<Arc<Vec<u8>>, String> {
             self.0
                 .get(path)
                 .map(|b| Arc::new(b.clone()))

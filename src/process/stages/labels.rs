@@ -2,10 +2,10 @@
 //! the same name, `level: lvl` the field `lvl`). Also the reading of label
 //! configs that `structured_metadata` shares.
 
+use super::super::entry::is_valid_label_name;
 use super::super::fields::{StringMap, string_map};
 use super::super::yaml::Node;
 use super::super::{EachEntry, Entry};
-use crate::config::labels::is_valid_label_name;
 
 #[derive(Debug, Clone)]
 pub struct Labels {

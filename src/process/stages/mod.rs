@@ -13,6 +13,7 @@ mod labeldrop;
 mod labels;
 mod limit;
 mod logfmt;
+mod matcher;
 pub mod metrics;
 mod multiline;
 mod output;
@@ -22,6 +23,7 @@ mod sampling;
 mod static_labels;
 mod structured_metadata;
 mod tenant;
+mod timestamp;
 
 use super::yaml::Node;
 use super::{Budget, Stage};
@@ -59,6 +61,7 @@ pub const NAMES: &[&str] = &[
 /// Builds the stage `name` from its configuration.
 pub fn build(name: &str, config: &Node, budget: &mut Budget) -> Result<Box<dyn Stage>, String> {
     Ok(match name {
+        "match" => Box::new(matcher::Matcher::new(config, budget)?),
         "json" => Box::new(json::Json::new(config)?),
         "regex" => Box::new(regex::RegexStage::new(config)?),
         "labels" => Box::new(labels::Labels::new(config)?),
@@ -82,6 +85,7 @@ pub fn build(name: &str, config: &Node, budget: &mut Budget) -> Result<Box<dyn S
         "eventlogmessage" => Box::new(eventlogmessage::EventLogMessage::new(config)?),
         "geoip" => Box::new(geoip::GeoIp::new(config, budget.loader)?),
         "metrics" => Box::new(metrics::Metrics::new(config)?),
+        "timestamp" => Box::new(timestamp::Timestamp::new(config)?),
         known if NAMES.contains(&known) => {
             return Err(format!("the {known} stage is not built yet"));
         }
@@ -89,20 +93,7 @@ pub fn build(name: &str, config: &Node, budget: &mut Budget) -> Result<Box<dyn S
     })
 }
 
-/// Go's `time.ParseDuration`, in nanoseconds (negative allowed).
-pub fn go_duration(text: &str) -> Result<i64, String> {
-    let (negative, rest) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text.strip_prefix('+').unwrap_or(text)),
-    };
-    if rest.trim() != rest || rest.is_empty() {
-        return Err(format!("time: invalid duration {text:?}"));
-    }
-    let d = crate::config::units::parse_duration(rest)
-        .map_err(|e| format!("time: invalid duration {text:?} ({e})"))?;
-    let ns = i64::try_from(d.as_nanos()).map_err(|_| format!("time: invalid duration {text:?}"))?;
-    Ok(if negative { -ns } else { ns })
-}
+pub use super::goduration::parse as go_duration;
 
 /// Runs `lines` through the stages `yaml` once, then appends what they
 /// still hold (`testing::run` hands the entries to `flush` as already

@@ -1,9 +1,7 @@
 //! `regex`: matches the line (or a field) and sets a field per named group.
 
-use regex::Regex;
-
 use super::super::fields::Fields;
-use super::super::goregex;
+use super::super::goregex::Regex;
 use super::super::yaml::Node;
 use super::super::{EachEntry, Entry, Value};
 
@@ -28,7 +26,7 @@ impl RegexStage {
         if source.as_deref() == Some("") {
             return Err("empty source".into());
         }
-        let regex = goregex::compile(&expression)
+        let regex = Regex::new(&expression)
             .map_err(|e| format!("could not compile regular expression: {e}"))?;
         Ok(RegexStage { regex, source })
     }
@@ -45,18 +43,17 @@ impl EachEntry for RegexStage {
                 None => return,
             },
         };
-        let Some(captures) = self.regex.captures(&input) else {
+        let Some(groups) = self.regex.find_submatch(&input) else {
             return;
         };
         let found: Vec<(String, String)> = self
             .regex
-            .capture_names()
-            .enumerate()
-            .filter_map(|(i, name)| {
-                let name = name.filter(|n| !n.is_empty() && i > 0)?;
-                let value = captures.get(i).map_or("", |m| m.as_str());
-                Some((name.to_string(), value.to_string()))
-            })
+            .names()
+            .iter()
+            .zip(groups)
+            .skip(1)
+            .filter(|(name, _)| !name.is_empty())
+            .map(|(name, value)| (name.clone(), value.to_string()))
             .collect();
         for (name, value) in found {
             entry.extracted.insert(name, Value::String(value));

@@ -10,8 +10,10 @@ use prost::Message;
 
 use super::*;
 use crate::assemble::Assembler;
-use crate::journal::{JournalConfig, Store, StoreSettings};
+use crate::config::labels::StreamLabels;
+use crate::journal::{Journal, JournalConfig, Store, StoreSettings};
 use crate::proto::logdriver::LogEntry;
+use crate::proto::logproto::LabelPairAdapter;
 use crate::proto::logproto::PushRequest;
 use crate::ship::policy::FailKind;
 
@@ -71,6 +73,7 @@ impl Pusher for ScriptedLoki {
         &self,
         body: Bytes,
         _timeout: Duration,
+        _tenant: Option<Arc<str>>,
     ) -> super::super::client::BoxFuture<'_, PushResult> {
         Box::pin(async move {
             let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
@@ -246,7 +249,7 @@ impl Setup {
             })
             .collect();
         self.endpoint
-            .attach(Lane::new(journal.clone(), labels, metadata));
+            .attach(Lane::new(Feed::plain(journal.clone(), labels, metadata)));
         journal
     }
 }

@@ -1,0 +1,526 @@
+//! What delivery takes from a container: its journal's lines, through its
+//! pipeline stages when it has any, as batches for its endpoint.
+//!
+//! ```text
+//!  journal ──take──▶ lines ──(no stages)──────────────────────▶ Batch::Lines
+//!     ▲                 └──▶ entries ─▶ process::Pipeline ─▶ ready ─▶ Batch::Entries
+//!     └──────────settle: counts, cursor (not past what the stages hold)──┘
+//! ```
+//!
+//! The endpoint sees batches, labels and lengths; it never learns what a
+//! stage is. A batch of processed entries has one tenant (a `tenant` stage
+//! may give entries their own), so a push carries one `X-Scope-OrgID`.
+//!
+//! Every journal line is counted once: sent, dropped, filtered by a stage,
+//! or held by the stages (pending). The cursor stays before the first line
+//! the stages still hold, so after a crash those lines are read again and
+//! the stages, deciding by the entries' own timestamps, cut the same
+//! multiline blocks.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::labels::StreamLabels;
+use crate::journal::{Journal, Settled, Taken};
+use crate::line::{Line, Seq, Source, for_loki};
+use crate::observe::DropReason;
+use crate::process::entry::seed_of;
+use crate::process::{Context, Entry, Extracted, Held, Labels, Origin, Pipeline, Value};
+use crate::proto::logproto::LabelPairAdapter;
+use crate::ship::encode::{PushBuilder, push_labels};
+use crate::ship::policy;
+
+/// The reason lines of a container that relabelling drops are counted
+/// under.
+pub const RELABEL_REASON: &str = "relabel_config";
+
+/// Nanoseconds since the Unix epoch, as the stages' clock.
+pub type Clock = fn() -> i64;
+
+/// The wall clock.
+pub fn wall_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// A container's lines on their way to its endpoint.
+pub struct Feed {
+    pub journal: Arc<Journal>,
+    pub labels: StreamLabels,
+    /// Loki 3 structured metadata for every entry of this container.
+    pub metadata: Vec<LabelPairAdapter>,
+    stages: Option<Stages>,
+}
+
+/// A container's pipeline and what it holds.
+struct Stages {
+    pipeline: Pipeline,
+    /// Relabelling dropped the container: every line is filtered.
+    dropped: bool,
+    /// Per source: the labels entries start with, and the extracted map's
+    /// seed made from them.
+    bases: [(Labels, Arc<BTreeMap<String, Value>>); 2],
+    /// Processed entries waiting for a push.
+    ready: VecDeque<Entry>,
+    /// The held lines last added to the container's counters.
+    counted: i64,
+    clock: Clock,
+}
+
+/// Lines handed to the endpoint; given back with [`Feed::settle`] or
+/// [`Feed::abandon`].
+pub struct Batch {
+    taken: Option<Taken>,
+    content: Content,
+}
+
+enum Content {
+    /// The journal's lines as they are, under the container's labels.
+    Lines,
+    /// Entries the stages made; all of one tenant.
+    Entries {
+        entries: Vec<Entry>,
+        tenant: Option<String>,
+        filtered: BTreeMap<Arc<str>, u64>,
+    },
+}
+
+impl Batch {
+    /// Entries to push (none: the batch only settles what the stages did).
+    pub fn len(&self) -> usize {
+        match &self.content {
+            Content::Lines => self.taken.as_ref().map_or(0, Taken::len),
+            Content::Entries { entries, .. } => entries.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of the lines as pushed.
+    pub fn bytes(&self) -> usize {
+        match &self.content {
+            Content::Lines => self.taken.as_ref().map_or(0, Taken::bytes),
+            Content::Entries { entries, .. } => entries.iter().map(|e| e.line.len()).sum(),
+        }
+    }
+
+    /// Bytes of the structured metadata the stages set, as encoded.
+    fn own_metadata_bytes(&self) -> usize {
+        match &self.content {
+            Content::Lines => 0,
+            Content::Entries { entries, .. } => entries
+                .iter()
+                .flat_map(|e| &e.metadata)
+                .map(|(n, v)| n.len() + v.len() + 8)
+                .sum(),
+        }
+    }
+
+    /// The tenant a `tenant` stage chose for these entries.
+    pub fn tenant(&self) -> Option<&str> {
+        match &self.content {
+            Content::Lines => None,
+            Content::Entries { tenant, .. } => tenant.as_deref(),
+        }
+    }
+
+    /// Whether any entry carries structured metadata of its own.
+    pub fn has_own_metadata(&self) -> bool {
+        match &self.content {
+            Content::Lines => false,
+            Content::Entries { entries, .. } => entries.iter().any(|e| !e.metadata.is_empty()),
+        }
+    }
+}
+
+impl Feed {
+    /// Lines go as they are, under `labels`.
+    pub fn plain(
+        journal: Arc<Journal>,
+        labels: StreamLabels,
+        metadata: Vec<LabelPairAdapter>,
+    ) -> Feed {
+        Feed {
+            journal,
+            labels,
+            metadata,
+            stages: None,
+        }
+    }
+
+    /// Lines go through `pipeline` first; with `dropped` (relabelling
+    /// dropped the container) none goes to Loki, each counted as filtered.
+    pub fn processed(
+        journal: Arc<Journal>,
+        labels: StreamLabels,
+        metadata: Vec<LabelPairAdapter>,
+        pipeline: Pipeline,
+        dropped: bool,
+    ) -> Feed {
+        let base = |source: Source| {
+            let set = labels.label_set(source).clone();
+            let seed = seed_of(&set);
+            (Arc::new(set), seed)
+        };
+        let bases = [base(Source::Stdout), base(Source::Stderr)];
+        Feed {
+            journal,
+            labels,
+            metadata,
+            stages: Some(Stages {
+                pipeline,
+                dropped,
+                bases,
+                ready: VecDeque::new(),
+                counted: 0,
+                clock: wall_clock,
+            }),
+        }
+    }
+
+    /// Uses `clock` as the stages' clock (tests on paused time).
+    pub fn with_clock(mut self, clock: Clock) -> Feed {
+        if let Some(stages) = &mut self.stages {
+            stages.clock = clock;
+        }
+        self
+    }
+
+    pub fn name(&self) -> &str {
+        &self.journal.name
+    }
+
+    /// Bytes the container's structured metadata adds to each entry.
+    pub fn metadata_bytes(&self) -> usize {
+        self.metadata
+            .iter()
+            .map(|pair| pair.name.len() + pair.value.len() + 8)
+            .sum()
+    }
+
+    /// Bytes waiting for delivery (for filling a push).
+    pub fn queued_bytes(&self) -> usize {
+        let ready = self
+            .stages
+            .as_ref()
+            .map_or(0, |s| s.ready.iter().map(|e| e.line.len()).sum::<usize>());
+        self.journal.queued_bytes() + ready
+    }
+
+    /// When, seen from `now`, the stages have something to hand on without
+    /// new lines: processed entries waiting, a multiline block whose idle
+    /// time is up, everything once the container's FIFO has ended. `now`
+    /// itself when that is already so.
+    pub fn next_release(&self, now: Instant) -> Option<Instant> {
+        let stages = self.stages.as_ref()?;
+        if !stages.ready.is_empty() || (self.input_ended() && stages.holds()) {
+            return Some(now);
+        }
+        let tick = stages.pipeline.next_tick()?;
+        let wait = tick.saturating_sub((stages.clock)());
+        Some(now + Duration::from_nanos(u64::try_from(wait).unwrap_or(0)))
+    }
+
+    /// No more lines will come: the FIFO ended (not a plugin shutdown,
+    /// after which a restart goes on reading) and all were taken.
+    fn input_ended(&self) -> bool {
+        !self.journal.is_live() && !self.journal.is_paused() && self.journal.is_drained()
+    }
+
+    /// Whether everything is delivered or given up and no reader feeds the
+    /// journal any more; then the lane is released. At a plugin shutdown
+    /// what the stages hold stays in the journal for the next start.
+    pub fn is_done(&self) -> bool {
+        let holds = self.stages.as_ref().is_some_and(Stages::holds);
+        (!holds || self.journal.is_paused()) && self.journal.release_lane_if_done()
+    }
+
+    /// The next batch: up to `max_bytes` of lines (at least one), each line
+    /// counting `per_line` more (what goes with every entry).
+    pub async fn take(&mut self, max_bytes: usize, per_line: usize) -> Option<Batch> {
+        let max_bytes = max_bytes.max(1);
+        let Some(stages) = &mut self.stages else {
+            let taken = self.journal.take_with(max_bytes, per_line).await?;
+            return Some(Batch {
+                taken: Some(taken),
+                content: Content::Lines,
+            });
+        };
+        let mut cx = Context::new((stages.clock)());
+        let mut taken = None;
+        if stages.ready.is_empty() && !stages.pipeline.is_full() {
+            taken = self.journal.take_with(max_bytes, per_line).await;
+        }
+        if let Some(lines) = &taken {
+            let mut entries = stages.entries_of(lines);
+            if stages.dropped {
+                let reason: Arc<str> = Arc::from(RELABEL_REASON);
+                for entry in &entries {
+                    cx.filter(entry, &reason);
+                }
+                entries.clear();
+            }
+            stages.pipeline.run(&mut entries, &mut cx);
+            stages.ready.extend(entries);
+        }
+        // Timers only once every line read so far has gone through, so a
+        // line that is merely waiting is never cut off from its block.
+        if self.journal.is_drained() || (taken.is_none() && self.journal.queued_bytes() == 0) {
+            let mut released = Vec::new();
+            let ended = !self.journal.is_live() && !self.journal.is_paused();
+            if ended {
+                stages.pipeline.flush(&mut released, &mut cx);
+            } else {
+                stages.pipeline.tick(&mut released, &mut cx);
+            }
+            stages.ready.extend(released);
+        }
+        let filtered = cx.take_filtered();
+        let entries = stages.cut(max_bytes, per_line);
+        tracing::debug!(
+            container = %self.journal.name,
+            taken = taken.as_ref().map_or(0, Taken::len),
+            entries = entries.len(),
+            ready = stages.ready.len(),
+            drained = self.journal.is_drained(),
+            "stages ran"
+        );
+        if entries.is_empty() && taken.is_none() && filtered.is_empty() {
+            return None;
+        }
+        let tenant = entries.first().and_then(|e| e.tenant().map(str::to_string));
+        Some(Batch {
+            taken,
+            content: Content::Entries {
+                entries,
+                tenant,
+                filtered,
+            },
+        })
+    }
+
+    /// Adds the batch's entries to a push (`metadata`: whether this
+    /// endpoint takes structured metadata).
+    pub fn encode(&self, batch: &Batch, push: &mut PushBuilder, metadata: bool) {
+        let container: &[LabelPairAdapter] = if metadata { &self.metadata } else { &[] };
+        match &batch.content {
+            Content::Lines => {
+                if let Some(taken) = &batch.taken {
+                    push.add(&self.labels, &taken.lines, container);
+                }
+            }
+            Content::Entries { entries, .. } => {
+                if metadata {
+                    push.add_entries(entries, container);
+                } else {
+                    let bare: Vec<Entry> = entries
+                        .iter()
+                        .map(|e| Entry {
+                            metadata: Vec::new(),
+                            ..e.clone()
+                        })
+                        .collect();
+                    push.add_entries(&bare, container);
+                }
+            }
+        }
+    }
+
+    /// Bytes the batch takes in a push beyond its lines (metadata).
+    pub fn overhead(&self, batch: &Batch, per_line: usize) -> usize {
+        per_line * batch.len() + batch.own_metadata_bytes()
+    }
+
+    /// The batch's streams as Loki names them (label sets), each with the
+    /// lengths of its lines as Loki sees them, for matching Loki's blame.
+    pub fn streams(&self, batch: &Batch) -> Vec<(policy::Labels, Vec<usize>)> {
+        match &batch.content {
+            Content::Lines => {
+                let Some(taken) = &batch.taken else {
+                    return Vec::new();
+                };
+                Source::ALL
+                    .iter()
+                    .filter_map(|&source| {
+                        let lengths: Vec<usize> = taken
+                            .lines
+                            .iter()
+                            .filter(|l| l.source == source)
+                            .map(|l| for_loki(&l.bytes).len())
+                            .collect();
+                        (!lengths.is_empty())
+                            .then(|| (self.labels.label_set(source).clone(), lengths))
+                    })
+                    .collect()
+            }
+            Content::Entries { entries, .. } => {
+                let mut streams: Vec<(policy::Labels, Vec<usize>)> = Vec::new();
+                for entry in entries {
+                    let set = pushed_set(&entry.labels);
+                    match streams.iter_mut().find(|(s, _)| *s == set) {
+                        Some((_, lengths)) => lengths.push(entry.line.len()),
+                        None => streams.push((set, vec![entry.line.len()])),
+                    }
+                }
+                streams
+            }
+        }
+    }
+
+    /// Ends a batch: `lost` says, for each stream and the lengths of its
+    /// lines, how many entries Loki did not take; their lines count as
+    /// dropped for `reason`, the others as sent.
+    pub fn settle(
+        &mut self,
+        batch: Batch,
+        lost: impl Fn(&policy::Labels, &[usize]) -> u64,
+        reason: DropReason,
+    ) {
+        let streams = self.streams(&batch);
+        match batch.content {
+            Content::Lines => {
+                let Some(taken) = batch.taken else { return };
+                let dropped = streams
+                    .iter()
+                    .map(|(set, lengths)| lost(set, lengths).min(lengths.len() as u64))
+                    .sum();
+                self.journal.ack_counted(taken, dropped, reason);
+            }
+            Content::Entries {
+                entries, filtered, ..
+            } => {
+                let Some(stages) = &mut self.stages else {
+                    return;
+                };
+                // Loki says how many entries of a stream it refused; count
+                // the lines of that many of its entries.
+                let mut dropped = 0u64;
+                let mut sent = 0u64;
+                for (set, lengths) in &streams {
+                    let refused = lost(set, lengths).min(lengths.len() as u64);
+                    let mut left = refused;
+                    for entry in entries.iter().filter(|e| pushed_set(&e.labels) == *set) {
+                        let lines = u64::from(entry.origin.lines);
+                        if left > 0 {
+                            dropped += lines;
+                            left -= 1;
+                        } else {
+                            sent += lines;
+                        }
+                    }
+                }
+                let held = stages.held();
+                self.journal.settle(
+                    batch.taken,
+                    Settled {
+                        sent,
+                        dropped,
+                        reason,
+                        filtered: &filtered,
+                        hold: held.hold,
+                    },
+                );
+                stages.count_held(&self.journal, held.lines);
+            }
+        }
+    }
+
+    /// Every entry of the batch delivered.
+    pub fn delivered(&mut self, batch: Batch) {
+        self.settle(batch, |_, _| 0, DropReason::Rejected);
+    }
+
+    /// Gives a batch back without an outcome (the plugin is stopping):
+    /// lines in the journal go again after the restart.
+    pub fn abandon(&mut self, batch: Batch) {
+        if let Some(taken) = batch.taken {
+            self.journal.abandon(taken);
+        }
+    }
+}
+
+/// The labels an entry is pushed under, as a map (for blame matching).
+fn pushed_set(labels: &BTreeMap<String, String>) -> policy::Labels {
+    let _ = push_labels;
+    labels
+        .iter()
+        .filter(|(k, v)| k.as_str() != crate::process::TENANT_LABEL && !v.is_empty())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+impl Stages {
+    /// Entries for journal lines: each under its source's labels, with the
+    /// extracted map seeded from them.
+    fn entries_of(&self, taken: &Taken) -> Vec<Entry> {
+        let mut before: [Seq; 2] = taken.from();
+        taken
+            .lines
+            .iter()
+            .map(|line: &Line| {
+                let s = line.source as usize;
+                let origin = Origin::line(line.source, before[s]);
+                before[s] = before[s].max(line.ack);
+                let (labels, seed) = &self.bases[s];
+                Entry {
+                    labels: labels.clone(),
+                    extracted: Extracted::seeded(seed.clone()),
+                    line: String::from_utf8_lossy(&line.bytes).into_owned(),
+                    timestamp: line.timestamp_ns,
+                    metadata: Vec::new(),
+                    origin,
+                }
+            })
+            .collect()
+    }
+
+    /// Lines held: in the stages and processed but not yet taken.
+    fn held(&self) -> Held {
+        let mut held = Held::default();
+        self.pipeline.held(&mut held);
+        for entry in &self.ready {
+            held.add(&entry.origin);
+        }
+        held
+    }
+
+    fn holds(&self) -> bool {
+        self.held().lines > 0
+    }
+
+    /// Brings the container's `held_lines` to `now`.
+    fn count_held(&mut self, journal: &Journal, now: u64) {
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        journal
+            .counters
+            .held_lines
+            .fetch_add(now - self.counted, Ordering::Relaxed);
+        self.counted = now;
+    }
+
+    /// Takes ready entries for one push: one tenant, up to `max_bytes`.
+    fn cut(&mut self, max_bytes: usize, per_line: usize) -> Vec<Entry> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        let tenant = self.ready.front().map(|e| e.tenant().map(str::to_string));
+        while let Some(front) = self.ready.front() {
+            if Some(front.tenant().map(str::to_string)) != tenant {
+                break;
+            }
+            let size = front.line.len() + per_line;
+            if !out.is_empty() && bytes + size > max_bytes {
+                break;
+            }
+            bytes += size;
+            out.push(self.ready.pop_front().expect("front exists"));
+        }
+        out
+    }
+}
