@@ -35,7 +35,11 @@ fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 /// The runs: a name, the container's extra log-opts, and the text of line `n`.
-type Case = (&'static str, Vec<(&'static str, &'static str)>, fn(usize) -> String);
+type Case = (
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    fn(usize) -> String,
+);
 
 fn cases() -> Vec<Case> {
     vec![
@@ -86,7 +90,9 @@ async fn bench_run(name: &str, extra: &[(&str, &str)], text: fn(usize) -> String
         let url = loki.url();
         let mut opts = vec![("loki-url", url.as_str())];
         opts.extend_from_slice(extra);
-        plugin.start_logging(&start_request(&fifo.path, &opts)).await;
+        plugin
+            .start_logging(&start_request(&fifo.path, &opts))
+            .await;
         let frames: Vec<Vec<u8>> = (0..LINES)
             .map(|n| frame(&line("stdout", &text(n))))
             .collect();
@@ -106,8 +112,13 @@ async fn bench_run(name: &str, extra: &[(&str, &str)], text: fn(usize) -> String
         let written = started.elapsed();
         plugin.stop_logging(&fifo.path).await;
         drop(file);
-        let expected = if name == "multiline" { LINES / 10 } else { LINES };
-        loki.wait_for_entries(expected, Duration::from_secs(120)).await;
+        let expected = if name == "multiline" {
+            LINES / 10
+        } else {
+            LINES
+        };
+        loki.wait_for_entries(expected, Duration::from_secs(120))
+            .await;
         let delivered = started.elapsed();
         let cpu = cpu_time(pid) - cpu_before;
         println!(
