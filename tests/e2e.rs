@@ -1748,9 +1748,13 @@ async fn pipeline_stages(ctx: &Ctx) -> Outcome {
     let entries = wait_entries(&ctx.loki, &[("app", name)], 4, Duration::from_secs(10)).await?;
     let got = texts(&entries);
     ensure(got.len() == 4, format!("4 entries, got {got:#?}"))?;
+    let trace = got
+        .iter()
+        .find(|t| t.contains("ERROR api request failed"))
+        .ok_or_else(|| format!("no ERROR entry in {got:#?}"))?;
     ensure(
-        got[1].lines().count() == 6 && got[1].ends_with("\t... 12 more"),
-        format!("the stack trace is one entry: {:?}", got[1]),
+        trace.lines().count() == 6 && trace.ends_with("\t... 12 more"),
+        format!("the stack trace is one entry: {trace:?}"),
     )?;
     let errors = ctx
         .loki
