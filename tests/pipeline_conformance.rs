@@ -537,6 +537,7 @@ fn judge(tools: &Tools, case: &Case) -> Outcome {
     let plugin = tools.plugin(case);
     let mut notes = String::new();
     let verdict = (|| {
+        // First, that Grafana does what the case says it does.
         if oracle.code != case.exit {
             return Verdict::Broken(format!(
                 "Grafana exits {}, the case expects {}",
@@ -551,6 +552,33 @@ fn judge(tools: &Tools, case: &Case) -> Outcome {
                 ));
             }
         }
+        let theirs = match oracle.code {
+            0 => match streams_of(&oracle) {
+                Ok(s) => Some(s),
+                Err(e) => return Verdict::Broken(format!("Grafana's output: {e}")),
+            },
+            _ => None,
+        };
+        let reference = match (&case.sampled, &theirs) {
+            (Some(sampled), Some(theirs)) => {
+                let run = tools.oracle(case, Some(&sampled.reference));
+                let full = match (run.code, streams_of(&run)) {
+                    (0, Ok(full)) => full,
+                    (code, r) => {
+                        return Verdict::Broken(format!(
+                            "the reference pipeline: exit {code}, {:?}",
+                            r.err()
+                        ));
+                    }
+                };
+                if let Err(e) = sample_check(&full, theirs, sampled.rate, &mut notes) {
+                    return Verdict::Broken(format!("Grafana's sample: {e}"));
+                }
+                Some(full)
+            }
+            _ => None,
+        };
+        // Then what we do.
         if plugin.code == 2 && plugin.stderr.contains("not built yet") {
             return Verdict::Differ("the stage is not built yet".into());
         }
@@ -560,12 +588,8 @@ fn judge(tools: &Tools, case: &Case) -> Outcome {
                 oracle.code, plugin.code
             ));
         }
-        if oracle.code != 0 {
+        let Some(theirs) = theirs else {
             return Verdict::Same;
-        }
-        let theirs = match streams_of(&oracle) {
-            Ok(s) => s,
-            Err(e) => return Verdict::Broken(format!("Grafana's output: {e}")),
         };
         let ours = match streams_of(&plugin) {
             Ok(s) => s,
@@ -580,42 +604,24 @@ fn judge(tools: &Tools, case: &Case) -> Outcome {
                 ));
             }
         }
-        match &case.sampled {
-            None => {
-                if theirs == ours {
-                    Verdict::Same
-                } else if (case.any_order || has_match_stage(case)) && sorted(&theirs) == sorted(&ours)
-                {
-                    // Grafana's match stage hands on the entries it does not
-                    // select at once and the selected ones after its nested
-                    // stages, from different goroutines: their order within
-                    // a stream is not Grafana's to keep (it varies from run
-                    // to run), so it is not compared.
-                    let _ = writeln!(notes, "same entries, in another order");
-                    Verdict::Same
-                } else {
-                    Verdict::Differ(first_difference(&theirs, &ours))
-                }
-            }
-            Some(sampled) => {
-                let reference = tools.oracle(case, Some(&sampled.reference));
-                let full = match (reference.code, streams_of(&reference)) {
-                    (0, Ok(full)) => full,
-                    (code, r) => {
-                        return Verdict::Broken(format!(
-                            "the reference pipeline: exit {code}, {:?}",
-                            r.err()
-                        ));
-                    }
-                };
-                if let Err(e) = sample_check(&full, &theirs, sampled.rate, &mut notes) {
-                    return Verdict::Broken(format!("Grafana's sample: {e}"));
-                }
-                match sample_check(&full, &ours, sampled.rate, &mut notes) {
-                    Ok(()) => Verdict::Same,
-                    Err(e) => Verdict::Differ(format!("our sample: {e}")),
-                }
-            }
+        if let (Some(sampled), Some(full)) = (&case.sampled, &reference) {
+            return match sample_check(full, &ours, sampled.rate, &mut notes) {
+                Ok(()) => Verdict::Same,
+                Err(e) => Verdict::Differ(format!("our sample: {e}")),
+            };
+        }
+        if theirs == ours {
+            Verdict::Same
+        } else if (case.any_order || has_match_stage(case)) && sorted(&theirs) == sorted(&ours) {
+            // Grafana's match stage hands on the entries it does not select
+            // at once and the selected ones after its nested stages, from
+            // different goroutines: their order within a stream is not
+            // Grafana's to keep (it varies from run to run), so it is not
+            // compared.
+            let _ = writeln!(notes, "same entries, in another order");
+            Verdict::Same
+        } else {
+            Verdict::Differ(first_difference(&theirs, &ours))
         }
     })();
     Outcome {
