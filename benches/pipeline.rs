@@ -34,18 +34,67 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The runs: a name, the container's extra log-opts, and the text of line `n`.
+type Case = (
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    fn(usize) -> String,
+);
+
+fn cases() -> Vec<Case> {
+    vec![
+        ("plain", vec![], |n| numbered(n, LINE_BYTES)),
+        (
+            "json + labels",
+            vec![(
+                "loki-pipeline-stages",
+                "[{json: {expressions: {level: , msg: }}}, {labels: {level: }}]",
+            )],
+            |n| {
+                let level = ["info", "warn", "error", "debug"][n % 4];
+                let head = format!(r#"{{"level":"{level}","msg":""#);
+                let body = numbered(n, LINE_BYTES - head.len() - 2);
+                format!("{head}{body}\"}}")
+            },
+        ),
+        (
+            "multiline",
+            vec![(
+                "loki-pipeline-stages",
+                r#"[{multiline: {firstline: '^line \d+0 '}}]"#,
+            )],
+            |n| numbered(n, LINE_BYTES),
+        ),
+    ]
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    for run in 1..=3 {
+    let filter = std::env::var("BENCH_CASE").unwrap_or_default();
+    for (name, extra, text) in cases() {
+        if !name.contains(filter.as_str()) {
+            continue;
+        }
+        for run in 1..=2 {
+            bench_run(name, &extra, text, run).await;
+        }
+    }
+}
+
+async fn bench_run(name: &str, extra: &[(&str, &str)], text: fn(usize) -> String, run: usize) {
+    {
         let loki = FakeLoki::start().await;
         let plugin = Plugin::start(&[("LOG_LEVEL", "info")]);
         let pid = plugin.pid();
         let mut fifo = Fifo::create();
+        let url = loki.url();
+        let mut opts = vec![("loki-url", url.as_str())];
+        opts.extend_from_slice(extra);
         plugin
-            .start_logging(&start_request(&fifo.path, &[("loki-url", &loki.url())]))
+            .start_logging(&start_request(&fifo.path, &opts))
             .await;
         let frames: Vec<Vec<u8>> = (0..LINES)
-            .map(|n| frame(&line("stdout", &numbered(n, LINE_BYTES))))
+            .map(|n| frame(&line("stdout", &text(n))))
             .collect();
         let cpu_before = cpu_time(pid);
         let mut file = fifo.take_file();
@@ -63,11 +112,17 @@ async fn main() {
         let written = started.elapsed();
         plugin.stop_logging(&fifo.path).await;
         drop(file);
-        loki.wait_for_entries(LINES, Duration::from_secs(120)).await;
+        let expected = if name == "multiline" {
+            LINES / 10
+        } else {
+            LINES
+        };
+        loki.wait_for_entries(expected, Duration::from_secs(120))
+            .await;
         let delivered = started.elapsed();
         let cpu = cpu_time(pid) - cpu_before;
         println!(
-            "run {run}: {LINES} lines of {LINE_BYTES} B: FIFO drained in {:.2} s, all in Loki after {:.2} s, \
+            "{name}, run {run}: {LINES} lines of {LINE_BYTES} B: FIFO drained in {:.2} s, all in Loki after {:.2} s, \
              plugin CPU {:.2} us/line, peak RSS {:.1} MB",
             written.as_secs_f64(),
             delivered.as_secs_f64(),

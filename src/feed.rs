@@ -214,17 +214,18 @@ impl Feed {
         self.journal.queued_bytes() + ready
     }
 
-    /// When the stages have something to hand on without new lines:
-    /// processed entries waiting, a multiline block whose idle time is up,
-    /// everything once the container's FIFO has ended.
-    pub fn next_release(&self) -> Option<Instant> {
+    /// When, seen from `now`, the stages have something to hand on without
+    /// new lines: processed entries waiting, a multiline block whose idle
+    /// time is up, everything once the container's FIFO has ended. `now`
+    /// itself when that is already so.
+    pub fn next_release(&self, now: Instant) -> Option<Instant> {
         let stages = self.stages.as_ref()?;
         if !stages.ready.is_empty() || (self.input_ended() && stages.holds()) {
-            return Some(Instant::now());
+            return Some(now);
         }
         let tick = stages.pipeline.next_tick()?;
         let wait = tick.saturating_sub((stages.clock)());
-        Some(Instant::now() + Duration::from_nanos(u64::try_from(wait).unwrap_or(0)))
+        Some(now + Duration::from_nanos(u64::try_from(wait).unwrap_or(0)))
     }
 
     /// No more lines will come: the FIFO ended (not a plugin shutdown,
@@ -269,20 +270,28 @@ impl Feed {
             stages.pipeline.run(&mut entries, &mut cx);
             stages.ready.extend(entries);
         }
-        // Timers only once every line read so far has gone through, so a
-        // line that is merely waiting is never cut off from its block.
-        if self.journal.is_drained() || (taken.is_none() && self.journal.queued_bytes() == 0) {
-            let mut released = Vec::new();
-            let ended = !self.journal.is_live() && !self.journal.is_paused();
-            if ended {
-                stages.pipeline.flush(&mut released, &mut cx);
-            } else {
-                stages.pipeline.tick(&mut released, &mut cx);
-            }
-            stages.ready.extend(released);
+        // Idle timers act only once every line read so far has gone
+        // through (cx.input_waiting), so a line that is merely waiting is
+        // never cut off from its block; rate limits release meanwhile.
+        let caught_up = self.journal.is_caught_up();
+        cx.input_waiting = !caught_up;
+        let mut released = Vec::new();
+        if caught_up && !self.journal.is_live() && !self.journal.is_paused() {
+            stages.pipeline.flush(&mut released, &mut cx);
+        } else {
+            stages.pipeline.tick(&mut released, &mut cx);
         }
+        stages.ready.extend(released);
         let filtered = cx.take_filtered();
         let entries = stages.cut(max_bytes, per_line);
+        tracing::debug!(
+            container = %self.journal.name,
+            taken = taken.as_ref().map_or(0, Taken::len),
+            entries = entries.len(),
+            ready = stages.ready.len(),
+            drained = self.journal.is_drained(),
+            "stages ran"
+        );
         if entries.is_empty() && taken.is_none() && filtered.is_empty() {
             return None;
         }

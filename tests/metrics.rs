@@ -578,3 +578,57 @@ async fn endpoints_and_containers_are_released_once_unused() {
         "RSS {rss_before} kB -> {rss_after} kB"
     );
 }
+
+/// Lines a container's own stages drop on purpose are counted as filtered,
+/// by the reason the stage names, and the account still adds up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_the_stages_drop_are_counted_as_filtered_by_reason() {
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let plugin = Plugin::start(&[("METRICS_ADDR", &addr.to_string())]);
+    plugin
+        .wait_for_log("serving Prometheus metrics", Duration::from_secs(5))
+        .await;
+    let loki = FakeLoki::start().await;
+    let url = loki.url();
+    let mut fifo = Fifo::create();
+    let stages = r#"[{"match":{"selector":"{source=\"stderr\"}","action":"drop","drop_counter_reason":"noise"}}]"#;
+    let request = container(
+        &fifo,
+        'f',
+        "filtering",
+        None,
+        &opts(&url, &[("loki-pipeline-stages", stages)]),
+    );
+    plugin.start_logging(&request).await;
+    for i in 0..10 {
+        let source = if i % 2 == 0 { "stdout" } else { "stderr" };
+        fifo.write_entry(&support::fake_daemon::line(source, &format!("line {i}")));
+    }
+    loki.wait_for_entries(5, Duration::from_secs(10)).await;
+    let id = [
+        ("container_name", "filtering"),
+        ("container_id", "ffffffffffff"),
+        ("compose_project", ""),
+        ("compose_service", ""),
+    ];
+    let scrape = scrape_until(
+        addr,
+        "5 lines filtered as noise",
+        Duration::from_secs(10),
+        |s| {
+            s.get(
+                "loki_logdriver_lines_filtered_total",
+                &[id.as_slice(), &[("reason", "noise")]].concat(),
+            ) == 5.0
+        },
+    )
+    .await;
+    assert_eq!(scrape.get("loki_logdriver_lines_sent_total", &id), 5.0);
+    assert_eq!(scrape.get("loki_logdriver_lines_received_total", &id), 10.0);
+    assert_eq!(scrape.get("loki_logdriver_pending_lines", &id), 0.0);
+    assert_eq!(
+        scrape.get("loki_logdriver_plugin_lines_filtered_total", &[]),
+        5.0
+    );
+}

@@ -687,6 +687,13 @@ impl Journal {
         }
     }
 
+    /// Whether every line received has been handed to delivery (it may be
+    /// in flight still).
+    pub fn is_caught_up(&self) -> bool {
+        let tail = self.tail();
+        tail.lines.is_empty() && !tail.has_disk_backlog()
+    }
+
     /// Whether everything this journal received has been delivered or given up.
     pub fn is_drained(&self) -> bool {
         let tail = self.tail();

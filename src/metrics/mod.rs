@@ -41,6 +41,8 @@ pub struct LineCounts {
     pub recovered: u64,
     pub sent: u64,
     pub dropped: [u64; DropReason::ALL.len()],
+    /// Lines the container's pipeline stages or relabelling dropped on purpose.
+    pub filtered: u64,
     pub invalid_frames: u64,
     pub journal_misses: u64,
     pub read_back: u64,
@@ -55,6 +57,7 @@ impl LineCounts {
             recovered: get(&counters.recovered),
             sent: get(&counters.sent),
             dropped: DropReason::ALL.map(|r| counters.dropped(r)),
+            filtered: counters.filtered_total(),
             invalid_frames: get(&counters.invalid_frames),
             journal_misses: get(&counters.journal_misses),
             read_back: get(&counters.read_back),
@@ -69,6 +72,7 @@ impl LineCounts {
         for (a, b) in self.dropped.iter_mut().zip(other.dropped) {
             *a += b;
         }
+        self.filtered += other.filtered;
         self.invalid_frames += other.invalid_frames;
         self.journal_misses += other.journal_misses;
         self.read_back += other.read_back;
@@ -84,6 +88,7 @@ impl LineCounts {
         for (a, b) in out.dropped.iter_mut().zip(other.dropped) {
             *a = (*a).max(b);
         }
+        out.filtered = out.filtered.max(other.filtered);
         out.invalid_frames = out.invalid_frames.max(other.invalid_frames);
         out.journal_misses = out.journal_misses.max(other.journal_misses);
         out.read_back = out.read_back.max(other.read_back);
@@ -100,6 +105,8 @@ pub struct ContainerSample {
     pub compose_project: String,
     pub compose_service: String,
     pub lines: LineCounts,
+    /// Lines filtered by the stages, by the reason they name.
+    pub filtered: Vec<(String, u64)>,
     /// Bytes of lines waiting in memory (not in flight).
     pub memory_bytes: u64,
     /// Bytes of the journal on disk.
@@ -234,6 +241,7 @@ impl Snapshot {
                     journal_bytes: journal.disk_bytes(),
                     journal_limit_bytes: journal.config().disk_limit,
                     pending_lines: counters.pending().max(0) as u64,
+                    filtered: counters.filtered().into_iter().collect(),
                     oldest_pending_age_seconds: if oldest > 0 {
                         (now_ns.saturating_sub(oldest)).max(0) as f64 / 1e9
                     } else {
@@ -321,6 +329,19 @@ impl Snapshot {
                     dropped(&c.lines)
                         .into_iter()
                         .map(move |(reason, n)| ((id(c), reason), n))
+                })
+                .collect(),
+        )?;
+        counter(
+            encoder,
+            "lines_filtered",
+            "Lines the container's own pipeline stages (drop, match action: drop, sampling, limit...) or relabelling dropped on purpose, by the reason the stage names (drop_counter_reason).",
+            containers
+                .iter()
+                .flat_map(|c| {
+                    c.filtered
+                        .iter()
+                        .map(move |(reason, n)| ((id(c), [("reason", reason.clone())]), *n))
                 })
                 .collect(),
         )?;
@@ -489,6 +510,12 @@ impl Snapshot {
             "plugin_lines_dropped",
             "Lines given up, by reason, all containers since the plugin started.",
             dropped(&plugin.lines),
+        )?;
+        plain_counter(
+            encoder,
+            "plugin_lines_filtered",
+            "Lines dropped on purpose by pipeline stages or relabelling, all containers since the plugin started.",
+            plugin.lines.filtered,
         )?;
         plain_counter(
             encoder,

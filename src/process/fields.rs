@@ -214,6 +214,8 @@ fn to_f64(node: &Node, weak: bool) -> Result<f64, String> {
         (Resolved::Uint(u), _) => Ok(*u as f64),
         (Resolved::Float(f), _) => Ok(*f),
         (Resolved::Bool(b), true) => Ok(f64::from(u8::from(*b))),
+        // mapstructure's weak mode reads an empty string as zero.
+        (Resolved::Str, true) if s.text.is_empty() => Ok(0.0),
         (Resolved::Str, true) => s
             .text
             .parse()
@@ -233,6 +235,7 @@ fn to_i64(node: &Node, weak: bool) -> Result<i64, String> {
         (Resolved::Uint(u), _) => Ok(*u as i64),
         (Resolved::Float(f), _) => Ok(*f as i64),
         (Resolved::Bool(b), true) => Ok(i64::from(*b)),
+        (Resolved::Str, true) if s.text.is_empty() => Ok(0),
         (Resolved::Str, true) => s
             .text
             .parse()

@@ -42,6 +42,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use entry::{Entry, Extracted, Labels, Origin, TENANT_LABEL, Value};
+pub use stages::metrics::{Histogram, Kind, Measure, Sample};
 
 use crate::line::Seq;
 use yaml::Node;
@@ -58,6 +59,9 @@ pub const MAX_NESTING: usize = 16;
 pub struct Context {
     /// Nanoseconds since the Unix epoch.
     pub now: i64,
+    /// Lines were read that have not reached the stages yet: an idle timer
+    /// must not end a block now (the next line may belong to it).
+    pub input_waiting: bool,
     filtered: BTreeMap<Arc<str>, u64>,
 }
 
@@ -65,6 +69,7 @@ impl Context {
     pub fn new(now: i64) -> Context {
         Context {
             now,
+            input_waiting: false,
             filtered: BTreeMap::new(),
         }
     }
@@ -134,6 +139,11 @@ pub trait Stage: Send + Sync + fmt::Debug {
     fn is_full(&self) -> bool {
         false
     }
+
+    /// Appends the metric series it keeps (a `metrics` stage; `limit`'s
+    /// drops by label), as they stand at `now` (wall clock, ns): the
+    /// plugin's Prometheus endpoint serves them.
+    fn metrics(&self, _now: i64, _out: &mut Vec<Sample>) {}
 
     fn fresh(&self) -> Box<dyn Stage>;
 }
@@ -351,6 +361,21 @@ impl Pipeline {
 
     pub fn is_full(&self) -> bool {
         self.stages.iter().any(|s| s.is_full())
+    }
+
+    /// The metric series its stages keep, as they stand at `now`.
+    pub fn metrics(&self, now: i64) -> Vec<Sample> {
+        let mut out = Vec::new();
+        self.metrics_into(now, &mut out);
+        out
+    }
+
+    /// Appends the metric series its stages keep (for a stage that holds a
+    /// pipeline, such as `match`).
+    pub fn metrics_into(&self, now: i64, out: &mut Vec<Sample>) {
+        for stage in &self.stages {
+            stage.metrics(now, out);
+        }
     }
 }
 

@@ -107,7 +107,7 @@ impl Lane {
     fn has_waiting(&self, now: Instant) -> bool {
         self.batch.is_some()
             || self.feed.journal.pending_since().is_some()
-            || self.feed.next_release().is_some_and(|t| t <= now)
+            || self.feed.next_release(now).is_some_and(|t| t <= now)
     }
 }
 
@@ -344,7 +344,7 @@ impl Endpoint {
     }
 
     fn is_due(&self, lane: &Lane, now: Instant, draining: bool) -> bool {
-        if lane.feed.next_release().is_some_and(|t| t <= now) {
+        if lane.feed.next_release(now).is_some_and(|t| t <= now) {
             return true;
         }
         let journal = &lane.feed.journal;
@@ -466,7 +466,7 @@ impl Endpoint {
             if let Some(since) = lane.feed.journal.pending_since() {
                 consider(since + self.config.batch_wait);
             }
-            if let Some(t) = lane.feed.next_release() {
+            if let Some(t) = lane.feed.next_release(now) {
                 consider(t.max(now + Duration::from_millis(1)));
             }
         }

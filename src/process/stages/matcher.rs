@@ -142,6 +142,12 @@ impl Stage for Matcher {
         self.nested.as_ref().is_some_and(Pipeline::is_full)
     }
 
+    fn metrics(&self, now: i64, out: &mut Vec<super::metrics::Sample>) {
+        if let Some(nested) = &self.nested {
+            nested.metrics_into(now, out);
+        }
+    }
+
     fn fresh(&self) -> Box<dyn Stage> {
         Box::new(Matcher {
             selector: self.selector.clone(),
@@ -155,6 +161,23 @@ impl Stage for Matcher {
 mod tests {
     use super::super::super::testing::{entry_with, label, refused, run};
     use super::super::super::{Context, NoFiles, Pipeline};
+
+    #[test]
+    fn nested_metrics_are_reported() {
+        let stages = r#"[{"match":{"selector":"{app=\"web\"}","stages":[{"metrics":{"n":{"type":"counter","config":{"match_all":true,"action":"inc"}}}}]}}]"#;
+        let mut p = Pipeline::parse_inline(stages, &NoFiles).unwrap();
+        let mut e = vec![
+            entry_with("x", &[("app", "web")]),
+            entry_with("y", &[("app", "db")]),
+        ];
+        p.run(&mut e, &mut Context::new(0));
+        let samples = p.metrics(0);
+        assert_eq!(samples.len(), 1);
+        assert_eq!(
+            samples[0].value,
+            super::super::metrics::Measure::Counter(1.0)
+        );
+    }
 
     #[test]
     fn keep_runs_nested_stages_on_what_matches() {

@@ -158,6 +158,9 @@ impl Stage for Multiline {
     }
 
     fn tick(&mut self, out: &mut Vec<Entry>, cx: &mut Context) {
+        if cx.input_waiting {
+            return;
+        }
         let due: Vec<_> = self
             .streams
             .iter()
