@@ -368,18 +368,24 @@ struct Tools {
 }
 
 impl Tools {
+    /// `$DIR` in a configuration: the directory of the generated files
+    /// (the MaxMind databases of the geoip cases).
+    fn expand(&self, text: &str) -> String {
+        text.replace("$DIR", &self.dir.path().display().to_string())
+    }
+
     fn args(&self, case: &Case, stages: Option<&str>) -> Vec<String> {
         let mut args = Vec::new();
         if let Some(s) = stages.or(case.stages.as_deref()) {
             args.push("-stages".to_string());
-            args.push(s.to_string());
+            args.push(self.expand(s));
         }
         if let Some(content) = &case.stage_file {
             let path = self
                 .dir
                 .path()
                 .join(format!("{}.yaml", case.name.replace('/', "__")));
-            std::fs::write(&path, content).unwrap();
+            std::fs::write(&path, self.expand(content)).unwrap();
             args.push("-stage-file".to_string());
             args.push(path.display().to_string());
         }
@@ -775,6 +781,7 @@ fn pipeline_conformance() {
         plugin: PathBuf::from(env!("CARGO_BIN_EXE_loki-logdriver")),
         dir: tempfile::tempdir().unwrap(),
     };
+    mmdb::write_all(tools.dir.path());
     // The first run unpacks the oracle: once, before the parallel runs.
     let warm = run(&tools.oracle, &[], "");
     assert_eq!(warm.code, 0, "the oracle does not run: {}", warm.stderr);
@@ -908,5 +915,323 @@ fn describe(report: &mut String, o: &Outcome) {
     let _ = writeln!(report, "  ours:    {}", show_run(&o.plugin));
     if !o.notes.is_empty() {
         let _ = writeln!(report, "  sampling: {}", o.notes.trim());
+    }
+}
+
+/// MaxMind databases for the geoip cases, written by a minimal MaxMind DB
+/// writer (search tree of 24-bit records, data section, metadata), so that
+/// both sides read the very same bytes.
+mod mmdb {
+    use std::path::Path;
+
+    /// A value of the data section.
+    pub enum V {
+        S(&'static str),
+        D(f64),
+        F(f32),
+        U16(u16),
+        U32(u32),
+        U64(u64),
+        B(bool),
+        M(Vec<(&'static str, V)>),
+        A(Vec<V>),
+    }
+
+    fn control(out: &mut Vec<u8>, kind: u8, size: usize) {
+        let (base, extended) = if kind > 7 {
+            (0, Some(kind - 7))
+        } else {
+            (kind << 5, None)
+        };
+        let (first, extra): (u8, Vec<u8>) = if size < 29 {
+            (size as u8, vec![])
+        } else if size < 285 {
+            (29, vec![(size - 29) as u8])
+        } else {
+            (30, ((size - 285) as u16).to_be_bytes().to_vec())
+        };
+        out.push(base | first);
+        if let Some(e) = extended {
+            out.push(e);
+        }
+        out.extend(extra);
+    }
+
+    fn encode(out: &mut Vec<u8>, v: &V) {
+        match v {
+            V::S(s) => {
+                control(out, 2, s.len());
+                out.extend(s.as_bytes());
+            }
+            V::D(d) => {
+                control(out, 3, 8);
+                out.extend(d.to_be_bytes());
+            }
+            V::F(f) => {
+                control(out, 15, 4);
+                out.extend(f.to_be_bytes());
+            }
+            V::U16(u) => {
+                control(out, 5, 2);
+                out.extend(u.to_be_bytes());
+            }
+            V::U32(u) => {
+                let bytes = u.to_be_bytes();
+                let skip = bytes.iter().take_while(|b| **b == 0).count();
+                control(out, 6, 4 - skip);
+                out.extend(&bytes[skip..]);
+            }
+            V::U64(u) => {
+                control(out, 9, 8);
+                out.extend(u.to_be_bytes());
+            }
+            V::B(b) => control(out, 14, usize::from(*b)),
+            V::M(pairs) => {
+                control(out, 7, pairs.len());
+                for (k, v) in pairs {
+                    encode(out, &V::S(k));
+                    encode(out, v);
+                }
+            }
+            V::A(items) => {
+                control(out, 11, items.len());
+                for item in items {
+                    encode(out, item);
+                }
+            }
+        }
+    }
+
+    /// A database of `kind` whose `networks` (address bits, prefix length)
+    /// lead to their records.
+    fn build(kind: &'static str, ip_version: u16, networks: &[(u128, u32, V)]) -> Vec<u8> {
+        let bits = if ip_version == 6 { 128 } else { 32 };
+        let mut nodes: Vec<[Option<Result<usize, usize>>; 2]> = vec![[None, None]];
+        let mut data = Vec::new();
+        for (address, prefix, record) in networks {
+            let offset = data.len();
+            encode(&mut data, record);
+            let mut node = 0;
+            for depth in 0..*prefix {
+                let bit = ((address >> (bits - 1 - depth)) & 1) as usize;
+                if depth + 1 == *prefix {
+                    nodes[node][bit] = Some(Err(offset));
+                } else {
+                    node = match nodes[node][bit] {
+                        Some(Ok(next)) => next,
+                        _ => {
+                            nodes.push([None, None]);
+                            let next = nodes.len() - 1;
+                            nodes[node][bit] = Some(Ok(next));
+                            next
+                        }
+                    };
+                }
+            }
+        }
+        let count = nodes.len();
+        let mut out = Vec::new();
+        for node in &nodes {
+            for record in node {
+                let value = match record {
+                    None => count,
+                    Some(Ok(next)) => *next,
+                    Some(Err(offset)) => count + 16 + offset,
+                };
+                out.extend(&(value as u32).to_be_bytes()[1..]);
+            }
+        }
+        out.extend([0u8; 16]);
+        out.extend(data);
+        out.extend(b"\xAB\xCD\xEFMaxMind.com");
+        encode(
+            &mut out,
+            &V::M(vec![
+                ("binary_format_major_version", V::U16(2)),
+                ("binary_format_minor_version", V::U16(0)),
+                ("build_epoch", V::U64(1_700_000_000)),
+                ("database_type", V::S(kind)),
+                ("description", V::M(vec![("en", V::S("conformance"))])),
+                ("ip_version", V::U16(ip_version)),
+                ("languages", V::A(vec![V::S("en")])),
+                ("node_count", V::U32(count as u32)),
+                ("record_size", V::U16(24)),
+            ]),
+        );
+        out
+    }
+
+    /// `a.b.c.d` as an IPv4-mapped IPv6 address (how Grafana looks it up).
+    fn mapped(v4: [u8; 4]) -> u128 {
+        (0xffffu128 << 32) | u128::from(u32::from_be_bytes(v4))
+    }
+
+    fn names(en: &'static str) -> V {
+        V::M(vec![("de", V::S("Name")), ("en", V::S(en)), ("ja", V::S("名前"))])
+    }
+
+    fn city_record() -> V {
+        V::M(vec![
+            ("city", V::M(vec![("geoname_id", V::U32(4393217)), ("names", names("Kansas City"))])),
+            ("continent", V::M(vec![("code", V::S("NA")), ("names", names("North America"))])),
+            ("country", V::M(vec![("iso_code", V::S("US")), ("names", names("United States"))])),
+            (
+                "location",
+                V::M(vec![
+                    ("accuracy_radius", V::U16(1000)),
+                    ("latitude", V::D(39.1027)),
+                    ("longitude", V::D(-94.5778)),
+                    ("metro_code", V::U16(616)),
+                    ("time_zone", V::S("America/Chicago")),
+                ]),
+            ),
+            ("postal", V::M(vec![("code", V::S("64184"))])),
+            (
+                "subdivisions",
+                V::A(vec![
+                    V::M(vec![("iso_code", V::S("MO")), ("names", names("Missouri"))]),
+                    V::M(vec![("iso_code", V::S("JA")), ("names", names("Jackson"))]),
+                ]),
+            ),
+            ("traits", V::M(vec![("is_anycast", V::B(true))])),
+        ])
+    }
+
+    fn city(kind: &'static str) -> Vec<u8> {
+        build(
+            kind,
+            6,
+            &[
+                (mapped([34, 120, 0, 0]), 112, city_record()),
+                // Names without English, an empty one, no location longitude.
+                (
+                    mapped([10, 0, 0, 0]),
+                    104,
+                    V::M(vec![
+                        ("city", V::M(vec![("names", V::M(vec![("de", V::S("Köln"))]))])),
+                        ("country", V::M(vec![("names", names(""))])),
+                        ("location", V::M(vec![("latitude", V::D(50.9))])),
+                        ("subdivisions", V::A(vec![])),
+                    ]),
+                ),
+                // Coordinates Go prints with an exponent, and zeros.
+                (
+                    mapped([10, 1, 0, 0]),
+                    112,
+                    V::M(vec![
+                        ("city", V::M(vec![("names", names("Null Island"))])),
+                        (
+                            "location",
+                            V::M(vec![("latitude", V::D(0.00001)), ("longitude", V::D(123456789.0))]),
+                        ),
+                        (
+                            "subdivisions",
+                            V::A(vec![V::M(vec![("iso_code", V::S("")), ("names", names("Only name"))])]),
+                        ),
+                    ]),
+                ),
+                (
+                    mapped([10, 2, 0, 0]),
+                    112,
+                    V::M(vec![(
+                        "location",
+                        V::M(vec![("latitude", V::D(-0.0)), ("longitude", V::D(1e21))]),
+                    )]),
+                ),
+                // Unicode names.
+                (
+                    mapped([10, 3, 0, 0]),
+                    112,
+                    V::M(vec![
+                        ("city", V::M(vec![("names", names("São Paulo"))])),
+                        ("country", V::M(vec![("names", names("Brasil \"quoted\""))])),
+                    ]),
+                ),
+                // An IPv6 network.
+                (
+                    0x2001_0db8u128 << 96,
+                    32,
+                    V::M(vec![("city", V::M(vec![("names", names("Six"))]))]),
+                ),
+                // A record whose types do not fit: latitude as a string.
+                (
+                    mapped([10, 4, 0, 0]),
+                    112,
+                    V::M(vec![
+                        ("city", V::M(vec![("names", names("Typed"))])),
+                        ("location", V::M(vec![("latitude", V::S("north")), ("longitude", V::D(1.0))])),
+                    ]),
+                ),
+                // A float (not double) coordinate.
+                (
+                    mapped([10, 5, 0, 0]),
+                    112,
+                    V::M(vec![(
+                        "location",
+                        V::M(vec![("latitude", V::F(1.5)), ("longitude", V::D(2.25))]),
+                    )]),
+                ),
+            ],
+        )
+    }
+
+    fn asn(kind: &'static str) -> Vec<u8> {
+        build(
+            kind,
+            6,
+            &[
+                (
+                    mapped([34, 120, 0, 0]),
+                    112,
+                    V::M(vec![
+                        ("autonomous_system_number", V::U32(396982)),
+                        ("autonomous_system_organization", V::S("GOOGLE-CLOUD-PLATFORM")),
+                    ]),
+                ),
+                (
+                    mapped([10, 0, 0, 0]),
+                    104,
+                    V::M(vec![
+                        ("autonomous_system_number", V::U32(0)),
+                        ("autonomous_system_organization", V::S("")),
+                    ]),
+                ),
+                (
+                    mapped([10, 1, 0, 0]),
+                    112,
+                    V::M(vec![("autonomous_system_number", V::U64(4_200_000_000))]),
+                ),
+                (
+                    0x2001_0db8u128 << 96,
+                    32,
+                    V::M(vec![("autonomous_system_organization", V::S("Six Org"))]),
+                ),
+            ],
+        )
+    }
+
+    pub fn write_all(dir: &Path) {
+        let files: Vec<(&str, Vec<u8>)> = vec![
+            ("city.mmdb", city("GeoIP2-City")),
+            ("geolite-city.mmdb", city("GeoLite2-City")),
+            ("dbip-city.mmdb", city("DBIP-City-Lite")),
+            ("enterprise.mmdb", city("GeoIP2-Enterprise")),
+            ("country.mmdb", city("GeoLite2-Country")),
+            ("asn.mmdb", asn("GeoLite2-ASN")),
+            ("isp.mmdb", asn("GeoIP2-ISP")),
+            (
+                "v4.mmdb",
+                build(
+                    "GeoIP2-City",
+                    4,
+                    &[(34u128 << 24, 8, V::M(vec![("city", V::M(vec![("names", names("Four"))]))]))],
+                ),
+            ),
+            ("odd.mmdb", build("Acme-Odd", 6, &[])),
+            ("junk.mmdb", b"not a database".to_vec()),
+        ];
+        for (name, bytes) in files {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
     }
 }
