@@ -148,9 +148,9 @@ const DELIBERATE: &[(&str, &str)] = &[
     ),
 ];
 
-const UNKNOWN_KEY: &str = "an unknown key in a stage config is refused, not ignored (src/process/fields.rs)";
-const GEOIP_NOTHING: &str =
-    "a geoip config that would look nothing up for any line is refused (src/process/stages/geoip.rs)";
+const UNKNOWN_KEY: &str =
+    "an unknown key in a stage config is refused, not ignored (src/process/fields.rs)";
+const GEOIP_NOTHING: &str = "a geoip config that would look nothing up for any line is refused (src/process/stages/geoip.rs)";
 
 /// The first default timestamp; entry `i` of a case gets `BASE_TS + i s`.
 const BASE_TS_NS: i64 = 1_710_072_000_123_456_789; // 2024-03-10T12:00:00.123456789Z
@@ -206,7 +206,8 @@ fn load_cases() -> Result<Vec<Case>, String> {
             return Err(format!("{group}.yaml: expected a list of cases"));
         };
         for (i, item) in items.iter().enumerate() {
-            let case = parse_case(&group, item).map_err(|e| format!("{group}.yaml case {}: {e}", i + 1))?;
+            let case = parse_case(&group, item)
+                .map_err(|e| format!("{group}.yaml case {}: {e}", i + 1))?;
             if !names.insert(case.name.clone()) {
                 return Err(format!("two cases named {}", case.name));
             }
@@ -217,7 +218,9 @@ fn load_cases() -> Result<Vec<Case>, String> {
 }
 
 fn ts_text(ns: i64) -> String {
-    jiff::Timestamp::from_nanosecond(i128::from(ns)).unwrap().to_string()
+    jiff::Timestamp::from_nanosecond(i128::from(ns))
+        .unwrap()
+        .to_string()
 }
 
 fn string_of(y: &Yaml) -> Option<String> {
@@ -234,8 +237,20 @@ fn parse_case(group: &str, item: &Yaml) -> Result<Case, String> {
         return Err("a case is a mapping".into());
     };
     const KEYS: &[&str] = &[
-        "name", "stages", "stage_file", "relabel", "labels", "lines", "entries", "repeat",
-        "plain", "exit", "sampled", "min_ms", "order", "note",
+        "name",
+        "stages",
+        "stage_file",
+        "relabel",
+        "labels",
+        "lines",
+        "entries",
+        "repeat",
+        "plain",
+        "exit",
+        "sampled",
+        "min_ms",
+        "order",
+        "note",
     ];
     for key in map.keys() {
         let key = key.as_str().unwrap_or("?");
@@ -246,7 +261,9 @@ fn parse_case(group: &str, item: &Yaml) -> Result<Case, String> {
     let text = |key: &str| -> Result<Option<String>, String> {
         match &item[key] {
             Yaml::BadValue => Ok(None),
-            y => string_of(y).map(Some).ok_or_else(|| format!("{key}: expected a string")),
+            y => string_of(y)
+                .map(Some)
+                .ok_or_else(|| format!("{key}: expected a string")),
         }
     };
     let name = text("name")?.ok_or("a case needs a name")?;
@@ -267,21 +284,22 @@ fn parse_case(group: &str, item: &Yaml) -> Result<Case, String> {
     let plain = item["plain"].as_bool().unwrap_or(false);
     let mut stdin = String::new();
     let mut n: i64 = 0;
-    let mut entry = |line: &str, ts: Option<String>, source: &str, sleep_ms: i64, stdin: &mut String| {
-        if plain {
-            stdin.push_str(line);
+    let mut entry =
+        |line: &str, ts: Option<String>, source: &str, sleep_ms: i64, stdin: &mut String| {
+            if plain {
+                stdin.push_str(line);
+                stdin.push('\n');
+                return;
+            }
+            let ts = ts.unwrap_or_else(|| ts_text(BASE_TS_NS + n * 1_000_000_000));
+            n += 1;
+            let mut o = serde_json::json!({"line": line, "ts": ts, "source": source});
+            if sleep_ms > 0 {
+                o["sleep_ms"] = sleep_ms.into();
+            }
+            stdin.push_str(&o.to_string());
             stdin.push('\n');
-            return;
-        }
-        let ts = ts.unwrap_or_else(|| ts_text(BASE_TS_NS + n * 1_000_000_000));
-        n += 1;
-        let mut o = serde_json::json!({"line": line, "ts": ts, "source": source});
-        if sleep_ms > 0 {
-            o["sleep_ms"] = sleep_ms.into();
-        }
-        stdin.push_str(&o.to_string());
-        stdin.push('\n');
-    };
+        };
     if let Yaml::Array(lines) = &item["lines"] {
         for l in lines {
             let l = string_of(l).ok_or("lines: expected strings")?;
@@ -515,10 +533,11 @@ fn label_text(labels: &BTreeMap<String, String>) -> String {
 fn streams_of(run: &Run) -> Result<Streams, String> {
     let mut streams = Streams::new();
     for (i, line) in run.stdout.lines().enumerate() {
-        let v: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| format!("output line {}: {e}: {line}", i + 1))?;
+        let v: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| format!("output line {}: {e}: {line}", i + 1))?;
         let labels = string_map(&v["labels"]).map_err(|e| format!("labels: {e}"))?;
-        let metadata = string_map(&v["structured_metadata"]).map_err(|e| format!("metadata: {e}"))?;
+        let metadata =
+            string_map(&v["structured_metadata"]).map_err(|e| format!("metadata: {e}"))?;
         let ts = v["ts"].as_str().ok_or("no ts")?.to_string();
         let ts = match ts.parse::<jiff::Timestamp>() {
             Ok(t) => {
@@ -552,7 +571,11 @@ fn show_run(run: &Run) -> String {
     }
     match streams_of(run) {
         Err(e) => {
-            let _ = write!(s, "\n    unreadable output ({e}):\n{}", clip(&run.stdout, 40));
+            let _ = write!(
+                s,
+                "\n    unreadable output ({e}):\n{}",
+                clip(&run.stdout, 40)
+            );
         }
         Ok(streams) => {
             for (labels, entries) in &streams {
@@ -757,7 +780,12 @@ fn first_difference(theirs: &Streams, ours: &Streams) -> String {
 
 /// Whether `sample` is what sampling `full` at `rate` could give: an
 /// in-order subsequence of each stream, of a plausible size and pattern.
-fn sample_check(full: &Streams, sample: &Streams, rate: f64, notes: &mut String) -> Result<(), String> {
+fn sample_check(
+    full: &Streams,
+    sample: &Streams,
+    rate: f64,
+    notes: &mut String,
+) -> Result<(), String> {
     let mut kept_pattern = Vec::new();
     for (labels, entries) in sample {
         let Some(all) = full.get(labels) else {
@@ -889,7 +917,10 @@ fn pipeline_conformance() {
     for o in &outcomes {
         let g = per_group.entry(&o.case.group).or_default();
         g.0 += 1;
-        let reason = DELIBERATE.iter().find(|(n, _)| *n == o.case.name).map(|(_, r)| *r);
+        let reason = DELIBERATE
+            .iter()
+            .find(|(n, _)| *n == o.case.name)
+            .map(|(_, r)| *r);
         match &o.verdict {
             Verdict::Same => {
                 if reason.is_some() {
@@ -923,7 +954,10 @@ fn pipeline_conformance() {
             }
         }
     }
-    let _ = writeln!(report, "\ncases by stage (cases, differ, of which deliberate):");
+    let _ = writeln!(
+        report,
+        "\ncases by stage (cases, differ, of which deliberate):"
+    );
     for (group, (n, d, k)) in &per_group {
         let _ = writeln!(report, "  {group:<22} {n:>4} {d:>4} {k:>4}");
     }
@@ -980,7 +1014,12 @@ fn describe(report: &mut String, o: &Outcome) {
             let _ = writeln!(report, "  {what}:\n{}", clip(v, 60));
         }
     }
-    let _ = writeln!(report, "  input{}:\n{}", if c.plain { " (plain)" } else { "" }, clip(&c.stdin, 25));
+    let _ = writeln!(
+        report,
+        "  input{}:\n{}",
+        if c.plain { " (plain)" } else { "" },
+        clip(&c.stdin, 25)
+    );
     let _ = writeln!(report, "  Grafana: {}", show_run(&o.oracle));
     let _ = writeln!(report, "  ours:    {}", show_run(&o.plugin));
     if !o.notes.is_empty() {
@@ -1137,14 +1176,36 @@ mod mmdb {
     }
 
     fn names(en: &'static str) -> V {
-        V::M(vec![("de", V::S("Name")), ("en", V::S(en)), ("ja", V::S("名前"))])
+        V::M(vec![
+            ("de", V::S("Name")),
+            ("en", V::S(en)),
+            ("ja", V::S("名前")),
+        ])
     }
 
     fn city_record() -> V {
         V::M(vec![
-            ("city", V::M(vec![("geoname_id", V::U32(4393217)), ("names", names("Kansas City"))])),
-            ("continent", V::M(vec![("code", V::S("NA")), ("names", names("North America"))])),
-            ("country", V::M(vec![("iso_code", V::S("US")), ("names", names("United States"))])),
+            (
+                "city",
+                V::M(vec![
+                    ("geoname_id", V::U32(4393217)),
+                    ("names", names("Kansas City")),
+                ]),
+            ),
+            (
+                "continent",
+                V::M(vec![
+                    ("code", V::S("NA")),
+                    ("names", names("North America")),
+                ]),
+            ),
+            (
+                "country",
+                V::M(vec![
+                    ("iso_code", V::S("US")),
+                    ("names", names("United States")),
+                ]),
+            ),
             (
                 "location",
                 V::M(vec![
@@ -1178,7 +1239,10 @@ mod mmdb {
                     mapped([10, 0, 0, 0]),
                     104,
                     V::M(vec![
-                        ("city", V::M(vec![("names", V::M(vec![("de", V::S("Köln"))]))])),
+                        (
+                            "city",
+                            V::M(vec![("names", V::M(vec![("de", V::S("Köln"))]))]),
+                        ),
                         ("country", V::M(vec![("names", names(""))])),
                         ("location", V::M(vec![("latitude", V::D(50.9))])),
                         ("subdivisions", V::A(vec![])),
@@ -1192,11 +1256,17 @@ mod mmdb {
                         ("city", V::M(vec![("names", names("Null Island"))])),
                         (
                             "location",
-                            V::M(vec![("latitude", V::D(0.00001)), ("longitude", V::D(123456789.0))]),
+                            V::M(vec![
+                                ("latitude", V::D(0.00001)),
+                                ("longitude", V::D(123456789.0)),
+                            ]),
                         ),
                         (
                             "subdivisions",
-                            V::A(vec![V::M(vec![("iso_code", V::S("")), ("names", names("Only name"))])]),
+                            V::A(vec![V::M(vec![
+                                ("iso_code", V::S("")),
+                                ("names", names("Only name")),
+                            ])]),
                         ),
                     ]),
                 ),
@@ -1229,7 +1299,10 @@ mod mmdb {
                     112,
                     V::M(vec![
                         ("city", V::M(vec![("names", names("Typed"))])),
-                        ("location", V::M(vec![("latitude", V::S("north")), ("longitude", V::D(1.0))])),
+                        (
+                            "location",
+                            V::M(vec![("latitude", V::S("north")), ("longitude", V::D(1.0))]),
+                        ),
                     ]),
                 ),
                 // A float (not double) coordinate.
@@ -1255,7 +1328,10 @@ mod mmdb {
                     112,
                     V::M(vec![
                         ("autonomous_system_number", V::U32(396982)),
-                        ("autonomous_system_organization", V::S("GOOGLE-CLOUD-PLATFORM")),
+                        (
+                            "autonomous_system_organization",
+                            V::S("GOOGLE-CLOUD-PLATFORM"),
+                        ),
                     ]),
                 ),
                 (
@@ -1294,7 +1370,11 @@ mod mmdb {
                 build(
                     "GeoIP2-City",
                     4,
-                    &[(34u128 << 24, 8, V::M(vec![("city", V::M(vec![("names", names("Four"))]))]))],
+                    &[(
+                        34u128 << 24,
+                        8,
+                        V::M(vec![("city", V::M(vec![("names", names("Four"))]))]),
+                    )],
                 ),
             ),
             ("odd.mmdb", build("Acme-Odd", 6, &[])),
