@@ -31,7 +31,7 @@ use crate::observe::DropReason;
 use crate::process::entry::seed_of;
 use crate::process::{Context, Entry, Extracted, Held, Labels, Origin, Pipeline, Value};
 use crate::proto::logproto::LabelPairAdapter;
-use crate::ship::encode::{PushBuilder, push_labels};
+use crate::ship::encode::PushBuilder;
 use crate::ship::policy;
 
 /// The reason lines of a container that relabelling drops are counted
@@ -268,7 +268,7 @@ impl Feed {
                 entries.clear();
             }
             stages.pipeline.run(&mut entries, &mut cx);
-            stages.ready.extend(entries);
+            stages.keep(entries);
         }
         // Idle timers act only once every line read so far has gone
         // through (cx.input_waiting), so a line that is merely waiting is
@@ -281,7 +281,7 @@ impl Feed {
         } else {
             stages.pipeline.tick(&mut released, &mut cx);
         }
-        stages.ready.extend(released);
+        stages.keep(released);
         let filtered = cx.take_filtered();
         let entries = stages.cut(max_bytes, per_line);
         tracing::debug!(
@@ -361,15 +361,12 @@ impl Feed {
                     .collect()
             }
             Content::Entries { entries, .. } => {
-                let mut streams: Vec<(policy::Labels, Vec<usize>)> = Vec::new();
-                for entry in entries {
-                    let set = pushed_set(&entry.labels);
-                    match streams.iter_mut().find(|(s, _)| *s == set) {
-                        Some((_, lengths)) => lengths.push(entry.line.len()),
-                        None => streams.push((set, vec![entry.line.len()])),
-                    }
+                let (streams, of_entry) = entry_streams(entries);
+                let mut lengths: Vec<Vec<usize>> = vec![Vec::new(); streams.len()];
+                for (entry, &stream) in entries.iter().zip(&of_entry) {
+                    lengths[stream].push(entry.line.len());
                 }
-                streams
+                streams.into_iter().zip(lengths).collect()
             }
         }
     }
@@ -401,19 +398,20 @@ impl Feed {
                 };
                 // Loki says how many entries of a stream it refused; count
                 // the lines of that many of its entries.
-                let mut dropped = 0u64;
-                let mut sent = 0u64;
-                for (set, lengths) in &streams {
-                    let refused = lost(set, lengths).min(lengths.len() as u64);
-                    let mut left = refused;
-                    for entry in entries.iter().filter(|e| pushed_set(&e.labels) == *set) {
-                        let lines = u64::from(entry.origin.lines);
-                        if left > 0 {
-                            dropped += lines;
-                            left -= 1;
-                        } else {
-                            sent += lines;
-                        }
+                let (sets, of_entry) = entry_streams(&entries);
+                let mut refused: Vec<u64> = sets
+                    .iter()
+                    .zip(&streams)
+                    .map(|(_, (set, lengths))| lost(set, lengths).min(lengths.len() as u64))
+                    .collect();
+                let (mut dropped, mut sent) = (0u64, 0u64);
+                for (entry, &stream) in entries.iter().zip(&of_entry) {
+                    let lines = u64::from(entry.origin.lines);
+                    if refused[stream] > 0 {
+                        refused[stream] -= 1;
+                        dropped += lines;
+                    } else {
+                        sent += lines;
                     }
                 }
                 let held = stages.held();
@@ -434,7 +432,29 @@ impl Feed {
 
     /// Every entry of the batch delivered.
     pub fn delivered(&mut self, batch: Batch) {
-        self.settle(batch, |_, _| 0, DropReason::Rejected);
+        match batch.content {
+            Content::Entries {
+                entries, filtered, ..
+            } => {
+                let Some(stages) = &mut self.stages else {
+                    return;
+                };
+                let sent = entries.iter().map(|e| u64::from(e.origin.lines)).sum();
+                let held = stages.held();
+                self.journal.settle(
+                    batch.taken,
+                    Settled {
+                        sent,
+                        dropped: 0,
+                        reason: DropReason::Rejected,
+                        filtered: &filtered,
+                        hold: held.hold,
+                    },
+                );
+                stages.count_held(&self.journal, held.lines);
+            }
+            Content::Lines => self.settle(batch, |_, _| 0, DropReason::Rejected),
+        }
     }
 
     /// Gives a batch back without an outcome (the plugin is stopping):
@@ -446,9 +466,35 @@ impl Feed {
     }
 }
 
+/// The distinct label sets entries are pushed under, and for each entry
+/// the index of its set. Entries share label sets (the stages intern
+/// them), so each shared set is looked at once.
+fn entry_streams(entries: &[Entry]) -> (Vec<policy::Labels>, Vec<usize>) {
+    let mut sets: Vec<policy::Labels> = Vec::new();
+    let mut by_address: std::collections::HashMap<*const BTreeMap<String, String>, usize> =
+        std::collections::HashMap::new();
+    let of_entry = entries
+        .iter()
+        .map(|entry| {
+            *by_address
+                .entry(Arc::as_ptr(&entry.labels))
+                .or_insert_with(|| {
+                    let set = pushed_set(&entry.labels);
+                    match sets.iter().position(|s| *s == set) {
+                        Some(i) => i,
+                        None => {
+                            sets.push(set);
+                            sets.len() - 1
+                        }
+                    }
+                })
+        })
+        .collect();
+    (sets, of_entry)
+}
+
 /// The labels an entry is pushed under, as a map (for blame matching).
 fn pushed_set(labels: &BTreeMap<String, String>) -> policy::Labels {
-    let _ = push_labels;
     labels
         .iter()
         .filter(|(k, v)| k.as_str() != crate::process::TENANT_LABEL && !v.is_empty())
@@ -479,6 +525,15 @@ impl Stages {
                 }
             })
             .collect()
+    }
+
+    /// Keeps processed entries for the next pushes, without the extracted
+    /// fields nobody reads any more.
+    fn keep(&mut self, entries: Vec<Entry>) {
+        self.ready.extend(entries.into_iter().map(|mut entry| {
+            entry.extracted.clear();
+            entry
+        }));
     }
 
     /// Lines held: in the stages and processed but not yet taken.

@@ -2,8 +2,9 @@
 //! timestamp, structured metadata and extracted map, and the bookkeeping
 //! that ties it back to the journal lines it was made from.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::line::{Seq, Source};
@@ -116,6 +117,11 @@ impl Extracted {
         }
     }
 
+    /// Forgets what the stages wrote (once they are done with the entry).
+    pub fn clear(&mut self) {
+        self.own = Vec::new();
+    }
+
     pub fn remove(&mut self, key: &str) {
         match self.own.iter_mut().find(|(k, _)| k == key) {
             Some(slot) => slot.1 = None,
@@ -212,6 +218,72 @@ impl Entry {
     /// The tenant a `tenant` stage chose, if any.
     pub fn tenant(&self) -> Option<&str> {
         self.labels.get(TENANT_LABEL).map(String::as_str)
+    }
+}
+
+/// How label sets changed: entries that make the same change to the same
+/// shared label set get the same shared result, so a `labels` stage that
+/// sets `level` on a million lines makes four label sets, not a million
+/// copies (and delivery renders each set once).
+#[derive(Debug, Clone, Default)]
+pub struct Transitions {
+    cache: HashMap<u64, Vec<Transition>>,
+    len: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Transition {
+    /// Kept, so that its address is not reused while it is a key.
+    from: Labels,
+    key: Vec<Option<String>>,
+    to: Labels,
+}
+
+impl Transitions {
+    /// Remembered changes at most; then it starts again.
+    const MAX: usize = 1024;
+
+    /// Applies `change` to `labels`; `key` is everything the change depends
+    /// on besides the labels themselves (the values it sets).
+    pub fn apply(
+        &mut self,
+        labels: &mut Labels,
+        key: &[Option<&str>],
+        change: impl FnOnce(&mut BTreeMap<String, String>),
+    ) {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (Arc::as_ptr(labels) as usize).hash(&mut hasher);
+        key.hash(&mut hasher);
+        let hash = hasher.finish();
+        if let Some(list) = self.cache.get(&hash) {
+            for t in list {
+                if Arc::ptr_eq(&t.from, labels)
+                    && t.key.len() == key.len()
+                    && t.key.iter().zip(key).all(|(a, b)| a.as_deref() == *b)
+                {
+                    *labels = t.to.clone();
+                    return;
+                }
+            }
+        }
+        let mut changed = (**labels).clone();
+        change(&mut changed);
+        let to = if changed == **labels {
+            labels.clone()
+        } else {
+            Arc::new(changed)
+        };
+        if self.len >= Self::MAX {
+            self.cache.clear();
+            self.len = 0;
+        }
+        self.cache.entry(hash).or_default().push(Transition {
+            from: labels.clone(),
+            key: key.iter().map(|k| k.map(str::to_string)).collect(),
+            to: to.clone(),
+        });
+        self.len += 1;
+        *labels = to;
     }
 }
 

@@ -73,13 +73,16 @@ impl PushBuilder {
     pub fn add_entries(&mut self, entries: &[Entry], metadata: &[LabelPairAdapter]) {
         let encoded_metadata = encode_metadata(metadata);
         let mut own = Vec::new();
-        // Entries of one label set share it: render it once per run of them.
-        let mut last: Option<(*const std::collections::BTreeMap<String, String>, usize)> = None;
+        // Entries share label sets (the stages intern them): render each
+        // shared set once. The entries keep the sets alive meanwhile, so an
+        // address stands for one set.
+        let mut rendered_at: HashMap<*const std::collections::BTreeMap<String, String>, usize> =
+            HashMap::new();
         for entry in entries {
             let key = Arc::as_ptr(&entry.labels);
-            let index = match last {
-                Some((k, index)) if k == key => index,
-                _ => {
+            let index = match rendered_at.get(&key) {
+                Some(&index) => index,
+                None => {
                     let rendered: Arc<str> = Arc::from(push_labels(&entry.labels));
                     let index = *self.index.entry(rendered.clone()).or_insert_with(|| {
                         self.streams.push(Stream {
@@ -89,7 +92,7 @@ impl PushBuilder {
                         });
                         self.streams.len() - 1
                     });
-                    last = Some((key, index));
+                    rendered_at.insert(key, index);
                     index
                 }
             };

@@ -16,6 +16,10 @@ use super::super::{Context, Entry, Stage, Value};
 #[derive(Debug, Clone)]
 pub struct Json {
     expressions: Arc<Vec<(String, Expression<'static>)>>,
+    /// When every expression is a plain key (`level`, `msg`, the common
+    /// case): those keys, for reading them without building the whole
+    /// document as JMESPath values.
+    keys: Option<Arc<Vec<String>>>,
     source: Option<String>,
     drop_malformed: bool,
     reason: Arc<str>,
@@ -49,7 +53,13 @@ impl Json {
                 Ok((name, compiled))
             })
             .collect::<Result<Vec<_>, String>>()?;
+        let keys = expressions
+            .iter()
+            .map(|(_, e)| is_plain_key(e.as_str()).then(|| e.as_str().to_string()))
+            .collect::<Option<Vec<_>>>()
+            .map(Arc::new);
         Ok(Json {
+            keys,
             expressions: Arc::new(expressions),
             source,
             drop_malformed,
@@ -59,6 +69,9 @@ impl Json {
 
     /// Sets the fields; false when the input is not a JSON object.
     fn extract(&self, entry: &mut Entry) -> bool {
+        if let Some(keys) = &self.keys {
+            return self.extract_keys(entry, keys);
+        }
         let parsed = {
             let input: std::borrow::Cow<'_, str> = match &self.source {
                 None => std::borrow::Cow::Borrowed(entry.line.as_str()),
@@ -93,6 +106,71 @@ impl Json {
         }
         true
     }
+}
+
+impl Json {
+    /// [`Json::extract`] for plain keys: the object's members are found
+    /// without converting them, and only the wanted ones are converted.
+    fn extract_keys(&self, entry: &mut Entry, keys: &[String]) -> bool {
+        use serde_json::value::RawValue;
+        use std::borrow::Cow;
+        use std::collections::HashMap;
+        let input: Cow<'_, str> = match &self.source {
+            None => Cow::Borrowed(entry.line.as_str()),
+            Some(source) => match entry.extracted.get_string(source) {
+                Some(value) => Cow::Owned(value.into_owned()),
+                None => return true,
+            },
+        };
+        // Go's json.Unmarshal into a map: the last of duplicate keys wins,
+        // as it does for serde's maps.
+        let Ok(members) = serde_json::from_str::<HashMap<Cow<'_, str>, &RawValue>>(&input) else {
+            return false;
+        };
+        let values: Vec<Value> = keys
+            .iter()
+            .map(|key| match members.get(key.as_str()) {
+                // JMESPath: a missing key is null.
+                None => Value::Null,
+                Some(raw) => raw_value(raw.get()),
+            })
+            .collect();
+        drop(members);
+        for ((name, _), value) in self.expressions.iter().zip(values) {
+            entry.extracted.insert(name.clone(), value);
+        }
+        true
+    }
+}
+
+/// A JSON value as Grafana's json stage keeps it: strings, numbers
+/// (float64), booleans and null as they are, objects and lists as their
+/// JSON text in Go's form.
+fn raw_value(text: &str) -> Value {
+    match text.as_bytes().first() {
+        Some(b'"') => serde_json::from_str::<String>(text).map_or(Value::Null, Value::String),
+        Some(b't') => Value::Bool(true),
+        Some(b'f') => Value::Bool(false),
+        Some(b'n') | None => Value::Null,
+        Some(b'{' | b'[') => match Variable::from_json(text) {
+            Ok(variable) => {
+                let mut out = String::new();
+                gojson::write_variable(&mut out, &variable);
+                Value::String(out)
+            }
+            Err(_) => Value::Null,
+        },
+        Some(_) => serde_json::from_str::<f64>(text).map_or(Value::Null, Value::Number),
+    }
+}
+
+/// A JMESPath expression that only names a key: an unquoted identifier.
+fn is_plain_key(expression: &str) -> bool {
+    let mut chars = expression.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 impl Stage for Json {

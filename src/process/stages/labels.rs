@@ -2,21 +2,24 @@
 //! the same name, `level: lvl` the field `lvl`). Also the reading of label
 //! configs that `structured_metadata` shares.
 
+use super::super::entry::Transitions;
 use super::super::entry::is_valid_label_name;
 use super::super::fields::{StringMap, string_map};
 use super::super::yaml::Node;
-use super::super::{EachEntry, Entry};
+use super::super::{Context, Entry, Stage};
 
 #[derive(Debug, Clone)]
 pub struct Labels {
     /// Label name and the extracted field it comes from.
     pub(super) pairs: Vec<(String, String)>,
+    transitions: Transitions,
 }
 
 impl Labels {
     pub fn new(config: &Node) -> Result<Labels, String> {
         Ok(Labels {
             pairs: label_pairs(config, "label stage config cannot be empty")?,
+            transitions: Transitions::default(),
         })
     }
 }
@@ -47,16 +50,39 @@ pub(super) fn field_value<'a>(entry: &'a Entry, source: &str) -> Option<std::bor
     entry.extracted.get_string(source)
 }
 
-impl EachEntry for Labels {
-    const NAME: &'static str = "labels";
+impl Stage for Labels {
+    fn name(&self) -> &'static str {
+        "labels"
+    }
 
-    fn apply(&self, entry: &mut Entry) {
-        for (name, source) in &self.pairs {
-            if let Some(value) = field_value(entry, source) {
-                let value = value.into_owned();
-                entry.set_label(name, &value);
+    fn run(&mut self, entries: &mut Vec<Entry>, _cx: &mut Context) {
+        for entry in entries.iter_mut() {
+            let extracted = &entry.extracted;
+            let values: Vec<_> = self
+                .pairs
+                .iter()
+                .map(|(_, source)| extracted.get_string(source))
+                .collect();
+            if values.iter().all(Option::is_none) {
+                continue;
             }
+            let key: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
+            let pairs = &self.pairs;
+            self.transitions.apply(&mut entry.labels, &key, |labels| {
+                for ((name, _), value) in pairs.iter().zip(&key) {
+                    if let Some(value) = value {
+                        labels.insert(name.clone(), value.to_string());
+                    }
+                }
+            });
         }
+    }
+
+    fn fresh(&self) -> Box<dyn Stage> {
+        Box::new(Labels {
+            pairs: self.pairs.clone(),
+            transitions: Transitions::default(),
+        })
     }
 }
 

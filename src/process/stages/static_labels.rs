@@ -1,12 +1,14 @@
 //! `static_labels`: fixed labels on every entry.
 
+use super::super::entry::Transitions;
 use super::super::fields::string_map;
 use super::super::yaml::Node;
-use super::super::{EachEntry, Entry};
+use super::super::{Context, Entry, Stage};
 
 #[derive(Debug, Clone)]
 pub struct StaticLabels {
     pairs: Vec<(String, String)>,
+    transitions: Transitions,
 }
 
 impl StaticLabels {
@@ -25,17 +27,34 @@ impl StaticLabels {
                 pairs.push((name, value));
             }
         }
-        Ok(StaticLabels { pairs })
+        Ok(StaticLabels {
+            pairs,
+            transitions: Transitions::default(),
+        })
     }
 }
 
-impl EachEntry for StaticLabels {
-    const NAME: &'static str = "static_labels";
+impl Stage for StaticLabels {
+    fn name(&self) -> &'static str {
+        "static_labels"
+    }
 
-    fn apply(&self, entry: &mut Entry) {
-        for (name, value) in &self.pairs {
-            entry.set_label(name, value);
+    fn run(&mut self, entries: &mut Vec<Entry>, _cx: &mut Context) {
+        let pairs = &self.pairs;
+        for entry in entries.iter_mut() {
+            self.transitions.apply(&mut entry.labels, &[], |labels| {
+                for (name, value) in pairs {
+                    labels.insert(name.clone(), value.clone());
+                }
+            });
         }
+    }
+
+    fn fresh(&self) -> Box<dyn Stage> {
+        Box::new(StaticLabels {
+            pairs: self.pairs.clone(),
+            transitions: Transitions::default(),
+        })
     }
 }
 
