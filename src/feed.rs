@@ -69,6 +69,9 @@ struct Stages {
     ready: VecDeque<Entry>,
     /// The held lines last added to the container's counters.
     counted: i64,
+    /// Its stages keep metric series (a `metrics` stage): published after
+    /// each batch.
+    has_metrics: bool,
     clock: Clock,
 }
 
@@ -175,9 +178,10 @@ impl Feed {
             labels,
             metadata,
             stages: Some(Stages {
-                pipeline,
                 dropped,
                 bases,
+                has_metrics: pipeline_has_metrics(&pipeline),
+                pipeline,
                 ready: VecDeque::new(),
                 counted: 0,
                 clock: wall_clock,
@@ -282,6 +286,14 @@ impl Feed {
             stages.pipeline.tick(&mut released, &mut cx);
         }
         stages.keep(released);
+        if stages.has_metrics {
+            *self
+                .journal
+                .counters
+                .stage_metrics
+                .lock()
+                .expect("counters lock poisoned") = stages.pipeline.metrics(cx.now);
+        }
         let filtered = cx.take_filtered();
         let entries = stages.cut(max_bytes, per_line);
         tracing::debug!(
@@ -464,6 +476,14 @@ impl Feed {
             self.journal.abandon(taken);
         }
     }
+}
+
+/// Whether a pipeline has a `metrics` stage, nested ones included.
+fn pipeline_has_metrics(pipeline: &Pipeline) -> bool {
+    fn has(names: &[&str]) -> bool {
+        names.contains(&"metrics") || names.contains(&"match")
+    }
+    has(&pipeline.names())
 }
 
 /// The distinct label sets entries are pushed under, and for each entry

@@ -76,7 +76,7 @@ async fn start_metrics(
     addr: std::net::SocketAddr,
     driver: &std::sync::Arc<driver::Driver>,
 ) -> Option<metrics::MetricsServer> {
-    let registry = metrics::registry(metrics::DriverCollector::new(driver.clone()));
+    let registry = metrics::registry_with_stages(metrics::DriverCollector::new(driver.clone()));
     match metrics::MetricsServer::start(addr, registry, metrics::Limits::default()).await {
         Ok(server) => {
             tracing::info!(addr = %server.addr(), "serving Prometheus metrics on /metrics");

@@ -632,3 +632,61 @@ async fn lines_the_stages_drop_are_counted_as_filtered_by_reason() {
         5.0
     );
 }
+
+/// A `metrics` pipeline stage's series are served (Grafana's driver
+/// registers them and never serves them), with the container's labels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metrics_stage_is_served_with_the_containers_labels() {
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let plugin = Plugin::start(&[("METRICS_ADDR", &addr.to_string())]);
+    plugin
+        .wait_for_log("serving Prometheus metrics", Duration::from_secs(5))
+        .await;
+    let loki = FakeLoki::start().await;
+    let url = loki.url();
+    let mut fifo = Fifo::create();
+    let stages = r#"
+- regex:
+    expression: "level=(?P<level>\\w+)"
+- metrics:
+    errors_total:
+      type: Counter
+      description: "error lines"
+      source: level
+      config:
+        value: error
+        action: inc
+"#;
+    let request = container(
+        &fifo,
+        'm',
+        "measured",
+        None,
+        &opts(&url, &[("loki-pipeline-stages", stages)]),
+    );
+    plugin.start_logging(&request).await;
+    for level in ["info", "error", "error", "warn", "error"] {
+        fifo.write_entry(&support::fake_daemon::line(
+            "stdout",
+            &format!("level={level}"),
+        ));
+    }
+    loki.wait_for_entries(5, Duration::from_secs(10)).await;
+    let labels = [
+        ("container_id", "mmmmmmmmmmmm"),
+        ("container_name", "measured"),
+    ];
+    let scrape = scrape_until(addr, "3 errors counted", Duration::from_secs(10), |s| {
+        s.text.contains("promtail_custom_errors_total")
+            && s.get("promtail_custom_errors_total", &labels) == 3.0
+    })
+    .await;
+    assert!(
+        scrape
+            .text
+            .contains("# HELP promtail_custom_errors error lines"),
+        "{}",
+        scrape.text
+    );
+}

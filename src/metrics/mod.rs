@@ -708,11 +708,106 @@ impl Collector for FixedCollector {
     }
 }
 
-/// A registry with the plugin's prefix and `collector`.
+/// A registry with `collector` under the plugin's prefix.
 pub fn registry(collector: impl Collector) -> Registry {
-    let mut registry = Registry::with_prefix(PREFIX);
-    registry.register_collector(Box::new(collector));
+    let mut registry = Registry::default();
     registry
+        .sub_registry_with_prefix(PREFIX)
+        .register_collector(Box::new(collector));
+    registry
+}
+
+/// [`registry`], and the series of containers' `metrics` pipeline stages
+/// under the names their configurations give (Grafana's driver registers
+/// them but never serves them).
+pub fn registry_with_stages(collector: DriverCollector) -> Registry {
+    let stages = StageCollector {
+        driver: collector.driver.clone(),
+    };
+    let mut registry = registry(collector);
+    registry.register_collector(Box::new(stages));
+    registry
+}
+
+/// The `metrics` stages' series of every open container, each with the
+/// container's labels added (unless the series has a label of that name).
+pub struct StageCollector {
+    driver: Arc<Driver>,
+}
+
+impl std::fmt::Debug for StageCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StageCollector")
+    }
+}
+
+impl Collector for StageCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use crate::process::{Kind, Measure};
+        let mut series: Vec<(Vec<(String, String)>, crate::process::Sample)> = Vec::new();
+        for journal in self.driver.store().journals() {
+            let counters = &journal.counters;
+            let samples = counters
+                .stage_metrics
+                .lock()
+                .expect("counters lock poisoned")
+                .clone();
+            let id = &counters.identity;
+            for sample in samples {
+                let mut labels = sample.labels.clone();
+                for (k, v) in [("container_name", &id.name), ("container_id", &id.short_id)] {
+                    if !labels.iter().any(|(n, _)| n == k) {
+                        labels.push((k.to_string(), v.clone()));
+                    }
+                }
+                labels.sort();
+                series.push((labels, sample));
+            }
+        }
+        series.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+        let mut i = 0;
+        while i < series.len() {
+            let name = series[i].1.name.clone();
+            let end = i + series[i..]
+                .iter()
+                .take_while(|(_, s)| s.name == name)
+                .count();
+            let first = &series[i].1;
+            let kind = match first.value {
+                Measure::Counter(_) => Kind::Counter,
+                Measure::Gauge(_) => Kind::Gauge,
+                Measure::Histogram(_) => Kind::Histogram,
+            };
+            let metric_type = match kind {
+                Kind::Counter => MetricType::Counter,
+                Kind::Gauge => MetricType::Gauge,
+                Kind::Histogram => MetricType::Histogram,
+            };
+            let base = name
+                .strip_suffix("_total")
+                .filter(|_| kind == Kind::Counter)
+                .unwrap_or(&name);
+            let mut family = encoder.encode_descriptor(base, &first.help, None, metric_type)?;
+            for (labels, sample) in &series[i..end] {
+                let mut encoder = family.encode_family(labels)?;
+                match &sample.value {
+                    Measure::Counter(v) => encoder.encode_counter::<NoLabelSet, _, u64>(v, None)?,
+                    Measure::Gauge(v) => encoder.encode_gauge(v)?,
+                    Measure::Histogram(h) => {
+                        let mut cumulative = Vec::new();
+                        let mut previous = 0u64;
+                        for (bound, count) in &h.buckets {
+                            cumulative.push((*bound, count.saturating_sub(previous)));
+                            previous = *count;
+                        }
+                        encoder.encode_histogram::<NoLabelSet>(h.sum, h.count, &cumulative, None)?
+                    }
+                }
+            }
+            i = end;
+        }
+        Ok(())
+    }
 }
 
 /// The text a scrape answers.

@@ -102,6 +102,9 @@ pub struct ContainerCounters {
     pub oldest_pending_ns: AtomicI64,
     /// Who the container is (the metrics labels).
     pub identity: ContainerIdentity,
+    /// The series of the container's `metrics` pipeline stages, as they
+    /// stood after its last batch (served on `METRICS_ADDR`).
+    pub stage_metrics: Mutex<Vec<crate::process::Sample>>,
     /// Where these counts go when the counters are dropped (the container's
     /// journal closed), so plugin-wide totals never go down.
     retire_to: OnceLock<Arc<ContainerCounters>>,
