@@ -72,7 +72,9 @@
 //!
 //! Without the oracle the suite is skipped with a note (a failure when
 //! `CI=true`). `CONFORMANCE_CASES=text` runs only the cases whose name
-//! contains `text`; `CONFORMANCE_THREADS=n` sets the parallelism (default 2).
+//! contains `text`; `CONFORMANCE_THREADS=n` sets the parallelism (default 2);
+//! `CONFORMANCE_PLUGIN=path` compares another build of the plugin (another
+//! branch's) instead of this one's.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -886,7 +888,10 @@ fn pipeline_conformance() {
         .collect();
     let mut tools = Tools {
         oracle,
-        plugin: PathBuf::from(env!("CARGO_BIN_EXE_loki-logdriver")),
+        // CONFORMANCE_PLUGIN: another build of the plugin (another branch's).
+        plugin: std::env::var_os("CONFORMANCE_PLUGIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_loki-logdriver"))),
         dir: tempfile::tempdir().unwrap(),
     };
     mmdb::write_all(tools.dir.path());
