@@ -68,7 +68,9 @@
 //! Deliberate differences are listed in [`DELIBERATE`] with the reason; they
 //! are reported but do not fail the suite. Everything else that differs
 //! fails it, and every difference is printed with its configuration, input
-//! and both outputs.
+//! and both outputs (on stderr, past the test harness's capture, and into
+//! `target/tmp/conformance-report.txt`), then a summary:
+//! `conformance: N cases, M differ (...)`.
 //!
 //! Without the oracle the suite is skipped with a note (a failure when
 //! `CI=true`); `CONFORMANCE_ORACLE=path` names it when it is elsewhere.
