@@ -30,6 +30,9 @@
 //!                                  # not the same from one run to the next)
 //! ```
 //!
+//! `$DIR` in a configuration is the directory of the files the suite writes
+//! first: the MaxMind databases of the geoip cases (`mod mmdb`).
+//!
 //! `exit` is checked against the oracle: a case that does not do what its
 //! author meant fails as a broken case, so that no case tests less than it
 //! seems to.
