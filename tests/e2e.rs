@@ -125,6 +125,17 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("daemon_default_log_driver_ships_logs_without_flags", |c| {
             Box::pin(daemon_defaults(c))
         }),
+        (
+            "pipeline_stages_a_stack_trace_is_one_entry_relabelled_from_a_stage_file",
+            |c| Box::pin(pipeline_stages(c)),
+        ),
+        ("multiline_with_loki_down_docker_stop_stays_fast", |c| {
+            Box::pin(multiline_loki_down(c))
+        }),
+        (
+            "plugin_killed_in_the_middle_of_a_multiline_block_same_entries",
+            |c| Box::pin(multiline_kill(c)),
+        ),
     ]
 }
 
@@ -1688,4 +1699,204 @@ async fn daemon_defaults(ctx: &Ctx) -> Outcome {
     }
     let _ = Command::new("umount").arg("-R").arg(dir.path()).output();
     result
+}
+
+/// A Java service's output, as `printf` lines of a busybox script: a
+/// request log, a stack trace, a warning with one frame, a request log.
+fn java_trace_script(tag: &str) -> String {
+    [
+        format!("2024-05-01 10:00:00.000 INFO  {tag} started"),
+        format!("2024-05-01 10:00:01.000 ERROR {tag} request failed"),
+        "java.lang.IllegalStateException: pool exhausted".to_string(),
+        "\\tat com.example.Pool.take(Pool.java:42)".to_string(),
+        "\\tat com.example.Handler.run(Handler.java:7)".to_string(),
+        "Caused by: java.net.SocketTimeoutException: read timed out".to_string(),
+        "\\t... 12 more".to_string(),
+        format!("2024-05-01 10:00:02.000 WARN  {tag} retrying"),
+        "\\tat com.example.Retry.again(Retry.java:3)".to_string(),
+        format!("2024-05-01 10:00:03.000 INFO  {tag} done"),
+    ]
+    .iter()
+    .map(|l| format!("printf '%b\\n' '{l}'"))
+    .collect::<Vec<_>>()
+    .join("; ")
+}
+
+/// Pipeline stages from a file the user keeps on the host (the secrets
+/// mount): a Java stack trace arrives as one entry, relabelling renames and
+/// drops labels, json fields become labels, and `docker logs` shows the
+/// lines as the container wrote them.
+async fn pipeline_stages(ctx: &Ctx) -> Outcome {
+    let stages = "pipeline_stages:\n  - multiline:\n      firstline: '^\\d{4}-\\d{2}-\\d{2}'\n      max_wait_time: 1s\n  - regex:\n      expression: '^\\S+ \\S+ (?P<level>[A-Z]+)'\n  - labels:\n      level:\n";
+    std::fs::write(Path::new(SECRETS).join("e2e-stages.yml"), stages)
+        .map_err(|e| format!("writing the stage file: {e}"))?;
+    let relabel = "- source_labels: [container_name]\n  target_label: app\n- action: labeldrop\n  regex: host|image_name\n";
+    let name = "loki-e2e-java";
+    let script = format!("{}; sleep 3", java_trace_script("api"));
+    let id = run(
+        ctx,
+        name,
+        &script,
+        &[
+            ("loki-pipeline-stage-file", "e2e-stages.yml"),
+            ("loki-relabel-config", relabel),
+            ("loki-batch-wait", "200ms"),
+        ],
+    )
+    .await?;
+    wait_exit(ctx, &id, Duration::from_secs(20)).await?;
+    let entries = wait_entries(&ctx.loki, &[("app", name)], 4, Duration::from_secs(10)).await?;
+    let got = texts(&entries);
+    ensure(got.len() == 4, format!("4 entries, got {got:#?}"))?;
+    ensure(
+        got[1].lines().count() == 6 && got[1].ends_with("\t... 12 more"),
+        format!("the stack trace is one entry: {:?}", got[1]),
+    )?;
+    let errors = ctx
+        .loki
+        .entries_matching(&[("app", name), ("level", "ERROR")]);
+    ensure(
+        errors.len() == 1,
+        format!("one ERROR entry, got {}", errors.len()),
+    )?;
+    let streams = ctx.loki.streams();
+    let labels: Vec<_> = streams
+        .keys()
+        .filter(|l| l.get("app").map(String::as_str) == Some(name))
+        .collect();
+    ensure(
+        labels.iter().all(|l| {
+            !l.contains_key("host")
+                && !l.contains_key("image_name")
+                && l.contains_key("container_name")
+        }),
+        format!("relabelled: {labels:?}"),
+    )?;
+    let (out, _) = docker_logs(&[name])?;
+    ensure(
+        out.lines().count() == 10 && out.contains("\tat com.example.Pool.take"),
+        format!("docker logs shows the 10 raw lines: {out:?}"),
+    )?;
+    note!(
+        "stage file from the secrets mount: a 6-line stack trace in 1 entry; docker logs: 10 raw lines"
+    );
+    Ok(())
+}
+
+/// `docker stop -t 1` of a container with a multiline pipeline that floods
+/// while Loki is unreachable: the FIFO is still read, the stop is fast.
+async fn multiline_loki_down(ctx: &Ctx) -> Outcome {
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{closed_port}/loki/api/v1/push");
+    let id = run(
+        ctx,
+        "loki-e2e-multiline-down",
+        "while :; do echo '2024-05-01 ERROR boom'; echo '  at a.b(C.java:1)'; echo '  at d.e(F.java:2)'; done",
+        &[
+            ("loki-url", &url),
+            ("loki-pipeline-stages", "[{multiline: {firstline: '^\\d{4}', max_wait_time: 1h}}]"),
+        ],
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ensure(is_running(ctx, &id).await?, "the container stopped running")?;
+    let timed = Instant::now();
+    ctx.docker
+        .stop_container(
+            &id,
+            Some(StopContainerOptions {
+                t: Some(1),
+                ..Default::default()
+            }),
+        )
+        .await
+        .map_err(|e| format!("docker stop: {e}"))?;
+    let stop = timed.elapsed();
+    note!("multiline on, Loki down: docker stop -t 1 {stop:.2?}");
+    ensure(
+        stop < Duration::from_secs(2),
+        format!("docker stop took {stop:?}"),
+    )
+}
+
+/// The plugin is killed while a container is in the middle of a stack
+/// trace; Docker restarts it, the container goes on: Loki gets the same
+/// entries as without the crash (each block whole, once).
+async fn multiline_kill(ctx: &Ctx) -> Outcome {
+    let name = "loki-e2e-multiline-kill";
+    let mut script = String::new();
+    for r in 0..3 {
+        script.push_str(&java_trace_script(&format!("r{r}")));
+        script.push_str("; sleep 1.5; ");
+    }
+    // Half of a trace, a pause for the kill, the other half.
+    script.push_str("printf '2024-05-01 10:00:01.000 ERROR r3 request failed\\njava.lang.IllegalStateException: pool exhausted\\n'; sleep 4; ");
+    script.push_str(
+        "printf '\\tat com.example.Pool.take(Pool.java:42)\\n\\t... 12 more\\n'; sleep 1.5; ",
+    );
+    script.push_str(&java_trace_script("r4"));
+    script.push_str("; sleep 2");
+    let id = run(
+        ctx,
+        name,
+        &script,
+        &[
+            ("loki-batch-wait", "100ms"),
+            // Longer than the pause in the middle of the block.
+            (
+                "loki-pipeline-stages",
+                "[{multiline: {firstline: '^\\d{4}-', max_wait_time: 10s}}]",
+            ),
+        ],
+    )
+    .await?;
+    // Three requests of four entries each are in (the third's last one once
+    // the fourth began): the fourth is half written.
+    wait_entries(
+        &ctx.loki,
+        &[("container_name", name)],
+        12,
+        Duration::from_secs(20),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = plugin_pid()?;
+    // SAFETY: killing the plugin process, as a crash would.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    wait_exit(ctx, &id, Duration::from_secs(60)).await?;
+    let expected = [
+        "2024-05-01 10:00:01.000 ERROR r3 request failed\njava.lang.IllegalStateException: pool exhausted\n\tat com.example.Pool.take(Pool.java:42)\n\t... 12 more",
+    ];
+    let entries = wait_entries(
+        &ctx.loki,
+        &[("container_name", name)],
+        17,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let mut distinct: Vec<String> = texts(&entries);
+    distinct.sort();
+    distinct.dedup();
+    ensure(
+        distinct.len() == 17,
+        format!("17 distinct entries (4 per request, the half-written block once): {distinct:#?}"),
+    )?;
+    ensure(
+        distinct.iter().any(|t| t == expected[0]),
+        format!("the block cut by the kill arrived whole: {distinct:#?}"),
+    )?;
+    ensure(
+        !distinct.iter().any(|t| {
+            t.starts_with("\tat com.example.Pool.take")
+                || t == "java.lang.IllegalStateException: pool exhausted"
+        }),
+        "no piece of the block arrived alone",
+    )?;
+    note!(
+        "plugin killed in the middle of a stack trace: the block arrived whole, 17 distinct entries as without the crash"
+    );
+    Ok(())
 }

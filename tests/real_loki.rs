@@ -1851,3 +1851,94 @@ async fn a_container_over_its_stream_limit_does_not_hold_back_a_quiet_one() {
         assert_eq!(summary(&log, &quiet_id, "sent"), Some(12), "{v}");
     }
 }
+
+/// A `json` + `labels` pipeline, as Grafana's users configure it: the level
+/// becomes a label on Loki 3 and on Loki 2, the message the line, the
+/// trace ID structured metadata (kept by Loki 3, dropped by Loki 2), and a
+/// multiline block arrives as one entry in both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_fields_become_labels_through_the_plugins_stages() {
+    if skip_without_loki() {
+        return;
+    }
+    let (l3, l2) = tokio::join!(shared(Version::V3), shared(Version::V2));
+    let plugin = Plugin::start(&[]);
+    let run = unique("stages");
+    let stages = r#"
+- json:
+    expressions:
+      level:
+      msg:
+      trace: trace_id
+- labels:
+    level:
+- output:
+    source: msg
+- multiline:
+    firstline: '^[A-Z]'
+    max_wait_time: 500ms
+# After multiline: a block keeps its first line's fields, not its metadata.
+- structured_metadata:
+    trace:
+"#;
+    let mut ids = Vec::new();
+    for loki in [&l3, &l2] {
+        let (mut fifo, id) = start_container(
+            &plugin,
+            &loki.push_url(),
+            &run,
+            &[("loki-pipeline-stages", stages)],
+        )
+        .await;
+        for (level, msg, trace) in [
+            ("info", "Started in 1.2 s", "t1"),
+            ("error", "Failed to connect", "t2"),
+            ("error", "  at Pool.take", "t2"),
+            ("info", "Ready", "t3"),
+        ] {
+            let text = format!(r#"{{"level":"{level}","msg":"{msg}","trace_id":"{trace}"}}"#);
+            fifo.write_entry(&line("stdout", &text));
+        }
+        plugin.stop_logging(&fifo.path).await;
+        fifo.close();
+        ids.push((loki, id));
+    }
+    let short: Vec<&str> = ids.iter().map(|(_, id)| id.as_str()).collect();
+    let log = wait_for_summaries(&plugin, &short, Duration::from_secs(20)).await;
+    for (loki, id) in &ids {
+        let v = loki.version;
+        let selector = format!(r#"{{test_run="{run}", level="error"}}"#);
+        let errors = loki
+            .wait_for_entries(&selector, None, 1, Duration::from_secs(10))
+            .await;
+        assert_eq!(
+            errors.len(),
+            1,
+            "{v}: the error and its frame are one entry"
+        );
+        assert_eq!(errors[0].line, "Failed to connect\n  at Pool.take", "{v}");
+        let info = loki
+            .wait_for_entries(
+                &format!(r#"{{test_run="{run}", level="info"}}"#),
+                None,
+                2,
+                Duration::from_secs(10),
+            )
+            .await;
+        assert_eq!(info.len(), 2, "{v}");
+        assert_eq!(
+            summary(&log, id, "sent"),
+            Some(4),
+            "{v}: the 4 lines, 3 entries"
+        );
+        let by_trace = loki
+            .entries(&format!(r#"{{test_run="{run}"}} | trace="t2""#), None)
+            .await
+            .len();
+        println!("{v}: level labels from json; `| trace=\"t2\"` finds {by_trace} entry");
+        match v {
+            Version::V3 => assert_eq!(by_trace, 1, "{v}: structured metadata kept"),
+            Version::V2 => assert_eq!(by_trace, 0, "{v}: structured metadata dropped"),
+        }
+    }
+}
