@@ -151,6 +151,22 @@ const DELIBERATE: &[(&str, &str)] = &[
         "partial lines still waiting at the end are handed on, not lost, so every line is \
          accounted for (src/process/stages/cri.rs, module doc)",
     ),
+    // A stage that takes no settings gets an empty mapping or nothing: a
+    // list or a text is refused like an unknown key.
+    ("decolorize/config-a-list", NO_SETTINGS),
+    ("decolorize/config-a-string", NO_SETTINGS),
+    ("docker/config-a-list", NO_SETTINGS),
+    // Timestamps outside what Loki can store.
+    (
+        "timestamp/custom-layouts",
+        "a parsed time before 1677 or after 2262 is clamped to that range (an entry's time is \
+         nanoseconds in 64 bits); Loki refuses such entries either way (too old, too new)",
+    ),
+    (
+        "timestamp/unix-formats",
+        "a parsed time before 1677 or after 2262 is clamped to that range (an entry's time is \
+         nanoseconds in 64 bits); Loki refuses such entries either way (too old, too new)",
+    ),
     // Bounds Grafana does not have.
     (
         "pipeline/match-nesting-17",
@@ -160,6 +176,8 @@ const DELIBERATE: &[(&str, &str)] = &[
 
 const UNKNOWN_KEY: &str =
     "an unknown key in a stage config is refused, not ignored (src/process/fields.rs)";
+const NO_SETTINGS: &str =
+    "a stage without settings takes an empty mapping or nothing; a list or text is refused";
 const GEOIP_NOTHING: &str = "a geoip config that would look nothing up for any line is refused (src/process/stages/geoip.rs)";
 
 /// The first default timestamp; entry `i` of a case gets `BASE_TS + i s`.

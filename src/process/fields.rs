@@ -106,9 +106,11 @@ impl<'a> Fields<'a> {
         self.node(key)
             .map(|n| {
                 to_i64(n, weak)
-                    .and_then(|i| {
-                        u64::try_from(i)
-                            .map_err(|_| format!("cannot parse '{i}', it overflows uint"))
+                    .and_then(|i| match u64::try_from(i) {
+                        Ok(u) => Ok(u),
+                        // mapstructure's weak mode wraps a negative number.
+                        Err(_) if weak => Ok(i as u64),
+                        Err(_) => Err(format!("cannot parse '{i}', it overflows uint")),
                     })
                     .or_else(|e| match n {
                         Node::Scalar(Scalar {
@@ -216,10 +218,10 @@ fn to_f64(node: &Node, weak: bool) -> Result<f64, String> {
         (Resolved::Bool(b), true) => Ok(f64::from(u8::from(*b))),
         // mapstructure's weak mode reads an empty string as zero.
         (Resolved::Str, true) if s.text.is_empty() => Ok(0.0),
-        (Resolved::Str, true) => s
-            .text
-            .parse()
-            .map_err(|_| format!("cannot parse '{}' as float", s.text)),
+        (Resolved::Str, true) => go_parse_int(&s.text)
+            .map(|i| i as f64)
+            .or_else(|| s.text.replace('_', "").parse().ok())
+            .ok_or_else(|| format!("cannot parse '{}' as float", s.text)),
         _ => Err(format!(
             "expected a number, got {} ({})",
             node.kind(),
@@ -236,15 +238,53 @@ fn to_i64(node: &Node, weak: bool) -> Result<i64, String> {
         (Resolved::Float(f), _) => Ok(*f as i64),
         (Resolved::Bool(b), true) => Ok(i64::from(*b)),
         (Resolved::Str, true) if s.text.is_empty() => Ok(0),
-        (Resolved::Str, true) => s
-            .text
-            .parse()
-            .map_err(|_| format!("cannot parse '{}' as int", s.text)),
+        (Resolved::Str, true) => {
+            go_parse_int(&s.text).ok_or_else(|| format!("cannot parse '{}' as int", s.text))
+        }
         _ => Err(format!(
             "expected a whole number, got {} ({})",
             node.kind(),
             s.text
         )),
+    }
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)`: a sign, then decimal, `0x` hex,
+/// `0o` or leading-`0` octal, or `0b` binary, with `_` between digits.
+fn go_parse_int(text: &str) -> Option<i64> {
+    let (negative, body) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let lower = body.to_ascii_lowercase();
+    let (radix, digits, prefixed) = if let Some(d) = lower.strip_prefix("0x") {
+        (16, d, true)
+    } else if let Some(d) = lower.strip_prefix("0o") {
+        (8, d, true)
+    } else if let Some(d) = lower.strip_prefix("0b") {
+        (2, d, true)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, &lower[1..], true)
+    } else {
+        (10, lower.as_str(), false)
+    };
+    if digits.is_empty()
+        || digits.starts_with('_') && !prefixed
+        || digits.ends_with('_')
+        || digits.contains("__")
+    {
+        return None;
+    }
+    let clean: String = digits.chars().filter(|c| *c != '_').collect();
+    let magnitude = u64::from_str_radix(&clean, radix).ok()?;
+    if negative {
+        if magnitude > i64::MAX as u64 + 1 {
+            return None;
+        }
+        Some((magnitude as i64).wrapping_neg())
+    } else {
+        i64::try_from(magnitude).ok()
     }
 }
 

@@ -123,27 +123,114 @@ pub fn scalar_text(node: &Node) -> Option<&str> {
 }
 
 /// Parses one YAML document (an empty text is null). Errors carry the line.
+///
+/// Where yaml-rust2 (YAML 1.2) and yaml.v2 (YAML 1.1) read text apart, this
+/// reads as yaml.v2: a byte-order mark is skipped, only the first document
+/// counts, `\'` is an escape in a double-quoted scalar and `\/` is not.
 pub fn parse(text: &str) -> Result<Node, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    match parse_v12(text) {
+        Err(e) if e.contains("unknown escape character") => match unescape_quotes(text) {
+            Some(fixed) => parse_v12(&fixed),
+            None => Err(e),
+        },
+        // yaml.v2 takes a tab as the space after a `:`.
+        Err(e)
+            if e.contains("must be followed by a valid YAML whitespace")
+                && text.contains(":\t") =>
+        {
+            parse_v12(&text.replace(":\t", ": "))
+        }
+        other => other,
+    }
+}
+
+fn parse_v12(text: &str) -> Result<Node, String> {
     let mut builder = Builder {
         parser: Parser::new_from_str(text),
         anchors: Vec::new(),
         nodes: 0,
+        quoted: Vec::new(),
     };
     let mut root = None;
     loop {
         let (event, mark) = builder.next()?;
         match event {
-            Event::StreamStart | Event::DocumentStart | Event::DocumentEnd | Event::Nothing => {}
+            Event::StreamStart | Event::DocumentStart | Event::Nothing => {}
+            // yaml.v2 reads the first document only.
+            Event::DocumentEnd if root.is_some() => break,
+            Event::DocumentEnd => {}
             Event::StreamEnd => break,
-            other => {
-                if root.is_some() {
-                    return Err(at(mark, "more than one document"));
+            other => root = Some(builder.node(other, mark, 0)?),
+        }
+    }
+    if text.contains("\\/") {
+        refuse_slash_escapes(text, &builder.quoted)?;
+    }
+    Ok(root.unwrap_or_else(Node::null))
+}
+
+/// `text` with `\'` in double-quoted scalars made `'` (yaml.v2 takes that
+/// escape; YAML 1.2 does not); `None` if there is none.
+fn unescape_quotes(text: &str) -> Option<String> {
+    if !text.contains("\\'") {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            '\\' if quoted => match chars.next() {
+                Some('\'') => out.push('\''),
+                Some(next) => {
+                    out.push('\\');
+                    out.push(next);
                 }
-                root = Some(builder.node(other, mark, 0)?);
+                None => out.push('\\'),
+            },
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// yaml.v2 refuses `\/` in a double-quoted scalar (a YAML 1.2 escape);
+/// `starts` are the scalars' first characters.
+fn refuse_slash_escapes(text: &str, starts: &[(usize, usize)]) -> Result<(), String> {
+    let mut by_char: Vec<usize> = Vec::new();
+    for &(index, line) in starts {
+        if by_char.is_empty() {
+            by_char = text.char_indices().map(|(b, _)| b).collect();
+            by_char.push(text.len());
+        }
+        let Some(&start) = by_char.get(index) else {
+            continue;
+        };
+        let rest = &text[start..];
+        let Some(body) = rest.strip_prefix('"') else {
+            continue;
+        };
+        let mut escaped = false;
+        for c in body.chars() {
+            match (escaped, c) {
+                (true, '/') => {
+                    return Err(format!(
+                        "yaml: line {line}: found unknown escape character while parsing a quoted scalar"
+                    ));
+                }
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => break,
+                _ => {}
             }
         }
     }
-    Ok(root.unwrap_or_else(Node::null))
+    Ok(())
 }
 
 struct Builder<'a> {
@@ -151,6 +238,8 @@ struct Builder<'a> {
     /// Anchored nodes by anchor id (yaml-rust2 numbers them from 1).
     anchors: Vec<(usize, Node)>,
     nodes: usize,
+    /// Where double-quoted scalars start: character index and line.
+    quoted: Vec<(usize, usize)>,
 }
 
 impl Builder<'_> {
@@ -183,6 +272,9 @@ impl Builder<'_> {
         self.count(1, mark)?;
         let (node, anchor) = match event {
             Event::Scalar(text, style, anchor, tag) => {
+                if style == TScalarStyle::DoubleQuoted {
+                    self.quoted.push((mark.index(), mark.line()));
+                }
                 let tag = tag.map(|t| format!("{}{}", t.handle, t.suffix));
                 (Node::Scalar(resolve(text, style, tag.as_deref())), anchor)
             }
@@ -236,9 +328,18 @@ impl Builder<'_> {
                     entries.push((key, value));
                 }
                 for (key, value) in merged {
-                    if !entries.iter().any(|(k, _)| same_key(k, &key)) {
-                        entries.push((key, value));
+                    // yaml.v2's strict mode: a key both merged and written
+                    // is defined twice.
+                    if entries.iter().any(|(k, _)| same_key(k, &key)) {
+                        return Err(at(
+                            mark,
+                            &format!(
+                                "mapping key {:?} already defined (also merged with <<)",
+                                scalar_text(&key).unwrap_or("?")
+                            ),
+                        ));
                     }
+                    entries.push((key, value));
                 }
                 (Node::Map(entries), anchor)
             }
@@ -478,10 +579,39 @@ mod tests {
 
     #[test]
     fn anchors_aliases_and_merge_keys() {
-        let node = parse("base: &b {a: 1, b: 2}\nother:\n  <<: *b\n  b: 3\n").unwrap();
+        let node = parse("base: &b {a: 1, b: 2}\nother:\n  <<: *b\n  c: 3\n").unwrap();
         let other = node.get("other").unwrap();
         assert_eq!(scalar_text(other.get("a").unwrap()), Some("1"));
-        assert_eq!(scalar_text(other.get("b").unwrap()), Some("3"));
+        assert_eq!(scalar_text(other.get("c").unwrap()), Some("3"));
+        // yaml.v2's strict mode: merged and written again is a duplicate.
+        assert!(parse("base: &b {a: 1}\nother:\n  <<: *b\n  a: 3\n").is_err());
+    }
+
+    #[test]
+    fn read_as_yaml_v2_reads() {
+        assert_eq!(
+            parse("\u{feff}a: 1")
+                .unwrap()
+                .get("a")
+                .and_then(scalar_text),
+            Some("1")
+        );
+        assert_eq!(
+            parse("a: 1\n---\nb: 2\n")
+                .unwrap()
+                .get("a")
+                .and_then(scalar_text),
+            Some("1")
+        );
+        assert_eq!(
+            parse(r#"a: "it\'s""#)
+                .unwrap()
+                .get("a")
+                .and_then(Node::as_str),
+            Some("it's")
+        );
+        assert!(parse(r#"a: "x\/y""#).is_err());
+        assert!(parse("a: 'x\\/y'").is_ok(), "single quotes have no escapes");
     }
 
     #[test]

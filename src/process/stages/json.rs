@@ -6,7 +6,8 @@
 
 use std::sync::Arc;
 
-use jmespath::{DEFAULT_RUNTIME, Expression, Variable};
+use jmespath::functions::{Function, MaxByFn, MinByFn};
+use jmespath::{Expression, Rcvar, Runtime, SearchResult, Variable};
 
 use super::super::fields::Fields;
 use super::super::gojson;
@@ -47,7 +48,7 @@ impl Json {
                 let text = expr
                     .filter(|e| !e.is_empty())
                     .unwrap_or_else(|| name.clone());
-                let compiled = DEFAULT_RUNTIME
+                let compiled = RUNTIME
                     .compile(&text)
                     .map_err(|e| format!("could not compile JMES expression: {e}"))?;
                 Ok((name, compiled))
@@ -81,13 +82,17 @@ impl Json {
                     None => return true,
                 },
             };
-            match Variable::from_json(&input) {
-                Ok(v @ Variable::Object(_)) => jmespath::Rcvar::new(v),
-                _ => return false,
+            if is_null_document(&input) {
+                jmespath::Rcvar::new(Variable::Null)
+            } else {
+                match go_parse(&input, |text| Variable::from_json(text).ok()) {
+                    Some(v @ Variable::Object(_)) => jmespath::Rcvar::new(v),
+                    _ => return false,
+                }
             }
         };
         for (name, expression) in self.expressions.iter() {
-            let mut cx = jmespath::Context::new(expression.as_str(), &DEFAULT_RUNTIME);
+            let mut cx = jmespath::Context::new(expression.as_str(), &RUNTIME);
             let Ok(found) = jmespath::interpret(&parsed, expression.as_ast(), &mut cx) else {
                 continue;
             };
@@ -123,19 +128,23 @@ impl Json {
             },
         };
         // Go's json.Unmarshal into a map: the last of duplicate keys wins,
-        // as it does for serde's maps.
-        let Ok(members) = serde_json::from_str::<HashMap<Cow<'_, str>, &RawValue>>(&input) else {
-            return false;
+        // as it does for serde's maps; `null` is a map with nothing in it.
+        let values: Vec<Value> = if is_null_document(&input) {
+            vec![Value::Null; keys.len()]
+        } else {
+            let fixed = fix_surrogates(&input);
+            let text = fixed.as_deref().unwrap_or(&input);
+            let Ok(members) = serde_json::from_str::<HashMap<Cow<'_, str>, &RawValue>>(text) else {
+                return false;
+            };
+            keys.iter()
+                .map(|key| match members.get(key.as_str()) {
+                    // JMESPath: a missing key is null.
+                    None => Value::Null,
+                    Some(raw) => raw_value(raw.get()),
+                })
+                .collect()
         };
-        let values: Vec<Value> = keys
-            .iter()
-            .map(|key| match members.get(key.as_str()) {
-                // JMESPath: a missing key is null.
-                None => Value::Null,
-                Some(raw) => raw_value(raw.get()),
-            })
-            .collect();
-        drop(members);
         for ((name, _), value) in self.expressions.iter().zip(values) {
             entry.extracted.insert(name.clone(), value);
         }
@@ -162,6 +171,109 @@ fn raw_value(text: &str) -> Value {
         },
         Some(_) => serde_json::from_str::<f64>(text).map_or(Value::Null, Value::Number),
     }
+}
+
+/// JMESPath as go-jmespath evaluates it: its builtin functions, where
+/// two differ from the Rust crate's: `min_by`/`max_by` of a one-element
+/// list give that element whatever the key, and `avg([])` is NaN (shown as
+/// Go shows it; JSON numbers cannot hold NaN).
+static RUNTIME: std::sync::LazyLock<Runtime> = std::sync::LazyLock::new(|| {
+    let mut runtime = Runtime::new();
+    runtime.register_builtin_functions();
+    runtime.register_function("min_by", Box::new(OneOrBuiltin(Box::new(MinByFn::new()))));
+    runtime.register_function("max_by", Box::new(OneOrBuiltin(Box::new(MaxByFn::new()))));
+    let avg = runtime.deregister_function("avg").expect("a builtin");
+    runtime.register_function("avg", Box::new(EmptyAvgIsNan(avg)));
+    runtime
+});
+
+/// go-jmespath's `min_by`/`max_by`: a list of one gives its element.
+struct OneOrBuiltin(Box<dyn Function>);
+
+impl Function for OneOrBuiltin {
+    fn evaluate(&self, args: &[Rcvar], ctx: &mut jmespath::Context<'_>) -> SearchResult {
+        if let Some(Variable::Array(items)) = args.first().map(|a| &**a)
+            && items.len() == 1
+            && args.len() == 2
+        {
+            return Ok(items[0].clone());
+        }
+        self.0.evaluate(args, ctx)
+    }
+}
+
+/// go-jmespath's `avg([])`: 0/0.
+struct EmptyAvgIsNan(Box<dyn Function>);
+
+impl Function for EmptyAvgIsNan {
+    fn evaluate(&self, args: &[Rcvar], ctx: &mut jmespath::Context<'_>) -> SearchResult {
+        if let Some(Variable::Array(items)) = args.first().map(|a| &**a)
+            && items.is_empty()
+            && args.len() == 1
+        {
+            return Ok(Rcvar::new(Variable::String("NaN".into())));
+        }
+        self.0.evaluate(args, ctx)
+    }
+}
+
+/// Go's `json.Unmarshal` accepts `null` for a map (and leaves it empty).
+fn is_null_document(input: &str) -> bool {
+    input.trim_matches([' ', '\t', '\n', '\r']) == "null"
+}
+
+/// Parses `input` with `parse`, and if that fails because of an escaped
+/// surrogate without its pair, again with those as U+FFFD, as Go decodes
+/// them.
+fn go_parse<T>(input: &str, parse: impl Fn(&str) -> Option<T>) -> Option<T> {
+    parse(input).or_else(|| parse(fix_surrogates(input)?.as_str()))
+}
+
+/// `input` with every `\uD800`–`\uDFFF` escape that is not part of a
+/// surrogate pair replaced by `\uFFFD`; `None` when there is none.
+fn fix_surrogates(input: &str) -> Option<String> {
+    if !input.contains("\\u") {
+        return None;
+    }
+    let b = input.as_bytes();
+    let hex = |at: usize| -> Option<u16> {
+        let digits = input.get(at..at + 4)?;
+        u16::from_str_radix(digits, 16).ok()
+    };
+    let escape_at = |at: usize| b.get(at) == Some(&b'\\') && b.get(at + 1) == Some(&b'u');
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() && b[i + 1] != b'u' {
+            i += 2;
+            continue;
+        }
+        if escape_at(i)
+            && let Some(unit) = hex(i + 2)
+        {
+            let high = (0xD800..0xDC00).contains(&unit);
+            let paired = high
+                && escape_at(i + 6)
+                && hex(i + 8).is_some_and(|low| (0xDC00..0xE000).contains(&low));
+            if paired {
+                i += 12;
+                continue;
+            }
+            if (0xD800..0xE000).contains(&unit) {
+                let out = out.get_or_insert_with(String::new);
+                out.push_str(&input[copied..i]);
+                out.push_str("\\ufffd");
+                copied = i + 6;
+            }
+            i += 6;
+            continue;
+        }
+        i += 1;
+    }
+    let mut out = out?;
+    out.push_str(&input[copied..]);
+    Some(out)
 }
 
 /// A JMESPath expression that only names a key: an unquoted identifier.

@@ -18,7 +18,7 @@ pub struct Labels {
 impl Labels {
     pub fn new(config: &Node) -> Result<Labels, String> {
         Ok(Labels {
-            pairs: label_pairs(config, "label stage config cannot be empty")?,
+            pairs: label_pairs(config)?,
             transitions: Transitions::default(),
         })
     }
@@ -26,9 +26,11 @@ impl Labels {
 
 /// A mapping of label names (legacy ASCII rules) to source fields, an
 /// empty source meaning the field of the same name.
-pub(super) fn label_pairs(config: &Node, empty: &str) -> Result<Vec<(String, String)>, String> {
+/// A null config (`- labels:`) is no labels: mapstructure leaves Grafana's
+/// map empty, not nil, so its emptiness check passes.
+pub(super) fn label_pairs(config: &Node) -> Result<Vec<(String, String)>, String> {
     if config.is_null() {
-        return Err(empty.to_string());
+        return Ok(Vec::new());
     }
     let map: StringMap = string_map(config, false)?;
     map.into_iter()
@@ -104,7 +106,10 @@ mod tests {
     #[test]
     fn invalid_label_names_and_empty_configs_are_refused() {
         assert!(refused("[{labels: {bad-name: x}}]").contains("invalid label name: bad-name"));
-        assert!(refused("[{labels: }]").contains("cannot be empty"));
+        assert!(
+            super::super::super::testing::run("[{labels: }]", &["x"]).len() == 1,
+            "null is no labels, as in Grafana"
+        );
         assert!(refused("[{labels: [a]}]").contains("expected a mapping"));
     }
 }

@@ -13,9 +13,8 @@ pub struct StaticLabels {
 
 impl StaticLabels {
     pub fn new(config: &Node) -> Result<StaticLabels, String> {
-        if config.is_null() {
-            return Err("static_labels stage config cannot be empty".into());
-        }
+        // A null config sets nothing (mapstructure leaves Grafana's map
+        // empty, not nil).
         let mut pairs = Vec::new();
         for (name, value) in string_map(config, false)? {
             // Prometheus' UTF-8 rules: any non-empty valid UTF-8 name.

@@ -15,7 +15,7 @@ pub struct StructuredMetadata {
 impl StructuredMetadata {
     pub fn new(config: &Node) -> Result<StructuredMetadata, String> {
         Ok(StructuredMetadata {
-            pairs: label_pairs(config, "label stage config cannot be empty")?,
+            pairs: label_pairs(config)?,
         })
     }
 }
