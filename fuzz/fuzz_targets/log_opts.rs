@@ -27,10 +27,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use loki_logdriver::config::defaults::{CREDENTIAL_OPTIONS, LogOptDefaults};
+use loki_logdriver::config::defaults::LogOptDefaults;
+use loki_logdriver::config::table::{self, Kind as Range, OPTIONS};
 use loki_logdriver::config::labels::{StreamLabels, container_labels, structured_metadata};
 use loki_logdriver::config::options::{
-    ContainerConfig, KNOWN_OPTIONS, OptionContext, RANGES, Range, clamp_to_ranges, redact_url,
+    ContainerConfig, OptionContext, clamp_to_ranges, redact_url,
 };
 use loki_logdriver::config::units::{parse_duration, parse_size};
 use loki_logdriver::line::Source;
@@ -232,7 +233,7 @@ struct Defaults {
 
 fn key_name(key: &Key) -> String {
     match key {
-        Key::Known(i) => KNOWN_OPTIONS[*i as usize % KNOWN_OPTIONS.len()].to_string(),
+        Key::Known(i) => OPTIONS[*i as usize % OPTIONS.len()].name.to_string(),
         Key::Other(i) => OTHER_KEYS[*i as usize % OTHER_KEYS.len()].to_string(),
         Key::Raw(s) => s.clone(),
     }
@@ -329,7 +330,7 @@ fn check_secrets(
                 .iter()
                 .any(|text| needles.iter().any(|n| text.contains(n)))
         });
-        let fixed_text = KNOWN_OPTIONS.join(", ").contains(&secret) || {
+        let fixed_text = table::names().collect::<Vec<_>>().join(", ").contains(&secret) || {
             let mut other = opts.clone();
             let replaced = opts[&key].replace(&secret, &"Z".repeat(secret.len()));
             other.insert(key.clone(), replaced);
@@ -441,14 +442,14 @@ fuzz_target!(|data: &[u8]| {
                 let elsewhere = opts
                     .get("loki-url")
                     .is_some_and(|u| parsed.get("loki-url") != Some(u.as_str()));
-                for key in CREDENTIAL_OPTIONS {
+                for key in OPTIONS.iter().filter(|s| s.credential).map(|s| s.name) {
                     if elsewhere {
                         assert_eq!(
-                            merged.get(*key),
-                            opts.get(*key),
+                            merged.get(key),
+                            opts.get(key),
                             "the default {key} goes with another loki-url"
                         );
-                    } else if !opts.contains_key(*key) {
+                    } else if !opts.contains_key(key) {
                         assert_eq!(merged.get(*key).map(String::as_str), parsed.get(key));
                     }
                 }
@@ -459,7 +460,7 @@ fuzz_target!(|data: &[u8]| {
 
     let (clamped, changes) = clamp_to_ranges(&opts);
     for (key, value) in &opts {
-        if !RANGES.iter().any(|(k, _)| k == key) {
+        if !table::ranges().any(|(k, _)| k == key) {
             assert_eq!(clamped.get(key), Some(value), "clamping changed {key}");
         }
     }
@@ -471,11 +472,12 @@ fuzz_target!(|data: &[u8]| {
     if changes.is_empty() {
         assert_eq!(clamped, opts, "options changed without a message");
     }
-    for (key, range) in RANGES {
-        let Some(value) = clamped.get(*key) else {
+    for (key, range) in table::ranges() {
+        let Some(value) = clamped.get(key) else {
             continue;
         };
-        match *range {
+        match range {
+            Range::Value => {}
             Range::Duration(min, max) => {
                 if let Ok(d) = parse_duration(value) {
                     assert!(min <= d && d <= max, "{key}={value:?} clamped out of range");

@@ -9,26 +9,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::config::options::{ContainerConfig, KNOWN_OPTIONS, OptionContext};
-
-/// Log-opts that hold or name credentials: they go only to the `loki-url`
-/// of the same defaults.
-pub const CREDENTIAL_OPTIONS: &[&str] = &[
-    "loki-username",
-    "loki-password",
-    "loki-password-file",
-    "loki-bearer-token",
-    "loki-bearer-token-file",
-    "loki-headers",
-    "loki-tls-cert-file",
-    "loki-tls-key-file",
-];
-
-/// Docker's own log-opts: Docker acts on them before the plugin sees a
-/// line, so a plugin-wide default for them would change nothing.
-fn is_dockers_own(key: &str) -> bool {
-    matches!(key, "mode" | "max-buffer-size") || key.starts_with("cache-")
-}
+use crate::config::options::{ContainerConfig, OptionContext};
+use crate::config::table::{self, is_credential, is_dockers_own};
 
 /// A placeholder URL to validate defaults that have none.
 const PLACEHOLDER_URL: &str = "http://loki.invalid/loki/api/v1/push";
@@ -76,7 +58,7 @@ impl LogOptDefaults {
                     "{key:?} is Docker's own log-opt: Docker acts on it before the plugin; set it in daemon.json's log-opts or per container"
                 )));
             }
-            if !KNOWN_OPTIONS.contains(&key.as_str()) {
+            if table::spec(&key).is_none() {
                 // Let validation name it (unknown, or not supported yet).
                 let probe = HashMap::from([
                     ("loki-url".to_string(), PLACEHOLDER_URL.to_string()),
@@ -90,7 +72,7 @@ impl LogOptDefaults {
             opts.insert(key, value);
         }
         if !opts.contains_key("loki-url")
-            && let Some(key) = CREDENTIAL_OPTIONS.iter().find(|k| opts.contains_key(**k))
+            && let Some(key) = opts.keys().find(|k| is_credential(k))
         {
             return Err(fail(format!(
                 "{key} is set but loki-url is not: credentials in LOG_OPTS go only to the loki-url of LOG_OPTS"
@@ -130,7 +112,7 @@ impl LogOptDefaults {
         let mut merged: HashMap<String, String> = self
             .opts
             .iter()
-            .filter(|(k, _)| !(elsewhere && CREDENTIAL_OPTIONS.contains(&k.as_str())))
+            .filter(|(k, _)| !(elsewhere && is_credential(k)))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         merged.extend(container.iter().map(|(k, v)| (k.clone(), v.clone())));

@@ -5,6 +5,7 @@ pub mod defaults;
 pub mod labels;
 pub mod options;
 pub mod settings;
+pub mod table;
 pub mod template;
 pub mod time;
 pub mod units;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use regex::Regex;
 
 use crate::config::labels::is_valid_label_name;
+use crate::config::table::{self, Kind};
 use crate::config::template::Template;
 use crate::config::units::{
     format_duration, format_size, parse_bool, parse_duration, parse_size, shorten,
@@ -90,52 +91,10 @@ pub const DEFAULT_STRUCTURED_METADATA: &str = "container_id={{.FullID}}";
 /// Longest value quoted in an error message.
 const MAX_SHOWN_VALUE: usize = 200;
 
-/// The range of a numeric log-opt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Range {
-    Duration(Duration, Duration),
-    Size(u64, u64),
-    Count(u32, u32),
-}
-
-/// Every numeric log-opt and its range: the one table that validation and
-/// [`clamp_to_ranges`] both read.
-pub const RANGES: &[(&str, Range)] = &[
-    (
-        "loki-timeout",
-        Range::Duration(Duration::from_millis(1), MAX_TIMEOUT),
-    ),
-    (
-        "loki-batch-wait",
-        Range::Duration(Duration::ZERO, MAX_BATCH_WAIT),
-    ),
-    (
-        "loki-min-backoff",
-        Range::Duration(MIN_MIN_BACKOFF, MAX_BACKOFF),
-    ),
-    (
-        "loki-max-backoff",
-        Range::Duration(MIN_MIN_BACKOFF, MAX_BACKOFF),
-    ),
-    ("loki-retries", Range::Count(0, MAX_RETRIES)),
-    ("loki-batch-size", Range::Size(1, MAX_BATCH_SIZE)),
-    ("loki-buffer-size", Range::Size(1, MAX_BUFFER_SIZE)),
-    // Docker's own ring buffer in front of the plugin (dockerd allocates it).
-    ("max-buffer-size", Range::Size(1, u64::MAX)),
-    ("max-size", Range::Size(MIN_MAX_SIZE, MAX_MAX_SIZE)),
-    ("max-file", Range::Count(1, MAX_MAX_FILE)),
-    (
-        "loki-journal-size",
-        Range::Size(MIN_JOURNAL_SIZE, MAX_JOURNAL_SIZE),
-    ),
-    ("loki-max-in-flight", Range::Count(1, MAX_IN_FLIGHT)),
-];
-
-fn range_of(key: &str) -> Range {
-    RANGES
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, range)| *range)
+fn range_of(key: &str) -> Kind {
+    table::spec(key)
+        .map(|s| s.kind)
+        .filter(|k| *k != Kind::Value)
         .expect("every numeric option has a range")
 }
 
@@ -158,20 +117,21 @@ fn parse_count(value: &str) -> Option<u32> {
 pub fn clamp_to_ranges(opts: &HashMap<String, String>) -> (HashMap<String, String>, Vec<String>) {
     let mut clamped = opts.clone();
     let mut changes = Vec::new();
-    for (key, range) in RANGES {
-        let Some(value) = opts.get(*key) else {
+    for (key, range) in table::ranges() {
+        let Some(value) = opts.get(key) else {
             continue;
         };
-        let bound = match *range {
-            Range::Duration(min, max) => parse_duration(value)
+        let bound = match range {
+            Kind::Value => None,
+            Kind::Duration(min, max) => parse_duration(value)
                 .ok()
                 .filter(|d| *d < min || *d > max)
                 .map(|d| format_duration(d.clamp(min, max))),
-            Range::Size(min, max) => parse_size(value)
+            Kind::Size(min, max) => parse_size(value)
                 .ok()
                 .filter(|n| *n != 0 && (*n < min || *n > max))
                 .map(|n| format_size(n.clamp(min, max))),
-            Range::Count(min, max) => parse_count(value)
+            Kind::Count(min, max) => parse_count(value)
                 .filter(|n| *n < min || *n > max)
                 .map(|n| n.clamp(min, max).to_string()),
         };
@@ -194,68 +154,13 @@ pub fn clamp_to_ranges(opts: &HashMap<String, String>) -> (HashMap<String, Strin
     (clamped, changes)
 }
 
-/// Every log-opt this plugin accepts, in the order `--help`-style errors list them.
-pub const KNOWN_OPTIONS: &[&str] = &[
-    "loki-url",
-    "loki-external-labels",
-    "loki-timeout",
-    "loki-batch-wait",
-    "loki-batch-size",
-    "loki-min-backoff",
-    "loki-max-backoff",
-    "loki-retries",
-    "loki-tenant-id",
-    "loki-username",
-    "loki-password",
-    "loki-password-file",
-    "loki-bearer-token",
-    "loki-bearer-token-file",
-    "loki-headers",
-    "loki-structured-metadata",
-    "loki-service-name",
-    "loki-buffer-size",
-    "loki-journal-size",
-    "loki-max-in-flight",
-    "loki-drop-rate-limited-batches",
-    "loki-tls-ca-file",
-    "loki-tls-cert-file",
-    "loki-tls-key-file",
-    "loki-tls-server-name",
-    "loki-tls-insecure-skip-verify",
-    "loki-proxy-url",
-    "loki-pipeline-stages",
-    "loki-pipeline-stage-file",
-    "loki-relabel-config",
-    "labels",
-    "labels-regex",
-    "env",
-    "env-regex",
-    "tag",
-    "mode",
-    "max-buffer-size",
-    "no-file",
-    "keep-file",
-    "max-size",
-    "max-file",
-    // Docker merges its local-cache settings into every plugin's options.
-    "cache-disabled",
-    "cache-max-size",
-    "cache-max-file",
-    "cache-compress",
-];
-
-/// Options of Grafana's driver that this version refuses rather than ignores.
-const NOT_SUPPORTED_YET: &[&str] = &[];
-
 /// Largest `loki-pipeline-stage-file` read.
 pub const MAX_STAGE_FILE_SIZE: u64 = 1 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OptionError {
-    #[error("unknown log-opt '{key}'; known log-opts: {}", KNOWN_OPTIONS.join(", "))]
+    #[error("unknown log-opt '{key}'; known log-opts: {}", table::names().collect::<Vec<_>>().join(", "))]
     Unknown { key: String },
-    #[error("log-opt '{key}' is not supported yet by this plugin")]
-    NotSupportedYet { key: String },
     #[error(
         "log-opt '{key}' is required (for example --log-opt {key}=http://loki:3100/loki/api/v1/push, or for every container: docker plugin set loki LOG_OPTS='{{\"{key}\":\"http://loki:3100/loki/api/v1/push\"}}')"
     )]
@@ -520,10 +425,7 @@ impl ContainerConfig {
         let mut keys: Vec<&String> = opts.keys().collect();
         keys.sort();
         for key in keys {
-            if NOT_SUPPORTED_YET.contains(&key.as_str()) {
-                return Err(OptionError::NotSupportedYet { key: key.clone() });
-            }
-            if !KNOWN_OPTIONS.contains(&key.as_str()) {
+            if table::spec(key).is_none() {
                 return Err(OptionError::Unknown { key: key.clone() });
             }
         }
@@ -535,7 +437,7 @@ impl ContainerConfig {
         let headers = parse_headers(get("loki-headers"))?;
 
         let duration = |key: &str, default: Duration| -> Result<Duration, OptionError> {
-            let Range::Duration(min, max) = range_of(key) else {
+            let Kind::Duration(min, max) = range_of(key) else {
                 unreachable!("{key} is a duration");
             };
             let value = match get(key) {
@@ -545,7 +447,7 @@ impl ContainerConfig {
             in_range(key, get(key), value, min, max, |d| format_duration(*d))
         };
         let size = |key: &str, default: u64| -> Result<u64, OptionError> {
-            let Range::Size(min, max) = range_of(key) else {
+            let Kind::Size(min, max) = range_of(key) else {
                 unreachable!("{key} is a size");
             };
             let value = match get(key) {
@@ -559,7 +461,7 @@ impl ContainerConfig {
             in_range(key, get(key), value, min, max, |n| format_size(*n))
         };
         let count = |key: &str, default: u32| -> Result<u32, OptionError> {
-            let Range::Count(min, max) = range_of(key) else {
+            let Kind::Count(min, max) = range_of(key) else {
                 unreachable!("{key} is a count");
             };
             let Some(v) = get(key) else {
