@@ -440,4 +440,14 @@ pub const CASES: &[&str] = &[
     "{{ $.container_name }} {{ $.nope }}",
     "a {{-\n\"x\"\n-}} b",
     "{{ \"a\" -}}\n\n\t x",
+    // Go's regexp/syntax details (the plugin's port of it parses template
+    // patterns): factored alternations keep their groups, Unicode classes,
+    // case folding, \B next to non-ASCII, a pattern that is not UTF-8.
+    "{{ regexReplaceAll \"(a)b|(a)c\" \"ab ac\" \"[$1|$2]\" }} {{ regexReplaceAll \"(?i)abc|abd\" \"ABD abc\" \"<$0>\" }} {{ regexReplaceAll \"x(y)?|x(z)\" \"xz xy\" \"[$1$2]\" }}",
+    "{{ regexFindAll \"\\\\pN+\" \"a1²3٣\" -1 }} {{ regexFindAll \"\\\\PL+\" \"ab12cd\" -1 }} {{ regexFindAll \"[\\\\p{Lu}\\\\d]+\" \"aBC12d\" -1 }} {{ regexFindAll \"[^\\\\n]+\" \"a\\nb\" -1 }}",
+    "{{ regexMatch \"(?i)k\" \"\\u212a\" }} {{ regexMatch \"(?i)ſ\" \"S\" }} {{ regexMatch \"(?i)straße\" \"STRASSE\" }} {{ regexMatch \"\\\\w\" \"é\" }} {{ regexMatch \"\\\\d\" \"٣\" }} {{ regexMatch \"\\\\s\" \"\\u000b\" }}",
+    "{{ regexFindAll \"\\\\B.\" \"aéb\" -1 }} {{ regexFindAll \"\\\\b\\\\w+\\\\b\" \"héllo wörld\" -1 }} {{ regexSplit \"\\\\b\" \"ab cd\" -1 }}",
+    "{{ regexMatch (substr 0 1 \"é\") \"x\" }}",
+    "{{ regexReplaceAll \"(?P<y>\\\\d{4})-(?P<m>\\\\d{2})\" \"2024-03 and 1999-12\" \"${m}/${y}\" }} {{ regexReplaceAll \"(\\\\d)\" \"a1b2\" \"$10\" }} {{ regexReplaceAll \"(\\\\d)\" \"a1b2\" \"${1}0\" }}",
+    "{{ regexFindAll \"(?s).\" \"a\\nb\" -1 | len }} {{ regexFindAll \".\" \"a\\nb\" -1 | len }} {{ regexReplaceAll \"$\" \"a\\nb\" \"!\" }} {{ regexReplaceAll \"(?m)$\" \"a\\nb\" \"!\" }}",
 ];

@@ -1,12 +1,13 @@
-//! Go `regexp` (RE2 syntax) on top of the `regex` crate: a syntax translator
-//! that accepts what Go accepts (and rejects what it rejects, as far as
-//! practical), plus Go's FindAll / ReplaceAll / Split / Expand loops.
+//! Go `regexp` for templates: patterns parsed by the plugin's port of Go's
+//! `regexp/syntax` ([`syntax`]) and matched by `regex::bytes`, with Go's
+//! FindAll / ReplaceAll / Split / Expand loops over bytes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use regex::bytes::{Regex, RegexBuilder};
 
+use super::super::goregex::syntax;
 use super::exec::{Ctx, FnResult};
 use super::value::Value;
 use super::{MAX_LIST, MAX_REGEX_SIZE, MAX_STRING, gostr, printf, unicode as uni};
@@ -14,7 +15,9 @@ use super::{MAX_LIST, MAX_REGEX_SIZE, MAX_STRING, gostr, printf, unicode as uni}
 pub(super) struct GoRegex {
     re: Regex,
     expr_empty: bool,
-    /// Capture names by group index (index 0 is the whole match).
+    /// For each group of `re` (1-based, in order): Go's group number.
+    go_index: Vec<usize>,
+    /// Capture names by Go's group number (index 0 is the whole match).
     names: Vec<Option<Vec<u8>>>,
 }
 
@@ -28,617 +31,42 @@ pub(super) struct Cache {
 
 const CACHE_MAX: usize = 256;
 
+/// Deepest nesting of a pattern this engine compiles (Go allows 1000), in
+/// Go's syntax tree and in Rust's (which counts repetitions too): the
+/// translation and Rust's compiler recurse on it, and templates run on the
+/// stack of whatever thread runs the stages.
+const MAX_NESTING: usize = 250;
+
 fn err_parse(code: &str, expr: &str) -> String {
     format!("error parsing regexp: {code}: `{expr}`")
 }
 
-fn hexesc(c: char) -> String {
-    format!("\\x{{{:X}}}", c as u32)
+fn nesting(re: &syntax::Regexp) -> usize {
+    let mut deepest = 0;
+    let mut todo = vec![(re, 1)];
+    while let Some((re, depth)) = todo.pop() {
+        deepest = deepest.max(depth);
+        todo.extend(re.sub.iter().map(|s| (s, depth + 1)));
+    }
+    deepest
 }
 
-/// Emits a literal character for use outside or inside a class.
-fn lit(out: &mut String, c: char) {
-    if c.is_ascii_alphanumeric() || !c.is_ascii() && !c.is_control() {
-        out.push(c);
-    } else {
-        out.push_str(&hexesc(c));
-    }
-}
-
-struct Tr<'a> {
-    src: &'a str,
-    chars: Vec<(usize, char)>,
-    i: usize,
-    out: String,
-    names: Vec<Option<Vec<u8>>>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Last {
-    /// start of expression, after '(' or '|'
-    Empty,
-    Atom,
-    Repeat,
-}
-
-impl<'a> Tr<'a> {
-    fn peek(&self) -> Option<char> {
-        self.chars.get(self.i).map(|x| x.1)
-    }
-
-    fn rest(&self) -> &'a str {
-        match self.chars.get(self.i) {
-            Some((off, _)) => &self.src[*off..],
-            None => "",
-        }
-    }
-
-    fn from(&self, start: usize) -> &'a str {
-        let a = self.chars.get(start).map(|x| x.0).unwrap_or(self.src.len());
-        let b = self
-            .chars
-            .get(self.i)
-            .map(|x| x.0)
-            .unwrap_or(self.src.len());
-        &self.src[a..b.max(a)]
-    }
-
-    /// Parses an escape after '\' (already consumed). Returns the emitted
-    /// Rust syntax, and whether it is a character class (usable in classes).
-    fn escape(&mut self, in_class: bool) -> Result<Esc, String> {
-        let start = self.i - 1;
-        let Some(c) = self.peek() else {
-            return Err(err_parse("trailing backslash at end of expression", ""));
-        };
-        self.i += 1;
-        match c {
-            '1'..='7' => {
-                if !matches!(self.peek(), Some('0'..='7')) {
-                    return Err(err_parse("invalid escape sequence", self.from(start)));
-                }
-                self.octal(c)
-            }
-            '0' => self.octal(c),
-            'x' => match self.peek() {
-                Some('{') => {
-                    self.i += 1;
-                    let mut v: u32 = 0;
-                    let mut n = 0;
-                    loop {
-                        match self.peek() {
-                            Some('}') => {
-                                self.i += 1;
-                                break;
-                            }
-                            Some(h) if h.is_ascii_hexdigit() => {
-                                v = v
-                                    .saturating_mul(16)
-                                    .saturating_add(h.to_digit(16).unwrap_or(0));
-                                n += 1;
-                                self.i += 1;
-                                if v > 0x10FFFF {
-                                    return Err(err_parse(
-                                        "invalid escape sequence",
-                                        self.from(start),
-                                    ));
-                                }
-                            }
-                            _ => {
-                                return Err(err_parse("invalid escape sequence", self.from(start)));
-                            }
-                        }
-                    }
-                    if n == 0 {
-                        return Err(err_parse("invalid escape sequence", self.from(start)));
-                    }
-                    match char::from_u32(v) {
-                        Some(ch) => Ok(Esc::Char(ch)),
-                        None => Err(err_parse("invalid escape sequence", self.from(start))),
-                    }
-                }
-                _ => {
-                    let mut v = 0u32;
-                    for _ in 0..2 {
-                        match self.peek() {
-                            Some(h) if h.is_ascii_hexdigit() => {
-                                v = v * 16 + h.to_digit(16).unwrap_or(0);
-                                self.i += 1;
-                            }
-                            _ => {
-                                return Err(err_parse("invalid escape sequence", self.from(start)));
-                            }
-                        }
-                    }
-                    Ok(Esc::Char(char::from_u32(v).unwrap_or('\0')))
-                }
-            },
-            'a' => Ok(Esc::Char('\u{7}')),
-            'f' => Ok(Esc::Char('\u{c}')),
-            't' => Ok(Esc::Char('\t')),
-            'n' => Ok(Esc::Char('\n')),
-            'r' => Ok(Esc::Char('\r')),
-            'v' => Ok(Esc::Char('\u{b}')),
-            'd' => Ok(Esc::Class("0-9".into(), false)),
-            'D' => Ok(Esc::Class("0-9".into(), true)),
-            's' => Ok(Esc::Class("\\t\\n\\x{C}\\r ".into(), false)),
-            'S' => Ok(Esc::Class("\\t\\n\\x{C}\\r ".into(), true)),
-            'w' => Ok(Esc::Class("0-9A-Za-z_".into(), false)),
-            'W' => Ok(Esc::Class("0-9A-Za-z_".into(), true)),
-            'p' | 'P' => {
-                let neg0 = c == 'P';
-                let name: String = match self.peek() {
-                    Some('{') => {
-                        self.i += 1;
-                        let s0 = self.i;
-                        while let Some(ch) = self.peek() {
-                            if ch == '}' {
-                                break;
-                            }
-                            self.i += 1;
-                        }
-                        if self.peek() != Some('}') {
-                            return Err(err_parse(
-                                "invalid character class range",
-                                self.from(start),
-                            ));
-                        }
-                        let n = self.from(s0).to_string();
-                        self.i += 1;
-                        n
-                    }
-                    Some(ch) => {
-                        self.i += 1;
-                        ch.to_string()
-                    }
-                    None => {
-                        return Err(err_parse("invalid character class range", self.from(start)));
-                    }
-                };
-                let (neg, name) = match name.strip_prefix('^') {
-                    Some(n) => (!neg0, n.to_string()),
-                    None => (neg0, name),
-                };
-                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err(err_parse("invalid character class range", self.from(start)));
-                }
-                let cls = if name == "Any" {
-                    "\\x{0}-\\x{10FFFF}".to_string()
-                } else {
-                    format!("\\p{{{name}}}")
-                };
-                Ok(Esc::Class(cls, neg))
-            }
-            'A' | 'z' if !in_class => Ok(Esc::Raw(format!("\\{c}"))),
-            'b' if !in_class => Ok(Esc::Raw("(?-u:\\b)".into())),
-            'B' if !in_class => Ok(Esc::Raw("(?-u:\\B)".into())),
-            'Q' if !in_class => {
-                let mut s = String::new();
-                let rest = self.rest();
-                let (lit_part, consumed) = match rest.find("\\E") {
-                    Some(p) => (&rest[..p], p + 2),
-                    None => (rest, rest.len()),
-                };
-                for ch in lit_part.chars() {
-                    lit(&mut s, ch);
-                }
-                let target = self
-                    .chars
-                    .get(self.i)
-                    .map(|x| x.0)
-                    .unwrap_or(self.src.len())
-                    + consumed;
-                while self.i < self.chars.len() && self.chars[self.i].0 < target {
-                    self.i += 1;
-                }
-                Ok(Esc::Quoted(s, !lit_part.is_empty()))
-            }
-            c if c.is_ascii() && !c.is_ascii_alphanumeric() => Ok(Esc::Char(c)),
-            _ => Err(err_parse("invalid escape sequence", self.from(start))),
-        }
-    }
-
-    fn octal(&mut self, first: char) -> Result<Esc, String> {
-        let mut r = first as u32 - '0' as u32;
-        for _ in 1..3 {
-            match self.peek() {
-                Some(d @ '0'..='7') => {
-                    r = r * 8 + (d as u32 - '0' as u32);
-                    self.i += 1;
-                }
-                _ => break,
-            }
-        }
-        Ok(Esc::Char(char::from_u32(r).unwrap_or('\0')))
-    }
-
-    fn class(&mut self) -> Result<(), String> {
-        // '[' consumed
-        let start = self.i - 1;
-        let mut out = String::from("[");
-        if self.peek() == Some('^') {
-            self.i += 1;
-            out.push('^');
-        }
-        let mut first = true;
-        loop {
-            let Some(c) = self.peek() else {
-                return Err(err_parse("missing closing ]", self.from(start)));
-            };
-            if c == ']' && !first {
-                self.i += 1;
-                break;
-            }
-            first = false;
-            // POSIX class
-            if c == '['
-                && self.rest().starts_with("[:")
-                && let Some(end) = self.rest()[2..].find(":]")
-            {
-                let name = &self.rest()[2..2 + end];
-                let (neg, nm) = match name.strip_prefix('^') {
-                    Some(n) => (true, n),
-                    None => (false, name),
-                };
-                let ok = matches!(
-                    nm,
-                    "alnum"
-                        | "alpha"
-                        | "ascii"
-                        | "blank"
-                        | "cntrl"
-                        | "digit"
-                        | "graph"
-                        | "lower"
-                        | "print"
-                        | "punct"
-                        | "space"
-                        | "upper"
-                        | "word"
-                        | "xdigit"
-                );
-                if !ok {
-                    let whole = format!("[:{name}:]");
-                    return Err(err_parse("invalid character class range", &whole));
-                }
-                out.push_str(&format!("[[:{}{}:]]", if neg { "^" } else { "" }, nm));
-                let target = self.chars[self.i].0 + 2 + end + 2;
-                while self.i < self.chars.len() && self.chars[self.i].0 < target {
-                    self.i += 1;
-                }
-                continue;
-            }
-            let rstart = self.i;
-            let lo = self.class_char()?;
-            let lo = match lo {
-                Esc::Char(ch) => ch,
-                Esc::Class(cls, neg) => {
-                    if neg {
-                        out.push_str(&format!("[^{cls}]"));
-                    } else {
-                        out.push_str(&format!("[{cls}]"));
-                    }
-                    continue;
-                }
-                _ => return Err(err_parse("invalid escape sequence", self.from(rstart))),
-            };
-            // range?
-            if self.peek() == Some('-')
-                && self.chars.get(self.i + 1).map(|x| x.1) != Some(']')
-                && self.i + 1 < self.chars.len()
-            {
-                self.i += 1;
-                let hi = self.class_char()?;
-                let Esc::Char(hi) = hi else {
-                    return Err(err_parse(
-                        "invalid character class range",
-                        self.from(rstart),
-                    ));
-                };
-                if hi < lo {
-                    return Err(err_parse(
-                        "invalid character class range",
-                        self.from(rstart),
-                    ));
-                }
-                lit(&mut out, lo);
-                out.push('-');
-                lit(&mut out, hi);
-            } else {
-                lit(&mut out, lo);
-            }
-        }
-        out.push(']');
-        self.out.push_str(&out);
-        Ok(())
-    }
-
-    fn class_char(&mut self) -> Result<Esc, String> {
-        let c = self.peek().unwrap_or('\0');
-        self.i += 1;
-        if c == '\\' {
-            return self.escape(true);
-        }
-        Ok(Esc::Char(c))
-    }
-
-    fn translate(&mut self) -> Result<(), String> {
-        let mut last = Last::Empty;
-        let mut depth: Vec<usize> = Vec::new();
-        while let Some(c) = self.peek() {
-            let at = self.i;
-            self.i += 1;
-            match c {
-                '\\' => {
-                    match self.escape(false)? {
-                        Esc::Char(ch) => lit(&mut self.out, ch),
-                        Esc::Class(cls, neg) => {
-                            self.out.push_str(if neg { "[^" } else { "[" });
-                            self.out.push_str(&cls);
-                            self.out.push(']');
-                        }
-                        Esc::Raw(r) => self.out.push_str(&r),
-                        Esc::Quoted(s, nonempty) => {
-                            if !nonempty {
-                                continue;
-                            }
-                            self.out.push_str("(?:");
-                            self.out.push_str(&s);
-                            self.out.push(')');
-                        }
-                    }
-                    last = Last::Atom;
-                }
-                '[' => {
-                    self.class()?;
-                    last = Last::Atom;
-                }
-                '(' => {
-                    if self.peek() == Some('?') {
-                        let rest = self.rest();
-                        if rest.starts_with("?P<") || rest.starts_with("?<") {
-                            let skip = if rest.starts_with("?P<") { 3 } else { 2 };
-                            let body = &rest[skip..];
-                            let Some(end) = body.find('>') else {
-                                return Err(err_parse("invalid named capture", rest));
-                            };
-                            let name = &body[..end];
-                            if name.is_empty()
-                                || !name
-                                    .chars()
-                                    .all(|c| c == '_' || uni::is_letter(c) || uni::is_digit(c))
-                            {
-                                return Err(err_parse(
-                                    "invalid named capture",
-                                    &format!("({}>", &rest[..skip + end]),
-                                ));
-                            }
-                            self.names.push(Some(name.as_bytes().to_vec()));
-                            let target = self.chars[self.i].0 + skip + end + 1;
-                            while self.i < self.chars.len() && self.chars[self.i].0 < target {
-                                self.i += 1;
-                            }
-                            self.out.push('(');
-                            depth.push(at);
-                            last = Last::Empty;
-                            continue;
-                        }
-                        // flags
-                        self.i += 1;
-                        let mut on = String::new();
-                        let mut off = String::new();
-                        let mut neg = false;
-                        let mut saw = false;
-                        loop {
-                            let Some(f) = self.peek() else {
-                                return Err(err_parse("missing closing )", self.from(at)));
-                            };
-                            self.i += 1;
-                            match f {
-                                'i' | 'm' | 's' | 'U' => {
-                                    saw = true;
-                                    let tgt = if neg { &mut off } else { &mut on };
-                                    if !tgt.contains(f) {
-                                        tgt.push(f);
-                                    }
-                                }
-                                '-' => {
-                                    if neg {
-                                        return Err(err_parse(
-                                            "invalid or unsupported Perl syntax",
-                                            self.from(at),
-                                        ));
-                                    }
-                                    neg = true;
-                                    saw = false;
-                                }
-                                ':' | ')' => {
-                                    if neg && !saw {
-                                        return Err(err_parse(
-                                            "invalid or unsupported Perl syntax",
-                                            self.from(at),
-                                        ));
-                                    }
-                                    let on2: String =
-                                        on.chars().filter(|x| !off.contains(*x)).collect();
-                                    let mut flags = on2.clone();
-                                    if !off.is_empty() {
-                                        flags.push('-');
-                                        flags.push_str(&off);
-                                    }
-                                    if f == ':' {
-                                        self.out.push_str("(?");
-                                        self.out.push_str(&flags);
-                                        self.out.push(':');
-                                        depth.push(at);
-                                        last = Last::Empty;
-                                    } else if !flags.is_empty() {
-                                        self.out.push_str("(?");
-                                        self.out.push_str(&flags);
-                                        self.out.push(')');
-                                    }
-                                    break;
-                                }
-                                _ => {
-                                    return Err(err_parse(
-                                        "invalid or unsupported Perl syntax",
-                                        self.from(at),
-                                    ));
-                                }
-                            }
-                        }
-                        continue;
-                    }
-                    self.names.push(None);
-                    self.out.push('(');
-                    depth.push(at);
-                    last = Last::Empty;
-                }
-                ')' => {
-                    if depth.pop().is_none() {
-                        return Err(err_parse("unexpected )", self.src));
-                    }
-                    self.out.push(')');
-                    last = Last::Atom;
-                }
-                '|' => {
-                    self.out.push('|');
-                    last = Last::Empty;
-                }
-                '*' | '+' | '?' => {
-                    let mut op = c.to_string();
-                    if self.peek() == Some('?') {
-                        self.i += 1;
-                        op.push('?');
-                    }
-                    match last {
-                        Last::Empty => {
-                            return Err(err_parse("missing argument to repetition operator", &op));
-                        }
-                        Last::Repeat => {
-                            return Err(err_parse(
-                                "invalid nested repetition operator",
-                                self.from(at),
-                            ));
-                        }
-                        Last::Atom => {}
-                    }
-                    self.out.push_str(&op);
-                    last = Last::Repeat;
-                }
-                '{' => {
-                    // counted repetition, if well-formed
-                    let rest = self.rest();
-                    if let Some((min, max, len)) = parse_repeat(rest) {
-                        let mut op = String::new();
-                        let lazy = rest[len..].starts_with('?');
-                        let total = len + usize::from(lazy);
-                        let whole = format!("{{{}", &rest[..total]);
-                        if min > 1000 || max.is_some_and(|m| m > 1000 || m < min) {
-                            return Err(err_parse("invalid repeat count", &whole));
-                        }
-                        match last {
-                            Last::Empty => {
-                                return Err(err_parse(
-                                    "missing argument to repetition operator",
-                                    &whole,
-                                ));
-                            }
-                            Last::Repeat => {
-                                return Err(err_parse(
-                                    "invalid nested repetition operator",
-                                    &whole,
-                                ));
-                            }
-                            Last::Atom => {}
-                        }
-                        op.push('{');
-                        op.push_str(&rest[..total]);
-                        let target = self.chars[self.i].0 + total;
-                        while self.i < self.chars.len() && self.chars[self.i].0 < target {
-                            self.i += 1;
-                        }
-                        self.out.push_str(&op);
-                        last = Last::Repeat;
-                    } else {
-                        self.out.push_str("\\{");
-                        last = Last::Atom;
-                    }
-                }
-                '^' | '$' | '.' => {
-                    self.out.push(c);
-                    last = Last::Atom;
-                }
-                c => {
-                    lit(&mut self.out, c);
-                    last = Last::Atom;
-                }
-            }
-        }
-        if !depth.is_empty() {
-            return Err(err_parse("missing closing )", self.src));
-        }
-        Ok(())
-    }
-}
-
-enum Esc {
-    Char(char),
-    /// class body, negated
-    Class(String, bool),
-    Raw(String),
-    Quoted(String, bool),
-}
-
-/// Parses "n}" "n,}" "n,m}" (after '{'); returns (min, max, consumed).
-fn parse_repeat(s: &str) -> Option<(u64, Option<u64>, usize)> {
-    let b = s.as_bytes();
-    let mut i = 0;
-    let num = |i: &mut usize| -> Option<u64> {
-        let st = *i;
-        let mut v: u64 = 0;
-        while *i < b.len() && b[*i].is_ascii_digit() {
-            v = v.saturating_mul(10).saturating_add((b[*i] - b'0') as u64);
-            *i += 1;
-        }
-        if *i == st {
-            None
-        } else {
-            Some(v.min(1_000_000))
-        }
-    };
-    let min = num(&mut i)?;
-    if i < b.len() && b[i] == b'}' {
-        return Some((min, Some(min), i + 1));
-    }
-    if i < b.len() && b[i] == b',' {
-        i += 1;
-        if i < b.len() && b[i] == b'}' {
-            return Some((min, None, i + 1));
-        }
-        let max = num(&mut i)?;
-        if i < b.len() && b[i] == b'}' {
-            return Some((min, Some(max), i + 1));
-        }
-    }
-    None
-}
-
+/// Go's `regexp.Compile`: parsed by the plugin's port of Go's
+/// `regexp/syntax`, matched by `regex::bytes` (Go matches bytes too).
 fn build(expr: &[u8]) -> Result<Arc<GoRegex>, String> {
-    let Ok(src) = std::str::from_utf8(expr) else {
-        return Err(err_parse("invalid UTF-8", &gostr::to_string_lossy(expr)));
-    };
-    let mut tr = Tr {
-        src,
-        chars: src.char_indices().collect(),
-        i: 0,
-        out: String::with_capacity(src.len() * 2),
-        names: vec![None],
-    };
-    tr.translate()?;
-    let re = RegexBuilder::new(&tr.out)
+    let src =
+        std::str::from_utf8(expr).map_err(|_| syntax::invalid_utf8_error(expr).to_string())?;
+    let tree = syntax::parse(src, syntax::PERL).map_err(|e| e.to_string())?;
+    if nesting(&tree) > MAX_NESTING {
+        return Err(err_parse("expression nests too deeply", src));
+    }
+    let mut rust = String::with_capacity(src.len() * 2);
+    let mut caps = Vec::new();
+    syntax::to_rust_captures(&tree, &mut rust, &mut caps);
+    let re = RegexBuilder::new(&rust)
         .size_limit(MAX_REGEX_SIZE)
         .dfa_size_limit(MAX_REGEX_SIZE)
-        .nest_limit(250)
+        .nest_limit(MAX_NESTING as u32)
         .build()
         .map_err(|e| match e {
             regex::Error::CompiledTooBig(_) => err_parse("expression too large", src),
@@ -653,11 +81,34 @@ fn build(expr: &[u8]) -> Result<Arc<GoRegex>, String> {
                 err_parse(&last, src)
             }
         })?;
+    let mut names = vec![None; syntax::num_captures(&tree) + 1];
+    let mut go_index = Vec::with_capacity(caps.len());
+    for (cap, name) in caps {
+        if let Some(slot) = names.get_mut(cap) {
+            *slot = Some(name.into_bytes());
+        }
+        go_index.push(cap);
+    }
     Ok(Arc::new(GoRegex {
         re,
         expr_empty: expr.is_empty(),
-        names: tr.names,
+        go_index,
+        names,
     }))
+}
+
+impl GoRegex {
+    /// The spans of Go's groups in a match `re` left in `locs`.
+    fn go_slots(&self, locs: &regex::bytes::CaptureLocations) -> Vec<Option<(usize, usize)>> {
+        let mut slots = vec![None; self.names.len()];
+        slots[0] = locs.get(0);
+        for (j, &go) in self.go_index.iter().enumerate() {
+            if let (Some(span), Some(slot)) = (locs.get(j + 1), slots.get_mut(go)) {
+                *slot = Some(span);
+            }
+        }
+        slots
+    }
 }
 
 /// regexp.Compile, cached per template.
@@ -848,7 +299,7 @@ fn expand(
     dst: &mut Vec<u8>,
     template: &[u8],
     src: &[u8],
-    caps: &regex::bytes::CaptureLocations,
+    caps: &[Option<(usize, usize)>],
     re: &GoRegex,
 ) {
     let mut t = template;
@@ -866,15 +317,15 @@ fn expand(
         };
         t = &t[used..];
         if num >= 0 {
-            if let Some((a, b)) = caps.get(num as usize) {
-                dst.extend_from_slice(&src[a..b]);
+            if let Some(Some((a, b))) = caps.get(num as usize) {
+                dst.extend_from_slice(&src[*a..*b]);
             }
         } else {
             for (i, n) in re.names.iter().enumerate() {
                 if n.as_deref() == Some(&name[..])
-                    && let Some((a, b)) = caps.get(i)
+                    && let Some(Some((a, b))) = caps.get(i)
                 {
-                    dst.extend_from_slice(&src[a..b]);
+                    dst.extend_from_slice(&src[*a..*b]);
                     break;
                 }
             }
@@ -907,7 +358,7 @@ pub(super) fn replace_all(
             if literal {
                 buf.extend_from_slice(repl);
             } else {
-                expand(&mut buf, repl, src, &locs, re);
+                expand(&mut buf, repl, src, &re.go_slots(&locs), re);
             }
         }
         if buf.len() > MAX_STRING {
