@@ -450,4 +450,15 @@ pub const CASES: &[&str] = &[
     "{{ regexMatch (substr 0 1 \"é\") \"x\" }}",
     "{{ regexReplaceAll \"(?P<y>\\\\d{4})-(?P<m>\\\\d{2})\" \"2024-03 and 1999-12\" \"${m}/${y}\" }} {{ regexReplaceAll \"(\\\\d)\" \"a1b2\" \"$10\" }} {{ regexReplaceAll \"(\\\\d)\" \"a1b2\" \"${1}0\" }}",
     "{{ regexFindAll \"(?s).\" \"a\\nb\" -1 | len }} {{ regexFindAll \".\" \"a\\nb\" -1 | len }} {{ regexReplaceAll \"$\" \"a\\nb\" \"!\" }} {{ regexReplaceAll \"(?m)$\" \"a\\nb\" \"!\" }}",
+    // Times through the plugin's gotime: Go's whole year range, zones,
+    // fixed offsets, GoString, JSON, durations with fractions.
+    "{{ toDate \"2006-01-02\" \"0000-01-01\" }} {{ toDate \"2006-01-02\" \"9999-12-31\" | unixEpoch }} {{ (toDate \"2006-01-02\" \"0001-01-01\").IsZero }} {{ (toDate \"2006-01-02\" \"1600-02-29\").YearDay }}",
+    "{{ date \"2006-01-02 15:04:05 MST\" -1 }} {{ date \"2006\" (int64 -62135596800) }} {{ date \"Mon 2006\" (int64 253402300800) }} {{ (toDate \"2006\" \"1900\").Unix }} {{ (toDate \"2006\" \"1900\").UnixNano }}",
+    "{{ printf \"%#v\" (toDate \"2006-01-02 -07:00\" \"2024-03-05 +05:30\") }} {{ printf \"%#v\" (toDate \"2006-01-02\" \"2024-03-05\") }} {{ printf \"%#v\" (toDate \"2006-01-02\" \"2024-03-05\").UTC }}",
+    "{{ toJson (toDate \"2006-01-02 MST\" \"2024-03-05 CEST\") }} {{ toJson (list (toDate \"2006\" \"0000\")) }} {{ toJson (dateModify \"-24h\" (toDate \"2006\" \"0000\")) }}",
+    "{{ dateInZone \"2006-01-02 15:04:05 MST -07:00:00\" (toDate \"2006\" \"1850\") \"Europe/Paris\" }} {{ dateInZone \"Z07:00 MST\" (toDate \"2006-01-02\" \"2024-03-31\") \"Australia/Lord_Howe\" }} {{ dateInZone \"15:04 MST\" 0 \"UTC\" }} {{ dateInZone \"15:04 MST\" 0 \"\" }} {{ dateInZone \"15:04 MST\" 0 \"Local\" }}",
+    "{{ (toDate \"2006-01-02 15:04 MST\" \"2024-07-01 10:00 EST\").Format \"15:04 -0700 MST\" }} {{ (toDate \"2006-01-02 15:04 MST\" \"2024-07-01 10:00 GMT+3\").Format \"15:04 -0700 MST\" }} {{ (toDate \"2006-01-02 15:04 Z07\" \"2024-07-01 10:00 Z\").Format \"15:04 -0700 MST\" }}",
+    "{{ dateModify \"0.1h\" (toDate \"2006\" \"2024\") | date \"15:04:05.999999999\" }} {{ dateModify \"1.000000001h\" (toDate \"2006\" \"2024\") | date \"15:04:05.999999999\" }} {{ dateModify \".5m1.5s\" (toDate \"2006\" \"2024\") | date \"15:04:05.999\" }} {{ dateModify \"2562048h\" (toDate \"2006\" \"2024\") | date \"2006\" }}",
+    "{{ durationRound \"0.333333333333h\" }} {{ durationRound \"-9223372036854775808ns\" }} {{ durationRound \"9223372036854775808ns\" }} {{ durationRound \"1e3s\" }} {{ durationRound \".s\" }} {{ durationRound \"5μs\" }}",
+    "{{ mustDateModify \"1x\" now }}",
 ];

@@ -326,9 +326,7 @@ pub(super) fn eq(arg1: &Value, rest: &[Value]) -> Result<bool, String> {
                         is_nil(&a) == is_nil(&a1)
                     } else {
                         match (&a1, &a) {
-                            (Value::Time(t1), Value::Time(t2)) => {
-                                t1.ts == t2.ts && t1.loc == t2.loc && t1.mono == t2.mono
-                            }
+                            (Value::Time(t1), Value::Time(t2)) => t1.same(t2),
                             _ => {
                                 return Err(format!(
                                     "non-comparable type {}: {}",

@@ -201,7 +201,7 @@ pub(super) fn deep_equal(
         (Value::Float(x), Value::Float(y)) => x == y,
         (Value::Complex(a1, b1), Value::Complex(a2, b2)) => a1 == a2 && b1 == b2,
         (Value::Str(x), Value::Str(y)) => x == y,
-        (Value::Time(x), Value::Time(y)) => x.ts == y.ts && x.loc == y.loc && x.mono == y.mono,
+        (Value::Time(x), Value::Time(y)) => x.same(y),
         (Value::List(x), Value::List(y)) => {
             if x.t != y.t || x.nil != y.nil || x.items.len() != y.items.len() {
                 return Ok(false);

@@ -65,17 +65,21 @@ pub(super) struct Map {
 
 pub(super) type MapRef = Rc<RefCell<Map>>;
 
-/// A Go time.Time.
+/// A Go time.Time: an instant, its location, and the monotonic clock
+/// reading `time.Now()` adds.
 #[derive(Clone)]
 pub(super) struct GoTime {
-    pub ts: jiff::Timestamp,
-    pub tz: jiff::tz::TimeZone,
-    /// Go's Location name ("UTC", "Local", "Europe/Paris", ...).
-    pub loc: Rc<str>,
-    /// Carries a monotonic clock reading (time.Now()).
+    pub t: super::super::gotime::GoTime,
+    pub loc: super::super::gotime::Location,
     pub mono: Option<i64>,
-    /// For zones made by time.Parse (FixedZone): the zone's name, maybe "".
-    pub fixed_name: Option<Rc<str>>,
+}
+
+impl GoTime {
+    /// Go's `==` on two time.Time values (the same instant, location and
+    /// monotonic reading; locations compare by name here, not by pointer).
+    pub(super) fn same(&self, other: &GoTime) -> bool {
+        self.t == other.t && self.loc.name() == other.loc.name() && self.mono == other.mono
+    }
 }
 
 #[derive(Clone)]
