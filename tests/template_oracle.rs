@@ -229,3 +229,578 @@ fn engine_cases() {
         diffs.join("\n")
     );
 }
+
+// ---------------------------------------------------------------- stages
+
+/// How a refusal must compare: `Exact`ly (Grafana's own message), or by
+/// exit status only where the plugin words it its own way (mapstructure's
+/// type errors) or is stricter (unknown keys: the plugin refuses them).
+#[derive(Clone, Copy, PartialEq)]
+enum Refusal {
+    Exact,
+    Status,
+    PluginOnly,
+}
+
+struct StageCase {
+    name: &'static str,
+    stages: String,
+    lines: Vec<String>,
+    refusal: Refusal,
+}
+
+fn case(name: &'static str, stages: &str, lines: &[&str]) -> StageCase {
+    StageCase {
+        name,
+        stages: stages.to_string(),
+        lines: lines.iter().map(|l| l.to_string()).collect(),
+        refusal: Refusal::Exact,
+    }
+}
+
+fn typed(mut c: StageCase, refusal: Refusal) -> StageCase {
+    c.refusal = refusal;
+    c
+}
+
+/// `json` setting each key of `fields` (a JSON object) from the line,
+/// `stage`, then `pack` of `keys`: the line shows what the fields became.
+fn around(fields: &str, stage: serde_json::Value, keys: &[&str]) -> String {
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(fields).expect("fields are a JSON object");
+    let mut stages = Vec::new();
+    if !object.is_empty() {
+        let expressions: serde_json::Map<String, serde_json::Value> = object
+            .keys()
+            .map(|k| (k.clone(), serde_json::Value::String(k.clone())))
+            .collect();
+        stages.push(serde_json::json!({"json": {"expressions": expressions}}));
+    }
+    stages.push(stage);
+    stages.push(serde_json::json!({"pack": {"labels": keys, "ingest_timestamp": false}}));
+    serde_json::Value::Array(stages).to_string()
+}
+
+/// The output lines as JSON values, a packed line decoded too: Go writes a
+/// byte that is not UTF-8 as `\ufffd`, the plugin (whose fields are Rust
+/// strings, where that byte already is U+FFFD) writes the character.
+fn decoded(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).expect("an output line is JSON");
+            let packed = v["line"]
+                .as_str()
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+                .filter(serde_json::Value::is_object);
+            if let Some(p) = packed {
+                v["line"] = p;
+            }
+            v
+        })
+        .collect()
+}
+
+const TEMPLATE_YAML: &str = r#"
+- json:
+    expressions:
+      app:  app
+      level: level
+- template:
+    source: app
+    template: '{{ .Value | ToUpper }} doki'
+- template:
+    source: level
+    template: '{{ if eq .Value "WARN" }}{{ Replace .Value "WARN" "OK" -1 }}{{ else }}{{ .Value }}{{ end }}'
+- template:
+    source: nonexistent
+    template: "TEST"
+- labels:
+    app: ''
+    level: ''
+    type: nonexistent
+"#;
+
+const TEMPLATE_LINE: &str = "\n{\n\t\"time\":\"2012-11-01T22:08:41+00:00\",\n\t\"app\":\"loki\",\n\t\"component\": [\"parser\",\"type\"],\n\t\"level\" : \"WARN\",\n\t\"nested\" : {\"child\":\"value\"},\n\t\"message\" : \"this is a log line\"\n}\n";
+const TEMPLATE_LINE_MISSING_KEY: &str = "\n{\n\t\"time\":\"2012-11-01T22:08:41+00:00\",\n\t\"component\": [\"parser\",\"type\"],\n\t\"level\" : \"WARN\",\n\t\"nested\" : {\"child\":\"value\"},\n\t\"message\" : \"this is a log line\"\n}\n";
+
+const REPLACE_LINE: &str = r#"11.11.11.11 - frank [25/Jan/2000:14:00:01 -0500] "GET /1986.js HTTP/1.1" 200 932 "-" "Mozilla/5.0 (Windows; U; Windows NT 5.1; de; rv:1.9.1.7) Gecko/20091221 Firefox/3.5.7 GTB6""#;
+const REPLACE_JSON_LINE: &str = r#"{"time":"2019-01-01T01:00:00.000000001Z", "level": "info", "msg": "11.11.11.11 - \"POST /loki/api/push/ HTTP/1.1\" 200 932 \"-\" \"Mozilla/5.0 (Windows; U; Windows NT 5.1; de; rv:1.9.1.7) Gecko/20091221 Firefox/3.5.7 GTB6\""}"#;
+const REPLACE_TEMPLATE: &str = r#"{{ if eq .Value "200" }}{{ Replace .Value "200" "HttpStatusOk" -1 }}{{ else }}{{ .Value | ToUpper }}{{ end }}"#;
+const NAMED: &[&str] = &[
+    "ip",
+    "identd",
+    "user",
+    "timestamp",
+    "action",
+    "path",
+    "protocol",
+    "status",
+    "referer",
+    "useragent",
+    "ip_user",
+    "action_path",
+];
+
+fn template_cases() -> Vec<StageCase> {
+    let mut cases = vec![
+        case("TestPipeline_Template", TEMPLATE_YAML, &[TEMPLATE_LINE]),
+        case(
+            "TestPipelineWithMissingKey_Template",
+            TEMPLATE_YAML,
+            &[TEMPLATE_LINE_MISSING_KEY],
+        ),
+    ];
+    // TestTemplateStage_Process: (fields, source, template).
+    let process: &[(&str, &str, &str)] = &[
+        (r#"{"some":"value"}"#, "some", "{{ .Value }} appended"),
+        (r#"{"notmissing":"value"}"#, "missing", "newval"),
+        (
+            r#"{"level":"warn","app":"loki","message":"warn for app loki","module":"test"}"#,
+            "message",
+            "{{.Value}} in module {{.module}}",
+        ),
+        (
+            r#"{"level":"warn","app":"loki"}"#,
+            "missing",
+            "{{ .level }} for app {{ .app | ToUpper }}",
+        ),
+        (
+            r#"{"level":"warn","app":"loki","message":"warn for app loki"}"#,
+            "message",
+            "{{.Value}} in module {{.module}}",
+        ),
+        (
+            r#"{"level":"Warning","testval":null}"#,
+            "level",
+            r#"{{ Replace .Value "Warning" "warn" 1 }}"#,
+        ),
+        (
+            r#"{"testval":"Value"}"#,
+            "testval",
+            "{{ .Value | ToLower }}",
+        ),
+        (r#"{"testval":"Value"}"#, "testval", "{{ add 7 3 }}"),
+        (r#"{"testval":"Value"}"#, "testval", "{{ ToLower .Value }}"),
+        ("{}", "testval", "{{ .Value | ToLower }}"),
+        (
+            r#"{"testval":"Some Silly Value With Lots Of Spaces"}"#,
+            "testval",
+            r#"{{ Replace .Value " " "_" -1 | ToLower }}"#,
+        ),
+        (
+            r#"{"testval":"Some Silly Value With Lots Of Spaces"}"#,
+            "testval",
+            r#"{{ regexReplaceAll "(Silly)" .Value "${1}foo"  }}"#,
+        ),
+        (
+            r#"{"testval":"Some Silly Value With Lots Of Spaces"}"#,
+            "testval",
+            r#"{{ regexReplaceAll "\\K" .Value "${1}foo"  }}"#,
+        ),
+        (
+            r#"{"testval":"Some Silly Value With Lots Of Spaces"}"#,
+            "testval",
+            r#"{{ regexReplaceAll "( |Of)" .Value "_"  }}"#,
+        ),
+        (
+            r#"{"testval":"Some Silly Value With Lots Of Spaces"}"#,
+            "testval",
+            r#"{{ regexReplaceAll "\\K" .Value "err"  }}"#,
+        ),
+        (
+            r#"{"testval":"!!!!!WOOOOO!!!!!"}"#,
+            "testval",
+            r#"{{ Trim .Value "!" }}"#,
+        ),
+        (r#"{"testval":"WOOOOO"}"#, "testval", ""),
+        ("{}", "testval", ""),
+        (
+            r#"{"testval":"this is PII data"}"#,
+            "testval",
+            r#"{{ Sha2Hash .Value "salt" }}"#,
+        ),
+        (
+            r#"{"testval":"this is PII data"}"#,
+            "testval",
+            r#"{{ Hash .Value "salt" }}"#,
+        ),
+        // Beyond Grafana's tests: what the dot holds.
+        (r#"{"n":1.5e3,"b":false,"z":null}"#, "n", "{{ . }}"),
+        (r#"{"Value":"own","s":"src"}"#, "s", "{{ .Value }}"),
+        (r#"{"Entry":"own"}"#, "Entry", "{{ .Value }}|{{ .Entry }}"),
+        (r#"{"s":"é"}"#, "s", "{{ substr 0 1 .Value }}"),
+        (r#"{"s":"x"}"#, "s", r#"{{ fail "no" }}"#),
+        (
+            r#"{"s":"x"}"#,
+            "s",
+            "{{ .container_name }}-{{ .source }}-{{ keys . | sortAlpha }}",
+        ),
+    ];
+    for (fields, source, template) in process {
+        let mut keys: Vec<&str> = vec![source];
+        let object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(fields).unwrap();
+        keys.extend(object.keys().map(String::as_str).filter(|k| k != source));
+        let stage = serde_json::json!({"template": {"source": source, "template": template}});
+        let stages = around(fields, stage, &keys);
+        cases.push(StageCase {
+            name: "TestTemplateStage_Process",
+            stages,
+            lines: vec![fields.to_string()],
+            refusal: Refusal::Exact,
+        });
+    }
+    // Every key, and refusals (TestTemplateValidation and more).
+    let line = &["hello"];
+    cases.extend([
+        case("template: null", r#"[{"template": null}]"#, line),
+        case("template: {}", r#"[{"template": {}}]"#, line),
+        case("no source", r#"[{"template": {"template": "x"}}]"#, line),
+        case("empty source", r#"[{"template": {"source": "", "template": "x"}}]"#, line),
+        case(
+            "no template",
+            r#"[{"template": {"source": "container_name"}}, {"labels": {"container_name": ""}}]"#,
+            line,
+        ),
+        case(
+            "null template",
+            r#"[{"template": {"source": "host", "template": null}}, {"labels": {"host": ""}}]"#,
+            line,
+        ),
+        case(
+            "keys in any case",
+            r#"[{"template": {"SOURCE": "x", "Template": "{{ .Entry }}!"}}, {"output": {"source": "x"}}]"#,
+            line,
+        ),
+        case(
+            "template that does not parse",
+            r#"[{"template": {"source": "x", "template": "{{ foo }}"}}]"#,
+            line,
+        ),
+        case(
+            "template that does not parse (unclosed)",
+            r#"[{"template": {"source": "x", "template": "{{ if .Value }}"}}]"#,
+            line,
+        ),
+        typed(
+            case("number as template", r#"[{"template": {"source": "x", "template": 5}}]"#, line),
+            Refusal::Status,
+        ),
+        typed(
+            case("list as source", r#"[{"template": {"source": ["x"], "template": "y"}}]"#, line),
+            Refusal::Status,
+        ),
+        typed(
+            case("bool as source", r#"[{"template": {"source": true, "template": "y"}}]"#, line),
+            Refusal::Status,
+        ),
+        typed(
+            case("string as config", r#"[{"template": "x"}]"#, line),
+            Refusal::Status,
+        ),
+        typed(
+            case(
+                "unknown key",
+                r#"[{"template": {"source": "x", "template": "y", "sourc": "z"}}]"#,
+                line,
+            ),
+            Refusal::PluginOnly,
+        ),
+        case(
+            "the line as it is then",
+            r#"[{"template": {"source": "x", "template": "{{ .Entry | upper }}"}}, {"output": {"source": "x"}}, {"template": {"source": "y", "template": "{{ .Entry }}/{{ .x }}"}}, {"output": {"source": "y"}}]"#,
+            &["abc", "x é 😀"],
+        ),
+    ]);
+    cases
+}
+
+fn replace_cases() -> Vec<StageCase> {
+    let named = r#"^(?P<ip>\S+) (?P<identd>\S+) (?P<user>\S+) \[(?P<timestamp>[\w:/]+\s[+\-]\d{4})\] "(?P<action>\S+)\s?(?P<path>\S+)?\s?(?P<protocol>\S+)?" (?P<status>\d{3}|-) (\d+|-)\s?"?(?P<referer>[^"]*)"?\s?"?(?P<useragent>[^"]*)?"?$"#;
+    let nested = r#"(?P<ip_user>^(?P<ip>\S+) (?P<identd>\S+) (?P<user>\S+)) \[(?P<timestamp>[\w:/]+\s[+\-]\d{4})\] "(?P<action_path>(?P<action>\S+)\s?(?P<path>\S+)?)\s?(?P<protocol>\S+)?" (?P<status>\d{3}|-) (\d+|-)\s?"?(?P<referer>[^"]*)"?\s?"?(?P<useragent>[^"]*)?"?$"#;
+    let unnamed = r#"^(\S+) (\S+) (\S+) \[([\w:/]+\s[+\-]\d{4})\] "(\S+)\s?(\S+)?\s?(\S+)?" (\d{3}|-) (\d+|-)\s?"?([^"]*)"?\s?"?([^"]*)?"?$"#;
+    let replace = |config: serde_json::Value, keys: &[&str]| {
+        let mut stages = vec![serde_json::json!({"replace": config})];
+        if !keys.is_empty() {
+            // Show the fields, then put the line back.
+            stages.push(
+                serde_json::json!({"template": {"source": "line", "template": "{{ .Entry }}"}}),
+            );
+            stages.push(serde_json::json!({"pack": {"labels": keys, "ingest_timestamp": false}}));
+        }
+        serde_json::Value::Array(stages).to_string()
+    };
+    let line = &[REPLACE_LINE];
+    let mut cases = vec![
+        // TestPipeline_Replace.
+        case(
+            "without source",
+            &replace(
+                serde_json::json!({"expression": r"11.11.11.11 - (\S+) .*", "replace": "dummy"}),
+                &[],
+            ),
+            line,
+        ),
+        case(
+            "multi stage with source",
+            &around(
+                r#"{"level":"","msg":""}"#,
+                serde_json::json!({"replace": {"expression": r#"\S+ - "POST (\S+) .*"#, "source": "msg", "replace": "/loki/api/v1/push/"}}),
+                &["level", "msg"],
+            ),
+            &[REPLACE_JSON_LINE],
+        ),
+        case(
+            "named groups with template",
+            &replace(
+                serde_json::json!({"expression": named, "replace": REPLACE_TEMPLATE}),
+                NAMED,
+            ),
+            line,
+        ),
+        case(
+            "named groups with template, line",
+            &replace(
+                serde_json::json!({"expression": named, "replace": REPLACE_TEMPLATE}),
+                &[],
+            ),
+            line,
+        ),
+        case(
+            "nested groups with template",
+            &replace(
+                serde_json::json!({"expression": nested, "replace": REPLACE_TEMPLATE}),
+                NAMED,
+            ),
+            line,
+        ),
+        case(
+            "nested groups with template, line",
+            &replace(
+                serde_json::json!({"expression": nested, "replace": REPLACE_TEMPLATE}),
+                &[],
+            ),
+            line,
+        ),
+        case(
+            "unnamed groups with template",
+            &replace(
+                serde_json::json!({"expression": unnamed, "replace": REPLACE_TEMPLATE}),
+                &[],
+            ),
+            line,
+        ),
+        case(
+            "empty replace",
+            &replace(
+                serde_json::json!({"expression": r"11.11.11.11 - (\S+\s)", "replace": ""}),
+                &[],
+            ),
+            line,
+        ),
+        case(
+            "adjacent capture groups",
+            &replace(
+                serde_json::json!({"expression": "(a|b|c)", "replace": ""}),
+                &[],
+            ),
+            &["abc"],
+        ),
+        // TestReplaceConfig_validate.
+        case("empty config", r#"[{"replace": null}]"#, line),
+        case("missing expression", r#"[{"replace": {}}]"#, line),
+        case(
+            "invalid expression",
+            r#"[{"replace": {"expression": "(?P<ts[0-9]+).*", "replace": "test"}}]"#,
+            line,
+        ),
+        case(
+            "empty source",
+            r#"[{"replace": {"expression": "(?P<ts>[0-9]+).*", "source": ""}}]"#,
+            line,
+        ),
+        case(
+            "valid without source",
+            r#"[{"replace": {"expression": "(?P<ts>[0-9]+).*", "replace": "test"}}]"#,
+            line,
+        ),
+        case(
+            "valid with source",
+            r#"[{"replace": {"expression": "(?P<ts>[0-9]+).*", "source": "log", "replace": "test"}}]"#,
+            line,
+        ),
+    ];
+    // Every key; sources; templates; matches.
+    let short = &["a1b22c333", "no digits", "x é 😀 42"];
+    cases.extend([
+        case(
+            "no replace key",
+            r#"[{"replace": {"expression": "(\\d+)"}}]"#,
+            short,
+        ),
+        case(
+            "null replace",
+            r#"[{"replace": {"expression": "(\\d+)", "replace": null}}]"#,
+            short,
+        ),
+        case(
+            "keys in any case",
+            r#"[{"replace": {"EXPRESSION": "(\\d+)", "Replace": "<{{ .Value }}>"}}]"#,
+            short,
+        ),
+        case(
+            "no group",
+            r#"[{"replace": {"expression": "\\d+", "replace": "N"}}]"#,
+            short,
+        ),
+        case(
+            "every match",
+            r#"[{"replace": {"expression": "(\\d)(\\d)?", "replace": "<{{ .Value }}>"}}]"#,
+            short,
+        ),
+        case(
+            "empty matches",
+            r#"[{"replace": {"expression": "(x*)", "replace": "-"}}]"#,
+            &["axb", "", "xx"],
+        ),
+        case(
+            "a group that took no part",
+            &replace(
+                serde_json::json!({"expression": "(?P<a>a)|(?P<e>)", "replace": "<{{ .Value }}>"}),
+                &["a", "e"],
+            ),
+            &["ab", "b", "aa"],
+        ),
+        case(
+            "the same text in two groups",
+            &replace(
+                serde_json::json!({"expression": "(?P<x>\\w+)-(?P<y>\\w+)", "replace": "{{ .Value | upper }}{{ len .Value }}"}),
+                &["x", "y"],
+            ),
+            &["ab-ab cd-ef", "ab-abc"],
+        ),
+        case(
+            "template fields: map[string]string, no Entry",
+            &around(
+                r#"{"n":5,"b":true,"z":null,"s":"str"}"#,
+                serde_json::json!({"replace": {"expression": "(\\d)", "source": "n", "replace": "{{ .n }}|{{ .b }}|{{ .z }}|{{ .s }}|{{ .Entry }}|{{ .container_name }}|{{ printf \"%T\" . }}|{{ .Value }}"}}),
+                &["n"],
+            ),
+            &[r#"{"n":5,"b":true,"z":null,"s":"str"}"#],
+        ),
+        case(
+            "keys of map[string]string",
+            r#"[{"replace": {"expression": "(b)", "replace": "{{ keys . }}"}}]"#,
+            &["abc"],
+        ),
+        case(
+            "source missing or null",
+            &around(
+                r#"{"z":null}"#,
+                serde_json::json!({"replace": {"expression": "(.*)", "source": "z", "replace": "set"}}),
+                &["z"],
+            ),
+            &[r#"{"z":null}"#, "{}"],
+        ),
+        case(
+            "source from a label",
+            r#"[{"replace": {"expression": "(p)", "source": "container_name", "replace": "P"}}, {"labels": {"container_name": ""}}]"#,
+            &["x"],
+        ),
+        case(
+            "template that fails to execute",
+            r#"[{"replace": {"expression": "(\\d)", "replace": "{{ fail \"no\" }}"}}]"#,
+            short,
+        ),
+        case(
+            "template that does not parse",
+            r#"[{"replace": {"expression": "(\\d)", "replace": "{{ foo }}"}}]"#,
+            short,
+        ),
+        case(
+            "template failing on a later match",
+            r#"[{"replace": {"expression": "(\\d+)", "replace": "{{ if eq .Value \"22\" }}{{ fail \"x\" }}{{ end }}ok"}}]"#,
+            short,
+        ),
+        case(
+            "non-ASCII and invalid UTF-8 out",
+            r#"[{"replace": {"expression": "(é)", "replace": "{{ substr 0 1 .Value }}|{{ .Value | upper }}"}}]"#,
+            short,
+        ),
+        typed(
+            case("number as expression", r#"[{"replace": {"expression": 5}}]"#, line),
+            Refusal::Status,
+        ),
+        typed(
+            case("number as replace", r#"[{"replace": {"expression": "a", "replace": 5}}]"#, line),
+            Refusal::Status,
+        ),
+        typed(
+            case("number as source", r#"[{"replace": {"expression": "a", "source": 5}}]"#, line),
+            Refusal::Status,
+        ),
+        typed(
+            case("unknown key", r#"[{"replace": {"expression": "a", "replac": "b"}}]"#, line),
+            Refusal::PluginOnly,
+        ),
+        case(
+            "regexp Go refuses",
+            r#"[{"replace": {"expression": "a**"}}]"#,
+            line,
+        ),
+        case(
+            "regexp Go accepts and Rust would not",
+            r#"[{"replace": {"expression": "(?P<n>a{,2})\\Q.\\E", "replace": "[{{ .Value }}]"}}]"#,
+            &["a{,2}.", "aa."],
+        ),
+    ]);
+    cases
+}
+
+#[test]
+fn stage_cases() {
+    let Some(oracle_bin) = oracle_path() else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    let mut diffs = Vec::new();
+    let cases: Vec<StageCase> = template_cases()
+        .into_iter()
+        .chain(replace_cases())
+        .collect();
+    for c in &cases {
+        let lines: Vec<&str> = c.lines.iter().map(String::as_str).collect();
+        let stdin = entries(&lines);
+        let (o, p) = (
+            oracle(&oracle_bin, &c.stages, &stdin),
+            plugin(&c.stages, &stdin),
+        );
+        let same = match c.refusal {
+            Refusal::Exact => {
+                (o.status, &o.refusal, decoded(&o.stdout))
+                    == (p.status, &p.refusal, decoded(&p.stdout))
+            }
+            Refusal::Status => o.status == 2 && p.status == 2,
+            Refusal::PluginOnly => o.status == 0 && p.status == 2,
+        };
+        if !same {
+            diffs.push(format!(
+                "{}: {}\n  oracle: {o:?}\n  plugin: {p:?}",
+                c.name, c.stages
+            ));
+        }
+    }
+    eprintln!(
+        "{} stage cases: {} differ ({:?})",
+        cases.len(),
+        diffs.len(),
+        started.elapsed()
+    );
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
