@@ -1,8 +1,15 @@
 //! A faithful Go `text/template` engine, with the function map Grafana's
 //! Loki `template` stage uses (sprig's TxtFuncMap plus Grafana's extras).
 //!
-//! Self-contained: only `super::`/`self::` paths are used inside, so the
-//! folder can be dropped into another crate.
+//! Built on the plugin's ports of Go's packages: `goregex::syntax` parses
+//! the patterns of the regex functions, `gotime` holds times and does Go's
+//! layouts, `goduration` parses durations. Times are in Go's `Local` as
+//! `gotime` takes it: UTC, named "Local".
+//!
+//! A stage runs a template over its fields with [`Template::execute_data`];
+//! the output is a Rust string, so bytes Go's functions can leave that are
+//! not UTF-8 (`substr` cutting a character) become U+FFFD, one per byte,
+//! where Go keeps the bytes (a later stage sees the difference: `len`).
 //!
 //! Hostile templates are bounded: parse nesting depth, template call depth,
 //! native stack use, work steps per execution, output and string sizes,

@@ -11,6 +11,11 @@
 //! entry and skips the entry when that fails; here it is parsed once, with
 //! the same outcome (a template that does not parse leaves every entry as
 //! it was, it does not refuse the configuration).
+//!
+//! One bound Go does not have: when the replaced text and the replacements
+//! kept for the named fields grow past [`MAX_REPLACED`] (a large template
+//! output for each of many matches), the entry is left as it was, as after
+//! a failed execution, instead of taking the plugin's memory.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +26,9 @@ use super::super::gotemplate::{Data, Template};
 use super::super::yaml::Node;
 use super::super::{EachEntry, Entry, Value};
 use super::template::TEMPLATE_NAME;
+
+/// Most bytes one entry's replacements may build (see the module docs).
+pub const MAX_REPLACED: usize = 16 << 20;
 
 #[derive(Debug, Clone)]
 pub struct Replace {
@@ -57,7 +65,7 @@ impl Replace {
 
     /// Grafana's getReplacedEntry: the input with the groups replaced, and
     /// each group's text mapped to its (last) replacement; `None` when a
-    /// template execution fails.
+    /// template execution fails (or the result outgrows [`MAX_REPLACED`]).
     fn replaced(
         &self,
         template: &Template,
@@ -68,11 +76,16 @@ impl Replace {
         let mut result = String::with_capacity(input.len());
         let mut previous_end = 0;
         let mut captured: HashMap<String, String> = HashMap::new();
+        let mut kept = 0;
         for groups in matches {
             for &(start, end) in groups.iter().skip(1).flatten() {
                 let text = &input[start..end];
                 data.insert("Value", text);
                 let out = template.execute_data(data).ok()?;
+                kept += out.len();
+                if kept + result.len() > MAX_REPLACED {
+                    return None;
+                }
                 if previous_end == 0 || previous_end <= start {
                     result.push_str(&input[previous_end..start]);
                     result.push_str(&out);
@@ -291,6 +304,21 @@ mod tests {
             out[0].extracted.get_string("w").as_deref(),
             Some("[web|<no value>|b|map[string]string]")
         );
+    }
+
+    #[test]
+    fn replacements_are_bounded() {
+        let line = "abcdefghijklmnopqrstu";
+        let out = run(
+            r#"[{replace: {expression: '(.)', replace: '{{ repeat 1000000 "x" }}'}}]"#,
+            &[line],
+        );
+        assert_eq!(out[0].line, line, "21 MB of replacements: left alone");
+        let out = run(
+            r#"[{replace: {expression: '(.)', replace: '{{ repeat 100000 "x" }}'}}]"#,
+            &[line],
+        );
+        assert_eq!(out[0].line.len(), 21 * 100_000);
     }
 
     #[test]
