@@ -11,7 +11,7 @@
 use std::sync::OnceLock;
 
 use super::super::goduration;
-use super::super::gotime::{self, Location};
+use super::super::gotime::{self, LONG_DAY_NAMES, LONG_MONTH_NAMES, Location};
 use super::exec::FnResult;
 use super::funcs::{FuncDef, PT, i, s};
 use super::value::{GoTime, IntT, Value};
@@ -22,33 +22,9 @@ macro_rules! def {
     };
 }
 
-const LONG_MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-const LONG_DAYS: [&str; 7] = [
-    "Sunday",
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-];
-
 pub(super) fn month_name(m: i64) -> String {
     if (1..=12).contains(&m) {
-        LONG_MONTHS[(m - 1) as usize].to_string()
+        LONG_MONTH_NAMES[(m - 1) as usize].to_string()
     } else {
         format!("%!Month({m})")
     }
@@ -56,7 +32,7 @@ pub(super) fn month_name(m: i64) -> String {
 
 pub(super) fn weekday_name(d: i64) -> String {
     if (0..=6).contains(&d) {
-        LONG_DAYS[d as usize].to_string()
+        LONG_DAY_NAMES[d as usize].to_string()
     } else {
         format!("%!Weekday({d})")
     }

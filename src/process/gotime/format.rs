@@ -4,7 +4,8 @@ use super::civil::{Civil, GoTime};
 use super::layout::*;
 use super::zone::Zl;
 
-pub(crate) const LONG_DAY_NAMES: [&str; 7] = [
+/// Go's day names, Sunday first.
+pub const LONG_DAY_NAMES: [&str; 7] = [
     "Sunday",
     "Monday",
     "Tuesday",
@@ -17,7 +18,8 @@ pub(crate) const SHORT_DAY_NAMES: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu"
 pub(crate) const SHORT_MONTH_NAMES: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
-pub(crate) const LONG_MONTH_NAMES: [&str; 12] = [
+/// Go's month names.
+pub const LONG_MONTH_NAMES: [&str; 12] = [
     "January",
     "February",
     "March",

@@ -28,6 +28,7 @@ mod unix;
 mod zone;
 
 pub use civil::{Civil, GoTime};
+pub use format::{LONG_DAY_NAMES, LONG_MONTH_NAMES};
 pub use zone::Location;
 
 use layout::Layout;
