@@ -600,3 +600,26 @@ fn data_types_from_json() {
         "3 int 1.5 true [1 a] map[k:<nil>]"
     );
 }
+
+#[test]
+fn deep_regexes_at_the_stack_budget_fail_without_crashing() {
+    // Stages run on threads of 2 MiB stacks; the executor's own budget is
+    // half of that, and a regex compiled at its deepest recursion must fit
+    // in the rest (debug frames are the largest).
+    for pattern in [
+        format!("{}a{}", "(".repeat(240), ")".repeat(240)),
+        format!("{}a{}", "(?:b*".repeat(124), ")*".repeat(124)),
+        format!("{}a{}", "(?:b|".repeat(600), ")".repeat(600)),
+    ] {
+        for depth in [0, 200, 250, 280] {
+            let tpl = format!(
+                "{{{{define \"r\"}}}}{{{{if gt . 0}}}}{{{{template \"r\" sub . 1}}}}{{{{else}}}}{{{{regexMatch `{pattern}` \"a\"}}}}{{{{end}}}}{{{{end}}}}{{{{template \"r\" {depth}}}}}"
+            );
+            let worker = std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || run(&tpl))
+                .expect("thread");
+            let _ = worker.join().expect("no crash");
+        }
+    }
+}
