@@ -31,6 +31,7 @@ mod fields;
 mod goduration;
 mod gojson;
 pub mod goregex;
+pub mod gotemplate;
 pub mod gotime;
 pub mod relabel;
 pub mod selector;

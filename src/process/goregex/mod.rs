@@ -212,6 +212,33 @@ impl Regex {
         )
     }
 
+    /// Go's `FindAllStringSubmatchIndex(s, -1)`: the spans of Go's groups
+    /// for each successive match (an empty match right after a match is
+    /// skipped, as Go skips it).
+    pub fn find_all_submatch_index(&self, s: &str) -> Vec<Vec<Option<(usize, usize)>>> {
+        let mut all = Vec::new();
+        let mut pos = 0;
+        let mut prev_end = None;
+        while pos <= s.len() {
+            let Some(m) = self.captures_at(s, pos) else {
+                break;
+            };
+            let (a, b) = m[0].expect("group 0 is set in a match");
+            let mut accept = true;
+            if b == pos {
+                accept = prev_end != Some(a);
+                pos += s[pos..].chars().next().map_or(1, char::len_utf8);
+            } else {
+                pos = b;
+            }
+            prev_end = Some(b);
+            if accept {
+                all.push(m);
+            }
+        }
+        all
+    }
+
     /// The matching engine, for plain matching and finding.
     pub fn rust(&self) -> &regex::Regex {
         &self.re

@@ -86,9 +86,9 @@ fn split_days(days: u64) -> (u64, u32, u32) {
     (century, hi, lo / 2_939_745 / 4)
 }
 
-/// Calendar fields of an absolute-seconds value.
+/// Calendar fields of an instant in a location.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Civil {
+pub struct Civil {
     pub year: i64,
     pub month: i64,
     pub day: i64,
@@ -248,6 +248,12 @@ impl GoTime {
     pub(crate) fn civil_in<'a>(&self, loc: Zl<'a>) -> (Civil, &'a str, i64) {
         let (name, offset) = loc.lookup(self.unix_seconds());
         (civil_from_abs(self.abs_with_offset(offset)), name, offset)
+    }
+
+    /// Calendar fields of this instant in `loc` (Go's `t.In(loc).Date()`, `Clock()`,
+    /// `YearDay()`, `Weekday()`), the zone's abbreviation and offset in seconds (`Zone()`).
+    pub fn civil<'a>(&self, loc: &'a super::Location) -> (Civil, &'a str, i64) {
+        self.civil_in(loc.zl())
     }
 
     /// `t.UTC().Format(time.RFC3339Nano)`.

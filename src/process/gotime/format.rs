@@ -4,7 +4,8 @@ use super::civil::{Civil, GoTime};
 use super::layout::*;
 use super::zone::Zl;
 
-pub(crate) const LONG_DAY_NAMES: [&str; 7] = [
+/// Go's day names, Sunday first.
+pub const LONG_DAY_NAMES: [&str; 7] = [
     "Sunday",
     "Monday",
     "Tuesday",
@@ -17,7 +18,8 @@ pub(crate) const SHORT_DAY_NAMES: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu"
 pub(crate) const SHORT_MONTH_NAMES: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
-pub(crate) const LONG_MONTH_NAMES: [&str; 12] = [
+/// Go's month names.
+pub const LONG_MONTH_NAMES: [&str; 12] = [
     "January",
     "February",
     "March",
@@ -135,9 +137,16 @@ fn append_offset(b: &mut Vec<u8>, std: u32, offset: i64) {
 
 /// Go's `t.Format(layout)` for the instant `t` shown in `loc`.
 pub(crate) fn format_time(t: GoTime, layout: &str, loc: Zl<'_>) -> String {
+    let b = format_bytes(t, layout.as_bytes(), loc);
+    // The layout is valid UTF-8 and every insertion is ASCII or whole layout bytes; a token
+    // never splits a multi-byte character (all token bytes are ASCII).
+    String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// [`format_time`] for a layout of any bytes (Go's strings need not be UTF-8).
+pub(crate) fn format_bytes(t: GoTime, lb: &[u8], loc: Zl<'_>) -> Vec<u8> {
     let (c, name, offset) = t.civil_in(loc);
-    let lb = layout.as_bytes();
-    let mut b: Vec<u8> = Vec::with_capacity(layout.len() + 10);
+    let mut b: Vec<u8> = Vec::with_capacity(lb.len() + 10);
     let mut pos = 0;
     while pos < lb.len() {
         let (plen, std, suffix) = next_std_chunk(&lb[pos..]);
@@ -148,9 +157,7 @@ pub(crate) fn format_time(t: GoTime, layout: &str, loc: Zl<'_>) -> String {
         pos += suffix;
         append_std(&mut b, std, &c, name, offset, t.nsec);
     }
-    // The layout is valid UTF-8 and every insertion is ASCII or whole layout bytes; a token
-    // never splits a multi-byte character (all token bytes are ASCII).
-    String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    b
 }
 
 fn append_std(b: &mut Vec<u8>, std: u32, c: &Civil, name: &str, offset: i64, nsec: u32) {

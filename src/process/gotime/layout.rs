@@ -242,7 +242,11 @@ pub(crate) struct Layout {
 
 impl Layout {
     pub(crate) fn new(layout: &str) -> Layout {
-        let text: Box<[u8]> = layout.as_bytes().into();
+        Layout::from_bytes(layout.as_bytes())
+    }
+
+    pub(crate) fn from_bytes(layout: &[u8]) -> Layout {
+        let text: Box<[u8]> = layout.into();
         let mut chunks = Vec::new();
         let mut pos = 0;
         loop {

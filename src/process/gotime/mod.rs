@@ -27,7 +27,8 @@ mod parse;
 mod unix;
 mod zone;
 
-pub use civil::GoTime;
+pub use civil::{Civil, GoTime};
+pub use format::{LONG_DAY_NAMES, LONG_MONTH_NAMES};
 pub use zone::Location;
 
 use layout::Layout;
@@ -264,6 +265,24 @@ pub fn parse_layout(
     parse::parse(&l, value.as_bytes(), default, local).map(|p| p.t)
 }
 
+/// Go's `time.ParseInLocation(layout, value, location)` on bytes (Go's strings need not be
+/// UTF-8), with the location Go gives the result: `location`, UTC, or a fixed zone made from
+/// the value's offset or zone abbreviation (used by the template engine's `toDate`).
+pub fn parse_in_location(
+    layout: &[u8],
+    value: &[u8],
+    location: &Location,
+) -> Result<(GoTime, Location), String> {
+    let l = Layout::from_bytes(layout);
+    let p = parse::parse(&l, value, location.zl(), location.zl())?;
+    let at = match p.loc {
+        Zl::Utc => Location::utc(),
+        Zl::Fixed(name, offset) => Location::fixed(name, offset as i32),
+        Zl::Loc(l) => l.clone(),
+    };
+    Ok((p.t, at))
+}
+
 /// Go's `time.LoadLocation(name)` as a `jiff` time zone: "" and "UTC" give UTC, "Local" gives
 /// UTC (see the module docs), anything else must name a zone of the bundled IANA database
 /// exactly (case-sensitive, as a file name under /usr/share/zoneinfo is).
@@ -285,6 +304,11 @@ pub fn format(ts_ns: i64, layout: &str, tz: &jiff::tz::TimeZone) -> String {
 /// Go's `Time.Format(layout)` for an instant shown in a Go location.
 pub fn format_in(t: GoTime, layout: &str, loc: &Location) -> String {
     format::format_time(t, layout, loc.zl())
+}
+
+/// [`format_in`] for a layout of any bytes (Go's strings need not be UTF-8).
+pub fn format_bytes_in(t: GoTime, layout: &[u8], loc: &Location) -> Vec<u8> {
+    format::format_bytes(t, layout, loc.zl())
 }
 
 #[cfg(test)]

@@ -19,9 +19,11 @@ mod multiline;
 mod output;
 mod pack;
 mod regex;
+mod replace;
 mod sampling;
 mod static_labels;
 mod structured_metadata;
+mod template;
 mod tenant;
 mod timestamp;
 
@@ -64,6 +66,8 @@ pub fn build(name: &str, config: &Node, budget: &mut Budget) -> Result<Box<dyn S
         "match" => Box::new(matcher::Matcher::new(config, budget)?),
         "json" => Box::new(json::Json::new(config)?),
         "regex" => Box::new(regex::RegexStage::new(config)?),
+        "replace" => Box::new(replace::Replace::new(config)?),
+        "template" => Box::new(template::TemplateStage::new(config)?),
         "labels" => Box::new(labels::Labels::new(config)?),
         "labeldrop" => Box::new(labeldrop::LabelDrop::new(config)?),
         "labelallow" => Box::new(labeldrop::LabelAllow::new(config)?),
