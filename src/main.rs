@@ -105,6 +105,10 @@ fn main() -> ExitCode {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Options (stage configs: YAML, regexes, templates) are checked on
+        // these threads; their parsers are bounded in depth, and this
+        // leaves room to spare. Untouched stack costs no memory.
+        .thread_stack_size(8 << 20)
         .build()
         .expect("tokio runtime");
     runtime.block_on(async {

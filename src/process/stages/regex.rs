@@ -81,5 +81,19 @@ mod tests {
         assert_eq!(x.get_string("first").as_deref(), Some("10"));
         assert!(refused("[{regex: {expression: '('}}]").contains("could not compile"));
         assert!(refused("[{regex: {}}]").contains("expression is required"));
+        // Deep nesting is refused, never a stack overflow (on a test
+        // thread's 2 MiB stack, in a debug build).
+        let deep = format!("{}a{}", "(".repeat(5000), ")".repeat(5000));
+        let yaml = format!("[{{regex: {{expression: '{deep}'}}}}]");
+        assert!(refused(&yaml).contains("nest"), "{}", refused(&yaml));
+        let under = format!("{}(?P<x>a){}", "(".repeat(250), ")".repeat(250));
+        let yaml = format!("[{{regex: {{expression: '{under}'}}}}]");
+        assert_eq!(
+            super::super::super::testing::run(&yaml, &["a"])[0]
+                .extracted
+                .get_string("x")
+                .as_deref(),
+            Some("a")
+        );
     }
 }
