@@ -450,7 +450,7 @@ fuzz_target!(|data: &[u8]| {
                             "the default {key} goes with another loki-url"
                         );
                     } else if !opts.contains_key(key) {
-                        assert_eq!(merged.get(*key).map(String::as_str), parsed.get(key));
+                        assert_eq!(merged.get(key).map(String::as_str), parsed.get(key));
                     }
                 }
                 let _ = ContainerConfig::from_log_opts(&merged);
