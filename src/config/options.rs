@@ -249,7 +249,7 @@ const NOT_SUPPORTED_YET: &[&str] = &[
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OptionError {
-    #[error("unknown log-opt '{key}'; known log-opts: {}", KNOWN_OPTIONS.join(", "))]
+    #[error("unknown log-opt '{key}'{}; known log-opts: {}", crate::config::hints::unknown_option(key), KNOWN_OPTIONS.join(", "))]
     Unknown { key: String },
     #[error("log-opt '{key}' is not supported yet by this plugin")]
     NotSupportedYet { key: String },
