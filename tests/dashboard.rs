@@ -151,6 +151,7 @@ fn check_query(
     query: &str,
     served: &BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
 ) -> Vec<String> {
+    let literal = Regex::new(r"^[\w|]+$").unwrap();
     let mut problems = Vec::new();
     let selectors = selectors(query);
     if selectors.is_empty() {
@@ -179,7 +180,6 @@ fn check_query(
                 continue;
             };
             // Literal values (not a template variable or a pattern) must be served.
-            let literal = Regex::new(r"^[\w|]+$").unwrap();
             if (op == "=" || op == "=~") && literal.is_match(value) {
                 for alternative in value.split('|') {
                     if !values.contains(alternative) {
