@@ -122,16 +122,14 @@ async fn a_ring_member_killed_and_another_restarted_while_a_container_logs_loses
     let restart = tokio::task::spawn_blocking(move || {
         control.stop_member(restarted);
         control.start_member(restarted);
+        started.elapsed()
     });
     let written = tokio::task::spawn_blocking(move || writer.join().unwrap())
         .await
         .unwrap();
     let logged = started.elapsed();
-    restart.await.unwrap();
-    events.push(format!(
-        "member {restarted} ready again after {:.1?}",
-        started.elapsed()
-    ));
+    let back = restart.await.unwrap();
+    events.push(format!("{back:.1?} member {restarted} ready again"));
     plugin.stop_logging(&fifo.path).await;
     fifo.close();
 
