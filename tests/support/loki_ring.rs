@@ -36,20 +36,28 @@ fn state_root() -> PathBuf {
     std::env::var_os("REAL_STATE").map_or_else(|| PathBuf::from("/tmp/real-loki"), PathBuf::from)
 }
 
-/// Runs `scripts/loki-ring ARGS`; panics with its output when it fails.
-fn run(args: &[&str]) -> String {
+/// Runs `scripts/loki-ring ARGS`: its output, or what it said when it failed.
+fn try_run(args: &[&str]) -> Result<String, String> {
     let output = Command::new(script())
         .args(args)
         .env("REAL_DIR", Path::new(super::real_loki::SHARED).join("real"))
         .output()
-        .expect("run scripts/loki-ring");
-    assert!(
-        output.status.success(),
-        "scripts/loki-ring {args:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+        .map_err(|e| format!("cannot run scripts/loki-ring: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if output.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!(
+            "scripts/loki-ring {args:?} failed ({}): {stdout}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+/// Runs `scripts/loki-ring ARGS`; panics with its output when it fails.
+fn run(args: &[&str]) -> String {
+    try_run(args).unwrap_or_else(|why| panic!("{why}"))
 }
 
 fn pid_alive(pid: i32) -> bool {
@@ -73,7 +81,9 @@ fn sweep_orphans() {
             .and_then(|t| t.trim().parse::<i32>().ok());
         if owner.is_some_and(|pid| !pid_alive(pid)) {
             eprintln!("loki_ring: stopping the ring on :{base} left behind by a killed test run");
-            run(&["stop", base]);
+            if let Err(why) = try_run(&["stop", base]) {
+                eprintln!("loki_ring: {why}");
+            }
         }
     }
 }
@@ -95,23 +105,37 @@ pub struct LokiRing {
 
 impl LokiRing {
     /// Starts the three members and waits until each sees three ACTIVE
-    /// ingesters (blocking: about 15 s).
+    /// ingesters (blocking: about 15 s). Ports free when looked at may be
+    /// taken before Loki binds them (other test processes use the range):
+    /// then the ring is stopped and started again on other ports, twice at
+    /// most.
     pub fn start() -> LokiRing {
         sweep_orphans();
         let range = ports();
+        let mut failures = Vec::new();
         // From the top of the range down: the single Lokis take ports from
         // a place of their own in it.
-        let base = (range.start..range.end.saturating_sub(MEMBERS as u16 - 1))
-            .rev()
-            .find(|base| ports_free(*base))
-            .unwrap_or_else(|| panic!("loki_ring: no three free ports in {range:?}"));
-        let dir = state_root().join(format!("ring-{base}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("owner"), std::process::id().to_string()).unwrap();
-        let ring = LokiRing { base };
-        run(&["start", &base.to_string()]);
-        ring
+        let mut bases = (range.start..range.end.saturating_sub(MEMBERS as u16 - 1)).rev();
+        for _ in 0..3 {
+            let Some(base) = bases.by_ref().find(|base| ports_free(*base)) else {
+                break;
+            };
+            let dir = state_root().join(format!("ring-{base}"));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("owner"), std::process::id().to_string()).unwrap();
+            let ring = LokiRing { base };
+            match try_run(&["start", &base.to_string()]) {
+                Ok(_) => return ring,
+                // Dropping the ring stops what did start.
+                Err(why) => failures.push(format!(":{base}: {why}")),
+            }
+            bases.nth(MEMBERS - 1);
+        }
+        panic!(
+            "loki_ring: no ring could start in {range:?}:\n{}",
+            failures.join("\n")
+        );
     }
 
     pub fn http_port(&self, member: usize) -> u16 {
