@@ -8,22 +8,24 @@ ALIAS ?= loki
 REPOSITORY ?= 127.0.0.1:5000/loki-logdriver
 TAG ?= $(VERSION)-$(ARCH)
 REMOTE ?= $(REPOSITORY):$(TAG)
-PLUGIN_DIR := build/plugin-$(ARCH)
+# The plugin's packaging home: its config.json is the manifest, and `make rootfs`
+# assembles rootfs/ beside it for ARCH (ignored by git), as Grafana's Makefile does.
+PLUGIN_DIR := plugin
 
-# Test targets built for arm64 and run under qemu: the unit tests and the tests
-# that start the plugin binary (every tests/*.rs but the real-Docker suite).
-ARM64_TESTS := --lib --bins $(patsubst tests/%.rs,--test %,$(filter-out tests/e2e.rs,$(wildcard tests/*.rs)))
+# Test targets built for arm64 or armv7 and run under qemu: the unit tests and the
+# tests that start the plugin binary (every tests/*.rs but the real-Docker suite).
+CROSS_TESTS := --lib --bins $(patsubst tests/%.rs,--test %,$(filter-out tests/e2e.rs,$(wildcard tests/*.rs)))
 
-.PHONY: help build rootfs plugin enable disable install upgrade push uninstall clean test e2e smoke test-arm64 bench soak lint fuzz fuzz-smoke
+.PHONY: help build rootfs plugin enable disable install upgrade push uninstall clean test e2e smoke test-arm64 test-armv7 bench soak lint fuzz fuzz-smoke
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 	@echo "Variables: ARCH=$(ARCH) ALIAS=$(ALIAS) REMOTE=$(REMOTE)"
 
-build: ## Static release binary and plugin directory for ARCH (amd64, arm64: see rootfs-build)
+build: ## Static release binary and plugin/rootfs for ARCH (amd64, arm64, armv7: see rootfs-build)
 	ARCH=$(ARCH) ./rootfs-build $(PLUGIN_DIR)
 
-rootfs: build ## Plugin directory build/plugin-ARCH (config.json + rootfs/)
+rootfs: build ## Plugin directory plugin/ (config.json + rootfs/ for ARCH)
 	@du -sh $(PLUGIN_DIR)/rootfs
 
 plugin: rootfs ## docker plugin create ALIAS from the local build
@@ -57,7 +59,7 @@ uninstall: ## Disable and remove ALIAS
 
 clean: ## Remove build outputs
 	cargo clean
-	rm -rf build
+	rm -rf build $(PLUGIN_DIR)/rootfs
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo fmt --check
@@ -70,12 +72,16 @@ e2e: ## Only the real-Docker end-to-end suite, on E2E_ENGINE=20.10|29|all (tests
 	tests/e2e-setup
 	cargo test --test e2e
 
-smoke: ## Smoke test of build/plugin-ARCH's binary (under qemu for arm64): --version, Capabilities
-	tests/smoke-binary $(ARCH)
+smoke: ## Smoke test of plugin/rootfs's binary for ARCH (under qemu for arm64, armv7): --version, Capabilities
+	tests/smoke-binary $(ARCH) $(PLUGIN_DIR)
 
 test-arm64: ## Unit tests and the plugin-binary tests built for arm64, run under qemu (release)
 	RUSTFLAGS="$${RUSTFLAGS:-} -C target-feature=+crt-static" CARGO_PROFILE_RELEASE_PANIC=unwind \
-	  scripts/cross-cargo aarch64-unknown-linux-gnu test --release --locked $(ARM64_TESTS)
+	  scripts/cross-cargo aarch64-unknown-linux-gnu test --release --locked $(CROSS_TESTS)
+
+test-armv7: ## The same as test-arm64, built for armv7 (32-bit), under qemu-arm-static
+	RUSTFLAGS="$${RUSTFLAGS:-} -C target-feature=+crt-static" CARGO_PROFILE_RELEASE_PANIC=unwind \
+	  scripts/cross-cargo armv7-unknown-linux-gnueabihf test --release --locked $(CROSS_TESTS)
 
 bench: ## Figures: the plugin on a real engine (needs Docker), and a FIFO stress run
 	cargo bench --bench engine

@@ -105,7 +105,10 @@ fn grafana_driver(root: &std::path::Path) -> Result<(String, u32), String> {
         ));
     }
     let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    for entry in std::fs::read_dir("/proc").map_err(|e| e.to_string())?.flatten() {
+    for entry in std::fs::read_dir("/proc")
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
@@ -160,7 +163,8 @@ async fn stages(loki: &FakeLoki, pid: u32) -> Result<(), String> {
         (
             "multiline",
             Some("[{multiline: {firstline: '^ERROR', max_wait_time: 3s}}]"),
-            format!("yes \"$(printf 'ERROR request failed: pool exhausted, 42 waiting\\n  at com.example.Pool.take(Pool.java:42)')\""),
+            "yes \"$(printf 'ERROR request failed: pool exhausted, 42 waiting\\n  at com.example.Pool.take(Pool.java:42)')\""
+                .to_string(),
             LINES / 2,
         ),
     ];

@@ -129,6 +129,12 @@ impl Driver {
     ) -> Result<(), StartError> {
         let opts = request.info.config.clone().unwrap_or_default();
         let config = self.container_config(&request.info, &opts)?;
+        // Once per container start: options that do nothing, a loki-url host
+        // that does not resolve from the host's network.
+        for warning in crate::config::hints::attribute_warnings(&config) {
+            tracing::warn!(container = %request.info.name(), "{warning}");
+        }
+        crate::ship::client::check_host_resolves(&config.endpoint, request.info.name());
         self.attach(request, Ok(config), Attach::Fresh).await
     }
 

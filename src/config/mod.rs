@@ -2,6 +2,7 @@
 //! validated values, templates and label sets.
 
 pub mod defaults;
+pub mod hints;
 pub mod labels;
 pub mod options;
 pub mod settings;

@@ -159,7 +159,7 @@ pub const MAX_STAGE_FILE_SIZE: u64 = 1 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OptionError {
-    #[error("unknown log-opt '{key}'; known log-opts: {}", table::names().collect::<Vec<_>>().join(", "))]
+    #[error("unknown log-opt '{key}'{}; known log-opts: {}", crate::config::hints::unknown_option(key), table::names().collect::<Vec<_>>().join(", "))]
     Unknown { key: String },
     #[error(
         "log-opt '{key}' is required (for example --log-opt {key}=http://loki:3100/loki/api/v1/push, or for every container: docker plugin set loki LOG_OPTS='{{\"{key}\":\"http://loki:3100/loki/api/v1/push\"}}')"

@@ -312,9 +312,15 @@ mod tests {
             s.data_dir.as_deref(),
             Some(std::path::Path::new(DEFAULT_DATA_DIR))
         );
+        // 64g is the bound; a 32-bit machine (armv7) cannot address it.
+        let most = if cfg!(target_pointer_width = "64") {
+            "64g"
+        } else {
+            "3g"
+        };
         let s = settings(&[
             ("SHUTDOWN_GRACE", "5m"),
-            ("TOTAL_BUFFER_SIZE", "64g"),
+            ("TOTAL_BUFFER_SIZE", most),
             ("MAX_LINE_SIZE", "1k"),
             ("LOCAL_STORE_SIZE", "0"),
             ("STORE_GC_INTERVAL", "100ms"),
@@ -325,6 +331,16 @@ mod tests {
         assert_eq!(s.max_line_size, 1024);
         assert_eq!(s.local_store_size, 0);
         assert_eq!(s.data_dir, None);
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "32")]
+    fn a_memory_bound_past_the_address_space_is_refused_by_name() {
+        let err = settings(&[("TOTAL_BUFFER_SIZE", "64g")]).unwrap_err();
+        assert!(
+            err.contains("TOTAL_BUFFER_SIZE=68719476736: too large for this machine"),
+            "{err}"
+        );
     }
 
     #[test]

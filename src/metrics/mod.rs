@@ -419,7 +419,7 @@ impl Snapshot {
         counter(
             encoder,
             "pushes",
-            "Push requests to Loki, by outcome (2xx, 429, 4xx, 5xx, unreachable, timeout).",
+            "Push requests to Loki, by outcome (2xx, 429, 4xx, 5xx, unreachable, timeout, reset).",
             endpoints
                 .iter()
                 .flat_map(|e| {

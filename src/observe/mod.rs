@@ -312,16 +312,20 @@ pub enum PushClass {
     ServerError,
     Unreachable,
     Timeout,
+    /// The connection broke during the exchange (reset, or closed before
+    /// an answer): a Loki process that died, a load balancer in front.
+    Reset,
 }
 
 impl PushClass {
-    pub const ALL: [PushClass; 6] = [
+    pub const ALL: [PushClass; 7] = [
         PushClass::Success,
         PushClass::RateLimited,
         PushClass::ClientError,
         PushClass::ServerError,
         PushClass::Unreachable,
         PushClass::Timeout,
+        PushClass::Reset,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -332,6 +336,7 @@ impl PushClass {
             PushClass::ServerError => "5xx",
             PushClass::Unreachable => "unreachable",
             PushClass::Timeout => "timeout",
+            PushClass::Reset => "reset",
         }
     }
 }

@@ -402,3 +402,127 @@ fn describe(err: &hyper_util::client::legacy::Error) -> String {
     }
     text
 }
+
+/// How long a lookup of `loki-url`'s host is remembered: containers started
+/// together with the same URL share one lookup, each getting its warning.
+const LOOKUP_REMEMBERED: Duration = Duration::from_secs(10);
+/// A lookup that takes longer than this counts as failed.
+const LOOKUP_TIME_LIMIT: Duration = Duration::from_secs(5);
+
+/// Looks up the host of an endpoint's `loki-url` from the plugin, off the
+/// caller (StartLogging answers at once), and logs a warning naming
+/// `container` when it does not resolve: the plugin runs in the host's
+/// network namespace, where the names of compose services and containers
+/// do not resolve, and says what to use instead. Called once per container
+/// start, so the warning comes once per container, not at every retry.
+/// Nothing is looked up for an IP address or behind `loki-proxy-url` (the
+/// proxy resolves the name).
+pub fn check_host_resolves(config: &EndpointConfig, container: &str) {
+    if config.proxy_url.is_some() {
+        return;
+    }
+    let Ok(url) = url::Url::parse(&config.url) else {
+        return;
+    };
+    let Some(url::Host::Domain(host)) = url.host() else {
+        return;
+    };
+    let (host, port) = (host.to_string(), url.port_or_known_default().unwrap_or(80));
+    let (container, example) = (container.to_string(), reachable_example(&url));
+    tokio::spawn(async move {
+        if let Err(error) = lookup_remembered(&host, port).await {
+            tracing::warn!(
+                container = %container,
+                "{}",
+                unresolvable_hint(&host, port, &error, &example)
+            );
+        }
+    });
+}
+
+/// The warning for a `loki-url` host that does not resolve.
+pub fn unresolvable_hint(host: &str, port: u16, error: &str, example: &str) -> String {
+    format!(
+        "loki-url host {host:?} does not resolve from the plugin ({error}). The plugin runs in \
+         the host's network namespace, not in a container network: compose service and container \
+         names do not resolve there. Use an address the host can reach, such as a port Loki \
+         publishes on the host (compose: ports: [\"{port}:3100\"] on the Loki service), with \
+         loki-url={example}. Lines wait in the journal until Loki is reachable."
+    )
+}
+
+/// `url` with its host replaced by 127.0.0.1: what a Loki published on the
+/// host answers at.
+fn reachable_example(url: &url::Url) -> String {
+    let mut example = url.clone();
+    let _ = example.set_host(Some("127.0.0.1"));
+    example.to_string()
+}
+
+/// Resolves `host`, or says why not, remembering the outcome for
+/// [`LOOKUP_REMEMBERED`].
+async fn lookup_remembered(host: &str, port: u16) -> Result<(), String> {
+    type Remembered =
+        std::collections::HashMap<(String, u16), (std::time::Instant, Result<(), String>)>;
+    static RECENT: std::sync::Mutex<Option<Remembered>> = std::sync::Mutex::new(None);
+    let key = (host.to_string(), port);
+    {
+        let mut recent = RECENT.lock().expect("lookup cache poisoned");
+        let recent = recent.get_or_insert_with(Default::default);
+        recent.retain(|_, (at, _)| at.elapsed() < LOOKUP_REMEMBERED);
+        if let Some((_, outcome)) = recent.get(&key) {
+            return outcome.clone();
+        }
+    }
+    let lookup = tokio::time::timeout(LOOKUP_TIME_LIMIT, tokio::net::lookup_host((host, port)));
+    let outcome = match lookup.await {
+        Ok(Ok(addresses)) => match addresses.count() {
+            0 => Err("no address".to_string()),
+            _ => Ok(()),
+        },
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err(format!("no answer within {LOOKUP_TIME_LIMIT:?}")),
+    };
+    RECENT
+        .lock()
+        .expect("lookup cache poisoned")
+        .get_or_insert_with(Default::default)
+        .insert(key, (std::time::Instant::now(), outcome.clone()));
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hint_says_where_the_plugin_runs_and_what_to_use() {
+        let url = url::Url::parse("http://loki:3100/loki/api/v1/push").unwrap();
+        let hint = unresolvable_hint(
+            "loki",
+            3100,
+            "failed to lookup address information: Name or service not known",
+            &reachable_example(&url),
+        );
+        assert!(
+            hint.starts_with(
+                "loki-url host \"loki\" does not resolve from the plugin (failed to lookup"
+            ),
+            "{hint}"
+        );
+        assert!(hint.contains("host's network namespace"), "{hint}");
+        assert!(
+            hint.contains("ports: [\"3100:3100\"]")
+                && hint.contains("loki-url=http://127.0.0.1:3100/loki/api/v1/push."),
+            "{hint}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_is_told_and_remembered() {
+        let error = lookup_remembered("loki.invalid", 3100).await.unwrap_err();
+        assert!(!error.is_empty());
+        assert_eq!(lookup_remembered("loki.invalid", 3100).await, Err(error));
+        assert_eq!(lookup_remembered("localhost", 3100).await, Ok(()));
+    }
+}

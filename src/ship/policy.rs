@@ -127,7 +127,14 @@ pub fn class(result: &PushResult) -> crate::observe::PushClass {
             kind: FailKind::Unreachable,
             ..
         } => PushClass::Unreachable,
-        PushResult::Failed { .. } => PushClass::Timeout,
+        PushResult::Failed {
+            kind: FailKind::Interrupted,
+            ..
+        } => PushClass::Reset,
+        PushResult::Failed {
+            kind: FailKind::Timeout,
+            ..
+        } => PushClass::Timeout,
     }
 }
 
@@ -330,6 +337,23 @@ mod tests {
             kind: FailKind::Timeout,
         };
         assert!(matches!(judge(&timeout), Verdict::Failed { .. }));
+    }
+
+    #[test]
+    fn each_failure_has_its_metrics_status() {
+        use crate::observe::PushClass;
+        let failed = |kind| PushResult::Failed {
+            reason: String::new(),
+            kind,
+        };
+        assert_eq!(
+            class(&failed(FailKind::Unreachable)),
+            PushClass::Unreachable
+        );
+        assert_eq!(class(&failed(FailKind::Timeout)), PushClass::Timeout);
+        assert_eq!(class(&failed(FailKind::Interrupted)), PushClass::Reset);
+        assert_eq!(class(&answered(503, "")).as_str(), "5xx");
+        assert_eq!(class(&answered(204, "")).as_str(), "2xx");
     }
 
     #[test]

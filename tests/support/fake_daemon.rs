@@ -128,6 +128,8 @@ impl Plugin {
         }
         if let Some(limit) = fd_limit {
             use std::os::unix::process::CommandExt;
+            // rlim_t is 32 bits on armv7 (`make test-armv7`).
+            let limit = libc::rlim_t::try_from(limit).unwrap_or(libc::RLIM_INFINITY);
             let rlimit = libc::rlimit {
                 rlim_cur: limit,
                 rlim_max: limit,

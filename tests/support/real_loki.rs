@@ -36,7 +36,7 @@ const PORTS: std::ops::Range<u16> = 3400..3500;
 
 /// [`PORTS`], or `REAL_LOKI_PORTS=FIRST-LAST` (inclusive) where several
 /// people share a machine and each has a range of their own.
-fn ports() -> std::ops::Range<u16> {
+pub fn ports() -> std::ops::Range<u16> {
     static RANGE: std::sync::OnceLock<std::ops::Range<u16>> = std::sync::OnceLock::new();
     RANGE
         .get_or_init(|| {
@@ -253,6 +253,17 @@ fn free_port() -> u16 {
 }
 
 impl RealLoki {
+    /// A handle on a Loki 3 that something else runs and stops (a member of
+    /// `scripts/loki-ring`): queries and pushes as to the others; dropping
+    /// it leaves the Loki running.
+    pub fn at(port: u16) -> RealLoki {
+        RealLoki {
+            version: Version::V3,
+            port,
+            shared: true,
+        }
+    }
+
     /// Starts a Loki with the script (blocking: several seconds).
     pub fn start(version: Version, limits: Limits) -> RealLoki {
         let port = free_port();
