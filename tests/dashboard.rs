@@ -212,11 +212,14 @@ async fn scrape_of_a_working_plugin() -> Scrape {
         .wait_for_log("serving Prometheus metrics", Duration::from_secs(10))
         .await;
     let mut fifo = Fifo::create();
+    // A stage that drops lines 0 to 9: the filtered counter has a series.
+    let stages = r#"[{"match":{"selector":"{source=\"stdout\"} |= \"line 00000\"","action":"drop","drop_counter_reason":"noise"}}]"#;
     let mut request = start_request(
         &fifo.path,
         &[
             ("loki-url", loki.url().as_str()),
             ("loki-batch-wait", "50ms"),
+            ("loki-pipeline-stages", stages),
         ],
     );
     request["Info"]["ContainerName"] = "/shop-web-1".into();
@@ -231,12 +234,14 @@ async fn scrape_of_a_working_plugin() -> Scrape {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let scrape = scrape(metrics).await;
-        if scrape.sum("loki_logdriver_lines_sent_total", &[]) >= 100.0 {
+        if scrape.sum("loki_logdriver_lines_sent_total", &[]) >= 90.0
+            && scrape.sum("loki_logdriver_lines_filtered_total", &[]) >= 10.0
+        {
             return scrape;
         }
         assert!(
             Instant::now() < deadline,
-            "100 lines not sent:\n{}",
+            "90 lines not sent and 10 filtered:\n{}",
             scrape.text
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
