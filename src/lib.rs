@@ -6,22 +6,30 @@
 //! ```text
 //!  dockerd ─HTTP─▶ server ─▶ driver         requests; wires the stages for each container
 //!                               │            (attachments: FIFOs to find again after a restart)
-//!  dockerd ─FIFO─▶ ingest ─▶ journal ──────────────▶ ReadLogs (`docker logs`)
+//!  dockerd ─FIFO─▶ ingest ─▶ journal ──────────────▶ ReadLogs (`docker logs`: raw lines)
 //!                  tee, frame,  │ memory tail, segments on disk,
 //!                  assemble     │ delivery cursor, retention
 //!                               ▼
+//!                             feed ─▶ process: relabel (once) + pipeline stages (per entry)
+//!                               │      (pure: entries in, entries out, counted)
+//!                               ▼ batches: entries, labels, metadata, tenant
 //!                             ship: endpoint ─▶ lanes ─▶ pushes ─▶ client (trait) ─▶ Loki
 //!
-//!  config: log-opts and plugin settings → validated values, templates, labels (no I/O)
-//!  observe: counters per container and endpoint, read by log summaries
-//!  metrics: the Prometheus endpoint (METRICS_ADDR), reading those counters
+//!  config: one table of log-opts (table), their parsing, settings, templates, labels
+//!  observe: counters per container and endpoint (received = sent + dropped +
+//!           filtered + pending), read by log summaries and metrics
+//!  metrics: the Prometheus endpoint (METRICS_ADDR), with the stages' own series
+//!  files: bounded, non-blocking reads of files users name (TLS, secrets, stage files)
+//!  dryrun: `loki-logdriver pipeline`, the stages over entries on stdin
 //!  bottom: line (plain types), frame (FIFO framing), assemble (partials), protocol, proto
 //! ```
 //!
-//! The FIFO reader never waits for the network or the disk: lines go to
-//! memory at once and to the journal through a writer thread; bytes leave
-//! the FIFO once on disk, so a killed plugin loses nothing. Delivery reads
-//! from memory, or from the journal when lines had to leave memory.
+//! The FIFO reader never waits for the network, the disk or a stage: lines
+//! go to memory at once and to the journal through a writer thread; bytes
+//! leave the FIFO once on disk, so a killed plugin loses nothing. Delivery
+//! reads from memory, or from the journal when lines had to leave memory,
+//! runs the container's stages over them and never moves the journal's
+//! cursor past a line a stage still holds.
 
 pub mod assemble;
 pub mod attachments;
