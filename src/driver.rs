@@ -131,7 +131,7 @@ impl Driver {
         let config = self.container_config(&request.info, &opts)?;
         // Once per container start: options that do nothing, a loki-url host
         // that does not resolve from the host's network.
-        for warning in crate::config::hints::attribute_warnings(&config) {
+        for warning in crate::config::hints::attribute_warnings(&config.labels, &config.env) {
             tracing::warn!(container = %request.info.name(), "{warning}");
         }
         crate::ship::client::check_host_resolves(&config.endpoint, request.info.name());

@@ -3,7 +3,6 @@
 //! items written as `name=value` get a word on what those options mean.
 //! Pure: the driver logs the warnings, the option errors embed the hints.
 
-use crate::config::options::ContainerConfig;
 use crate::config::table;
 
 /// Option names that copied READMEs and other drivers use, and the option
@@ -77,42 +76,39 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// has; an item `app=web` names a label no container has, so nothing is
 /// added, silently. One message per item, meant to be logged once when the
 /// container starts.
-pub fn attribute_warnings(config: &ContainerConfig) -> Vec<String> {
-    let labels = config
-        .labels
-        .iter()
-        .filter(|item| item.contains('='))
-        .map(|item| {
-            let name = item.split('=').next().unwrap_or_default();
-            format!(
-                "log-opt labels={item:?} adds nothing: Docker's `labels` option takes the names of \
+pub fn attribute_warnings(labels: &[String], env: &[String]) -> Vec<String> {
+    let labels = labels.iter().filter(|item| item.contains('=')).map(|item| {
+        let name = item.split('=').next().unwrap_or_default();
+        format!(
+            "log-opt labels={item:?} adds nothing: Docker's `labels` option takes the names of \
              container labels (comma-separated), and adds each label the container has with its \
              value; it does not set labels. To add {item} to every stream, use \
              loki-external-labels={item}; to copy a container label, set it on the container \
              (docker run --label {item}, or compose `labels:`) and name it: labels={name}"
-            )
-        });
-    let env = config
-        .env
-        .iter()
-        .filter(|item| item.contains('='))
-        .map(|item| {
-            let name = item.split('=').next().unwrap_or_default();
-            format!(
-                "log-opt env={item:?} adds nothing: Docker's `env` option, like `labels`, takes \
+        )
+    });
+    let env = env.iter().filter(|item| item.contains('=')).map(|item| {
+        let name = item.split('=').next().unwrap_or_default();
+        format!(
+            "log-opt env={item:?} adds nothing: Docker's `env` option, like `labels`, takes \
              names (of the container's environment variables), and adds each variable the \
              container has with its value; it does not set them. To add {item} to every stream, \
              use loki-external-labels={item}; to copy a variable, set it on the container \
              (docker run -e {item}) and name it: env={name}"
-            )
-        });
+        )
+    });
     labels.chain(env).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::options::ContainerConfig;
     use std::collections::HashMap;
+
+    fn attribute_warnings_of(config: &ContainerConfig) -> Vec<String> {
+        attribute_warnings(&config.labels, &config.env)
+    }
 
     fn config(opts: &[(&str, &str)]) -> ContainerConfig {
         let mut map: HashMap<String, String> = opts
@@ -160,7 +156,7 @@ mod tests {
 
     #[test]
     fn labels_and_env_items_with_a_value_are_explained() {
-        let warnings = attribute_warnings(&config(&[
+        let warnings = attribute_warnings_of(&config(&[
             ("labels", "app=web,tier"),
             ("env", "STAGE=prod,HOME"),
         ]));
@@ -186,7 +182,9 @@ mod tests {
             "{}",
             warnings[1]
         );
-        assert!(attribute_warnings(&config(&[("labels", "app,tier"), ("env", "HOME")])).is_empty());
+        assert!(
+            attribute_warnings_of(&config(&[("labels", "app,tier"), ("env", "HOME")])).is_empty()
+        );
     }
 
     #[test]

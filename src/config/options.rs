@@ -10,12 +10,17 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use crate::config::labels::is_valid_label_name;
 use crate::config::table::{self, Kind};
+pub use crate::config::table::{
+    MAX_BACKOFF, MAX_BATCH_SIZE, MAX_BATCH_WAIT, MAX_BUFFER_SIZE, MAX_IN_FLIGHT, MAX_JOURNAL_SIZE,
+    MAX_MAX_FILE, MAX_MAX_SIZE, MAX_RETRIES, MAX_TIMEOUT, MIN_JOURNAL_SIZE, MIN_MAX_SIZE,
+    MIN_MIN_BACKOFF,
+};
 use crate::config::template::Template;
 use crate::config::units::{
     format_duration, format_size, parse_bool, parse_duration, parse_size, shorten,
 };
+use crate::process::entry::is_valid_label_name;
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_BATCH_WAIT: Duration = Duration::from_secs(1);
@@ -39,42 +44,6 @@ pub const DEFAULT_JOURNAL_SIZE: u64 = 1024 * 1024 * 1024;
 // time arithmetic, exhaust memory or make the plugin spin. The README's
 // options table shows them; the reasons are in the comments.
 
-/// A push that has not been answered in 10 minutes never will be; Loki's
-/// own server timeouts are far shorter.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-/// Loki wants fresh lines: its default `reject_old_samples_max_age` and
-/// out-of-order window assume seconds of batching, not hours.
-pub const MAX_BATCH_WAIT: Duration = Duration::from_secs(60);
-/// Below a millisecond a "backoff" is a busy loop against a failing Loki.
-pub const MIN_MIN_BACKOFF: Duration = Duration::from_millis(1);
-/// A wait of an hour between two retries is already "Loki is gone".
-pub const MAX_BACKOFF: Duration = Duration::from_secs(60 * 60);
-/// With the default 5 min max backoff this is about 35 days of retrying:
-/// "forever" in practice, while the count stays a small integer.
-pub const MAX_RETRIES: u32 = 10_000;
-/// An uncompressed batch beyond 16 MiB is far over Loki's default per-tenant
-/// ingestion burst (6 MB) and would be refused with 429 forever; it is also
-/// held in memory once more while it is being sent.
-pub const MAX_BATCH_SIZE: u64 = 16 << 20;
-/// One container's queue; the plugin-wide `TOTAL_BUFFER_SIZE` bounds all of
-/// them together anyway.
-pub const MAX_BUFFER_SIZE: u64 = 1 << 30;
-/// Below 64 KiB the local copy would be renamed, and a compression thread
-/// started, every few lines. Docker's own drivers accept smaller values;
-/// for this plugin they are refused.
-pub const MIN_MAX_SIZE: u64 = 64 << 10;
-/// `docker logs --tail` reads a compressed segment from its start, so one
-/// segment must stay small enough for that to be quick.
-pub const MAX_MAX_SIZE: u64 = 1 << 30;
-/// Files per container; the store cap (`LOCAL_STORE_SIZE`) bounds the total.
-pub const MAX_MAX_FILE: u32 = 100;
-/// A journal smaller than a few segments could not hold an outage's lines.
-pub const MIN_JOURNAL_SIZE: u64 = 1 << 20;
-/// Up to 1 PiB: far beyond any disk (`LOCAL_STORE_SIZE` bounds all journals).
-pub const MAX_JOURNAL_SIZE: u64 = 1 << 50;
-/// Pushes in flight to one endpoint: a small bound, Loki's ingesters
-/// serialize a stream's appends anyway.
-pub const MAX_IN_FLIGHT: u32 = 64;
 /// Loki refuses tenant IDs longer than 150 bytes.
 pub const MAX_TENANT_ID_LEN: usize = 150;
 /// Where the plugin's `secrets` mount puts the host directory of credential

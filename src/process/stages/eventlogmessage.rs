@@ -10,10 +10,10 @@
 
 use std::sync::Arc;
 
+use super::super::entry::is_valid_label_name;
 use super::super::fields::Fields;
 use super::super::yaml::Node;
 use super::super::{Context, Entry, Stage, Value};
-use crate::config::labels::is_valid_label_name;
 
 const DEFAULT_SOURCE: &str = "message";
 
