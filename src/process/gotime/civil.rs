@@ -3,8 +3,6 @@
 //! wrap-around for instants far outside any sensible range: every operation here is
 //! wrapping, so nothing can panic whatever the input.
 
-use super::zone::Zl;
-
 pub(crate) const SECONDS_PER_MINUTE: i64 = 60;
 pub(crate) const SECONDS_PER_HOUR: i64 = 60 * SECONDS_PER_MINUTE;
 pub(crate) const SECONDS_PER_DAY: i64 = 24 * SECONDS_PER_HOUR;
@@ -22,7 +20,7 @@ const INTERNAL_TO_ABSOLUTE: i64 = -ABSOLUTE_TO_INTERNAL;
 pub(crate) const UNIX_TO_INTERNAL: i64 =
     (1969 * 365 + 1969 / 4 - 1969 / 100 + 1969 / 400) * SECONDS_PER_DAY;
 pub(crate) const INTERNAL_TO_UNIX: i64 = -UNIX_TO_INTERNAL;
-const ABSOLUTE_TO_UNIX: i64 = ABSOLUTE_TO_INTERNAL + INTERNAL_TO_UNIX;
+pub(super) const ABSOLUTE_TO_UNIX: i64 = ABSOLUTE_TO_INTERNAL + INTERNAL_TO_UNIX;
 const UNIX_TO_ABSOLUTE: i64 = UNIX_TO_INTERNAL + INTERNAL_TO_ABSOLUTE;
 
 /// Days before month m (0-based index m = month-1) in a non-leap year; entry 12 = 365.
@@ -56,7 +54,7 @@ pub(crate) fn days_in(month: i64, year: i64) -> i64 {
 }
 
 /// Go's `dateToAbsDays`.
-fn date_to_abs_days(year: i64, month: i64, day: i64) -> u64 {
+pub(super) fn date_to_abs_days(year: i64, month: i64, day: i64) -> u64 {
     let mut amonth = month as u32;
     let jan_feb: u32 = u32::from(amonth < 3);
     amonth = amonth.wrapping_add(12 * jan_feb);
@@ -136,7 +134,7 @@ pub(crate) fn civil_from_abs(abs: u64) -> Civil {
 }
 
 /// Go's `norm`: hi*base+lo == nhi*base+nlo with 0 <= nlo < base (wrapping on overflow).
-fn norm(hi: i64, lo: i64, base: i64) -> (i64, i64) {
+pub(super) fn norm(hi: i64, lo: i64, base: i64) -> (i64, i64) {
     let (mut hi, mut lo) = (hi, lo);
     if lo < 0 {
         let n = (lo.wrapping_neg().wrapping_sub(1)) / base + 1;
@@ -243,79 +241,6 @@ impl GoTime {
             .wrapping_add(offset)
             .wrapping_add(UNIX_TO_ABSOLUTE) as u64
     }
-
-    /// Calendar fields of this instant in `loc`, plus the zone name and offset in effect.
-    pub(crate) fn civil_in<'a>(&self, loc: Zl<'a>) -> (Civil, &'a str, i64) {
-        let (name, offset) = loc.lookup(self.unix_seconds());
-        (civil_from_abs(self.abs_with_offset(offset)), name, offset)
-    }
-
-    /// Calendar fields of this instant in `loc` (Go's `t.In(loc).Date()`, `Clock()`,
-    /// `YearDay()`, `Weekday()`), the zone's abbreviation and offset in seconds (`Zone()`).
-    pub fn civil<'a>(&self, loc: &'a super::Location) -> (Civil, &'a str, i64) {
-        self.civil_in(loc.zl())
-    }
-
-    /// `t.UTC().Format(time.RFC3339Nano)`.
-    pub fn to_rfc3339_nano_utc(&self) -> String {
-        super::format::format_time(*self, super::RFC3339_NANO, Zl::Utc)
-    }
-}
-
-/// Go's `time.Date(year, month, day, hour, min, sec, nsec, loc)`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn date(
-    year: i64,
-    month: i64,
-    day: i64,
-    hour: i64,
-    min: i64,
-    sec: i64,
-    nsec: i64,
-    loc: Zl<'_>,
-) -> GoTime {
-    let (year, m) = norm(year, month.wrapping_sub(1), 12);
-    let month = m + 1;
-    let (sec, nsec) = norm(sec, nsec, 1_000_000_000);
-    let (min, sec) = norm(min, sec, 60);
-    let (hour, min) = norm(hour, min, 60);
-    let (day, hour) = norm(day, hour, 24);
-    let mut unix = (date_to_abs_days(year, month, day) as i64)
-        .wrapping_mul(SECONDS_PER_DAY)
-        .wrapping_add(
-            hour.wrapping_mul(SECONDS_PER_HOUR)
-                .wrapping_add(min.wrapping_mul(SECONDS_PER_MINUTE))
-                .wrapping_add(sec),
-        )
-        .wrapping_add(ABSOLUTE_TO_UNIX);
-    // Go looks up the offset at the wall time taken as UTC, then (when that guess is not
-    // valid at the corrected instant) at the corrected instant. Looking up the corrected
-    // instant again always yields the same offset as Go's start/end check.
-    let (_, offset) = loc.lookup(unix);
-    if offset != 0 {
-        let utc = unix.wrapping_sub(offset);
-        let (_, offset2) = loc.lookup(utc);
-        unix = unix.wrapping_sub(offset2);
-    }
-    GoTime {
-        ext: unix.wrapping_add(UNIX_TO_INTERNAL),
-        nsec: nsec as u32,
-    }
-}
-
-/// Go's `t.AddDate(years, 0, 0)` for a time whose location is `loc`.
-pub(crate) fn add_years(t: GoTime, years: i64, loc: Zl<'_>) -> GoTime {
-    let (c, _, _) = t.civil_in(loc);
-    date(
-        c.year.wrapping_add(years),
-        c.month,
-        c.day,
-        c.hour,
-        c.minute,
-        c.second,
-        i64::from(t.nsec),
-        loc,
-    )
 }
 
 #[cfg(test)]
@@ -330,36 +255,6 @@ mod tests {
             ABSOLUTE_TO_INTERNAL as i128,
             -((292_277_022_400i128 * 3_652_425 / 10_000 + 306) * 86_400)
         );
-    }
-
-    #[test]
-    fn civil_roundtrip() {
-        for &(y, m, d) in &[
-            (1970, 1, 1),
-            (2000, 2, 29),
-            (0, 1, 1),
-            (0, 2, 29),
-            (2024, 12, 31),
-            (9999, 12, 31),
-            (1, 1, 1),
-            (-1, 12, 31),
-        ] {
-            let t = date(y, m, d, 13, 14, 15, 5, Zl::Utc);
-            let c = civil_from_abs(t.abs_with_offset(0));
-            assert_eq!(
-                (c.year, c.month, c.day, c.hour, c.minute, c.second),
-                (y, m, d, 13, 14, 15)
-            );
-        }
-        let t = date(1970, 1, 1, 0, 0, 0, 0, Zl::Utc);
-        assert_eq!(t.unix_seconds(), 0);
-        let c = civil_from_abs(t.abs_with_offset(0));
-        assert_eq!(c.weekday, 4); // Thursday
-        assert_eq!(c.yday, 1);
-        // normalisation: Feb 30 -> Mar 1 (2023), 25:61 -> next day
-        let t = date(2023, 2, 30, 25, 61, 0, 0, Zl::Utc);
-        let c = civil_from_abs(t.abs_with_offset(0));
-        assert_eq!((c.month, c.day, c.hour, c.minute), (3, 3, 2, 1));
     }
 
     #[test]

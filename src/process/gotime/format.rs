@@ -247,7 +247,7 @@ pub(crate) fn civil_utc(t: GoTime) -> Civil {
 
 #[cfg(test)]
 mod tests {
-    use super::super::civil::date;
+    use super::super::located::date;
     use super::super::zone::{Location, Zl};
     use super::*;
 

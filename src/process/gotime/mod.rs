@@ -23,6 +23,7 @@
 mod civil;
 mod format;
 mod layout;
+mod located;
 mod parse;
 mod unix;
 mod zone;
@@ -191,7 +192,7 @@ fn without_year(p: parse::Parsed<'_>, value: &str, now_ns: i64) -> Result<GoTime
     } else {
         n.year
     };
-    Ok(civil::add_years(p.t, years, p.loc))
+    Ok(located::add_years(p.t, years, p.loc))
 }
 
 /// The whole `timestamp` stage parser: `format`, `fallback_formats` and `location`, validated

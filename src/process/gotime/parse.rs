@@ -1,9 +1,10 @@
 //! Go's `time.parse` (behind `time.Parse` and `time.ParseInLocation`), ported line by line.
 //! Works on bytes like Go; linear in the lengths of the layout and the value.
 
-use super::civil::{DAYS_BEFORE, GoTime, date, days_in, is_leap};
+use super::civil::{DAYS_BEFORE, GoTime, days_in, is_leap};
 use super::format::{LONG_DAY_NAMES, LONG_MONTH_NAMES, SHORT_DAY_NAMES, SHORT_MONTH_NAMES};
 use super::layout::*;
+use super::located::date;
 use super::zone::Zl;
 
 /// A parsed time: the instant and the location Go attaches to it.
