@@ -154,6 +154,8 @@ const FUNCS: &[&str] = &[
     "omit",
     "uuidv4",
     "mustRegexMatch",
+    "semver",
+    "semverCompare",
 ];
 
 const ARGS: &[&str] = &[
@@ -189,6 +191,10 @@ const ARGS: &[&str] = &[
     "(now)",
     "\"2006-01-02\"",
     "\"1h\"",
+    "\"v1.2.3-rc.1+b\"",
+    "\">=1.2 <2 || 3.x - 4\"",
+    "(semver \"1.2\")",
+    "(semver \"1\").IncMajor",
 ];
 
 fn gen_pipeline(r: &mut Rng, depth: usize) -> String {

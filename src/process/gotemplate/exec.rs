@@ -123,6 +123,7 @@ fn pt_name(t: PT) -> &'static str {
         PT::Bool => "bool",
         PT::Map => "map[string]interface {}",
         PT::Time => "time.Time",
+        PT::Version => "*semver.Version",
         PT::Any => "interface {}",
         PT::RV => "reflect.Value",
     }
@@ -644,6 +645,14 @@ impl<'t> State<'t> {
                     );
                 }
             }
+            Value::Semver(_, pointer) => {
+                return match super::semver::method(*pointer, field) {
+                    Some(m) => {
+                        self.eval_call(dot, m, field, Some(receiver.clone()), node, args, final_)
+                    }
+                    None => Err(self.errorf(super::semver::field_error(*pointer, field))),
+                };
+            }
             Value::Int(_, IntT::Duration | IntT::Month | IntT::Weekday) => {
                 if let Some(m) = super::dates::int_method(&receiver, field) {
                     return self.eval_call(
@@ -788,6 +797,8 @@ impl<'t> State<'t> {
                 PT::Any => Ok(Value::Nil),
                 PT::RV => Ok(Value::Invalid),
                 PT::Map => Ok(Value::nil_map()),
+                // A nil *semver.Version.
+                PT::Version => Ok(Value::Nil),
                 _ => Err(self.errorf(format!("invalid value; expected {}", pt_name(typ)))),
             },
             v => {
@@ -802,6 +813,7 @@ impl<'t> State<'t> {
                         _ => false,
                     },
                     PT::Time => matches!(v, Value::Time(_)),
+                    PT::Version => matches!(v, Value::Semver(_, true)),
                 };
                 if ok {
                     Ok(v)
@@ -835,6 +847,7 @@ impl<'t> State<'t> {
                     PT::Any => Ok(Value::Nil),
                     PT::RV => Ok(Value::Invalid),
                     PT::Map => Ok(Value::nil_map()),
+                    PT::Version => Ok(Value::Nil),
                     _ => Err(self.errorf(format!("cannot assign nil to {}", pt_name(typ)))),
                 };
             }
@@ -892,7 +905,7 @@ impl<'t> State<'t> {
                     "can't handle assignment of {n} to empty interface argument"
                 ))),
             },
-            PT::Map | PT::Time => {
+            PT::Map | PT::Time | PT::Version => {
                 Err(self.errorf(format!("can't handle {n} for arg of type {}", pt_name(typ))))
             }
         }

@@ -16,6 +16,8 @@ pub(super) enum PT {
     /// map[string]interface{}
     Map,
     Time,
+    /// *semver.Version (Masterminds')
+    Version,
     /// interface{}
     Any,
     /// reflect.Value (Go's builtins)
@@ -62,6 +64,7 @@ pub(super) fn lookup(name: &str) -> Option<&'static FuncDef> {
         .iter()
         .find(|f| f.name == name)
         .or_else(|| sprig::FUNCS.iter().find(|f| f.name == name))
+        .or_else(|| super::semver::FUNCS.iter().find(|f| f.name == name))
         .or_else(|| super::dates::FUNCS.iter().find(|f| f.name == name))
         .or_else(|| BUILTINS.iter().find(|f| f.name == name))
 }
@@ -274,8 +277,9 @@ fn is_nil(v: &Value) -> bool {
     }
 }
 
+/// Same reflect.Kind (a time.Time and a semver.Version are both structs).
 fn same_kind(a: &Value, b: &Value) -> bool {
-    std::mem::discriminant(a) == std::mem::discriminant(b)
+    a.kind_name() == b.kind_name()
 }
 
 #[allow(clippy::needless_late_init)]
@@ -327,6 +331,14 @@ pub(super) fn eq(arg1: &Value, rest: &[Value]) -> Result<bool, String> {
                     } else {
                         match (&a1, &a) {
                             (Value::Time(t1), Value::Time(t2)) => t1.same(t2),
+                            // Pointers by identity, structs by their fields.
+                            (Value::Semver(x, true), Value::Semver(y, true)) => {
+                                std::rc::Rc::ptr_eq(x, y)
+                            }
+                            (Value::Semver(x, false), Value::Semver(y, false)) => x == y,
+                            // Comparable structs of different types.
+                            (Value::Time(_), Value::Semver(..))
+                            | (Value::Semver(..), Value::Time(_)) => false,
                             _ => {
                                 return Err(format!(
                                     "non-comparable type {}: {}",

@@ -148,6 +148,8 @@ impl Enc {
                 })?;
                 self.string(s.as_bytes());
             }
+            // MarshalJSON: json.Marshal(v.String()).
+            Value::Semver(sv, _) => self.string(&sv.string()),
             Value::List(l) => {
                 if l.nil {
                     self.out.extend_from_slice(b"null");

@@ -26,6 +26,7 @@ mod json;
 mod lex;
 mod parse;
 mod printf;
+mod semver;
 mod sprig;
 mod strconv;
 mod unicode;

@@ -3,7 +3,7 @@
 
 use super::gostr::{self, RUNE_ERROR, decode_rune, push_rune};
 use super::unicode as uni;
-use super::value::{IntT, ListT, Value};
+use super::value::{IntT, ListT, UintT, Value};
 use super::{MAX_STRING, MAX_VALUE_DEPTH};
 
 const LOWER_HEX: &[u8; 16] = b"0123456789abcdef";
@@ -825,6 +825,13 @@ impl Printer {
         self.write_byte(b'(');
         match v {
             Value::Invalid | Value::Nil => self.write(b"<nil>"),
+            Value::Semver(sv, true) => {
+                // Go prints while "erroring": no String() method.
+                self.write(v.type_name().as_bytes());
+                self.write(b"=&");
+                self.f.sharp_v = false;
+                self.print_semver_struct(sv, 'v', 1);
+            }
             _ => {
                 self.write(v.type_name().as_bytes());
                 self.write_byte(b'=');
@@ -850,12 +857,77 @@ impl Printer {
                     return;
                 }
                 if verb == 'p' {
-                    self.bad_verb(verb, v);
+                    if let Value::Semver(_, true) = v {
+                        self.fmt_pointer(v, verb);
+                    } else {
+                        self.bad_verb(verb, v);
+                    }
                     return;
                 }
                 self.print_value(v, verb, 0);
             }
         }
+    }
+
+    /// fmtPointer for a *semver.Version (its address, as Go's differs
+    /// from run to run).
+    fn fmt_pointer(&mut self, v: &Value, verb: char) {
+        let Value::Semver(sv, true) = v else {
+            return self.bad_verb(verb, v);
+        };
+        let u = std::rc::Rc::as_ptr(sv) as usize as u64;
+        let hex0x = |p: &mut Printer, leading: bool| {
+            let old = p.f.sharp;
+            p.f.sharp = leading;
+            p.fmt_integer_base(u, 16, false, 'v', false);
+            p.f.sharp = old;
+        };
+        match verb {
+            'v' => {
+                if self.f.sharp_v {
+                    self.write_byte(b'(');
+                    self.write(v.type_name().as_bytes());
+                    self.write(b")(");
+                    hex0x(self, true);
+                    self.write_byte(b')');
+                } else {
+                    let lead = !self.f.sharp;
+                    hex0x(self, lead);
+                }
+            }
+            'p' => {
+                let lead = !self.f.sharp;
+                hex0x(self, lead);
+            }
+            'b' | 'o' | 'd' | 'x' | 'X' => {
+                self.fmt_integer(&Value::Uint(u, UintT::Uint64), u, false, verb)
+            }
+            _ => self.bad_verb(verb, v),
+        }
+    }
+
+    /// A semver.Version printed as the struct it is (its fields are
+    /// unexported: no methods apply to them).
+    fn print_semver_struct(&mut self, sv: &super::semver::Version, verb: char, depth: usize) {
+        if self.f.sharp_v {
+            self.write(super::semver::type_name(false).as_bytes());
+        }
+        self.write_byte(b'{');
+        for (i, (name, field)) in super::semver::fields(sv).iter().enumerate() {
+            if i > 0 {
+                if self.f.sharp_v {
+                    self.write(b", ");
+                } else {
+                    self.write_byte(b' ');
+                }
+            }
+            if self.f.plus_v || self.f.sharp_v {
+                self.write(name.as_bytes());
+                self.write_byte(b':');
+            }
+            self.print_value(field, verb, depth + 1);
+        }
+        self.write_byte(b'}');
     }
 
     /// handleMethods for Stringer types; returns true when handled.
@@ -873,6 +945,7 @@ impl Printer {
         }
         let s: Vec<u8> = match v {
             Value::Time(t) => super::dates::time_string(t).into_bytes(),
+            Value::Semver(v, _) => v.string(),
             Value::Int(i, IntT::Month) => super::dates::month_name(*i).into_bytes(),
             Value::Int(i, IntT::Weekday) => super::dates::weekday_name(*i).into_bytes(),
             Value::Int(i, IntT::Duration) => super::dates::duration_string(*i).into_bytes(),
@@ -928,6 +1001,16 @@ impl Printer {
                 self.write(b"{");
                 self.write(b"}");
             }
+            Value::Semver(sv, true) => {
+                if depth == 0 {
+                    // &{...}: the struct, whose methods apply again.
+                    self.write_byte(b'&');
+                    self.print_value(&Value::Semver(sv.clone(), false), verb, depth + 1);
+                } else {
+                    self.fmt_pointer(v, verb);
+                }
+            }
+            Value::Semver(sv, false) => self.print_semver_struct(sv, verb, depth),
             Value::Map(m) => {
                 let m = m.borrow();
                 if self.f.sharp_v {

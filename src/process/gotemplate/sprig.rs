@@ -31,6 +31,7 @@ pub(super) fn strval(v: &Value) -> Result<Vec<u8>, String> {
     match v {
         Value::Str(s) => Ok(s.to_vec()),
         Value::Time(t) => Ok(super::dates::time_string(t).into_bytes()),
+        Value::Semver(v, _) => Ok(v.string()),
         Value::Int(i, IntT::Month) => Ok(super::dates::month_name(*i).into_bytes()),
         Value::Int(i, IntT::Weekday) => Ok(super::dates::weekday_name(*i).into_bytes()),
         Value::Int(i, IntT::Duration) => Ok(super::dates::duration_string(*i).into_bytes()),
@@ -130,7 +131,7 @@ pub(super) fn empty(v: &Value) -> bool {
         Value::Uint(u, _) => *u == 0,
         Value::Float(f) => *f == 0.0,
         Value::Complex(r, i) => *r == 0.0 && *i == 0.0,
-        Value::Time(_) => false,
+        Value::Time(_) | Value::Semver(..) => false,
     }
 }
 
@@ -202,6 +203,7 @@ pub(super) fn deep_equal(
         (Value::Complex(a1, b1), Value::Complex(a2, b2)) => a1 == a2 && b1 == b2,
         (Value::Str(x), Value::Str(y)) => x == y,
         (Value::Time(x), Value::Time(y)) => x.same(y),
+        (Value::Semver(x, p), Value::Semver(y, q)) => p == q && (Rc::ptr_eq(x, y) || x == y),
         (Value::List(x), Value::List(y)) => {
             if x.t != y.t || x.nil != y.nil || x.items.len() != y.items.len() {
                 return Ok(false);
@@ -269,6 +271,8 @@ fn deep_copy(c: &mut Ctx<'_>, v: &Value, depth: usize) -> Result<Value, String> 
                 nil: m.nil,
             })))
         }
+        // copystructure copies exported fields only: a Version has none.
+        Value::Semver(_, p) => Value::Semver(Rc::default(), *p),
         v => v.clone(),
     })
 }
@@ -1966,8 +1970,6 @@ pub(super) static FUNCS: &[FuncDef] = &[
         Ok(Value::string(encoding::b64_encode(&bytes)))
     }),
     def!("uuidv4", [], |_, _| Ok(Value::string(uuidv4()))),
-    def!("semver", [Str], unsupported),
-    def!("semverCompare", [Str, Str], unsupported),
     def!("fail", [Str], |_, a| Err(gostr::to_string_lossy(s(&a[0])))),
     // regex
     def!(

@@ -623,3 +623,125 @@ fn deep_regexes_at_the_stack_budget_fail_without_crashing() {
         }
     }
 }
+
+/// Error texts the oracle cannot show (a template stage drops the error):
+/// as Go's text/template and Masterminds/semver word them.
+#[test]
+fn semver_errors_as_go() {
+    let err = |tpl: &str| match run(tpl) {
+        Err(e) => e
+            .split_once(">: ")
+            .map_or(e.clone(), |(_, m)| m.to_string()),
+        Ok(s) => panic!("{tpl}: no error, {s:?}"),
+    };
+    for (tpl, want) in [
+        (
+            "{{ semver \"x\" }}",
+            "error calling semver: invalid semantic version",
+        ),
+        (
+            "{{ semver \"1.2.3-01\" }}",
+            "error calling semver: version segment starts with 0",
+        ),
+        (
+            "{{ semver \"1.99999999999999999999\" }}",
+            "error calling semver: error parsing version segment: strconv.ParseUint: parsing \"99999999999999999999\": value out of range",
+        ),
+        (
+            "{{ semverCompare \">1 || x y\" \"1\" }}",
+            "error calling semverCompare: improper constraint:  x y",
+        ),
+        (
+            "{{ semverCompare \"1 - 2 - 5 || 2 - 5\" \"1\" }}",
+            "error calling semverCompare: improper constraint: >= 1, <=>= 2, <= 5  ",
+        ),
+        (
+            "{{ semverCompare \"1x\" \"1\" }}",
+            "error calling semverCompare: constraint parser error",
+        ),
+        (
+            "{{ semverCompare \"1\" \"x\" }}",
+            "error calling semverCompare: invalid semantic version",
+        ),
+        (
+            "{{ (semver \"1\").Compare nil }}",
+            "error calling Compare: runtime error: invalid memory address or nil pointer dereference",
+        ),
+        (
+            "{{ (semver \"1\").Compare \"1\" }}",
+            "can't handle \"1\" for arg of type *semver.Version",
+        ),
+        (
+            "{{ (semver \"1\").Compare (semver \"1\").IncMajor }}",
+            "wrong type for value; expected *semver.Version; got semver.Version",
+        ),
+        (
+            "{{ (semver \"1\").IncMajor.Original }}",
+            "can't evaluate field Original in type semver.Version",
+        ),
+        (
+            "{{ (semver \"1\").major }}",
+            "major is an unexported field of struct type *semver.Version",
+        ),
+        (
+            "{{ (semver \"1\").Nope }}",
+            "can't evaluate field Nope in type *semver.Version",
+        ),
+        (
+            "{{ (semver \"1\").SetPrerelease \"a..b\" }}",
+            "error calling SetPrerelease: invalid prerelease string",
+        ),
+        (
+            "{{ (semver \"1\").SetMetadata \"a+b\" }}",
+            "error calling SetMetadata: invalid metadata string",
+        ),
+        (
+            "{{ eq (semver \"1\") (semver \"1\").IncMajor }}",
+            "error calling eq: non-comparable types 1.0.0: *semver.Version, semver.Version: 2.0.0",
+        ),
+        (
+            "{{ len (semver \"1\") }}",
+            "error calling len: len of type *semver.Version",
+        ),
+    ] {
+        assert_eq!(err(tpl), want, "{tpl}");
+    }
+    assert_eq!(ok("{{ (semver \"1\").Equal nil }}"), "false");
+}
+
+/// Hostile constraints end quickly: with an answer, or with an error once
+/// Go's quadratic range rewriting would exceed the work budget.
+#[test]
+fn semver_hostile_inputs_are_bounded() {
+    let started = std::time::Instant::now();
+    let cases = [
+        "||".repeat(100_000),
+        "1.2.3 || ".repeat(20_000) + "*",
+        ">=1.0.0 ".repeat(20_000),
+        "9".repeat(200_000),
+        "1".repeat(100_000) + "y" + &"1".repeat(100_000) + " - 2",
+        "1 - 2 ".repeat(40_000),
+    ];
+    for c in &cases {
+        let _ = run_with(
+            "{{ semverCompare .c .v }}{{ semver .c }}",
+            serde_json::json!({"c": c, "v": "1.2.3"}),
+        );
+    }
+    assert_eq!(
+        run_with(
+            "{{ semverCompare .c .v }}",
+            serde_json::json!({"c": cases[1], "v": "1.2.3"})
+        )
+        .as_deref(),
+        Ok("true")
+    );
+    assert!(
+        run_with(
+            "{{ semverCompare .c .v }}",
+            serde_json::json!({"c": cases[5], "v": "1.2.3"})
+        )
+        .is_err_and(|e| e.contains("work budget"))
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}

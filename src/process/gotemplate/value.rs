@@ -97,6 +97,11 @@ pub(super) enum Value {
     List(Rc<List>),
     Map(MapRef),
     Time(Rc<GoTime>),
+    /// Masterminds' semver version: a `*semver.Version` when the flag is
+    /// set (what `semver` returns), else a `semver.Version` (what its
+    /// `IncMajor`-like methods return; not addressable, so without the
+    /// pointer methods).
+    Semver(Rc<super::semver::Version>, bool),
 }
 
 impl Value {
@@ -191,6 +196,7 @@ impl Value {
             Value::List(l) => list_type_name(l.t).into(),
             Value::Map(m) => map_type_name(m.borrow().t).into(),
             Value::Time(_) => "time.Time".into(),
+            Value::Semver(_, p) => super::semver::type_name(*p).into(),
         }
     }
 
@@ -216,6 +222,8 @@ impl Value {
             Value::List(_) => "slice",
             Value::Map(_) => "map",
             Value::Time(_) => "struct",
+            Value::Semver(_, true) => "ptr",
+            Value::Semver(_, false) => "struct",
         }
     }
 
@@ -232,7 +240,7 @@ impl Value {
             Value::Str(s) => !s.is_empty(),
             Value::List(l) => !l.items.is_empty(),
             Value::Map(m) => !m.borrow().items.is_empty(),
-            Value::Time(_) => true,
+            Value::Time(_) | Value::Semver(..) => true,
         }
     }
 
