@@ -726,28 +726,9 @@ pub(super) fn count_newlines(s: &[u8]) -> usize {
     s.iter().filter(|b| **b == b'\n').count()
 }
 
-/// Byte-substring search (first occurrence).
+/// Byte-substring search (first occurrence), linear in the input
+/// whatever the strings (memchr's two-way search), so two strings near
+/// the size limit cannot stall a template.
 pub(super) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
-    }
-    if needle.len() > hay.len() {
-        return None;
-    }
-    let first = needle[0];
-    let last = hay.len() - needle.len();
-    let mut i = 0;
-    while i <= last {
-        match hay[i..=last].iter().position(|b| *b == first) {
-            None => return None,
-            Some(off) => {
-                i += off;
-                if &hay[i..i + needle.len()] == needle {
-                    return Some(i);
-                }
-                i += 1;
-            }
-        }
-    }
-    None
+    memchr::memmem::find(hay, needle)
 }
