@@ -69,6 +69,9 @@ struct Stages {
     ready: VecDeque<Entry>,
     /// The held lines last added to the container's counters.
     counted: i64,
+    /// The stages were flushed after the input ended: what they still
+    /// hold waits for a time (`tick`), not for input.
+    flushed: bool,
     /// Its stages keep metric series (a `metrics` stage): published after
     /// each batch.
     has_metrics: bool,
@@ -184,6 +187,7 @@ impl Feed {
                 pipeline,
                 ready: VecDeque::new(),
                 counted: 0,
+                flushed: false,
                 clock: wall_clock,
             }),
         }
@@ -224,7 +228,7 @@ impl Feed {
     /// itself when that is already so.
     pub fn next_release(&self, now: Instant) -> Option<Instant> {
         let stages = self.stages.as_ref()?;
-        if !stages.ready.is_empty() || (self.input_ended() && stages.holds()) {
+        if !stages.ready.is_empty() || (self.input_ended() && !stages.flushed && stages.holds()) {
             return Some(now);
         }
         let tick = stages.pipeline.next_tick()?;
@@ -282,9 +286,13 @@ impl Feed {
         let mut released = Vec::new();
         if caught_up && !self.journal.is_live() && !self.journal.is_paused() {
             stages.pipeline.flush(&mut released, &mut cx);
-        } else {
-            stages.pipeline.tick(&mut released, &mut cx);
+            stages.flushed = true;
         }
+        // Apart: what a tick releases goes through the stages after the
+        // one releasing it, and flushed entries went through them already.
+        let mut due = Vec::new();
+        stages.pipeline.tick(&mut due, &mut cx);
+        released.append(&mut due);
         stages.keep(released);
         if stages.has_metrics {
             *self

@@ -371,3 +371,162 @@ async fn a_crash_in_the_middle_of_a_block_gives_the_same_entries() {
     assert_eq!(got, want, "the crash changed what reached Loki");
     drop(plugin);
 }
+
+/// `limit` with `drop: false` makes lines wait for their turn in the
+/// journal: the container's writes never wait, and every line arrives at
+/// the rate asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_limit_never_slows_the_fifo_and_loses_nothing() {
+    let loki = FakeLoki::start().await;
+    let plugin = Plugin::start(&[]);
+    let mut fifo = Fifo::create();
+    let url = loki.url();
+    let request = start_request(
+        &fifo.path,
+        &[
+            ("loki-url", url.as_str()),
+            ("loki-batch-wait", "50ms"),
+            (
+                "loki-pipeline-stages",
+                "[{limit: {rate: 100, burst: 20, drop: false}}]",
+            ),
+        ],
+    );
+    started(plugin.start_logging(&request).await);
+    let mut longest = Duration::ZERO;
+    let began = std::time::Instant::now();
+    for n in 0..300 {
+        longest = longest.max(fifo.write_entry(&at("stdout", &format!("line {n}"), now_ns())));
+    }
+    let written = began.elapsed();
+    plugin.stop_logging(&fifo.path).await;
+    fifo.close();
+    loki.wait_for_entries(300, Duration::from_secs(20)).await;
+    let took = began.elapsed();
+    eprintln!(
+        "300 lines written in {written:?} (longest write {longest:?}); all in Loki after {took:?}"
+    );
+    assert!(
+        longest < Duration::from_millis(200),
+        "a write waited {longest:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(2_500),
+        "100 a second after a burst of 20: {took:?}"
+    );
+    let texts: Vec<String> = loki.entries_matching(&[]).iter().map(Entry::text).collect();
+    let expected: Vec<String> = (0..300).map(|n| format!("line {n}")).collect();
+    assert_eq!(texts, expected, "every line, in order");
+    let summary = plugin
+        .wait_for_log("logging finished", Duration::from_secs(10))
+        .await;
+    assert!(
+        summary.contains("sent=300") && summary.contains("pending=0"),
+        "{summary}"
+    );
+}
+
+/// A `tenant` stage sends each tenant's entries in pushes of their own,
+/// with its `X-Scope-OrgID`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_stage_sends_each_tenants_entries_with_its_own_header() {
+    let loki = FakeLoki::start().await;
+    let plugin = Plugin::start(&[]);
+    let mut fifo = Fifo::create();
+    let url = loki.url();
+    let stages = r#"[{"json":{"expressions":{"org":""}}},{"tenant":{"source":"org"}}]"#;
+    let request = start_request(
+        &fifo.path,
+        &[
+            ("loki-url", url.as_str()),
+            ("loki-tenant-id", "default-org"),
+            ("loki-batch-wait", "100ms"),
+            ("loki-pipeline-stages", stages),
+        ],
+    );
+    started(plugin.start_logging(&request).await);
+    for (i, org) in ["acme", "globex", "acme", "", "globex"].iter().enumerate() {
+        let line = if org.is_empty() {
+            format!("plain line {i}")
+        } else {
+            format!(r#"{{"org":"{org}","n":{i}}}"#)
+        };
+        fifo.write_entry(&at("stdout", &line, now_ns()));
+    }
+    plugin.stop_logging(&fifo.path).await;
+    fifo.close();
+    loki.wait_for_entries(5, Duration::from_secs(10)).await;
+    let mut by_tenant: std::collections::BTreeMap<String, usize> = Default::default();
+    for request in loki.requests() {
+        let tenant = request
+            .headers
+            .get("x-scope-orgid")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        *by_tenant.entry(tenant).or_default() += 1;
+    }
+    assert_eq!(
+        by_tenant.keys().cloned().collect::<Vec<_>>(),
+        ["acme", "default-org", "globex"],
+        "each tenant in pushes of its own"
+    );
+    assert!(
+        !loki
+            .streams()
+            .keys()
+            .any(|l| l.contains_key("__tenant_id__")),
+        "the tenant is a header, not a label"
+    );
+}
+
+/// Loki rate-limits the stream a stage made (level="error"): that
+/// container's lines back off and arrive later; nothing is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_made_by_a_stage_is_blamed_and_retried() {
+    let loki = FakeLoki::start().await;
+    loki.rate_limit_streams(
+        &[("level", "error")],
+        support::fake_loki::LimitAnswer::Always,
+    );
+    let plugin = Plugin::start(&[]);
+    let mut fifo = Fifo::create();
+    let url = loki.url();
+    let stages = r#"[{"json":{"expressions":{"level":""}}},{"labels":{"level":""}}]"#;
+    let request = start_request(
+        &fifo.path,
+        &[
+            ("loki-url", url.as_str()),
+            ("loki-batch-wait", "50ms"),
+            ("loki-min-backoff", "100ms"),
+            ("loki-max-backoff", "200ms"),
+            ("loki-pipeline-stages", stages),
+        ],
+    );
+    started(plugin.start_logging(&request).await);
+    for level in ["info", "error", "info", "error"] {
+        fifo.write_entry(&at(
+            "stdout",
+            &format!(r#"{{"level":"{level}"}}"#),
+            now_ns(),
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        loki.entries_matching(&[("level", "error")]).len(),
+        0,
+        "refused so far"
+    );
+    loki.clear_rate_limits();
+    plugin.stop_logging(&fifo.path).await;
+    fifo.close();
+    loki.wait_for_entries(4, Duration::from_secs(10)).await;
+    assert_eq!(loki.entries_matching(&[("level", "error")]).len(), 2);
+    let summary = plugin
+        .wait_for_log("logging finished", Duration::from_secs(10))
+        .await;
+    assert!(
+        summary.contains("sent=4") && summary.contains("dropped_rate_limited=0"),
+        "{summary}"
+    );
+}

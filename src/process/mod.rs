@@ -125,7 +125,9 @@ pub trait Stage: Send + Sync + fmt::Debug {
     /// Appends to `out` what it holds that is due at `cx.now`.
     fn tick(&mut self, _out: &mut Vec<Entry>, _cx: &mut Context) {}
 
-    /// The input ended: appends to `out` all it holds.
+    /// The input ended: appends to `out` what it holds for more input (a
+    /// multiline block). What waits for a time (a `limit` stage's entries)
+    /// goes on waiting, and `tick` releases it.
     fn flush(&mut self, _out: &mut Vec<Entry>, _cx: &mut Context) {}
 
     /// When (wall clock, ns) `tick` would release something.

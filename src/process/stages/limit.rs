@@ -265,9 +265,9 @@ impl Stage for Limit {
         }
     }
 
-    fn flush(&mut self, out: &mut Vec<Entry>, _cx: &mut Context) {
-        out.extend(self.queue.drain(..).map(|(_, entry)| entry));
-    }
+    // No flush: what waits here waits for its time, not for more input.
+    // At the end of the input it is still released at the rate (by
+    // `tick`), as Grafana's `Wait` lets it through after Stop.
 
     fn next_tick(&self) -> Option<i64> {
         self.queue.front().map(|(at, _)| *at)
@@ -364,8 +364,12 @@ mod tests {
         let lines: Vec<_> = out.iter().map(|e| e.line.as_str()).collect();
         assert_eq!(lines, ["2", "3"]);
         assert_eq!(p.next_tick(), Some(now + 3 * S / 10));
-        p.flush(&mut out, &mut Context::new(0));
-        assert_eq!(out.len(), 3);
+        // The end of the input does not skip the wait.
+        let mut flushed = Vec::new();
+        p.flush(&mut flushed, &mut Context::new(0));
+        assert!(flushed.is_empty());
+        p.tick(&mut flushed, &mut Context::new(now + 3 * S / 10));
+        assert_eq!(flushed.len(), 1);
         assert!(!p.is_full() && p.next_tick().is_none());
         assert!(Context::new(0).take_filtered().is_empty());
     }
