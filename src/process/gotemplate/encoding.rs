@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use super::exec::FnResult;
+use super::func::FnResult;
 use super::gostr::{self, decode_rune};
+use super::strconv;
 use super::unicode as uni;
 use super::value::{MapT, Value};
 
@@ -416,7 +417,7 @@ fn unescape(s: &[u8], host: bool) -> Result<Vec<u8>, String> {
                     let end = (i + 3).min(s.len());
                     return Err(format!(
                         "invalid URL escape {}",
-                        super::printf::quote_str(&s[i..end])
+                        strconv::quote_str(&s[i..end])
                     ));
                 }
             }
@@ -439,7 +440,7 @@ pub(super) fn url_parse(raw: &[u8]) -> FnResult {
     let fail = |e: String| -> FnResult {
         Err(format!(
             "unable to parse url: parse {}: {e}",
-            super::printf::quote_str(raw)
+            strconv::quote_str(raw)
         ))
     };
     if raw.iter().any(|c| *c < 0x20 || *c == 0x7f) {

@@ -1,59 +1,14 @@
 //! Executor: a port of Go's text/template/exec.go over the value model.
 
-use super::funcs::{FuncDef, PT};
+use std::collections::HashMap;
+
+use super::func::{BUDGET_MSG, Ctx, FuncDef, PT};
+use super::limits::{MAX_OUTPUT, MAX_STRING, MAX_TEMPLATE_DEPTH};
 use super::parse::{Arg, Command, ListNode, Node, NumberNode, Pipe};
-use super::printf;
-use super::value::{IntT, Value};
-use super::{Error, Template};
-use super::{MAX_OUTPUT, MAX_STACK_BYTES, MAX_STEPS, MAX_TEMPLATE_DEPTH};
-
-/// Per-execution context handed to functions.
-pub(super) struct Ctx<'t> {
-    steps: u64,
-    pub regex_cache: &'t super::goregex::Cache,
-    stack_base: usize,
-}
-
-/// Error raised inside a function (Go's error value / recovered panic).
-pub(super) type FnResult = Result<Value, String>;
-
-pub(super) const BUDGET_MSG: &str = "template execution exceeded its work budget";
-pub(super) const STACK_MSG: &str = "template execution exceeded its stack budget";
-
-impl Ctx<'_> {
-    /// Charges `n` units of work; fails once the budget is spent.
-    pub(super) fn charge(&mut self, n: u64) -> Result<(), String> {
-        self.steps = self.steps.saturating_add(n);
-        if self.steps > MAX_STEPS {
-            return Err(BUDGET_MSG.to_string());
-        }
-        Ok(())
-    }
-
-    /// Whether the work budget is spent (functions may swallow the error).
-    pub(super) fn exhausted(&self) -> bool {
-        self.steps > MAX_STEPS
-    }
-
-    /// Charges for processing `bytes` bytes.
-    pub(super) fn charge_bytes(&mut self, bytes: usize) -> Result<(), String> {
-        self.charge(1 + (bytes as u64) / 256)
-    }
-
-    pub(super) fn check_stack(&self) -> Result<(), String> {
-        let here = stack_addr();
-        if here.abs_diff(self.stack_base) > MAX_STACK_BYTES {
-            return Err(STACK_MSG.to_string());
-        }
-        Ok(())
-    }
-}
-
-#[inline(never)]
-fn stack_addr() -> usize {
-    let x = 0u8;
-    std::hint::black_box(&x) as *const u8 as usize
-}
+use super::regexp::Cache;
+use super::table::{self, Method};
+use super::value::{IntT, MapT, Value};
+use super::{gostr, printf, strconv};
 
 enum Flow {
     Err(String),
@@ -77,8 +32,17 @@ enum At<'t> {
     Pipe(&'t Pipe),
 }
 
+/// What execution reads of a parsed template.
+#[derive(Clone, Copy)]
+pub(super) struct Program<'t> {
+    pub name: &'t str,
+    pub text: &'t str,
+    pub trees: &'t HashMap<Vec<u8>, ListNode>,
+    pub regex_cache: &'t Cache,
+}
+
 struct State<'t> {
-    tmpl: &'t Template,
+    tmpl: Program<'t>,
     name: &'t [u8],
     vars: Vec<(&'t str, Value)>,
     depth: usize,
@@ -87,30 +51,27 @@ struct State<'t> {
     at: At<'t>,
 }
 
-pub(super) fn execute(t: &Template, dot: Value) -> Result<Vec<u8>, Error> {
+/// Runs `t` over `dot`; the error is Go's message.
+pub(super) fn execute(t: Program<'_>, dot: Value) -> Result<Vec<u8>, String> {
     let mut s = State {
         tmpl: t,
         name: t.name.as_bytes(),
         vars: vec![("$", dot.clone())],
         depth: 0,
         out: Vec::new(),
-        ctx: Ctx {
-            steps: 0,
-            regex_cache: &t.regex_cache,
-            stack_base: stack_addr(),
-        },
+        ctx: Ctx::new(t.regex_cache),
         at: At::None,
     };
     let Some(root) = t.trees.get(t.name.as_bytes()) else {
-        return Err(Error(format!(
+        return Err(format!(
             "template: {}: {} is an incomplete or empty template",
             t.name,
-            printf::quote_str(t.name.as_bytes())
-        )));
+            strconv::quote_str(t.name.as_bytes())
+        ));
     };
     match s.walk_list(&dot, root) {
         Ok(()) => Ok(s.out),
-        Err(Flow::Err(e)) => Err(Error(e)),
+        Err(Flow::Err(e)) => Err(e),
         Err(Flow::Break) | Err(Flow::Continue) => Ok(s.out),
     }
 }
@@ -162,7 +123,7 @@ impl<'t> State<'t> {
                     self.tmpl.name,
                     line,
                     col,
-                    printf::quote_str(self.name),
+                    strconv::quote_str(self.name),
                     ctx,
                     msg
                 ))
@@ -449,7 +410,7 @@ impl<'t> State<'t> {
     ) -> R<()> {
         self.at = At::Pos(pos, "template");
         let Some(tree) = self.tmpl.trees.get(name) else {
-            return Err(self.errorf(format!("template {} not defined", printf::quote_str(name))));
+            return Err(self.errorf(format!("template {} not defined", strconv::quote_str(name))));
         };
         if self.depth >= MAX_TEMPLATE_DEPTH {
             return Err(self.errorf(format!(
@@ -529,7 +490,7 @@ impl<'t> State<'t> {
             Arg::Str { text, .. } => Ok(Value::str(&text[..])),
             _ => Err(self.errorf(format!(
                 "can't evaluate command {}",
-                printf::quote_str(first.to_string().as_bytes())
+                strconv::quote_str(first.to_string().as_bytes())
             ))),
         }
     }
@@ -632,41 +593,14 @@ impl<'t> State<'t> {
             Value::Nil => {
                 return Err(self.errorf(format!("nil pointer evaluating interface {{}}.{field}")));
             }
-            Value::Time(_) => {
-                if let Some(m) = super::dates::time_method(field) {
-                    return self.eval_call(
-                        dot,
-                        m,
-                        field,
-                        Some(receiver.clone()),
-                        node,
-                        args,
-                        final_,
-                    );
-                }
-            }
-            Value::Semver(_, pointer) => {
-                return match super::semver::method(*pointer, field) {
-                    Some(m) => {
-                        self.eval_call(dot, m, field, Some(receiver.clone()), node, args, final_)
-                    }
-                    None => Err(self.errorf(super::semver::field_error(*pointer, field))),
-                };
-            }
-            Value::Int(_, IntT::Duration | IntT::Month | IntT::Weekday) => {
-                if let Some(m) = super::dates::int_method(&receiver, field) {
-                    return self.eval_call(
-                        dot,
-                        m,
-                        field,
-                        Some(receiver.clone()),
-                        node,
-                        args,
-                        final_,
-                    );
-                }
-            }
             _ => {}
+        }
+        match table::method(&receiver, field) {
+            Method::Found(m) => {
+                return self.eval_call(dot, m, field, Some(receiver.clone()), node, args, final_);
+            }
+            Method::Missing(e) => return Err(self.errorf(e)),
+            Method::Fields => {}
         }
         let has_args = args.len() > 1 || final_.is_some();
         if let Value::Map(m) = &receiver {
@@ -775,7 +709,7 @@ impl<'t> State<'t> {
         match r {
             Ok(v) => {
                 if let Value::Str(s) = &v
-                    && s.len() > super::MAX_STRING
+                    && s.len() > MAX_STRING
                 {
                     return Err(self.errorf(format!(
                         "error calling {name}: result exceeds the size limit"
@@ -809,7 +743,7 @@ impl<'t> State<'t> {
                     PT::Float => matches!(v, Value::Float(_)),
                     PT::Bool => matches!(v, Value::Bool(_)),
                     PT::Map => match &v {
-                        Value::Map(m) => m.borrow().t == super::value::MapT::Iface,
+                        Value::Map(m) => m.borrow().t == MapT::Iface,
                         _ => false,
                     },
                     PT::Time => matches!(v, Value::Time(_)),
@@ -914,7 +848,7 @@ impl<'t> State<'t> {
 
 fn show_v(v: &Value) -> String {
     match printf::sprint_v(v) {
-        Ok(b) => super::gostr::to_string_lossy(&b),
+        Ok(b) => gostr::to_string_lossy(&b),
         Err(_) => "<value>".into(),
     }
 }

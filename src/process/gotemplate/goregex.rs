@@ -1,132 +1,20 @@
-//! Go `regexp` for templates: patterns parsed by the plugin's port of Go's
-//! `regexp/syntax` ([`syntax`]) and matched by `regex::bytes`, with Go's
-//! FindAll / ReplaceAll / Split / Expand loops over bytes.
+//! Go `regexp` for templates: Go's FindAll / ReplaceAll / Split / Expand
+//! loops over bytes, charged to the template's work budget, on the
+//! expressions `regexp` compiles (patterns parsed by the plugin's port of
+//! Go's `regexp/syntax`, matched by `regex::bytes`).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use regex::bytes::{Regex, RegexBuilder};
-
-use super::super::goregex::syntax;
-use super::exec::{Ctx, FnResult};
-use super::value::Value;
-use super::{MAX_LIST, MAX_REGEX_SIZE, MAX_STRING, gostr, printf, unicode as uni};
-
-pub(super) struct GoRegex {
-    re: Regex,
-    expr_empty: bool,
-    /// For each group of `re` (1-based, in order): Go's group number.
-    go_index: Vec<usize>,
-    /// Capture names by Go's group number (index 0 is the whole match).
-    names: Vec<Option<Vec<u8>>>,
-}
-
-type Compiled = Result<Arc<GoRegex>, String>;
-
-/// A per-template cache of compiled expressions.
-#[derive(Default)]
-pub(super) struct Cache {
-    map: Mutex<HashMap<Vec<u8>, Compiled>>,
-}
-
-const CACHE_MAX: usize = 256;
-
-/// Deepest nesting of a pattern this engine compiles (Go allows 1000), in
-/// Go's syntax tree and in Rust's (which counts repetitions too): the
-/// translation and Rust's compiler recurse on it, and templates run on the
-/// stack of whatever thread runs the stages.
-const MAX_NESTING: usize = 250;
-
-fn err_parse(code: &str, expr: &str) -> String {
-    format!("error parsing regexp: {code}: `{expr}`")
-}
-
-fn nesting(re: &syntax::Regexp) -> usize {
-    let mut deepest = 0;
-    let mut todo = vec![(re, 1)];
-    while let Some((re, depth)) = todo.pop() {
-        deepest = deepest.max(depth);
-        todo.extend(re.sub.iter().map(|s| (s, depth + 1)));
-    }
-    deepest
-}
-
-/// Go's `regexp.Compile`: parsed by the plugin's port of Go's
-/// `regexp/syntax`, matched by `regex::bytes` (Go matches bytes too).
-fn build(expr: &[u8]) -> Result<Arc<GoRegex>, String> {
-    let src =
-        std::str::from_utf8(expr).map_err(|_| syntax::invalid_utf8_error(expr).to_string())?;
-    let tree = syntax::parse(src, syntax::PERL).map_err(|e| e.to_string())?;
-    if nesting(&tree) > MAX_NESTING {
-        return Err(err_parse("expression nests too deeply", src));
-    }
-    let mut rust = String::with_capacity(src.len() * 2);
-    let mut caps = Vec::new();
-    syntax::to_rust_captures(&tree, &mut rust, &mut caps);
-    let re = RegexBuilder::new(&rust)
-        .size_limit(MAX_REGEX_SIZE)
-        .dfa_size_limit(MAX_REGEX_SIZE)
-        .nest_limit(MAX_NESTING as u32)
-        .build()
-        .map_err(|e| match e {
-            regex::Error::CompiledTooBig(_) => err_parse("expression too large", src),
-            other => {
-                let m = other.to_string();
-                let last = m
-                    .lines()
-                    .last()
-                    .unwrap_or("invalid expression")
-                    .trim()
-                    .to_string();
-                err_parse(&last, src)
-            }
-        })?;
-    let mut names = vec![None; syntax::num_captures(&tree) + 1];
-    let mut go_index = Vec::with_capacity(caps.len());
-    for (cap, name) in caps {
-        if let Some(slot) = names.get_mut(cap) {
-            *slot = Some(name.into_bytes());
-        }
-        go_index.push(cap);
-    }
-    Ok(Arc::new(GoRegex {
-        re,
-        expr_empty: expr.is_empty(),
-        go_index,
-        names,
-    }))
-}
-
-impl GoRegex {
-    /// The spans of Go's groups in a match `re` left in `locs`.
-    fn go_slots(&self, locs: &regex::bytes::CaptureLocations) -> Vec<Option<(usize, usize)>> {
-        let mut slots = vec![None; self.names.len()];
-        slots[0] = locs.get(0);
-        for (j, &go) in self.go_index.iter().enumerate() {
-            if let (Some(span), Some(slot)) = (locs.get(j + 1), slots.get_mut(go)) {
-                *slot = Some(span);
-            }
-        }
-        slots
-    }
-}
+use super::func::{Ctx, FnResult};
+use super::limits::{MAX_LIST, MAX_STRING};
+use super::regexp::GoRegex;
+use super::value::{ListT, Value};
+use super::{gostr, strconv, unicode as uni};
 
 /// regexp.Compile, cached per template.
 pub(super) fn compile(c: &mut Ctx<'_>, expr: &[u8]) -> Result<Arc<GoRegex>, String> {
     c.charge_bytes(expr.len() * 16)?;
-    if let Ok(map) = c.regex_cache.map.lock()
-        && let Some(r) = map.get(expr)
-    {
-        return r.clone();
-    }
-    let r = build(expr);
-    if let Ok(mut map) = c.regex_cache.map.lock() {
-        if map.len() >= CACHE_MAX {
-            map.clear();
-        }
-        map.insert(expr.to_vec(), r.clone());
-    }
-    r
+    c.regex_cache.compile(expr)
 }
 
 /// regexp.MustCompile: Go panics; the template reports the panic as an error.
@@ -134,7 +22,7 @@ pub(super) fn must_compile(c: &mut Ctx<'_>, expr: &[u8]) -> Result<Arc<GoRegex>,
     compile(c, expr).map_err(|e| {
         let q = gostr::to_string_lossy(expr);
         let quoted = if q.contains('`') {
-            printf::quote_str(expr)
+            strconv::quote_str(expr)
         } else {
             format!("`{q}`")
         };
@@ -202,7 +90,7 @@ pub(super) fn find(c: &mut Ctx<'_>, re: &GoRegex, s: &[u8]) -> Result<Vec<u8>, S
 
 pub(super) fn find_all(c: &mut Ctx<'_>, re: &GoRegex, s: &[u8], n: i64) -> FnResult {
     if n == 0 {
-        return Ok(Value::nil_list(super::value::ListT::Str));
+        return Ok(Value::nil_list(ListT::Str));
     }
     let mut out: Vec<Vec<u8>> = Vec::new();
     all_matches(c, re, s, n, |a, b| {
@@ -213,14 +101,14 @@ pub(super) fn find_all(c: &mut Ctx<'_>, re: &GoRegex, s: &[u8], n: i64) -> FnRes
         Ok(())
     })?;
     if out.is_empty() {
-        return Ok(Value::nil_list(super::value::ListT::Str));
+        return Ok(Value::nil_list(ListT::Str));
     }
     Ok(Value::str_list(out))
 }
 
 pub(super) fn split(c: &mut Ctx<'_>, re: &GoRegex, s: &[u8], n: i64) -> FnResult {
     if n == 0 {
-        return Ok(Value::nil_list(super::value::ListT::Str));
+        return Ok(Value::nil_list(ListT::Str));
     }
     if !re.expr_empty && s.is_empty() {
         return Ok(Value::str_list(vec![Vec::new()]));

@@ -128,8 +128,11 @@ pub(super) fn to_lower(s: &[u8]) -> Vec<u8> {
     map_runes(s, uni::to_lower)
 }
 
+/// Byte-substring search (first occurrence), linear in the input
+/// whatever the strings (memchr's two-way search), so two strings near
+/// the size limit cannot stall a template.
 pub(super) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    super::lex::find(hay, needle)
+    memchr::memmem::find(hay, needle)
 }
 
 pub(super) fn contains(hay: &[u8], needle: &[u8]) -> bool {

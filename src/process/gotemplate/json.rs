@@ -4,11 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use super::exec::Ctx;
-use super::gostr;
-use super::printf;
+use super::func::Ctx;
+use super::limits::{MAX_STRING, MAX_VALUE_DEPTH};
 use super::value::{IntT, ListT, MapT, Value};
-use super::{MAX_STRING, MAX_VALUE_DEPTH};
+use super::{gostr, strconv, timefmt};
 
 /// json.Unmarshal(data, &interface{}).
 pub(super) fn from_json(c: &mut Ctx<'_>, data: &[u8]) -> Result<Value, String> {
@@ -143,7 +142,7 @@ impl Enc {
             Value::Complex(..) => return Err("json: unsupported type: complex128".into()),
             Value::Str(s) => self.string(s),
             Value::Time(t) => {
-                let s = super::dates::time_rfc3339nano(t).map_err(|e| {
+                let s = timefmt::time_rfc3339nano(t).map_err(|e| {
                     format!("json: error calling MarshalJSON for type time.Time: {e}")
                 })?;
                 self.string(s.as_bytes());
@@ -205,7 +204,7 @@ impl Enc {
 /// encoding/json's float64 encoding.
 pub(super) fn float_json(f: f64) -> Result<Vec<u8>, String> {
     if f.is_nan() || f.is_infinite() {
-        let s = printf::format_float(f, b'g', -1);
+        let s = strconv::format_float(f, b'g', -1);
         return Err(format!(
             "json: unsupported value: {}",
             gostr::to_string_lossy(&s)
@@ -216,7 +215,7 @@ pub(super) fn float_json(f: f64) -> Result<Vec<u8>, String> {
     if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
         fmt = b'e';
     }
-    let mut b = printf::format_float(f, fmt, -1);
+    let mut b = strconv::format_float(f, fmt, -1);
     if fmt == b'e' {
         let n = b.len();
         if n >= 4 && b[n - 4] == b'e' && b[n - 3] == b'-' && b[n - 2] == b'0' {
@@ -286,7 +285,7 @@ fn pow10(n: u32) -> Option<i128> {
 
 fn dec_from_f64(f: f64) -> Result<Dec, String> {
     if f.is_nan() || f.is_infinite() {
-        let s = printf::format_float(f, b'g', -1);
+        let s = strconv::format_float(f, b'g', -1);
         return Err(format!(
             "Cannot create a Decimal from {}",
             gostr::to_string_lossy(&s)

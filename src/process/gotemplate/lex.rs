@@ -2,6 +2,8 @@
 //! newlines inside actions, trim markers with any ASCII space, break/continue,
 //! 0x/0o/0b/underscore numbers).
 
+use super::gostr::find;
+use super::strconv::quote_str;
 use super::unicode as uni;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,9 +83,9 @@ impl std::fmt::Display for Item {
                 if self.val.len() > 10 {
                     // Go: %.10q... (precision counts runes of the string)
                     let s: String = self.val.chars().take(10).collect();
-                    write!(f, "{}...", super::printf::quote_str(s.as_bytes()))
+                    write!(f, "{}...", quote_str(s.as_bytes()))
                 } else {
-                    write!(f, "{}", super::printf::quote_str(self.val.as_bytes()))
+                    write!(f, "{}", quote_str(self.val.as_bytes()))
                 }
             }
         }
@@ -480,7 +482,7 @@ impl<'a> Lexer<'a> {
             Some(c) => {
                 return Some(self.errorf(format!(
                     "unrecognized character in action: {}",
-                    super::printf::format_sharp_u(c as u32)
+                    format_sharp_u(c as u32)
                 )));
             }
         };
@@ -542,7 +544,7 @@ impl<'a> Lexer<'a> {
         let desc = if code == 0xFFFF_FFFF {
             "U+FFFFFFFFFFFFFFFF".to_string()
         } else {
-            super::printf::format_sharp_u(code)
+            format_sharp_u(code)
         };
         self.errorf(format!("bad character {desc}"))
     }
@@ -616,19 +618,15 @@ impl<'a> Lexer<'a> {
     fn lex_number(&mut self) -> Option<Item> {
         if !self.scan_number() {
             let s = self.input[self.start..self.pos].to_string();
-            return Some(self.errorf(format!(
-                "bad number syntax: {}",
-                super::printf::quote_str(s.as_bytes())
-            )));
+            return Some(self.errorf(format!("bad number syntax: {}", quote_str(s.as_bytes()))));
         }
         let sign = self.peek();
         if sign == Some('+') || sign == Some('-') {
             if !self.scan_number() || self.bytes().get(self.pos.wrapping_sub(1)) != Some(&b'i') {
                 let s = self.input[self.start..self.pos].to_string();
-                return Some(self.errorf(format!(
-                    "bad number syntax: {}",
-                    super::printf::quote_str(s.as_bytes())
-                )));
+                return Some(
+                    self.errorf(format!("bad number syntax: {}", quote_str(s.as_bytes()))),
+                );
             }
             self.state = State::InsideAction;
             return Some(self.emit(ItemType::Complex));
@@ -726,9 +724,15 @@ pub(super) fn count_newlines(s: &[u8]) -> usize {
     s.iter().filter(|b| **b == b'\n').count()
 }
 
-/// Byte-substring search (first occurrence), linear in the input
-/// whatever the strings (memchr's two-way search), so two strings near
-/// the size limit cannot stall a template.
-pub(super) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(hay, needle)
+/// "U+0029 ')'" (fmt's %#U), used in lexer messages.
+fn format_sharp_u(u: u32) -> String {
+    let mut s = format!("U+{u:04X}");
+    if let Some(c) = char::from_u32(u)
+        && uni::is_print(c)
+    {
+        s.push_str(" '");
+        s.push(c);
+        s.push('\'');
+    }
+    s
 }

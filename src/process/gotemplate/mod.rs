@@ -13,46 +13,78 @@
 //!
 //! Hostile templates are bounded: parse nesting depth, template call depth,
 //! native stack use, work steps per execution, output and string sizes,
-//! list sizes and value nesting all have limits (see the constants below);
-//! exceeding one makes `execute` return an [`Error`], never a panic or hang.
+//! list sizes and value nesting all have limits (the constants below, from
+//! `limits`); exceeding one makes `execute` return an [`Error`], never a
+//! panic or hang.
+//!
+//! # Layers
+//!
+//! The files form layers: each imports only from layers below it (within
+//! a layer, only along the arrows), so no files import each other in a
+//! circle.
+//!
+//! ```text
+//!  API          mod.rs: Template, Data, Error
+//!  ────────────────────────────────────────────────────────────────────
+//!  interpreter  exec ──▶ parse ──▶ lex
+//!  ────────────────────────────────────────────────────────────────────
+//!  table        table: the function map by name, the method sets
+//!  ────────────────────────────────────────────────────────────────────
+//!  libraries    grafana  sprig  builtins  dates  semver
+//!                  └───┬───┴───────┘
+//!                      ▼
+//!               goregex  json  encoding
+//!  ────────────────────────────────────────────────────────────────────
+//!  core         func ──▶ printf ──▶ timefmt ──▶ value
+//!  ────────────────────────────────────────────────────────────────────
+//!  helpers      regexp   version ──▶ strconv ──▶ gostr ──▶ unicode
+//!               limits
+//! ```
+//!
+//! - helpers: Go's strings and UTF-8 (`gostr`), strconv's parsing,
+//!   quoting and float formatting (`strconv`), unicode classes, Go's
+//!   `regexp.Compile` and its per-template cache (`regexp`), Masterminds'
+//!   `semver.Version` (`version`), the bounds (`limits`).
+//! - core: the value model (`value`), time printing (`timefmt`), fmt over
+//!   values (`printf`), and what a function is and receives (`func`:
+//!   `FuncDef`, the parameter kinds `PT`, `FnResult`, the context `Ctx`
+//!   with the work and stack budget and the regex cache).
+//! - libraries: the function tables and the helpers they share; none
+//!   imports the interpreter, the table, or a library that imports it.
+//! - table: `lookup` for the parser, `method` for the interpreter.
+//! - interpreter: the lexer (the token types are `lex`'s), the parser, the
+//!   executor.
 
+mod builtins;
 mod dates;
 mod encoding;
 mod exec;
-mod funcs;
+mod func;
 mod goregex;
 mod gostr;
+mod grafana;
 mod json;
 mod lex;
+mod limits;
 mod parse;
 mod printf;
+mod regexp;
 mod semver;
 mod sprig;
 mod strconv;
+mod table;
+mod timefmt;
 mod unicode;
 mod value;
+mod version;
 
 use std::collections::HashMap;
 use std::fmt;
 
-/// Maximum nesting of control structures and parenthesised pipelines.
-pub const MAX_PARSE_DEPTH: usize = 100;
-/// Maximum depth of nested {{template}} calls (Go: 100000).
-pub const MAX_TEMPLATE_DEPTH: usize = 1000;
-/// Native stack the executor may use before failing (bytes).
-pub const MAX_STACK_BYTES: usize = 1 << 20;
-/// Work budget per execution (node evaluations plus bytes/256 processed).
-pub const MAX_STEPS: u64 = 1_000_000;
-/// Maximum size of the output and of any string value (bytes).
-pub const MAX_OUTPUT: usize = 1 << 20;
-/// Maximum size of any string built by a function (bytes).
-pub const MAX_STRING: usize = 1 << 20;
-/// Maximum number of elements a function may build into a list.
-pub const MAX_LIST: usize = 1 << 17;
-/// Maximum nesting of lists/maps walked by printing, JSON, comparisons.
-pub const MAX_VALUE_DEPTH: usize = 100;
-/// Maximum compiled size of a regular expression (bytes).
-pub const MAX_REGEX_SIZE: usize = 1 << 20;
+pub use limits::{
+    MAX_LIST, MAX_OUTPUT, MAX_PARSE_DEPTH, MAX_REGEX_SIZE, MAX_STACK_BYTES, MAX_STEPS, MAX_STRING,
+    MAX_TEMPLATE_DEPTH, MAX_VALUE_DEPTH,
+};
 
 /// A template error, parse-time or execution-time; Display is Go's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +104,7 @@ pub struct Template {
     name: String,
     text: String,
     trees: HashMap<Vec<u8>, parse::ListNode>,
-    regex_cache: goregex::Cache,
+    regex_cache: regexp::Cache,
 }
 
 impl fmt::Debug for Template {
@@ -92,7 +124,7 @@ impl Template {
             name: name.to_string(),
             text: text.to_string(),
             trees: trees.trees,
-            regex_cache: goregex::Cache::default(),
+            regex_cache: regexp::Cache::default(),
         })
     }
 
@@ -109,20 +141,30 @@ impl Template {
     /// invalid UTF-8, e.g. after slicing a multi-byte character).
     pub fn execute_bytes(&self, data: &serde_json::Value) -> Result<Vec<u8>, Error> {
         let dot = value::from_json(data);
-        exec::execute(self, dot)
+        exec::execute(self.program(), dot).map_err(Error)
     }
 
     /// Executes over a pipeline stage's fields ([`Data`]), returning the
     /// output as a Rust string (bytes that are not UTF-8 become U+FFFD, one
     /// per byte, as Go's JSON encoder writes them).
     pub fn execute_data(&self, data: &Data) -> Result<String, Error> {
-        let out = exec::execute(self, data.map.clone())?;
+        let out = exec::execute(self.program(), data.map.clone()).map_err(Error)?;
         Ok(gostr::to_string_lossy(&out))
     }
 
     /// The template's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What the executor reads of the template.
+    fn program(&self) -> exec::Program<'_> {
+        exec::Program {
+            name: &self.name,
+            text: &self.text,
+            trees: &self.trees,
+            regex_cache: &self.regex_cache,
+        }
     }
 }
 

@@ -3,13 +3,13 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use super::MAX_PARSE_DEPTH;
+use super::func::FuncDef;
+use super::lex::{Item, ItemType, Lexer};
+use super::limits::MAX_PARSE_DEPTH;
+use super::{gostr, strconv, table};
 
 const TWO63: f64 = 9_223_372_036_854_775_808.0;
 const TWO64: f64 = 18_446_744_073_709_551_616.0;
-use super::funcs::{self, FuncDef};
-use super::lex::{Item, ItemType, Lexer};
-use super::strconv;
 
 #[derive(Debug)]
 pub(super) struct NumberNode {
@@ -256,7 +256,7 @@ pub(super) fn parse(name: &str, text: &str) -> PResult<Trees> {
 
 fn is_empty_tree(l: &ListNode) -> bool {
     l.nodes.iter().all(|n| match n {
-        Node::Text(t) => super::gostr::trim_space(t).is_empty(),
+        Node::Text(t) => gostr::trim_space(t).is_empty(),
         _ => false,
     })
 }
@@ -268,7 +268,7 @@ impl<'a> Parser<'a> {
                 if !is_empty_tree(&root) {
                     return self.errorf(format!(
                         "template: multiple definition of template {}",
-                        super::printf::quote_str(&name)
+                        strconv::quote_str(&name)
                     ));
                 }
             }
@@ -772,7 +772,7 @@ impl<'a> Parser<'a> {
                     let s = node.to_string();
                     return self.errorf(format!(
                         "unexpected . after term {}",
-                        super::printf::quote_str(s.as_bytes())
+                        strconv::quote_str(s.as_bytes())
                     ));
                 }
                 other => Arg::Chain {
@@ -790,7 +790,7 @@ impl<'a> Parser<'a> {
         let token = self.next_non_space();
         let pos = token.pos;
         Ok(Some(match token.typ {
-            ItemType::Identifier => match funcs::lookup(&token.val) {
+            ItemType::Identifier => match table::lookup(&token.val) {
                 Some(func) => Arg::Identifier {
                     pos,
                     name: token.val.clone(),
@@ -799,7 +799,7 @@ impl<'a> Parser<'a> {
                 None => {
                     return self.errorf(format!(
                         "function {} not defined",
-                        super::printf::quote_str(token.val.as_bytes())
+                        strconv::quote_str(token.val.as_bytes())
                     ));
                 }
             },
@@ -811,7 +811,7 @@ impl<'a> Parser<'a> {
                 if !self.vars.contains(&v0) {
                     return self.errorf(format!(
                         "undefined variable {}",
-                        super::printf::quote_str(v0.as_bytes())
+                        strconv::quote_str(v0.as_bytes())
                     ));
                 }
                 Arg::Variable { pos, idents }
@@ -937,10 +937,7 @@ pub(super) fn new_number(text: &str, typ: ItemType) -> Result<NumberNode, String
                 }
             }
             let Some(i) = split else {
-                return Err(format!(
-                    "illegal number syntax: {}",
-                    super::printf::quote_str(b)
-                ));
+                return Err(format!("illegal number syntax: {}", strconv::quote_str(b)));
             };
             let re = strconv::parse_float(&body[..i]);
             let im = strconv::parse_float(&body[i..]);
@@ -985,7 +982,7 @@ pub(super) fn new_number(text: &str, typ: ItemType) -> Result<NumberNode, String
         n.float64 = n.uint64 as f64;
     } else if let Ok(f) = strconv::parse_float(b) {
         if !text.contains(['.', 'e', 'E', 'p', 'P']) {
-            return Err(format!("integer overflow: {}", super::printf::quote_str(b)));
+            return Err(format!("integer overflow: {}", strconv::quote_str(b)));
         }
         n.is_float = true;
         n.float64 = f;
@@ -999,10 +996,7 @@ pub(super) fn new_number(text: &str, typ: ItemType) -> Result<NumberNode, String
         }
     }
     if !n.is_int && !n.is_uint && !n.is_float {
-        return Err(format!(
-            "illegal number syntax: {}",
-            super::printf::quote_str(b)
-        ));
+        return Err(format!("illegal number syntax: {}", strconv::quote_str(b)));
     }
     Ok(n)
 }

@@ -5,11 +5,10 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use super::exec::{Ctx, FnResult};
-use super::funcs::{FuncDef, PT, check_len, i, s, too_long};
-use super::value::{IntT, ListT, Map, MapT, UintT, Value};
-use super::{MAX_LIST, MAX_VALUE_DEPTH};
-use super::{encoding, goregex, gostr, json, printf, strconv, unicode as uni};
+use super::func::{Ctx, FnResult, FuncDef, PT, check_len, i, s, too_long};
+use super::limits::{MAX_LIST, MAX_STRING, MAX_VALUE_DEPTH};
+use super::value::{IntT, List, ListT, Map, MapT, UintT, Value};
+use super::{encoding, goregex, gostr, json, printf, strconv, timefmt, unicode as uni};
 
 macro_rules! def {
     ($name:expr, [$($p:ident),*], $imp:expr) => {
@@ -30,11 +29,11 @@ fn unsupported(_: &mut Ctx<'_>, _: Vec<Value>) -> FnResult {
 pub(super) fn strval(v: &Value) -> Result<Vec<u8>, String> {
     match v {
         Value::Str(s) => Ok(s.to_vec()),
-        Value::Time(t) => Ok(super::dates::time_string(t).into_bytes()),
+        Value::Time(t) => Ok(timefmt::time_string(t).into_bytes()),
         Value::Semver(v, _) => Ok(v.string()),
-        Value::Int(i, IntT::Month) => Ok(super::dates::month_name(*i).into_bytes()),
-        Value::Int(i, IntT::Weekday) => Ok(super::dates::weekday_name(*i).into_bytes()),
-        Value::Int(i, IntT::Duration) => Ok(super::dates::duration_string(*i).into_bytes()),
+        Value::Int(i, IntT::Month) => Ok(timefmt::month_name(*i).into_bytes()),
+        Value::Int(i, IntT::Weekday) => Ok(timefmt::weekday_name(*i).into_bytes()),
+        Value::Int(i, IntT::Duration) => Ok(timefmt::duration_string(*i).into_bytes()),
         v => printf::sprint_v(v).or_else(too_long),
     }
 }
@@ -162,7 +161,7 @@ fn nil_deref() -> String {
 }
 
 /// The element list of a slice argument (sprig's reflect-based helpers).
-fn slice_items(v: &Value, what: &str) -> Result<Rc<super::value::List>, String> {
+fn slice_items(v: &Value, what: &str) -> Result<Rc<List>, String> {
     match v {
         Value::List(l) => Ok(l.clone()),
         Value::Nil | Value::Invalid => Err(nil_deref()),
@@ -253,7 +252,7 @@ fn deep_copy(c: &mut Ctx<'_>, v: &Value, depth: usize) -> Result<Value, String> 
             for e in &l.items {
                 items.push(deep_copy(c, e, depth + 1)?);
             }
-            Value::List(Rc::new(super::value::List {
+            Value::List(Rc::new(List {
                 items,
                 t: l.t,
                 nil: l.nil,
@@ -429,7 +428,7 @@ fn wrap_custom(s: &[u8], wrap_length: i64, new_line: &[u8], wrap_long: bool) -> 
                 }
             }
         }
-        if out.len() > super::MAX_STRING {
+        if out.len() > MAX_STRING {
             break;
         }
     }
@@ -735,7 +734,7 @@ fn repeat(count: i64, s: &[u8]) -> FnResult {
         return Err("strings: negative Repeat count".into());
     }
     let n = (count as u128) * (s.len() as u128);
-    if n > super::MAX_STRING as u128 {
+    if n > MAX_STRING as u128 {
         return Err("result exceeds the size limit".into());
     }
     Ok(Value::string(s.repeat(count as usize)))
@@ -746,7 +745,7 @@ fn indent(spaces: i64, v: &[u8]) -> Result<Vec<u8>, String> {
         return Err("strings: negative Repeat count".into());
     }
     let lines = v.iter().filter(|b| **b == b'\n').count() as u128 + 1;
-    if (spaces as u128) * lines + v.len() as u128 > super::MAX_STRING as u128 {
+    if (spaces as u128) * lines + v.len() as u128 > MAX_STRING as u128 {
         return Err("result exceeds the size limit".into());
     }
     let pad = vec![b' '; spaces as usize];
@@ -815,7 +814,7 @@ fn quote_fn(_: &mut Ctx<'_>, a: Vec<Value>) -> FnResult {
     let mut out: Vec<Vec<u8>> = Vec::new();
     for v in &a {
         if !is_nil_arg(v) {
-            out.push(printf::quote_bytes(&strval(v)?));
+            out.push(strconv::quote_bytes(&strval(v)?));
         }
     }
     join_bytes(&out, b" ").map(Value::string)
@@ -937,7 +936,7 @@ fn slice_fn(_: &mut Ctx<'_>, a: Vec<Value>, must: bool) -> FnResult {
     if start < 0 || end < 0 || start > end || end as u64 > len as u64 {
         return Err("reflect: slice index out of range".to_string());
     }
-    Ok(Value::List(Rc::new(super::value::List {
+    Ok(Value::List(Rc::new(List {
         items: l.items[start as usize..end as usize].to_vec(),
         t: l.t,
         nil: false,
@@ -1333,7 +1332,7 @@ fn b(v: bool) -> FnResult {
     Ok(Value::Bool(v))
 }
 
-fn float_op(a: &Value, rest: &[Value], op: super::json::DecOp) -> FnResult {
+fn float_op(a: &Value, rest: &[Value], op: json::DecOp) -> FnResult {
     json::decimal_op(
         to_float64(a),
         &rest.iter().map(to_float64).collect::<Vec<_>>(),

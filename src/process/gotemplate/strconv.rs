@@ -1,4 +1,8 @@
-//! Go's strconv number parsing and unquoting (the parts templates and sprig use).
+//! Go's strconv: number parsing, quoting and unquoting, float formatting
+//! (the parts templates, sprig and fmt use).
+
+use super::gostr::{self, RUNE_ERROR, decode_rune, push_rune};
+use super::unicode as uni;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum NumErr {
@@ -319,7 +323,7 @@ pub(super) fn unquote_char(s: &[u8], quote: u8) -> Result<(u32, bool, &[u8]), ()
         return Err(());
     }
     if c >= 0x80 {
-        let (r, w) = super::gostr::decode_rune(s);
+        let (r, w) = decode_rune(s);
         return Ok((r as u32, true, &s[w.max(1)..]));
     }
     if c != b'\\' {
@@ -437,7 +441,7 @@ pub(super) fn unquote(lit: &str) -> Result<Vec<u8>, ()> {
             }
         } else {
             let c = char::from_u32(v).ok_or(())?;
-            super::gostr::push_rune(&mut out, c);
+            push_rune(&mut out, c);
         }
         if quote == b'\'' {
             break;
@@ -447,4 +451,371 @@ pub(super) fn unquote(lit: &str) -> Result<Vec<u8>, ()> {
         return Err(());
     }
     Ok(out)
+}
+
+// ---------------- quoting ----------------
+
+/// Hex digits as strconv's escapes and fmt's %x/%X write them.
+pub(super) const LOWER_HEX: &[u8; 16] = b"0123456789abcdef";
+pub(super) const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+fn append_escaped_rune(buf: &mut Vec<u8>, r: char, quote: u8, ascii_only: bool) {
+    if r as u32 == quote as u32 || r == '\\' {
+        buf.push(b'\\');
+        push_rune(buf, r);
+        return;
+    }
+    if ascii_only {
+        if r.is_ascii() && uni::is_print(r) {
+            buf.push(r as u8);
+            return;
+        }
+    } else if uni::is_print(r) {
+        push_rune(buf, r);
+        return;
+    }
+    match r {
+        '\u{7}' => buf.extend_from_slice(b"\\a"),
+        '\u{8}' => buf.extend_from_slice(b"\\b"),
+        '\u{c}' => buf.extend_from_slice(b"\\f"),
+        '\n' => buf.extend_from_slice(b"\\n"),
+        '\r' => buf.extend_from_slice(b"\\r"),
+        '\t' => buf.extend_from_slice(b"\\t"),
+        '\u{b}' => buf.extend_from_slice(b"\\v"),
+        _ => {
+            let u = r as u32;
+            if u < 0x20 || u == 0x7f {
+                buf.extend_from_slice(b"\\x");
+                buf.push(LOWER_HEX[(u >> 4) as usize & 0xF]);
+                buf.push(LOWER_HEX[u as usize & 0xF]);
+            } else if u < 0x10000 {
+                buf.extend_from_slice(b"\\u");
+                for s in [12, 8, 4, 0] {
+                    buf.push(LOWER_HEX[(u >> s) as usize & 0xF]);
+                }
+            } else {
+                buf.extend_from_slice(b"\\U");
+                for s in [28, 24, 20, 16, 12, 8, 4, 0] {
+                    buf.push(LOWER_HEX[(u >> s) as usize & 0xF]);
+                }
+            }
+        }
+    }
+}
+
+/// strconv.Quote / QuoteToASCII.
+pub(super) fn quote_with(s: &[u8], quote: u8, ascii_only: bool) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(s.len() + 2);
+    buf.push(quote);
+    let mut i = 0;
+    while i < s.len() {
+        let (r, w) = decode_rune(&s[i..]);
+        if w == 1 && r == RUNE_ERROR {
+            buf.extend_from_slice(b"\\x");
+            buf.push(LOWER_HEX[(s[i] >> 4) as usize]);
+            buf.push(LOWER_HEX[(s[i] & 0xF) as usize]);
+            i += 1;
+            continue;
+        }
+        append_escaped_rune(&mut buf, r, quote, ascii_only);
+        i += w.max(1);
+    }
+    buf.push(quote);
+    buf
+}
+
+pub(super) fn quote_bytes(s: &[u8]) -> Vec<u8> {
+    quote_with(s, b'"', false)
+}
+
+/// strconv.Quote as a Rust string (for error messages).
+pub(super) fn quote_str(s: &[u8]) -> String {
+    gostr::to_string_lossy(&quote_bytes(s))
+}
+
+/// strconv.QuoteRune / QuoteRuneToASCII.
+pub(super) fn quote_rune(r: u32, ascii_only: bool) -> Vec<u8> {
+    let c = char::from_u32(r).unwrap_or(RUNE_ERROR);
+    let mut buf = vec![b'\''];
+    append_escaped_rune(&mut buf, c, b'\'', ascii_only);
+    buf.push(b'\'');
+    buf
+}
+
+/// strconv.CanBackquote.
+pub(super) fn can_backquote(s: &[u8]) -> bool {
+    let mut i = 0;
+    while i < s.len() {
+        let (r, w) = decode_rune(&s[i..]);
+        if w == 1 && r == RUNE_ERROR {
+            return false;
+        }
+        if r == '\u{FEFF}' {
+            return false;
+        }
+        if w == 1 && ((r < ' ' && r != '\t') || r == '`' || r == '\u{7F}') {
+            return false;
+        }
+        i += w.max(1);
+    }
+    true
+}
+
+// ---------------- float formatting (strconv.FormatFloat) ----------------
+
+struct Digits {
+    d: Vec<u8>,
+    dp: i32,
+}
+
+fn parse_exp_repr(s: &str) -> Digits {
+    // s like "1.2345e-5" or "0e0" (no sign)
+    let (mant, exp) = s.split_once('e').unwrap_or((s, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let mut d: Vec<u8> = mant.bytes().filter(|c| *c != b'.').collect();
+    while d.len() > 1 && d.last() == Some(&b'0') {
+        d.pop();
+    }
+    if d == b"0" {
+        return Digits {
+            d: Vec::new(),
+            dp: 0,
+        };
+    }
+    Digits { d, dp: exp + 1 }
+}
+
+fn digits_shortest(f: f64) -> Digits {
+    parse_exp_repr(&format!("{:e}", f.abs()))
+}
+
+fn digits_prec(f: f64, n: usize) -> Digits {
+    let n = n.clamp(1, 1_000_000);
+    parse_exp_repr(&format!("{:.*e}", n - 1, f.abs()))
+}
+
+fn fmt_e(dst: &mut Vec<u8>, neg: bool, d: &Digits, prec: i64, ch: u8) {
+    if neg {
+        dst.push(b'-');
+    }
+    dst.push(if d.d.is_empty() { b'0' } else { d.d[0] });
+    if prec > 0 {
+        dst.push(b'.');
+        let mut i = 1usize;
+        let m = d.d.len().min(prec as usize + 1);
+        if i < m {
+            dst.extend_from_slice(&d.d[i..m]);
+            i = m;
+        }
+        while i as i64 <= prec {
+            dst.push(b'0');
+            i += 1;
+        }
+    }
+    dst.push(ch);
+    let mut exp = d.dp - 1;
+    if d.d.is_empty() {
+        exp = 0;
+    }
+    if exp < 0 {
+        dst.push(b'-');
+        exp = -exp;
+    } else {
+        dst.push(b'+');
+    }
+    if exp < 10 {
+        dst.push(b'0');
+        dst.push(b'0' + exp as u8);
+    } else {
+        dst.extend_from_slice(exp.to_string().as_bytes());
+    }
+}
+
+fn fmt_f(dst: &mut Vec<u8>, neg: bool, d: &Digits, prec: i64) {
+    if neg {
+        dst.push(b'-');
+    }
+    if d.dp > 0 {
+        let m = d.d.len().min(d.dp as usize);
+        dst.extend_from_slice(&d.d[..m]);
+        for _ in m..d.dp as usize {
+            dst.push(b'0');
+        }
+    } else {
+        dst.push(b'0');
+    }
+    if prec > 0 {
+        dst.push(b'.');
+        for i in 1..=prec {
+            let j = d.dp as i64 + i - 1;
+            let ch = if j >= 0 && (j as usize) < d.d.len() {
+                d.d[j as usize]
+            } else {
+                b'0'
+            };
+            dst.push(ch);
+        }
+    }
+}
+
+/// strconv.FormatFloat(f, fmt, prec, 64) for fmt in e E f F g G (prec < 0: shortest).
+pub(super) fn format_float(f: f64, fmt: u8, prec: i64) -> Vec<u8> {
+    let mut dst = Vec::new();
+    if f.is_nan() {
+        return b"NaN".to_vec();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 {
+            b"+Inf".to_vec()
+        } else {
+            b"-Inf".to_vec()
+        };
+    }
+    let neg = f.is_sign_negative();
+    let shortest = prec < 0;
+    let fmt = if fmt == b'F' { b'f' } else { fmt };
+    if fmt == b'x' || fmt == b'X' || fmt == b'b' {
+        let bits = f.to_bits();
+        let mut exp = ((bits >> 52) & 0x7FF) as i64;
+        let mut mant = bits & ((1u64 << 52) - 1);
+        if exp == 0 {
+            exp += 1;
+        } else {
+            mant |= 1u64 << 52;
+        }
+        exp -= 1023;
+        if fmt == b'b' {
+            if neg {
+                dst.push(b'-');
+            }
+            dst.extend_from_slice(mant.to_string().as_bytes());
+            dst.push(b'p');
+            let e = exp - 52;
+            if e >= 0 {
+                dst.push(b'+');
+            }
+            dst.extend_from_slice(e.to_string().as_bytes());
+            return dst;
+        }
+        return fmt_x(dst, prec, fmt, neg, mant, exp);
+    }
+    match fmt {
+        b'e' | b'E' => {
+            let (d, p) = if shortest {
+                let d = digits_shortest(f);
+                let p = (d.d.len() as i64 - 1).max(0);
+                (d, p)
+            } else {
+                (digits_prec(f, (prec + 1) as usize), prec)
+            };
+            fmt_e(&mut dst, neg, &d, p, fmt);
+        }
+        b'f' => {
+            if shortest {
+                let d = digits_shortest(f);
+                let p = (d.d.len() as i64 - d.dp as i64).max(0);
+                fmt_f(&mut dst, neg, &d, p);
+            } else {
+                let s = format!("{:.*}", prec.min(1_000_000) as usize, f.abs());
+                if neg {
+                    dst.push(b'-');
+                }
+                dst.extend_from_slice(s.as_bytes());
+            }
+        }
+        _ => {
+            // g / G
+            let (d, mut p) = if shortest {
+                let d = digits_shortest(f);
+                let p = d.d.len() as i64;
+                (d, p)
+            } else {
+                let p = if prec == 0 { 1 } else { prec };
+                (digits_prec(f, p as usize), p)
+            };
+            if f == 0.0 && !shortest {
+                // decimal of zero has nd == 0
+            }
+            let mut eprec = p;
+            let nd = d.d.len() as i64;
+            if eprec > nd && nd >= d.dp as i64 {
+                eprec = nd;
+            }
+            if shortest {
+                eprec = 6;
+            }
+            let exp = d.dp as i64 - 1;
+            let ech = if fmt == b'G' { b'E' } else { b'e' };
+            if exp < -4 || exp >= eprec {
+                if p > nd {
+                    p = nd;
+                }
+                fmt_e(&mut dst, neg, &d, p - 1, ech);
+            } else {
+                if p > d.dp as i64 {
+                    p = nd;
+                }
+                fmt_f(&mut dst, neg, &d, (p - d.dp as i64).max(0));
+            }
+        }
+    }
+    dst
+}
+
+fn fmt_x(mut dst: Vec<u8>, prec: i64, fmt: u8, neg: bool, mant: u64, exp: i64) -> Vec<u8> {
+    let mut mant = mant;
+    let mut exp = if mant == 0 { 0 } else { exp };
+    mant <<= 60 - 52;
+    while mant != 0 && mant & (1 << 60) == 0 {
+        mant <<= 1;
+        exp -= 1;
+    }
+    if (0..15).contains(&prec) {
+        let shift = (prec * 4) as u32;
+        let extra = (mant << shift) & ((1u64 << 60) - 1);
+        mant >>= 60 - shift;
+        if extra | (mant & 1) > 1 << 59 {
+            mant += 1;
+        }
+        mant <<= 60 - shift;
+        if mant & (1 << 61) != 0 {
+            mant >>= 1;
+            exp += 1;
+        }
+    }
+    let hex = if fmt == b'X' { UPPER_HEX } else { LOWER_HEX };
+    if neg {
+        dst.push(b'-');
+    }
+    dst.push(b'0');
+    dst.push(fmt);
+    dst.push(b'0' + ((mant >> 60) & 1) as u8);
+    mant <<= 4;
+    if prec < 0 && mant != 0 {
+        dst.push(b'.');
+        while mant != 0 {
+            dst.push(hex[((mant >> 60) & 15) as usize]);
+            mant <<= 4;
+        }
+    } else if prec > 0 {
+        dst.push(b'.');
+        for _ in 0..prec.min(1000) {
+            dst.push(hex[((mant >> 60) & 15) as usize]);
+            mant <<= 4;
+        }
+    }
+    dst.push(if fmt == b'X' { b'P' } else { b'p' });
+    if exp < 0 {
+        dst.push(b'-');
+        exp = -exp;
+    } else {
+        dst.push(b'+');
+    }
+    if exp < 100 {
+        dst.push(b'0' + (exp / 10) as u8);
+        dst.push(b'0' + (exp % 10) as u8);
+    } else {
+        dst.extend_from_slice(exp.to_string().as_bytes());
+    }
+    dst
 }

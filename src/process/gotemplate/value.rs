@@ -5,6 +5,8 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use super::version::{self, Version};
+
 pub(super) type Str = Rc<[u8]>;
 
 /// Go integer types that can appear (the full set is kept for type names) (the named time types print via String()).
@@ -101,7 +103,7 @@ pub(super) enum Value {
     /// set (what `semver` returns), else a `semver.Version` (what its
     /// `IncMajor`-like methods return; not addressable, so without the
     /// pointer methods).
-    Semver(Rc<super::semver::Version>, bool),
+    Semver(Rc<Version>, bool),
 }
 
 impl Value {
@@ -196,7 +198,7 @@ impl Value {
             Value::List(l) => list_type_name(l.t).into(),
             Value::Map(m) => map_type_name(m.borrow().t).into(),
             Value::Time(_) => "time.Time".into(),
-            Value::Semver(_, p) => super::semver::type_name(*p).into(),
+            Value::Semver(_, p) => version::type_name(*p).into(),
         }
     }
 

@@ -1,53 +1,10 @@
-//! The function map: Go's builtins, sprig's TxtFuncMap and Grafana's extras
-//! (Grafana's override sprig's, sprig's override Go's builtins, as in
-//! `template.New(..).Funcs(functionMap)`).
+//! Go's text/template builtins (and, or, not, len, index, slice, call,
+//! print/printf/println, html, js, urlquery, eq/ne/lt/le/gt/ge), as
+//! `template.New` installs them.
 
-use super::exec::{Ctx, FnResult};
-use super::value::{IntT, UintT, Value};
-use super::{encoding, goregex, gostr, printf, sprig};
-
-/// Go parameter types that matter for argument checking.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum PT {
-    Str,
-    Int,
-    Float,
-    Bool,
-    /// map[string]interface{}
-    Map,
-    Time,
-    /// *semver.Version (Masterminds')
-    Version,
-    /// interface{}
-    Any,
-    /// reflect.Value (Go's builtins)
-    RV,
-}
-
-pub(super) type Imp = fn(&mut Ctx<'_>, Vec<Value>) -> FnResult;
-
-pub(super) struct FuncDef {
-    pub name: &'static str,
-    pub params: &'static [PT],
-    pub variadic: Option<PT>,
-    pub imp: Imp,
-    pub builtin: bool,
-}
-
-impl std::fmt::Debug for FuncDef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "func {}", self.name)
-    }
-}
-
-macro_rules! def {
-    ($name:expr, [$($p:ident),*], $imp:expr) => {
-        FuncDef { name: $name, params: &[$(PT::$p),*], variadic: None, imp: $imp, builtin: false }
-    };
-    ($name:expr, [$($p:ident),*], *$v:ident, $imp:expr) => {
-        FuncDef { name: $name, params: &[$(PT::$p),*], variadic: Some(PT::$v), imp: $imp, builtin: false }
-    };
-}
+use super::func::{Ctx, FnResult, FuncDef, PT, s, too_long};
+use super::value::{IntT, MapT, UintT, Value};
+use super::{encoding, gostr, printf};
 
 macro_rules! builtin {
     ($name:expr, [$($p:ident),*], $imp:expr) => {
@@ -58,47 +15,9 @@ macro_rules! builtin {
     };
 }
 
-/// Looks a function up by name at parse time.
-pub(super) fn lookup(name: &str) -> Option<&'static FuncDef> {
-    GRAFANA
-        .iter()
-        .find(|f| f.name == name)
-        .or_else(|| sprig::FUNCS.iter().find(|f| f.name == name))
-        .or_else(|| super::semver::FUNCS.iter().find(|f| f.name == name))
-        .or_else(|| super::dates::FUNCS.iter().find(|f| f.name == name))
-        .or_else(|| BUILTINS.iter().find(|f| f.name == name))
-}
-
-// ---------------- helpers for implementations ----------------
-
-pub(super) fn s(v: &Value) -> &[u8] {
-    match v {
-        Value::Str(s) => s,
-        _ => b"",
-    }
-}
-
-pub(super) fn i(v: &Value) -> i64 {
-    match v {
-        Value::Int(i, _) => *i,
-        _ => 0,
-    }
-}
-
-pub(super) fn too_long<T>(_: printf::TooLong) -> Result<T, String> {
-    Err("result exceeds the size limit".to_string())
-}
-
-pub(super) fn check_len(n: usize) -> Result<(), String> {
-    if n > super::MAX_STRING {
-        return Err("result exceeds the size limit".to_string());
-    }
-    Ok(())
-}
-
 // ---------------- Go builtins ----------------
 
-static BUILTINS: &[FuncDef] = &[
+pub(super) static FUNCS: &[FuncDef] = &[
     builtin!("and", [RV], *RV, |_, _| Ok(Value::Invalid)),
     builtin!("or", [RV], *RV, |_, _| Ok(Value::Invalid)),
     builtin!("not", [RV], |_, a| Ok(Value::Bool(
@@ -226,8 +145,8 @@ fn b_index(_: &mut Ctx<'_>, a: Vec<Value>) -> FnResult {
                 match m.items.get(&key[..]) {
                     Some(v) => v.clone(),
                     None => match m.t {
-                        super::value::MapT::Iface => Value::Nil,
-                        super::value::MapT::Str => Value::str(""),
+                        MapT::Iface => Value::Nil,
+                        MapT::Str => Value::str(""),
                     },
                 }
             }
@@ -407,67 +326,6 @@ fn le(a1: &Value, a2: &Value) -> Result<bool, String> {
     }
     eq(a1, std::slice::from_ref(a2))
 }
-
-// ---------------- Grafana's extras ----------------
-
-fn hex(b: &[u8]) -> Vec<u8> {
-    encoding::hex_encode(b)
-}
-
-static GRAFANA: &[FuncDef] = &[
-    def!("ToLower", [Str], |_, a| Ok(Value::string(gostr::to_lower(
-        s(&a[0])
-    )))),
-    def!("ToUpper", [Str], |_, a| Ok(Value::string(gostr::to_upper(
-        s(&a[0])
-    )))),
-    def!("Replace", [Str, Str, Str, Int], |_, a| {
-        let (src, old, new, n) = (s(&a[0]), s(&a[1]), s(&a[2]), i(&a[3]));
-        check_len(gostr::replace_len(src, old, new, n))?;
-        Ok(Value::string(gostr::replace(src, old, new, n)))
-    }),
-    def!("Trim", [Str, Str], |_, a| Ok(Value::str(gostr::trim(
-        s(&a[0]),
-        s(&a[1])
-    )))),
-    def!("TrimLeft", [Str, Str], |_, a| Ok(Value::str(
-        gostr::trim_left(s(&a[0]), s(&a[1]))
-    ))),
-    def!("TrimRight", [Str, Str], |_, a| Ok(Value::str(
-        gostr::trim_right(s(&a[0]), s(&a[1]))
-    ))),
-    def!("TrimPrefix", [Str, Str], |_, a| Ok(Value::str(
-        gostr::trim_prefix(s(&a[0]), s(&a[1]))
-    ))),
-    def!("TrimSuffix", [Str, Str], |_, a| Ok(Value::str(
-        gostr::trim_suffix(s(&a[0]), s(&a[1]))
-    ))),
-    def!("TrimSpace", [Str], |_, a| Ok(Value::str(
-        gostr::trim_space(s(&a[0]))
-    ))),
-    def!("Hash", [Str, Str], |_, a| {
-        use sha3::Digest;
-        let mut h = sha3::Sha3_256::new();
-        h.update(s(&a[0]));
-        h.update(s(&a[1]));
-        Ok(Value::string(hex(&h.finalize())))
-    }),
-    def!("Sha2Hash", [Str, Str], |_, a| {
-        use sha2::Digest;
-        let mut h = sha2::Sha256::new();
-        h.update(s(&a[0]));
-        h.update(s(&a[1]));
-        Ok(Value::string(hex(&h.finalize())))
-    }),
-    def!("regexReplaceAll", [Str, Str, Str], |c, a| {
-        let re = goregex::must_compile(c, s(&a[0]))?;
-        goregex::replace_all(c, &re, s(&a[1]), s(&a[2]), false).map(Value::string)
-    }),
-    def!("regexReplaceAllLiteral", [Str, Str, Str], |c, a| {
-        let re = goregex::must_compile(c, s(&a[0]))?;
-        goregex::replace_all(c, &re, s(&a[1]), s(&a[2]), true).map(Value::string)
-    }),
-];
 
 #[allow(dead_code)]
 pub(super) fn int_kind(v: &Value) -> Option<IntT> {
