@@ -589,8 +589,13 @@ fn digits_shortest(f: f64) -> Digits {
     parse_exp_repr(&format!("{:e}", f.abs()))
 }
 
+/// Past this many significant digits a float64's decimal expansion is
+/// exact (at most 767), so more are zeros; Rust's formatter takes no
+/// precision over 65,535.
+const MAX_EXACT_DIGITS: usize = 800;
+
 fn digits_prec(f: f64, n: usize) -> Digits {
-    let n = n.clamp(1, 1_000_000);
+    let n = n.clamp(1, MAX_EXACT_DIGITS);
     parse_exp_repr(&format!("{:.*e}", n - 1, f.abs()))
 }
 
@@ -716,11 +721,16 @@ pub(super) fn format_float(f: f64, fmt: u8, prec: i64) -> Vec<u8> {
                 let p = (d.d.len() as i64 - d.dp as i64).max(0);
                 fmt_f(&mut dst, neg, &d, p);
             } else {
-                let s = format!("{:.*}", prec.min(1_000_000) as usize, f.abs());
+                // Every digit after the point is exact within 1,100
+                // places (a float64 has at most 1,074); past them, zeros.
+                let wanted = prec.clamp(0, 1_000_000) as usize;
+                let exact = wanted.min(1_100);
+                let s = format!("{:.*}", exact, f.abs());
                 if neg {
                     dst.push(b'-');
                 }
                 dst.extend_from_slice(s.as_bytes());
+                dst.resize(dst.len() + (wanted - exact), b'0');
             }
         }
         _ => {

@@ -745,3 +745,22 @@ fn semver_hostile_inputs_are_bounded() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
+
+/// Found by fuzzing: a precision over 65,535 made Rust's formatter panic.
+#[test]
+fn huge_float_precisions_are_formatted_or_refused_never_a_panic() {
+    for text in [
+        r#"{{ printf "%05.0900000Y" 3.14159 }}"#,
+        r#"{{ printf "%.70000e" 1.5 }}"#,
+        r#"{{ printf "%.70000f" 1.5 }}"#,
+        r#"{{ printf "%.70000g" 1.5 }}"#,
+    ] {
+        let t = Template::parse("t", text).unwrap();
+        let _ = t.execute(&serde_json::json!({}));
+    }
+    let t = Template::parse("t", r#"{{ printf "%.2000f" 0.1 }}"#).unwrap();
+    let out = t.execute(&serde_json::json!({})).unwrap();
+    assert_eq!(out.len(), 2002);
+    assert!(out.starts_with("0.1000000000000000055511151231257827"));
+    assert!(out.ends_with("000"));
+}
