@@ -20,7 +20,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::task::TaskTracker;
 
 use crate::attachments::{self, Attachments};
-use crate::config::labels::{StreamLabels, container_labels, structured_metadata};
+use crate::config::labels::{
+    StreamLabels, container_labels, name_collisions, refused_by_loki, structured_metadata,
+};
 use crate::config::options::{ContainerConfig, OptionError, clamp_to_ranges};
 use crate::config::settings::Settings;
 use crate::config::time::parse_time;
@@ -51,6 +53,8 @@ pub enum StartError {
     Journal(std::io::Error),
     #[error("cannot set up the Loki client: {0}")]
     Client(String),
+    #[error("{0}")]
+    Labels(String),
     #[error("the plugin is shutting down")]
     ShuttingDown,
 }
@@ -129,7 +133,32 @@ impl Driver {
     ) -> Result<(), StartError> {
         let opts = request.info.config.clone().unwrap_or_default();
         let config = self.container_config(&request.info, &opts)?;
+        self.check_labels(&config, &request.info)?;
         self.attach(request, Ok(config), Attach::Fresh).await
+    }
+
+    /// Refuses a container whose every line Loki would refuse for its
+    /// labels (too many, too long with Loki's default limits), or whose
+    /// labels would silently merge once made valid. Only at StartLogging:
+    /// a container re-attached after a restart keeps being read.
+    fn check_labels(
+        &self,
+        config: &ContainerConfig,
+        info: &ContainerInfo,
+    ) -> Result<(), StartError> {
+        if let Some(collision) = name_collisions(config, info).into_iter().next() {
+            return Err(StartError::Labels(collision));
+        }
+        let mut labels = container_labels(config, info, &self.settings.hostname);
+        if let Some(rules) = &config.relabel
+            && !rules.apply(&mut labels)
+        {
+            return Ok(()); // nothing goes to Loki
+        }
+        match refused_by_loki(&labels) {
+            Some(why) => Err(StartError::Labels(why)),
+            None => Ok(()),
+        }
     }
 
     /// A container's validated configuration: its own log-opts over the
