@@ -280,7 +280,9 @@ impl Driver {
         };
         let record = attachments::redacted(&request, config.as_ref().ok());
         let journal_config = self.journal_config(config.as_ref().ok());
-        let meta = serde_json::to_vec(&record).expect("a request serializes");
+        // Beside the journal, which outlives the container: no credential.
+        let meta = serde_json::to_vec(&attachments::without_credentials(&record))
+            .expect("a request serializes");
         let store = self.store.clone();
         let (journal_id, journal_name) = (id.clone(), name.clone());
         let counters = Arc::new(ContainerCounters::of_container(info));
@@ -295,6 +297,8 @@ impl Driver {
         })
         .await
         .expect("opening a journal does not panic");
+        // A journal that cannot be written is opened for memory-only
+        // delivery (the FIFO is always read); only an invalid ID fails.
         let journal = match opened {
             Ok(journal) => journal,
             Err(err) => {
@@ -452,19 +456,25 @@ impl Driver {
     pub async fn reattach(self: &Arc<Self>) {
         if let Some(data_dir) = self.settings.data_dir.clone() {
             // Copies kept by version 0.1 become journals first.
+            let store = self.store.clone();
             let _ = tokio::task::spawn_blocking(move || {
-                crate::journal::migrate_legacy(&data_dir.join("logs"), &data_dir.join("journal"))
+                crate::journal::migrate_legacy(&data_dir.join("logs"), &data_dir.join("journal"));
+                store.warn_strangers();
             })
             .await;
         }
+        // Records of containers that ended while the plugin was away.
+        let mut ended = HashMap::new();
         if let Some(attachments) = &self.attachments {
             let attachments = attachments.clone();
             let (records, unreadable) = tokio::task::spawn_blocking(move || attachments.load())
                 .await
                 .unwrap_or_default();
-            for path in unreadable {
-                tracing::warn!(file = %path.display(), "deleting an attachment record that cannot be read");
-                let _ = std::fs::remove_file(path);
+            for (path, why) in unreadable {
+                tracing::warn!(file = %path.display(), reason = %why, "deleting an attachment record that cannot be used");
+                if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_dir()) {
+                    let _ = std::fs::remove_file(path);
+                }
             }
             for (path, mut request) in records {
                 let name = request.info.name().to_string();
@@ -477,8 +487,10 @@ impl Driver {
                     != Some(path.clone());
                 if !Path::new(&request.file).exists() {
                     // The container ended while the plugin was away; its
-                    // journal is delivered below.
+                    // journal is delivered below, with the options of this
+                    // record (container.json has no credentials).
                     let _ = std::fs::remove_file(&path);
+                    ended.insert(request.info.container_id.clone(), request);
                     continue;
                 }
                 // Values an older version accepted are moved into range
@@ -506,26 +518,60 @@ impl Driver {
                 }
             }
         }
-        self.deliver_backlogs().await;
+        self.deliver_backlogs(ended).await;
     }
 
     /// Journals that hold undelivered lines but no FIFO feeds (their
     /// container stopped while Loki was away, then the plugin restarted).
-    async fn deliver_backlogs(self: &Arc<Self>) {
+    /// Their options come from the attachment record if the container
+    /// ended while the plugin was away (`ended`), else from the journal's
+    /// `container.json`; if that is damaged, from `LOG_OPTS` (the lines are
+    /// then labelled with the container's short ID).
+    async fn deliver_backlogs(self: &Arc<Self>, mut ended: HashMap<String, StartLoggingRequest>) {
         let store = self.store.clone();
         let pending = tokio::task::spawn_blocking(move || {
             store
                 .stored()
                 .into_iter()
                 .filter(|id| store.get(id).is_none() && store.has_undelivered(id))
-                .filter_map(|id| store.meta(&id).map(|meta| (id, meta)))
+                .map(|id| {
+                    let meta = store.meta(&id);
+                    (id, meta)
+                })
                 .collect::<Vec<_>>()
         })
         .await
         .unwrap_or_default();
         for (id, meta) in pending {
-            let Ok(request) = serde_json::from_slice::<StartLoggingRequest>(&meta) else {
-                continue;
+            let from_meta = meta.map_err(|e| e.to_string()).and_then(|bytes| {
+                serde_json::from_slice::<StartLoggingRequest>(&bytes)
+                    .map_err(|_| "it is not a StartLogging request".to_string())
+            });
+            let request = match (ended.remove(&id), from_meta) {
+                (Some(record), _) => record,
+                (None, Ok(request)) => request,
+                (None, Err(why)) => {
+                    let dir = self
+                        .store
+                        .root()
+                        .map(|r| r.join(&id).join(crate::journal::META_FILE));
+                    let shown = dir.as_deref().map(Path::display);
+                    if self.settings.log_opts.is_empty() {
+                        tracing::warn!(id = %short_id(&id), record = %shown.map(|d| d.to_string()).unwrap_or_default(), reason = %why,
+                            "a journal holds undelivered lines, but the record of its container's options cannot be used and LOG_OPTS names no loki-url; they stay for docker logs");
+                        continue;
+                    }
+                    tracing::warn!(id = %short_id(&id), record = %shown.map(|d| d.to_string()).unwrap_or_default(), reason = %why,
+                        "the record of a stopped container's options cannot be used; its undelivered lines go with the LOG_OPTS defaults, container_name set to its ID");
+                    StartLoggingRequest {
+                        file: String::new(),
+                        info: ContainerInfo {
+                            container_id: id.clone(),
+                            container_name: format!("/{}", short_id(&id)),
+                            ..ContainerInfo::default()
+                        },
+                    }
+                }
             };
             let opts = request.info.config.clone().unwrap_or_default();
             let Ok(config) = self.container_config(&request.info, &clamp_to_ranges(&opts).0) else {

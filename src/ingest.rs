@@ -137,7 +137,7 @@ impl Reader {
         let fifo_size = pipe_size(fifo.as_raw_fd());
         // The private pipe `tee` copies into; without one, the FIFO is read plainly.
         let private = private_pipe(|p| Ok(p.capacity)).ok();
-        let protected = journal.is_on_disk() && private.is_some();
+        let protected = journal.writes_to_disk() && private.is_some();
         Ok(Reader {
             // SAFETY: an OwnedFd's descriptor stays open and the same until
             // the AsyncFd (which owns it) is dropped.

@@ -101,9 +101,14 @@ async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> boo
     }
 }
 
-/// Writes lines from a thread; returns whether the writer finished within
-/// `within` (a FIFO nobody reads blocks it at 1 MiB).
-async fn write_in_thread(mut file: std::fs::File, bytes: Vec<u8>, within: Duration) -> bool {
+/// Writes lines from a thread; returns the FIFO's write end (still open)
+/// if the writer finished within `within` (a FIFO nobody reads blocks it
+/// at 1 MiB).
+async fn write_in_thread(
+    mut file: std::fs::File,
+    bytes: Vec<u8>,
+    within: Duration,
+) -> Option<std::fs::File> {
     let writer = std::thread::spawn(move || {
         file.write_all(&bytes).unwrap();
         file
@@ -112,13 +117,12 @@ async fn write_in_thread(mut file: std::fs::File, bytes: Vec<u8>, within: Durati
     while !writer.is_finished() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let finished = writer.is_finished();
-    if !finished {
-        // Unblock it: open the FIFO for reading would be needed; the test
-        // fails anyway, so leave the thread behind.
-        std::mem::forget(writer);
+    if writer.is_finished() {
+        return Some(writer.join().unwrap());
     }
-    finished
+    // The test fails: leave the blocked thread behind.
+    std::mem::forget(writer);
+    None
 }
 
 fn numbered_frames(from: usize, to: usize, len: usize) -> Vec<u8> {
@@ -241,19 +245,22 @@ async fn a_read_only_data_dir_at_restart_freezes_no_container() {
         .wait_for_log("serving Prometheus metrics", Duration::from_secs(10))
         .await;
     // 4 MiB each: four times what the FIFO holds.
+    let mut open = Vec::new();
     for fifo in &mut fifos {
         let file = fifo.take_file();
+        let written = write_in_thread(
+            file,
+            numbered_frames(100, 20_100, 200),
+            Duration::from_secs(20),
+        )
+        .await;
         assert!(
-            write_in_thread(
-                file,
-                numbered_frames(100, 20_100, 200),
-                Duration::from_secs(20)
-            )
-            .await,
+            written.is_some(),
             "a writer blocked: the FIFO of {} is not read\n{}",
             fifo.path.display(),
             plugin.log()
         );
+        open.extend(written);
     }
     loki.wait_for_entries(2 * 20_100, Duration::from_secs(30))
         .await;
@@ -313,7 +320,8 @@ async fn a_last_segment_that_cannot_be_opened_freezes_no_container() {
             numbered_frames(100, 20_100, 200),
             Duration::from_secs(20)
         )
-        .await,
+        .await
+        .is_some(),
         "the writer blocked\n{}",
         plugin.log()
     );
@@ -483,6 +491,9 @@ async fn damaged_journals_deliver_what_is_readable_and_count_the_rest() {
     loki.wait_for_entries(total, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let log = plugin.log();
+    if std::env::var_os("SHOW_LOG").is_some() {
+        eprintln!("{log}");
+    }
     for ((id, _), (name, delivered, corrupt)) in containers.iter().zip(&expected) {
         // Without a record, the container is named after its ID.
         let shown = if id.starts_with('f') { id } else { name };
@@ -870,17 +881,31 @@ async fn local_store_size_holds_at_write_time() {
             }
         }));
     }
+    // A walk of the directories is not a snapshot: a segment counted in
+    // one directory may be deleted for room in another before the walk gets
+    // there. Over the bound, a second walk at once tells a tear from an
+    // overshoot, which lasts (before this fix: 76 MB for 6).
+    let measure = || {
+        let mut least = tree_bytes(&journal);
+        for _ in 0..3 {
+            if least <= BOUND {
+                break;
+            }
+            least = least.min(tree_bytes(&journal));
+        }
+        least
+    };
     let mut peak = 0;
     while threads.iter().any(|t| !t.is_finished()) {
-        peak = peak.max(tree_bytes(&journal));
+        peak = peak.max(measure());
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     for _ in 0..50 {
-        peak = peak.max(tree_bytes(&journal));
+        peak = peak.max(measure());
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     eprintln!(
-        "peak {:.1} MB for a bound of {:.1} MB",
+        "peak {peak} bytes ({:.1} MB) for a bound of {:.1} MB",
         peak as f64 / 1e6,
         BOUND as f64 / 1e6
     );

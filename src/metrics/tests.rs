@@ -34,6 +34,7 @@ fn sample_container() -> ContainerSample {
         journal_limit_bytes: 1 << 30,
         pending_lines: 3,
         oldest_pending_age_seconds: 1.5,
+        journal_unavailable: None,
     }
 }
 
