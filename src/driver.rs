@@ -573,10 +573,17 @@ impl Driver {
                     }
                 }
             };
-            let opts = request.info.config.clone().unwrap_or_default();
-            let Ok(config) = self.container_config(&request.info, &clamp_to_ranges(&opts).0) else {
-                tracing::warn!(id = %short_id(&id), "a journal holds undelivered lines, but its options no longer validate; they stay for docker logs");
-                continue;
+            let config = match self.salvaged_config(&request.info) {
+                Ok((config, dropped)) => {
+                    if !dropped.is_empty() {
+                        tracing::warn!(id = %short_id(&id), left_out = ?dropped, "a journal holds undelivered lines, but some of its options no longer validate; they are delivered without them");
+                    }
+                    config
+                }
+                Err(err) => {
+                    tracing::warn!(id = %short_id(&id), error = %err, "a journal holds undelivered lines, but its options no longer validate; they stay for docker logs");
+                    continue;
+                }
             };
             let store = self.store.clone();
             let journal_config = self.journal_config(Some(&config));
@@ -597,6 +604,39 @@ impl Driver {
                     tracing::warn!(container = %request.info.name(), error = %err, "cannot deliver lines an earlier run left")
                 }
             }
+        }
+    }
+
+    /// The configuration of a stopped container whose lines an earlier run
+    /// left: its recorded options moved into range, and those that do not
+    /// validate any more (an option this version refuses, a record
+    /// damaged on disk) left out, named in the second value.
+    fn salvaged_config(
+        &self,
+        info: &ContainerInfo,
+    ) -> Result<(ContainerConfig, Vec<String>), OptionError> {
+        let (mut opts, _) = clamp_to_ranges(&info.config.clone().unwrap_or_default());
+        let mut dropped = Vec::new();
+        loop {
+            let err = match self.container_config(info, &opts) {
+                Ok(config) => return Ok((config, dropped)),
+                Err(err) => err,
+            };
+            let keys: Vec<String> = match &err {
+                OptionError::Unknown { key }
+                | OptionError::NotSupportedYet { key }
+                | OptionError::Invalid { key, .. } => vec![key.clone()],
+                OptionError::Conflict { keys, .. } => {
+                    keys.split(" and ").map(str::to_string).collect()
+                }
+                OptionError::Missing { .. } => return Err(err),
+            };
+            let before = opts.len();
+            opts.retain(|key, _| !keys.contains(key));
+            if opts.len() == before {
+                return Err(err); // not one of the container's own options
+            }
+            dropped.extend(keys);
         }
     }
 

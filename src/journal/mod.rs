@@ -838,7 +838,6 @@ impl Journal {
         }
         tail.disk_hint = read.hint;
         self.account_read_back(&mut tail, &read);
-        let done_with_disk = !tail.has_disk_backlog();
         if read.lines.is_empty() {
             // Nothing was left on disk in that range (deleted or never written).
             tail.in_flight = false;
@@ -847,9 +846,9 @@ impl Journal {
             }
             self.cursor_dirty.store(true, Ordering::Release);
             drop(tail);
-            if !done_with_disk {
-                self.wake();
-            }
+            // More to read, or (done with the disk) a lane with nothing
+            // left to deliver must be looked at again to be let go.
+            self.wake();
             return None;
         }
         drop(tail);
