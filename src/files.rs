@@ -236,6 +236,11 @@ pub fn open_data_file_for_append(path: &Path) -> std::io::Result<File> {
     open_data_file_with(path, File::options().read(true).append(true))
 }
 
+/// [`open_data_file`] for writing in place (repairing a header).
+pub fn open_data_file_for_write(path: &Path) -> std::io::Result<File> {
+    open_data_file_with(path, File::options().write(true))
+}
+
 fn open_data_file_with(path: &Path, options: &mut std::fs::OpenOptions) -> std::io::Result<File> {
     let file = options
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)

@@ -339,8 +339,18 @@ pub(super) fn undelivered(dir: &Path) -> bool {
     match (cursor, end) {
         (_, None) => false,
         (None, Some(end)) => first.is_none_or(|first| first < end) || recorded_end.is_some(),
-        // Behind the end: lines wait; beyond it: the cursor is damaged.
-        (Some(cursor), Some(end)) => cursor.iter().any(|&c| c != end),
+        // Behind the end: lines wait; beyond it: the cursor is damaged
+        // (a little beyond is a crash's, without a recorded end).
+        (Some(cursor), Some(end)) => {
+            let slack = if recorded_end.is_none() {
+                super::writer::CURSOR_AHEAD_SLACK
+            } else {
+                0
+            };
+            cursor
+                .iter()
+                .any(|&c| c < end || c > end.saturating_add(slack))
+        }
     }
 }
 

@@ -104,6 +104,10 @@ impl Recovery {
 /// The most records the end of a journal can lose (a whole segment of
 /// 1 GiB of the smallest records): a cursor file that says more is damaged.
 const MAX_MISSING_AT_END: u64 = record::MAX_SEGMENT_FILE / ENVELOPE as u64;
+/// How far a cursor without a recorded end may be ahead of the journal's
+/// end and still be believed: the records the writer may have had queued
+/// (8 MiB of them) when the plugin was killed.
+pub(super) const CURSOR_AHEAD_SLACK: u64 = 1 << 20;
 /// A cursor file is a line of four numbers.
 const MAX_CURSOR_FILE: u64 = 256;
 
@@ -244,12 +248,23 @@ impl Files {
                 ));
                 cursor = None;
             } else if end > found_end {
-                recovery.missing_at_end = end - found_end;
+                // Records delivered from memory before they were written
+                // (and lost to a crash) are not missing for delivery.
+                let delivered = cursor.map_or(0, |c| c[0].min(c[1]));
+                recovery.missing_at_end = end.saturating_sub(found_end.max(delivered));
                 next_seq = next_seq.max(end);
             }
         }
+        // A cursor of a version that did not record the end may be a little
+        // ahead of what a crash left on disk (lines go to Loki before their
+        // records are written); far ahead, it is damaged.
+        let slack = if recorded_end.is_none() {
+            CURSOR_AHEAD_SLACK
+        } else {
+            0
+        };
         if let Some(c) = cursor
-            && c.iter().any(|&c| c > next_seq)
+            && c.iter().any(|&c| c > next_seq.saturating_add(slack))
         {
             recovery.cursor_problem = Some(format!(
                 "it is beyond the end of the journal ({} and {}, for {next_seq} records)",
@@ -316,7 +331,8 @@ fn repair_last(path: &Path, file: &mut File, len: u64, recovery: &mut Recovery) 
     let magic = SEGMENT_MAGIC.len() as u64;
     let damaged = len >= magic && !record::has_magic(file)?;
     if damaged {
-        file.write_all_at(SEGMENT_MAGIC, 0)?;
+        // Not through `file`: with O_APPEND, pwrite appends.
+        crate::files::open_data_file_for_write(path)?.write_all_at(SEGMENT_MAGIC, 0)?;
         recovery.notes.push(format!(
             "the header of the last segment {} was damaged; rewritten",
             path.display()
@@ -625,6 +641,51 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A journal of `records` in one segment, and a cursor file of `cursor`.
+    fn journal(records: u64, cursor: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = SEGMENT_MAGIC.to_vec();
+        for seq in 0..records {
+            record::encode(seq, b"payload", &mut bytes);
+        }
+        fs::write(SegmentFile::raw(dir.path(), 0), bytes).unwrap();
+        fs::write(dir.path().join(CURSOR_FILE), cursor).unwrap();
+        dir
+    }
+
+    #[test]
+    fn opening_a_damaged_journal_finds_what_is_missing_and_what_to_distrust() {
+        // The cursor recorded 10 records written; 6 are there.
+        let dir = journal(6, "v1 2 2 10\n");
+        let (_, next, cursor, recovery) = Files::open(dir.path(), true).unwrap();
+        assert_eq!((next, cursor), (10, Some([2, 2])), "numbers are not reused");
+        assert_eq!(recovery.missing_at_end, 4);
+        // Delivered from memory before a crash lost their records: not missing.
+        let dir = journal(6, "v1 10 10 10\n");
+        let (_, _, cursor, recovery) = Files::open(dir.path(), true).unwrap();
+        assert_eq!((cursor, recovery.missing_at_end), (Some([10, 10]), 0));
+        assert!(recovery.is_clean());
+        // A cursor of an older version a little ahead is a crash's; far
+        // ahead, or not parsing, it is not used.
+        let dir = journal(6, "v1 9 9\n");
+        assert_eq!(Files::open(dir.path(), true).unwrap().2, Some([9, 9]));
+        for text in ["v1 99999999 99999999\n", "garbage", ""] {
+            let dir = journal(6, text);
+            let (_, _, cursor, recovery) = Files::open(dir.path(), true).unwrap();
+            assert_eq!(cursor, None, "{text:?}");
+            assert!(recovery.cursor_problem.is_some(), "{text:?}");
+        }
+        // A zero-filled last segment: a header again, nothing read from it.
+        let dir = journal(6, "v1 0 0 6\n");
+        let path = SegmentFile::raw(dir.path(), 0);
+        let len = fs::metadata(&path).unwrap().len();
+        fs::write(&path, vec![0u8; len as usize]).unwrap();
+        let (files, next, _, recovery) = Files::open(dir.path(), true).unwrap();
+        assert_eq!((next, recovery.missing_at_end), (6, 6));
+        assert_eq!(files.segments[0].bytes, SEGMENT_MAGIC.len() as u64);
+        assert_eq!(&fs::read(&path).unwrap()[..], SEGMENT_MAGIC);
+    }
 
     #[test]
     fn cursor_text_round_trips() {
