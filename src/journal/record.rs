@@ -219,7 +219,10 @@ impl SegmentReader {
             return SegmentReader::open_at(&segment.path, 0);
         }
         let file = crate::files::open_data_file(&segment.path)?;
-        let mut source: Box<dyn Read + Send> = Box::new(snap::read::FrameDecoder::new(file));
+        // A segment was at most this large before it was compressed: a
+        // file that expands beyond is not one (nor read further).
+        let mut source: Box<dyn Read + Send> =
+            Box::new(snap::read::FrameDecoder::new(file).take(MAX_SEGMENT_FILE));
         let mut magic = [0u8; 8];
         source.read_exact(&mut magic)?;
         if &magic != SEGMENT_MAGIC {
