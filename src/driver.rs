@@ -286,14 +286,23 @@ impl Driver {
         let store = self.store.clone();
         let (journal_id, journal_name) = (id.clone(), name.clone());
         let counters = Arc::new(ContainerCounters::of_container(info));
+        let resumed = mode == Attach::Resume;
         let opened = tokio::task::spawn_blocking(move || {
-            store.open(
+            let opened = store.open(
                 &journal_id,
                 &journal_name,
-                journal_config,
-                counters,
+                journal_config.clone(),
+                counters.clone(),
                 Some(&meta),
-            )
+            );
+            match opened {
+                // A FIFO found again is read whatever its record says.
+                Err(err) if resumed => {
+                    tracing::warn!(container = %journal_name, error = %err, "the attachment record names no valid container: its FIFO is read, and its lines go to Loki from memory only");
+                    Ok(store.open_in_memory(&journal_id, &journal_name, journal_config, counters))
+                }
+                other => other,
+            }
         })
         .await
         .expect("opening a journal does not panic");

@@ -1016,3 +1016,39 @@ async fn no_credential_outlives_the_container_on_disk() {
         "credentials on disk after the containers stopped: {anywhere:?}"
     );
 }
+
+/// Item 1, a damaged record: an attachment record whose container ID is not
+/// one (it would name a path outside the journals) made re-attaching fail,
+/// and the container's FIFO was never read again. Now the FIFO is read and
+/// its lines go to Loki from memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_with_an_invalid_container_id_still_has_its_fifo_read() {
+    let loki = FakeLoki::start().await;
+    let url = loki.url();
+    let data = tempfile::tempdir().unwrap();
+    let mut fifo = Fifo::create_named("escaped");
+    let record = request(
+        &fifo,
+        "../../escape",
+        "escaped",
+        &[("loki-url", url.as_str()), ("loki-batch-wait", "100ms")],
+    );
+    std::fs::create_dir_all(data.path().join("attached")).unwrap();
+    std::fs::write(
+        data.path().join("attached/escaped.json"),
+        record.to_string(),
+    )
+    .unwrap();
+    let plugin = Plugin::start_with_data_dir(&[], data.path().to_path_buf());
+    let file = fifo.take_file();
+    let written = write_in_thread(
+        file,
+        numbered_frames(0, 20_000, 200),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(written.is_some(), "the writer blocked\n{}", plugin.log());
+    loki.wait_for_entries(20_000, Duration::from_secs(30)).await;
+    assert!(!data.path().join("escape").exists());
+    assert!(plugin.log().contains("names no valid container"));
+}

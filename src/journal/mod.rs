@@ -1618,6 +1618,31 @@ impl Store {
         meta: Option<&[u8]>,
     ) -> io::Result<Arc<Journal>> {
         let dir = self.dir_of(id)?;
+        Ok(self.open_at(id, dir, name, config, counters, meta))
+    }
+
+    /// A journal kept in memory only, whatever its ID: for a FIFO that must
+    /// be read though its record names no valid container (a record
+    /// damaged on disk).
+    pub fn open_in_memory(
+        &self,
+        id: &str,
+        name: &str,
+        config: JournalConfig,
+        counters: Arc<ContainerCounters>,
+    ) -> Arc<Journal> {
+        self.open_at(id, None, name, config, counters, None)
+    }
+
+    fn open_at(
+        &self,
+        id: &str,
+        dir: Option<PathBuf>,
+        name: &str,
+        config: JournalConfig,
+        counters: Arc<ContainerCounters>,
+        meta: Option<&[u8]>,
+    ) -> Arc<Journal> {
         let mut open = self.open.lock().expect("store lock poisoned");
         if let Some(journal) = open.get(id).and_then(Weak::upgrade) {
             if journal.writes_to_disk()
@@ -1629,7 +1654,7 @@ impl Store {
                     &err,
                 );
             }
-            return Ok(journal);
+            return journal;
         }
         let mut recovery = writer::Recovery::default();
         let mut disk_off = None;
@@ -1739,7 +1764,7 @@ impl Store {
         self.budget.register(&journal);
         open.retain(|_, j| j.strong_count() > 0);
         open.insert(id.to_string(), Arc::downgrade(&journal));
-        Ok(journal)
+        journal
     }
 
     /// Container IDs with a journal on disk: real directories with a
