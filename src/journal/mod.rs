@@ -397,10 +397,12 @@ impl Journal {
     /// `loki-journal-size`, a sixteenth of `LOCAL_STORE_SIZE`).
     pub(super) fn segment_limit(&self) -> u64 {
         let own = (self.config.disk_limit / 8).max(MIN_SEGMENT);
+        // A store far smaller than `max-size` still gets closed segments to
+        // delete (a few KiB each).
         let store = self
             .store
             .upgrade()
-            .map_or(u64::MAX, |s| (s.settings.disk_limit / 16).max(MIN_SEGMENT));
+            .map_or(u64::MAX, |s| (s.settings.disk_limit / 16).max(4096));
         self.config.segment_size().min(own).min(store)
     }
 

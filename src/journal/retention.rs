@@ -702,7 +702,7 @@ impl Journal {
             }
             if self.disk_bytes() + bytes > limit {
                 self.warn_disk(
-                    "journal at loki-journal-size and only the segment being written is left; lines go to Loki from memory only",
+                    "journal over loki-journal-size and only the segment being written is left; lines go to Loki from memory only",
                     &io::Error::other("no room"),
                 );
                 return false;
@@ -717,7 +717,7 @@ impl Journal {
             }
             if !store.free_oldest() {
                 self.warn_disk(
-                    "journal store at LOCAL_STORE_SIZE and only segments being written are left; lines go to Loki from memory only",
+                    "journal store over LOCAL_STORE_SIZE and only segments being written are left; lines go to Loki from memory only",
                     &io::Error::other("no room"),
                 );
                 return false;
