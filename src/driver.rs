@@ -20,7 +20,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::task::TaskTracker;
 
 use crate::attachments::{self, Attachments};
-use crate::config::labels::{StreamLabels, container_labels, structured_metadata};
+use crate::config::labels::{
+    StreamLabels, container_labels, name_collisions, refused_by_loki, structured_metadata,
+};
 use crate::config::options::{ContainerConfig, OptionError, clamp_to_ranges};
 use crate::config::settings::Settings;
 use crate::config::time::parse_time;
@@ -51,6 +53,8 @@ pub enum StartError {
     Journal(std::io::Error),
     #[error("cannot set up the Loki client: {0}")]
     Client(String),
+    #[error("{0}")]
+    Labels(String),
     #[error("the plugin is shutting down")]
     ShuttingDown,
 }
@@ -129,6 +133,7 @@ impl Driver {
     ) -> Result<(), StartError> {
         let opts = request.info.config.clone().unwrap_or_default();
         let config = self.container_config(&request.info, &opts)?;
+        self.check_labels(&config, &request.info)?;
         // Once per container start: options that do nothing, a loki-url host
         // that does not resolve from the host's network.
         for warning in crate::config::hints::attribute_warnings(&config.labels, &config.env) {
@@ -136,6 +141,36 @@ impl Driver {
         }
         crate::ship::client::check_host_resolves(&config.endpoint, request.info.name());
         self.attach(request, Ok(config), Attach::Fresh).await
+    }
+
+    /// Refuses a container whose every line Loki would refuse for its
+    /// labels (too many, too long with Loki's default limits), or whose
+    /// labels would silently merge once made valid. Only at StartLogging:
+    /// a container re-attached after a restart keeps being read.
+    fn check_labels(
+        &self,
+        config: &ContainerConfig,
+        info: &ContainerInfo,
+    ) -> Result<(), StartError> {
+        if let Some(collision) = name_collisions(config, info).into_iter().next() {
+            return Err(StartError::Labels(collision));
+        }
+        let mut labels = container_labels(config, info, &self.settings.hostname);
+        if let Some(rules) = &config.relabel
+            && !rules.apply(&mut labels)
+        {
+            return Ok(()); // nothing goes to Loki
+        }
+        match refused_by_loki(&labels) {
+            // Pipeline stages may drop or shorten labels before they are
+            // pushed: warn, and let Loki's answers count what it refuses.
+            Some(why) if config.pipeline.is_some() => {
+                tracing::warn!(container = %info.name(), "{why} (before this container's pipeline stages, which may change its labels)");
+                Ok(())
+            }
+            Some(why) => Err(StartError::Labels(why)),
+            None => Ok(()),
+        }
     }
 
     /// A container's validated configuration: its own log-opts over the
@@ -257,21 +292,34 @@ impl Driver {
         };
         let record = attachments::redacted(&request, config.as_ref().ok());
         let journal_config = self.journal_config(config.as_ref().ok());
-        let meta = serde_json::to_vec(&record).expect("a request serializes");
+        // Beside the journal, which outlives the container: no credential.
+        let meta = serde_json::to_vec(&attachments::without_credentials(&record))
+            .expect("a request serializes");
         let store = self.store.clone();
         let (journal_id, journal_name) = (id.clone(), name.clone());
         let counters = Arc::new(ContainerCounters::of_container(info));
+        let resumed = mode == Attach::Resume;
         let opened = tokio::task::spawn_blocking(move || {
-            store.open(
+            let opened = store.open(
                 &journal_id,
                 &journal_name,
-                journal_config,
-                counters,
+                journal_config.clone(),
+                counters.clone(),
                 Some(&meta),
-            )
+            );
+            match opened {
+                // A FIFO found again is read whatever its record says.
+                Err(err) if resumed => {
+                    tracing::warn!(container = %journal_name, error = %err, "the attachment record names no valid container: its FIFO is read, and its lines go to Loki from memory only");
+                    Ok(store.open_in_memory(&journal_id, &journal_name, journal_config, counters))
+                }
+                other => other,
+            }
         })
         .await
         .expect("opening a journal does not panic");
+        // A journal that cannot be written is opened for memory-only
+        // delivery (the FIFO is always read); only an invalid ID fails.
         let journal = match opened {
             Ok(journal) => journal,
             Err(err) => {
@@ -429,19 +477,25 @@ impl Driver {
     pub async fn reattach(self: &Arc<Self>) {
         if let Some(data_dir) = self.settings.data_dir.clone() {
             // Copies kept by version 0.1 become journals first.
+            let store = self.store.clone();
             let _ = tokio::task::spawn_blocking(move || {
-                crate::journal::migrate_legacy(&data_dir.join("logs"), &data_dir.join("journal"))
+                crate::journal::migrate_legacy(&data_dir.join("logs"), &data_dir.join("journal"));
+                store.warn_strangers();
             })
             .await;
         }
+        // Records of containers that ended while the plugin was away.
+        let mut ended = HashMap::new();
         if let Some(attachments) = &self.attachments {
             let attachments = attachments.clone();
             let (records, unreadable) = tokio::task::spawn_blocking(move || attachments.load())
                 .await
                 .unwrap_or_default();
-            for path in unreadable {
-                tracing::warn!(file = %path.display(), "deleting an attachment record that cannot be read");
-                let _ = std::fs::remove_file(path);
+            for (path, why) in unreadable {
+                tracing::warn!(file = %path.display(), reason = %why, "deleting an attachment record that cannot be used");
+                if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_dir()) {
+                    let _ = std::fs::remove_file(path);
+                }
             }
             for (path, mut request) in records {
                 let name = request.info.name().to_string();
@@ -454,8 +508,10 @@ impl Driver {
                     != Some(path.clone());
                 if !Path::new(&request.file).exists() {
                     // The container ended while the plugin was away; its
-                    // journal is delivered below.
+                    // journal is delivered below, with the options of this
+                    // record (container.json has no credentials).
                     let _ = std::fs::remove_file(&path);
+                    ended.insert(request.info.container_id.clone(), request);
                     continue;
                 }
                 // Values an older version accepted are moved into range
@@ -483,31 +539,72 @@ impl Driver {
                 }
             }
         }
-        self.deliver_backlogs().await;
+        self.deliver_backlogs(ended).await;
     }
 
     /// Journals that hold undelivered lines but no FIFO feeds (their
     /// container stopped while Loki was away, then the plugin restarted).
-    async fn deliver_backlogs(self: &Arc<Self>) {
+    /// Their options come from the attachment record if the container
+    /// ended while the plugin was away (`ended`), else from the journal's
+    /// `container.json`; if that is damaged, from `LOG_OPTS` (the lines are
+    /// then labelled with the container's short ID).
+    async fn deliver_backlogs(self: &Arc<Self>, mut ended: HashMap<String, StartLoggingRequest>) {
         let store = self.store.clone();
         let pending = tokio::task::spawn_blocking(move || {
             store
                 .stored()
                 .into_iter()
                 .filter(|id| store.get(id).is_none() && store.has_undelivered(id))
-                .filter_map(|id| store.meta(&id).map(|meta| (id, meta)))
+                .map(|id| {
+                    let meta = store.meta(&id);
+                    (id, meta)
+                })
                 .collect::<Vec<_>>()
         })
         .await
         .unwrap_or_default();
         for (id, meta) in pending {
-            let Ok(request) = serde_json::from_slice::<StartLoggingRequest>(&meta) else {
-                continue;
+            let from_meta = meta.map_err(|e| e.to_string()).and_then(|bytes| {
+                serde_json::from_slice::<StartLoggingRequest>(&bytes)
+                    .map_err(|_| "it is not a StartLogging request".to_string())
+            });
+            let request = match (ended.remove(&id), from_meta) {
+                (Some(record), _) => record,
+                (None, Ok(request)) => request,
+                (None, Err(why)) => {
+                    let dir = self
+                        .store
+                        .root()
+                        .map(|r| r.join(&id).join(crate::journal::META_FILE));
+                    let shown = dir.as_deref().map(Path::display);
+                    if self.settings.log_opts.is_empty() {
+                        tracing::warn!(id = %short_id(&id), record = %shown.map(|d| d.to_string()).unwrap_or_default(), reason = %why,
+                            "a journal holds undelivered lines, but the record of its container's options cannot be used and LOG_OPTS names no loki-url; they stay for docker logs");
+                        continue;
+                    }
+                    tracing::warn!(id = %short_id(&id), record = %shown.map(|d| d.to_string()).unwrap_or_default(), reason = %why,
+                        "the record of a stopped container's options cannot be used; its undelivered lines go with the LOG_OPTS defaults, container_name set to its ID");
+                    StartLoggingRequest {
+                        file: String::new(),
+                        info: ContainerInfo {
+                            container_id: id.clone(),
+                            container_name: format!("/{}", short_id(&id)),
+                            ..ContainerInfo::default()
+                        },
+                    }
+                }
             };
-            let opts = request.info.config.clone().unwrap_or_default();
-            let Ok(config) = self.container_config(&request.info, &clamp_to_ranges(&opts).0) else {
-                tracing::warn!(id = %short_id(&id), "a journal holds undelivered lines, but its options no longer validate; they stay for docker logs");
-                continue;
+            let config = match self.salvaged_config(&request.info) {
+                Ok((config, dropped)) => {
+                    if !dropped.is_empty() {
+                        tracing::warn!(id = %short_id(&id), left_out = ?dropped, "a journal holds undelivered lines, but some of its options no longer validate; they are delivered without them");
+                    }
+                    config
+                }
+                Err(err) => {
+                    tracing::warn!(id = %short_id(&id), error = %err, "a journal holds undelivered lines, but its options no longer validate; they stay for docker logs");
+                    continue;
+                }
             };
             let store = self.store.clone();
             let journal_config = self.journal_config(Some(&config));
@@ -528,6 +625,39 @@ impl Driver {
                     tracing::warn!(container = %request.info.name(), error = %err, "cannot deliver lines an earlier run left")
                 }
             }
+        }
+    }
+
+    /// The configuration of a stopped container whose lines an earlier run
+    /// left: its recorded options moved into range, and those that do not
+    /// validate any more (an option this version refuses, a record
+    /// damaged on disk) left out, named in the second value.
+    fn salvaged_config(
+        &self,
+        info: &ContainerInfo,
+    ) -> Result<(ContainerConfig, Vec<String>), OptionError> {
+        let (mut opts, _) = clamp_to_ranges(&info.config.clone().unwrap_or_default());
+        let mut dropped = Vec::new();
+        loop {
+            let err = match self.container_config(info, &opts) {
+                Ok(config) => return Ok((config, dropped)),
+                Err(err) => err,
+            };
+            let keys: Vec<String> = match &err {
+                OptionError::Unknown { key } | OptionError::Invalid { key, .. } => {
+                    vec![key.clone()]
+                }
+                OptionError::Conflict { keys, .. } => {
+                    keys.split(" and ").map(str::to_string).collect()
+                }
+                OptionError::Missing { .. } => return Err(err),
+            };
+            let before = opts.len();
+            opts.retain(|key, _| !keys.contains(key));
+            if opts.len() == before {
+                return Err(err); // not one of the container's own options
+            }
+            dropped.extend(keys);
         }
     }
 

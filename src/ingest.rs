@@ -137,7 +137,7 @@ impl Reader {
         let fifo_size = pipe_size(fifo.as_raw_fd());
         // The private pipe `tee` copies into; without one, the FIFO is read plainly.
         let private = private_pipe(|p| Ok(p.capacity)).ok();
-        let protected = journal.is_on_disk() && private.is_some();
+        let protected = journal.writes_to_disk() && private.is_some();
         Ok(Reader {
             // SAFETY: an OwnedFd's descriptor stays open and the same until
             // the AsyncFd (which owns it) is dropped.
@@ -171,8 +171,11 @@ impl Reader {
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> ReadEnd {
         let fifo = self.fifo.clone();
         let mut pause: Option<tokio::time::Instant> = None;
+        // When to look at the FIFO again without waiting for it to become
+        // readable (see `Recheck`).
+        let mut recheck = Recheck::default();
         let end = loop {
-            let mut guard = tokio::select! {
+            let guard = tokio::select! {
                 biased;
                 _ = stop.wait_for(|stopping| *stopping) => break ReadEnd::Stopped,
                 _ = sleep_until(pause), if pause.is_some() => {
@@ -184,19 +187,34 @@ impl Reader {
                         self.warn_failed(&err);
                         break ReadEnd::Eof;
                     }
+                    // Room was made: a writer blocked in one long write(2)
+                    // fills it without making the FIFO readable again.
+                    recheck.now();
                     continue;
                 }
                 _ = tokio::time::sleep(MAX_UNCONFIRMED_AGE), if self.unconfirmed_since.is_some() => {
                     self.consume_stale();
+                    recheck.now();
                     continue;
                 }
+                _ = sleep_until(recheck.at), if recheck.at.is_some() && pause.is_none() => {
+                    recheck.at = None;
+                    None
+                }
                 guard = fifo.readable(), if pause.is_none() => match guard {
-                    Ok(guard) => guard,
+                    Ok(guard) => Some(guard),
                     Err(err) => { self.warn_failed(&err); break ReadEnd::Eof }
                 },
             };
             let seen = self.seen;
-            match self.pump() {
+            let pumped = self.pump();
+            if matches!(pumped, Ok(Pump::Data)) {
+                // There may be more, and after a step that came from a
+                // recheck the FIFO's readiness says nothing: look again.
+                recheck.reset();
+                recheck.now();
+            }
+            match pumped {
                 Ok(Pump::Data) if self.seen - seen < COALESCE_BELOW => {
                     pause = Some(tokio::time::Instant::now() + COALESCE);
                 }
@@ -206,9 +224,23 @@ impl Reader {
                 // through tokio's budget (128 steps, 16 MiB) would fill
                 // memory before the first push starts.
                 Ok(Pump::Data) => tokio::task::yield_now().await,
-                Ok(Pump::NothingNew) => guard.clear_ready(),
+                Ok(Pump::NothingNew) => {
+                    if let Some(mut guard) = guard {
+                        guard.clear_ready();
+                    }
+                    if self.holds_unconsumed() {
+                        recheck.later();
+                    }
+                }
                 Ok(Pump::Eof) => break ReadEnd::Eof,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    if let Some(mut guard) = guard {
+                        guard.clear_ready();
+                    }
+                    if self.holds_unconsumed() {
+                        recheck.later();
+                    }
+                }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => {
                     self.warn_failed(&err);
@@ -381,6 +413,15 @@ impl Reader {
                 self.warn_failed(&err);
             }
         }
+    }
+
+    /// Whether bytes read are still in the FIFO (waiting for the writer
+    /// thread's confirmation). The kernel wakes a FIFO's reader in the
+    /// middle of one `write(2)` only when the FIFO was empty: a writer
+    /// blocked in a long write fills the room these bytes leave without
+    /// making the FIFO readable again, so the reader must look by itself.
+    fn holds_unconsumed(&self) -> bool {
+        self.protected && self.seen > self.consumed
     }
 
     fn all_frames_confirmed(&self) -> bool {
@@ -626,6 +667,33 @@ fn private_pipe<T>(f: impl FnOnce(&PrivatePipe) -> io::Result<T>) -> io::Result<
         }
         None => Err(io::Error::other("no pipe for tee")),
     })
+}
+
+/// When the reader looks at the FIFO again by itself (see
+/// [`Reader::holds_unconsumed`]): at once after it made room, then after
+/// a pause that grows while nothing new comes, up to [`RECHECK_MAX`].
+#[derive(Debug, Default)]
+struct Recheck {
+    at: Option<tokio::time::Instant>,
+    pause: Duration,
+}
+
+/// Longest pause between two looks at a FIFO that holds unconfirmed bytes.
+const RECHECK_MAX: Duration = Duration::from_millis(50);
+
+impl Recheck {
+    fn now(&mut self) {
+        self.at = Some(tokio::time::Instant::now());
+    }
+
+    fn later(&mut self) {
+        self.pause = (self.pause * 2).clamp(COALESCE, RECHECK_MAX);
+        self.at = Some(tokio::time::Instant::now() + self.pause);
+    }
+
+    fn reset(&mut self) {
+        self.pause = Duration::ZERO;
+    }
 }
 
 /// Sleeps until `at`; forever when there is no `at` (a `select!` branch

@@ -184,8 +184,11 @@ async fn a_long_outage_costs_disk_not_lines_and_the_backlog_drains_within_a_minu
         drained.as_secs_f64()
     );
     assert_all_once_in_order(&numbers_in_loki(&loki), count);
+    // Blocking would be seconds (the writer waits for Loki); on 2 shared
+    // cores running both tests of this file at once, scheduling alone
+    // has delayed the reader by 100 ms.
     assert!(
-        longest < Duration::from_millis(100),
+        longest < Duration::from_millis(250),
         "a FIFO write stalled for {longest:?}"
     );
     assert!(

@@ -120,6 +120,84 @@ pub fn container_labels(
     labels
 }
 
+/// Loki's default bound on the label names of a stream
+/// (`limits_config.max_label_names_per_series`; `source` counts).
+pub const LOKI_MAX_LABEL_NAMES: usize = 15;
+/// Loki's default bound on a label value (`max_label_value_length`).
+pub const LOKI_MAX_LABEL_VALUE: usize = 2048;
+/// Loki's default bound on a label name (`max_label_name_length`).
+pub const LOKI_MAX_LABEL_NAME: usize = 1024;
+
+/// Why Loki (with its default limits) would refuse every line of a
+/// container with these labels (as [`container_labels`] makes them,
+/// without `source`), if it would.
+pub fn refused_by_loki(labels: &BTreeMap<String, String>) -> Option<String> {
+    use crate::config::units::shorten;
+    let names = labels.len() + usize::from(!labels.contains_key("source"));
+    if names > LOKI_MAX_LABEL_NAMES {
+        let some: Vec<&str> = labels.keys().take(5).map(String::as_str).collect();
+        return Some(format!(
+            "this container's streams would have {names} label names ({}, ...; source included), more than the {LOKI_MAX_LABEL_NAMES} Loki accepts (max_label_names_per_series): Loki would refuse every line; select fewer with labels, labels-regex, env, env-regex or loki-external-labels",
+            some.join(", ")
+        ));
+    }
+    for (name, value) in labels {
+        if name.len() > LOKI_MAX_LABEL_NAME {
+            return Some(format!(
+                "label name {:?} is {} bytes, more than the {LOKI_MAX_LABEL_NAME} Loki accepts (max_label_name_length): Loki would refuse every line",
+                shorten(name, 64),
+                name.len()
+            ));
+        }
+        if value.len() > LOKI_MAX_LABEL_VALUE {
+            return Some(format!(
+                "label {}: its value is {} bytes, more than the {LOKI_MAX_LABEL_VALUE} Loki accepts (max_label_value_length): Loki would refuse every line; leave it out, or make it structured metadata",
+                shorten(name, 64),
+                value.len()
+            ));
+        }
+    }
+    None
+}
+
+/// Container labels and environment variables that become the same Loki
+/// label name once made valid (`ü1` and `é1` both become `_1`): only one
+/// value could be kept. Each collision as a message.
+pub fn name_collisions(config: &ContainerConfig, info: &ContainerInfo) -> Vec<String> {
+    use crate::config::units::shorten;
+    let mut seen: BTreeMap<String, (&'static str, String)> = BTreeMap::new();
+    let mut found = Vec::new();
+    let labels = info
+        .labels
+        .iter()
+        .flatten()
+        .map(|(name, _)| name.as_str())
+        .filter(|name| config.wants_label(name))
+        .map(|name| ("container label", name.to_string()));
+    let env = info
+        .env
+        .iter()
+        .flatten()
+        .map(|entry| entry.split_once('=').map_or(entry.as_str(), |(k, _)| k))
+        .filter(|name| config.wants_env(name))
+        .map(|name| ("environment variable", name.to_string()));
+    for (kind, name) in labels.chain(env) {
+        let loki = sanitize_label_name(&name);
+        match seen.get(&loki) {
+            Some((other_kind, other)) if *other != name => found.push(format!(
+                "{other_kind} {:?} and {kind} {:?} both become the Loki label {loki:?}: only one value could be sent; leave one out (labels, labels-regex, env, env-regex)",
+                shorten(other, 64),
+                shorten(&name, 64)
+            )),
+            Some(_) => {}
+            None => {
+                seen.insert(loki, (kind, name));
+            }
+        }
+    }
+    found
+}
+
 /// The label sets of one container, one per source, and their rendering.
 #[derive(Debug, Clone)]
 pub struct StreamLabels {
@@ -189,6 +267,36 @@ mod tests {
     fn labels_for(info: &ContainerInfo) -> BTreeMap<String, String> {
         let config = ContainerConfig::from_log_opts(info.config.as_ref().unwrap()).unwrap();
         container_labels(&config, info, "vm1")
+    }
+
+    #[test]
+    fn label_sets_loki_refuses_and_names_that_collide_are_found() {
+        let mut info = fixture_info();
+        let mut labels = labels_for(&info);
+        assert_eq!(refused_by_loki(&labels), None);
+        labels.insert("big".into(), "x".repeat(LOKI_MAX_LABEL_VALUE + 1));
+        assert!(refused_by_loki(&labels).unwrap().contains("2048"));
+        labels.remove("big");
+        for i in 0..20 {
+            labels.insert(format!("l{i}"), "v".into());
+        }
+        assert!(refused_by_loki(&labels).unwrap().contains("15"));
+
+        info.labels = Some(
+            [("ü1", "a"), ("é1", "b"), ("tier", "c")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        let mut opts = info.config.clone().unwrap();
+        opts.insert("labels".into(), "ü1,é1,tier".into());
+        let config = ContainerConfig::from_log_opts(&opts).unwrap();
+        let collisions = name_collisions(&config, &info);
+        assert_eq!(collisions.len(), 1, "{collisions:?}");
+        assert!(collisions[0].contains("\"_1\""), "{collisions:?}");
+        opts.insert("labels".into(), "ü1,tier".into());
+        let config = ContainerConfig::from_log_opts(&opts).unwrap();
+        assert!(name_collisions(&config, &info).is_empty());
     }
 
     #[test]

@@ -242,7 +242,7 @@ pub const OPTIONS: &[Spec] = &[
         credential: false,
         dockers_own: false,
         with_previous: false,
-        meaning: "Retries of a container's lines that Loki blamed (429, 500, a timeout of that container's own push), after the first attempt; then they are dropped and counted. `0` sends once. An unreachable Loki, 502, 503 and 504 never count: the lines wait in the journal (see [below](#what-happens-when-things-go-wrong)).",
+        meaning: "Retries of a container's lines that Loki blamed (429, 500, a timeout of that container's own push), after the first attempt; then they are dropped and counted. `0` sends once. An unreachable Loki, a connection reset, an answer that is not HTTP, 502, 503 and 504 never count: the lines wait in the journal (see [below](#what-happens-when-things-go-wrong)).",
     },
     Spec {
         name: "loki-tenant-id",
@@ -272,7 +272,7 @@ pub const OPTIONS: &[Spec] = &[
         credential: false,
         dockers_own: false,
         with_previous: false,
-        meaning: "Bound on this container's journal on disk. Past it the oldest segments go, delivered or not; undelivered lines in them are counted as dropped (`journal_full`). `LOCAL_STORE_SIZE` bounds all journals together.",
+        meaning: "Bound on this container's journal on disk, held as lines are written: the oldest closed segments go first, delivered or not, and undelivered lines in them are counted as dropped (`journal_full`). Segments are closed at an eighth of it at most, so it holds without waiting for a segment to fill. `LOCAL_STORE_SIZE` bounds all journals together.",
     },
     Spec {
         name: "loki-max-in-flight",

@@ -25,7 +25,9 @@ pub fn migrate(legacy: &Path, journals: &Path) -> usize {
     for entry in entries.flatten() {
         let dir = entry.path();
         let id = entry.file_name().to_string_lossy().into_owned();
-        if !dir.is_dir() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        // A real directory (a link is not followed), with a container's name.
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if !is_dir || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
             continue;
         }
         let target = journals.join(&id);
@@ -79,33 +81,43 @@ fn convert(dir: &Path, target: &Path) -> io::Result<u64> {
     let mut seq = 0u64;
     let mut records = Vec::new();
     for path in old_files(dir) {
-        let mut bytes = Vec::new();
-        let read = File::open(&path).and_then(|file| {
-            if path.extension().is_some_and(|e| e == "sz") {
-                snap::read::FrameDecoder::new(file).read_to_end(&mut bytes)
-            } else {
-                let mut file = file;
-                file.read_to_end(&mut bytes)
-            }
-        });
-        if read.is_err() {
+        // Only regular files, never through a link, never a FIFO's wait;
+        // read in blocks (a compressed file may expand to far more).
+        let Ok(file) = crate::files::open_data_file(&path) else {
             continue; // a missing or damaged old file: the rest is kept
-        }
+        };
+        let mut source: Box<dyn Read> = if path.extension().is_some_and(|e| e == "sz") {
+            Box::new(snap::read::FrameDecoder::new(file))
+        } else {
+            Box::new(file)
+        };
         let mut decoder = FrameDecoder::new();
-        decoder.extend(&bytes);
-        while let Some(frame) = decoder.next() {
-            if let Frame::Entry { wire, .. } = frame {
-                record::encode(seq, &wire[4..], &mut records);
-                seq += 1;
+        let mut block = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            let n = match source.read(&mut block) {
+                Ok(0) | Err(_) => break, // the end, or damage: what came before is kept
+                Ok(n) => n,
+            };
+            total += n as u64;
+            decoder.extend(&block[..n]);
+            while let Some(frame) = decoder.next() {
+                if let Frame::Entry { wire, .. } = frame {
+                    record::encode(seq, &wire[4..], &mut records);
+                    seq += 1;
+                }
+            }
+            segment.write_all(&records)?;
+            records.clear();
+            if total > record::MAX_SEGMENT_FILE {
+                break; // more than any copy of that version held
             }
         }
-        segment.write_all(&records)?;
-        records.clear();
     }
     segment.sync_all()?;
     write_atomically(
         &target.join(CURSOR_FILE),
-        format_cursor([seq, seq]).as_bytes(),
+        format_cursor([seq, seq], seq).as_bytes(),
     )?;
     if dir.join(KEEP_MARKER).exists() {
         File::create(target.join(KEEP_MARKER))?;
@@ -156,7 +168,7 @@ mod tests {
         assert!(dir.join(KEEP_MARKER).exists());
         assert_eq!(
             fs::read_to_string(dir.join(CURSOR_FILE)).unwrap(),
-            "v1 4 4\n"
+            "v1 4 4 4\n"
         );
         let segments = record::list_segments(&dir);
         let mut reader = record::SegmentReader::open(&segments[0]).unwrap();

@@ -162,6 +162,9 @@ impl MemoryBudget {
 struct Held {
     line: Line,
     journaled: bool,
+    /// Its record was on disk, and a disk bound deleted it: should the
+    /// line leave memory, it is lost (`journal_full`).
+    deleted: bool,
 }
 
 /// The delivery side of a journal: what is in memory and how far delivery got.
@@ -193,6 +196,17 @@ struct Tail {
     /// quiet does not pin old segments.
     emitted_to: [Seq; 2],
     eviction_warning: Throttle,
+    /// Per source: lines of this run that left memory for the disk and
+    /// that delivery has not read back yet. What is left of them when
+    /// delivery has read everything up to `evicted_to` was not found on
+    /// disk: lost, for `lost_reason`.
+    backlog: [u64; 2],
+    /// Why lines that left memory may be missing from disk: a disk bound
+    /// deleted segments (`journal_full`), or a segment could not be read.
+    lost_reason: Option<DropReason>,
+    /// Records of an earlier run before this were looked for by delivery:
+    /// those missing were counted (`journal_corrupt`).
+    gaps_counted_to: Seq,
 }
 
 impl Tail {
@@ -324,12 +338,72 @@ pub struct Journal {
     pins: Mutex<Vec<Weak<std::sync::atomic::AtomicU64>>>,
     pool: Arc<writer::Pool>,
     disk_warning: Mutex<Throttle>,
+    /// Why this journal's new lines go to memory only, when its directory
+    /// cannot be written (what an earlier run left is still read).
+    disk_off: Option<DiskOff>,
+    /// The store, for its bound on disk (`LOCAL_STORE_SIZE`).
+    store: Weak<Store>,
+    /// The end of the journal last written into the cursor file.
+    end_persisted: std::sync::atomic::AtomicU64,
 }
 
+/// Why a journal is not written: the metrics `reason` and the error.
+#[derive(Debug, Clone)]
+pub struct DiskOff {
+    pub reason: &'static str,
+    pub error: String,
+}
+
+impl DiskOff {
+    fn of(err: &io::Error) -> DiskOff {
+        let reason = match err.raw_os_error() {
+            Some(libc::EROFS) => "read_only",
+            Some(libc::EACCES | libc::EPERM) => "permission_denied",
+            Some(libc::ENOSPC | libc::EDQUOT) => "no_space",
+            Some(libc::ENOTDIR | libc::ELOOP | libc::EISDIR | libc::EEXIST) => "not_a_directory",
+            _ if err.kind() == io::ErrorKind::InvalidData => "not_a_directory",
+            _ => "io_error",
+        };
+        DiskOff {
+            reason,
+            error: err.to_string(),
+        }
+    }
+}
+
+/// Segments are never cut smaller than this for a disk bound.
+const MIN_SEGMENT: u64 = 64 * 1024;
+
 impl Journal {
-    /// Whether the plugin keeps this journal on disk.
+    /// Whether the plugin keeps this journal on disk (to read, at least).
     pub fn is_on_disk(&self) -> bool {
         self.dir.is_some()
+    }
+
+    /// Whether this journal's new lines are written to disk; false when
+    /// it is kept in memory only, or its directory cannot be written.
+    pub fn writes_to_disk(&self) -> bool {
+        self.dir.is_some() && self.disk_off.is_none()
+    }
+
+    /// Why this journal's new lines go to memory only although the plugin
+    /// keeps a data directory, if they do.
+    pub fn disk_off(&self) -> Option<&DiskOff> {
+        self.disk_off.as_ref()
+    }
+
+    /// Where a segment is closed: at `max-size`, and small enough that the
+    /// disk bounds can be held by deleting closed segments (an eighth of
+    /// `loki-journal-size`, a sixteenth of `LOCAL_STORE_SIZE`).
+    pub(super) fn segment_limit(&self) -> u64 {
+        let own = (self.config.disk_limit / 8).max(MIN_SEGMENT);
+        // A store far smaller than `max-size` still gets closed segments to
+        // delete (a few KiB each).
+        let store = self
+            .store
+            .upgrade()
+            .map_or(u64::MAX, |s| (s.settings.disk_limit / 16).max(4096));
+        self.config.segment_size().min(own).min(store)
     }
 
     pub fn config(&self) -> &JournalConfig {
@@ -575,7 +649,11 @@ impl Journal {
             for line in lines {
                 added += line.cost();
                 tail.held[line.source as usize] += 1;
-                tail.lines.push_back(Held { line, journaled });
+                tail.lines.push_back(Held {
+                    line,
+                    journaled,
+                    deleted: false,
+                });
             }
             tail.bytes += added;
             self.counters
@@ -602,19 +680,26 @@ impl Journal {
     fn evict(&self, bytes: usize, why: &str) -> usize {
         let mut tail = self.tail();
         let mut freed = 0;
-        let (mut to_disk, mut lost) = (0u64, 0u64);
+        let (mut to_disk, mut lost, mut deleted) = (0u64, 0u64, 0u64);
+        let on_disk = self.writes_to_disk();
+        let mut leave = |held: &Held, tail: &mut Tail| {
+            if held.journaled && on_disk {
+                to_disk += 1;
+                tail.backlog[held.line.source as usize] += 1;
+            } else if held.deleted {
+                deleted += 1;
+            } else {
+                lost += 1;
+            }
+        };
         while freed < bytes && tail.lines.len() > 1 {
             let held = tail.lines.pop_front().expect("lines remain");
             let (source, ack) = (held.line.source, held.line.ack);
             tail.held[source as usize] -= 1;
             freed += held.line.cost();
-            if held.journaled && self.is_on_disk() {
-                to_disk += 1;
-            } else {
-                lost += 1;
-            }
+            leave(&held, &mut tail);
             let s = source as usize;
-            if self.is_on_disk() {
+            if on_disk {
                 tail.evicted_to[s] = tail.evicted_to[s].max(ack);
             }
             // The other pieces of the same long line leave with it, so memory
@@ -632,11 +717,7 @@ impl Journal {
                 let held = tail.lines.remove(i).expect("index in range");
                 tail.held[source as usize] -= 1;
                 freed += held.line.cost();
-                if held.journaled && self.is_on_disk() {
-                    to_disk += 1;
-                } else {
-                    lost += 1;
-                }
+                leave(&held, &mut tail);
             }
         }
         tail.bytes -= freed;
@@ -646,7 +727,7 @@ impl Journal {
         let warn = lost > 0 && tail.eviction_warning.allow(Instant::now()).is_some();
         drop(tail);
         self.budget.sub(freed);
-        let moved = (to_disk + lost) as i64;
+        let moved = (to_disk + lost + deleted) as i64;
         self.counters
             .memory_lines
             .fetch_sub(moved, Ordering::Relaxed);
@@ -654,6 +735,7 @@ impl Journal {
             .backlog_lines
             .fetch_add(to_disk as i64, Ordering::Relaxed);
         self.counters.drop_lines(DropReason::MemoryFull, lost);
+        self.counters.drop_lines(DropReason::JournalFull, deleted);
         if warn {
             tracing::warn!(
                 container = %self.name,
@@ -737,6 +819,7 @@ impl Journal {
                 session_start: tail.session_start,
                 max_bytes,
                 per_line,
+                gaps_from: tail.gaps_counted_to,
             }
         };
         let journal = self.clone();
@@ -763,7 +846,7 @@ impl Journal {
             tail.taken[s] = tail.taken[s].max(read.advance[s]);
         }
         tail.disk_hint = read.hint;
-        let done_with_disk = !tail.has_disk_backlog();
+        self.account_read_back(&mut tail, &read);
         if read.lines.is_empty() {
             // Nothing was left on disk in that range (deleted or never written).
             tail.in_flight = false;
@@ -772,9 +855,9 @@ impl Journal {
             }
             self.cursor_dirty.store(true, Ordering::Release);
             drop(tail);
-            if !done_with_disk {
-                self.wake();
-            }
+            // More to read, or (done with the disk) a lane with nothing
+            // left to deliver must be looked at again to be let go.
+            self.wake();
             return None;
         }
         drop(tail);
@@ -948,7 +1031,9 @@ impl Journal {
         self.wake();
     }
 
-    /// Reads lines back from disk for delivery (on a blocking thread).
+    /// Reads lines back from disk for delivery (on a blocking thread). A
+    /// segment that cannot be read is skipped (with a warning): its lines
+    /// are counted as lost, never waited for.
     fn read_back(&self, plan: &DiskPlan) -> io::Result<ReadBack> {
         let dir = self
             .dir
@@ -967,6 +1052,11 @@ impl Journal {
         let (mut bytes, mut recovered) = (0usize, 0u64);
         let mut next_seq = start;
         let mut hint = None;
+        let mut stopped_early = false;
+        // Records of an earlier run that should be there and are not
+        // (this run's are accounted for when they leave memory).
+        let mut gaps = Gaps::new(plan, start);
+        let mut unreadable = false;
         // The segment holding `start` (or the first one after it, if it went).
         let first = segments
             .iter()
@@ -992,7 +1082,7 @@ impl Journal {
                     compressed: true,
                     ..file.clone()
                 };
-                if file.compressed {
+                if file.compressed || err.kind() != io::ErrorKind::NotFound {
                     Err(err)
                 } else {
                     SegmentReader::open(&twin)
@@ -1001,17 +1091,34 @@ impl Journal {
             let mut reader = match opened {
                 Ok(reader) => reader,
                 Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                Err(err) => return Err(err),
+                Err(err) => {
+                    self.warn_unreadable(&file.path, &err);
+                    unreadable = true;
+                    continue;
+                }
             };
-            while let Some(record) = reader.next()? {
+            loop {
+                let record = match reader.next() {
+                    Ok(Some(record)) => record,
+                    Ok(None) => break,
+                    Err(err) => {
+                        // What is after the damage in this segment is lost.
+                        self.warn_unreadable(&file.path, &err);
+                        unreadable = true;
+                        break;
+                    }
+                };
                 if record.seq < start {
                     continue;
                 }
+                gaps.found(record.seq);
                 next_seq = record.seq + 1;
                 let Ok(entry) = LogEntry::decode(record.payload) else {
+                    gaps.undecodable(record.seq);
                     continue;
                 };
                 let Some(source) = Source::parse(&entry.source) else {
+                    gaps.undecodable(record.seq);
                     continue;
                 };
                 let s = source as usize;
@@ -1043,6 +1150,7 @@ impl Journal {
                             seq: next_seq,
                         });
                     }
+                    stopped_early = true;
                     break 'segments;
                 }
             }
@@ -1061,6 +1169,13 @@ impl Journal {
                 }
             }
         }
+        if !stopped_early {
+            // Up to the end of what the earlier run wrote.
+            gaps.end_at(
+                plan.session_start
+                    .min(plan.upto.into_iter().max().unwrap_or(0)),
+            );
+        }
         let mut advance = plan.from;
         for s in 0..2 {
             if !plan.sources[s] {
@@ -1073,12 +1188,86 @@ impl Journal {
             }
             .max(plan.from[s]);
         }
+        let mut fresh = [0u64; 2];
+        for line in &lines {
+            if line.ack > plan.session_start {
+                fresh[line.source as usize] += 1;
+            }
+        }
         Ok(ReadBack {
             lines,
             advance,
             hint,
             recovered,
+            corrupt: gaps.missing,
+            gaps_counted_to: gaps.counted_to(),
+            fresh,
+            unreadable,
         })
+    }
+
+    /// Accounts for a read back from disk (under the tail lock): records of
+    /// an earlier run found missing are counted as lost, and a source whose
+    /// delivery read everything that left memory counts what was not found.
+    fn account_read_back(&self, tail: &mut Tail, read: &ReadBack) {
+        if read.corrupt > 0 {
+            ContainerCounters::add(&self.counters.recovered, read.corrupt);
+            self.counters
+                .drop_lines(DropReason::JournalCorrupt, read.corrupt);
+        }
+        if read.corrupt > 0 && tail.eviction_warning.allow(Instant::now()).is_some() {
+            tracing::warn!(
+                container = %self.name,
+                lines = read.corrupt,
+                dropped_total = self.counters.dropped(DropReason::JournalCorrupt),
+                "journal: lines an earlier run wrote are missing or damaged on disk; counted as dropped (journal_corrupt)"
+            );
+        }
+        if let Some(to) = read.gaps_counted_to {
+            tail.gaps_counted_to = tail.gaps_counted_to.max(to);
+        }
+        if read.unreadable {
+            tail.lost_reason.get_or_insert(DropReason::JournalCorrupt);
+        }
+        for s in 0..2 {
+            tail.backlog[s] = tail.backlog[s].saturating_sub(read.fresh[s]);
+        }
+        self.reconcile_backlog(tail);
+    }
+
+    /// For each source whose delivery has taken everything up to where
+    /// lines left memory: the lines that left memory and were not read
+    /// back were not on disk any more (a disk bound deleted their segment,
+    /// or it could not be read). They are counted as dropped.
+    fn reconcile_backlog(&self, tail: &mut Tail) {
+        for s in 0..2 {
+            if tail.taken[s] < tail.evicted_to[s] || tail.backlog[s] == 0 {
+                continue;
+            }
+            let lost = std::mem::take(&mut tail.backlog[s]);
+            let reason = tail.lost_reason.unwrap_or(DropReason::JournalCorrupt);
+            self.counters
+                .backlog_lines
+                .fetch_sub(lost as i64, Ordering::Relaxed);
+            self.counters.drop_lines(reason, lost);
+            if tail.eviction_warning.allow(Instant::now()).is_some() {
+                tracing::warn!(
+                    container = %self.name,
+                    lines = lost,
+                    reason = reason.as_str(),
+                    "lines that had left memory for the journal were no longer on disk when delivery came to them; counted as dropped"
+                );
+            }
+        }
+    }
+
+    fn warn_unreadable(&self, path: &Path, err: &io::Error) {
+        tracing::warn!(
+            container = %self.name,
+            segment = %path.display(),
+            error = %err,
+            "journal: skipping a segment that cannot be read; its lines are counted as dropped (journal_corrupt)"
+        );
     }
 
     /// The segments on disk, oldest first.
@@ -1099,6 +1288,42 @@ impl Journal {
             .iter()
             .map(|s| s.bytes)
             .sum()
+    }
+
+    /// Says once what opening this journal found damaged, and what
+    /// becomes of it.
+    fn warn_recovery(&self, recovery: &writer::Recovery) {
+        let dir = self.dir.as_deref().map(Path::display);
+        let mut found: Vec<String> = recovery
+            .skipped
+            .iter()
+            .take(8)
+            .map(|(path, why)| format!("{} {why}", path.display()))
+            .collect();
+        if recovery.skipped.len() > 8 {
+            found.push(format!(
+                "and {} more such entries",
+                recovery.skipped.len() - 8
+            ));
+        }
+        found.extend(recovery.notes.iter().cloned());
+        if let Some(problem) = &recovery.cursor_problem {
+            found.push(format!(
+                "the delivery cursor was not used ({problem}): the journal is delivered again from its oldest segment, and Loki keeps one copy"
+            ));
+        }
+        if recovery.missing_at_end > 0 {
+            found.push(format!(
+                "{} records written at its end are missing",
+                recovery.missing_at_end
+            ));
+        }
+        tracing::warn!(
+            container = %self.name,
+            dir = %dir.map(|d| d.to_string()).unwrap_or_default(),
+            "journal damaged while the plugin was away: {}; what is readable is delivered, lines lost are counted as dropped (journal_corrupt)",
+            found.join("; ")
+        );
     }
 
     fn warn_disk(&self, what: &str, err: &io::Error) {
@@ -1154,6 +1379,8 @@ struct DiskPlan {
     max_bytes: usize,
     /// Bytes each line counts besides its own (see [`Journal::take_with`]).
     per_line: usize,
+    /// Records of an earlier run before this were looked for already.
+    gaps_from: Seq,
 }
 
 struct ReadBack {
@@ -1161,6 +1388,72 @@ struct ReadBack {
     advance: [Seq; 2],
     hint: Option<record_pos::Pos>,
     recovered: u64,
+    /// Records of an earlier run that were missing or undecodable.
+    corrupt: u64,
+    /// How far records of an earlier run were looked for.
+    gaps_counted_to: Option<Seq>,
+    /// Per source, lines read that this run had received.
+    fresh: [u64; 2],
+    /// A segment could not be read.
+    unreadable: bool,
+}
+
+/// Records an earlier run wrote that a read back expected and did not
+/// find. Records are numbered without gaps within a run, except where the
+/// disk could not keep up (the lines were then in memory, and are lost if
+/// that run did not deliver them before it ended): every number the read
+/// passes without a record is a line lost. Only counted where no read
+/// looked before (`gaps_from`), and only from where the read started.
+struct Gaps {
+    /// The next record number expected; `None`: not counting.
+    expect: Option<Seq>,
+    from: Seq,
+    until: Seq,
+    missing: u64,
+}
+
+impl Gaps {
+    fn new(plan: &DiskPlan, start: Seq) -> Gaps {
+        Gaps {
+            // A read that starts past what was looked at would leave a
+            // stretch unlooked at: it counts nothing.
+            expect: (start <= plan.gaps_from).then_some(start),
+            from: plan.gaps_from,
+            until: plan.session_start,
+            missing: 0,
+        }
+    }
+
+    /// The next record found is `seq` (or the end of the read).
+    fn found(&mut self, seq: Seq) {
+        let Some(expect) = self.expect else { return };
+        let (lo, hi) = (expect.max(self.from), seq.min(self.until));
+        if hi > lo {
+            self.missing += hi - lo;
+        }
+        self.expect = Some(expect.max(seq + 1));
+    }
+
+    /// The read went through everything before `end`.
+    fn end_at(&mut self, end: Seq) {
+        let Some(expect) = self.expect else { return };
+        let (lo, hi) = (expect.max(self.from), end.min(self.until));
+        if hi > lo {
+            self.missing += hi - lo;
+        }
+        self.expect = Some(expect.max(end));
+    }
+
+    /// The record `seq` was there but cannot be decoded.
+    fn undecodable(&mut self, seq: Seq) {
+        if self.expect.is_some() && seq >= self.from && seq < self.until {
+            self.missing += 1;
+        }
+    }
+
+    fn counted_to(&self) -> Option<Seq> {
+        self.expect
+    }
 }
 
 /// A FIFO reader's turn at a journal: frames get sequence numbers in order,
@@ -1178,7 +1471,7 @@ impl Intake<'_> {
         let seq = *self.next;
         *self.next += 1;
         self.first.get_or_insert(seq);
-        if self.journal.is_on_disk() {
+        if self.journal.writes_to_disk() {
             record::encode(seq, payload, &mut self.records);
         }
         seq
@@ -1199,7 +1492,7 @@ impl Intake<'_> {
         let journal = self.journal;
         let lines: Vec<Line> = lines.into_iter().filter(|l| !l.is_blank()).collect();
         let queued = match self.first {
-            Some(first) if journal.is_on_disk() => {
+            Some(first) if journal.writes_to_disk() => {
                 let chunk = writer::Chunk {
                     first_seq: first,
                     end_seq: *self.next,
@@ -1224,6 +1517,8 @@ impl Intake<'_> {
 /// All journals: where they live, the memory bound they share, the writer
 /// and maintenance threads.
 pub struct Store {
+    /// Itself, for the journals (they make room under its disk bound).
+    me: Weak<Store>,
     root: Option<PathBuf>,
     budget: Arc<MemoryBudget>,
     pool: Arc<writer::Pool>,
@@ -1233,6 +1528,9 @@ pub struct Store {
     settings: StoreSettings,
     /// The counts of journals that closed (see [`Store::retired`]).
     retired: Arc<ContainerCounters>,
+    /// Bytes of all journals on disk, as the writers keep `LOCAL_STORE_SIZE`
+    /// at write time (see `retention`); `None` until first needed.
+    pub(crate) disk_used: Mutex<Option<u64>>,
 }
 
 /// Plugin-wide settings of the store.
@@ -1252,7 +1550,9 @@ pub struct StoreSettings {
 impl Store {
     /// A store under `root` (`DATA_DIR/journal`), or memory only with `None`.
     pub fn new(root: Option<PathBuf>, settings: StoreSettings) -> Arc<Store> {
-        Arc::new(Store {
+        Arc::new_cyclic(|me| Store {
+            me: me.clone(),
+            disk_used: Mutex::new(None),
             root,
             budget: MemoryBudget::new(settings.memory_limit),
             pool: writer::Pool::start(),
@@ -1312,6 +1612,12 @@ impl Store {
     /// Opens (or returns the open) journal of a container. Blocking: it
     /// creates directories and checks the last segment for a torn tail.
     /// `meta` (the container's StartLogging request) is stored beside it.
+    ///
+    /// It fails only for an invalid ID: a journal whose directory cannot
+    /// be written is opened for reading (what an earlier run left is
+    /// delivered) and its new lines go to memory only; one that cannot be
+    /// read at all is kept in memory only. Either is said in a warning and
+    /// in [`Journal::disk_off`]. Damage found on disk is warned about once.
     pub fn open(
         &self,
         id: &str,
@@ -1321,36 +1627,98 @@ impl Store {
         meta: Option<&[u8]>,
     ) -> io::Result<Arc<Journal>> {
         let dir = self.dir_of(id)?;
+        Ok(self.open_at(id, dir, name, config, counters, meta))
+    }
+
+    /// A journal kept in memory only, whatever its ID: for a FIFO that must
+    /// be read though its record names no valid container (a record
+    /// damaged on disk).
+    pub fn open_in_memory(
+        &self,
+        id: &str,
+        name: &str,
+        config: JournalConfig,
+        counters: Arc<ContainerCounters>,
+    ) -> Arc<Journal> {
+        self.open_at(id, None, name, config, counters, None)
+    }
+
+    fn open_at(
+        &self,
+        id: &str,
+        dir: Option<PathBuf>,
+        name: &str,
+        config: JournalConfig,
+        counters: Arc<ContainerCounters>,
+        meta: Option<&[u8]>,
+    ) -> Arc<Journal> {
         let mut open = self.open.lock().expect("store lock poisoned");
         if let Some(journal) = open.get(id).and_then(Weak::upgrade) {
-            if let Some(dir) = &journal.dir {
-                fs::create_dir_all(dir)?;
-            }
-            if let (Some(dir), Some(meta)) = (&journal.dir, meta) {
-                write_atomically(&dir.join(META_FILE), meta)?;
-            }
-            if config.keep_file
+            if journal.writes_to_disk()
                 && let Some(dir) = &journal.dir
+                && let Err(err) = prepare_dir(dir, meta, config.keep_file)
             {
-                fs::File::create(dir.join(KEEP_MARKER))?;
+                journal.warn_disk(
+                    "cannot record the container's options beside its journal",
+                    &err,
+                );
             }
-            return Ok(journal);
+            return journal;
         }
-        let (files, next_seq, cursor) = match &dir {
+        let mut recovery = writer::Recovery::default();
+        let mut disk_off = None;
+        let (dir, files, next_seq, cursor) = match dir {
             Some(dir) => {
-                fs::create_dir_all(dir)?;
-                if let Some(meta) = meta {
-                    write_atomically(&dir.join(META_FILE), meta)?;
+                let meta_before = fs::symlink_metadata(dir.join(META_FILE)).map_or(0, |m| m.len());
+                let prepared = prepare_dir(&dir, meta, config.keep_file);
+                if prepared.is_ok()
+                    && let Some(meta) = meta
+                {
+                    self.disk_added((meta.len() as u64).saturating_sub(meta_before));
                 }
-                if config.keep_file {
-                    fs::File::create(dir.join(KEEP_MARKER))?;
+                // A full disk may have room again soon: only a directory
+                // that cannot be written at all turns writing off.
+                disk_off = prepared
+                    .err()
+                    .filter(|e| !matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)))
+                    .map(|e| DiskOff::of(&e));
+                match writer::Files::open(&dir, disk_off.is_none()) {
+                    Ok((files, next_seq, cursor, found)) => {
+                        recovery = found;
+                        if disk_off.is_none()
+                            && let Some(err) = &recovery.unwritable
+                            && err.raw_os_error() == Some(libc::EROFS)
+                        {
+                            disk_off = Some(DiskOff::of(err));
+                        }
+                        (Some(dir), files, next_seq, cursor)
+                    }
+                    Err(err) => {
+                        disk_off.get_or_insert_with(|| DiskOff::of(&err));
+                        tracing::warn!(container = %name, dir = %dir.display(), error = %err, "cannot read this container's journal; its lines go to Loki from memory only");
+                        (None, writer::Files::default(), 0, None)
+                    }
                 }
-                writer::Files::open(dir)?
             }
-            None => (writer::Files::default(), 0, None),
+            None => (None, writer::Files::default(), 0, None),
         };
+        if let (Some(off), Some(dir)) = (&disk_off, &dir) {
+            tracing::warn!(
+                container = %name,
+                dir = %dir.display(),
+                reason = off.reason,
+                error = %off.error,
+                "cannot write this container's journal: its new lines go to Loki from memory only (docker logs shows what is on disk); the attachment record is kept for the next start"
+            );
+        }
         let cursor = cursor.unwrap_or([files.first_seq().unwrap_or(next_seq); 2]);
         let cursor = cursor.map(|c| c.min(next_seq));
+        let gaps_counted_to = cursor
+            .iter()
+            .copied()
+            .filter(|&c| c < next_seq)
+            .min()
+            .unwrap_or(next_seq);
         counters.retire_to(self.retired.clone());
         let journal = Arc::new_cyclic(|me| Journal {
             me: me.clone(),
@@ -1375,12 +1743,16 @@ impl Store {
                 held: [0; 2],
                 emitted_to: [next_seq; 2],
                 eviction_warning: Throttle::default(),
+                backlog: [0; 2],
+                lost_reason: None,
+                gaps_counted_to,
             }),
             queue: Mutex::new(Queue {
                 chunks: VecDeque::new(),
                 bytes: 0,
                 scheduled: false,
             }),
+            end_persisted: std::sync::atomic::AtomicU64::new(files.end),
             files: Mutex::new(files),
             written: watch::channel(next_seq).0,
             wake: Mutex::new(None),
@@ -1392,34 +1764,70 @@ impl Store {
             pins: Mutex::new(Vec::new()),
             pool: self.pool.clone(),
             disk_warning: Mutex::new(Throttle::default()),
+            disk_off,
+            store: self.me.clone(),
         });
+        if !recovery.is_clean() {
+            journal.warn_recovery(&recovery);
+        }
         self.budget.register(&journal);
         open.retain(|_, j| j.strong_count() > 0);
         open.insert(id.to_string(), Arc::downgrade(&journal));
-        Ok(journal)
+        journal
     }
 
-    /// Container IDs with a journal on disk.
+    /// Container IDs with a journal on disk: real directories with a
+    /// container's name (never a link; other entries are warned about once
+    /// by [`Store::warn_strangers`]).
     pub fn stored(&self) -> Vec<String> {
         let Some(root) = &self.root else {
             return Vec::new();
         };
+        if !crate::files::is_data_dir(root) {
+            return Vec::new();
+        }
         fs::read_dir(root)
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|e| e.path().is_dir())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
             .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|id| self.dir_of(id).is_ok())
             .collect()
     }
 
-    /// The stored StartLogging request of a container's journal.
-    pub fn meta(&self, id: &str) -> Option<Vec<u8>> {
-        let dir = self.dir_of(id).ok()??;
-        fs::read(dir.join(META_FILE)).ok()
+    /// Warns once about what the journal directory holds that is not a
+    /// journal: a symlink, a file, a FIFO, a device (blocking; at start).
+    pub fn warn_strangers(&self) {
+        let Some(root) = &self.root else { return };
+        if let Ok(meta) = fs::symlink_metadata(root)
+            && !meta.is_dir()
+        {
+            tracing::warn!(dir = %root.display(), "the journal directory is not a directory (links are not followed): no journal is kept on disk");
+            return;
+        }
+        for entry in fs::read_dir(root).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                continue;
+            }
+            let why = crate::files::not_a_data_file(&meta).unwrap_or("is a file, not a journal");
+            tracing::warn!(entry = %path.display(), "the journal directory holds an entry that {why}; not read");
+        }
     }
 
-    /// Whether a stored journal holds lines not yet delivered (blocking).
+    /// The stored StartLogging request of a container's journal: a
+    /// regular file of bounded size, never through a link.
+    pub fn meta(&self, id: &str) -> io::Result<Vec<u8>> {
+        let dir = self
+            .dir_of(id)?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no data directory"))?;
+        crate::files::read_data_file(&dir.join(META_FILE), MAX_META_FILE)
+    }
+
+    /// Whether a stored journal may hold lines not yet delivered, or
+    /// damage to look at (blocking).
     pub fn has_undelivered(&self, id: &str) -> bool {
         let Ok(Some(dir)) = self.dir_of(id) else {
             return false;
@@ -1437,20 +1845,56 @@ impl Store {
     }
 }
 
-/// Writes `path` so that it is either the old or the new content.
+/// Writes `path` so that it is either the old or the new content (mode
+/// 0600). The file is written anew beside it, never through a link or
+/// into a FIFO left there, then renamed over it.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(bytes)?;
+    if let Ok(meta) = fs::symlink_metadata(&tmp)
+        && !meta.is_dir()
+    {
+        let _ = fs::remove_file(&tmp);
+    }
+    let mut file = crate::files::create_data_file(&tmp)?;
+    if let Err(err) = file.write_all(bytes) {
+        drop(file);
+        let _ = fs::remove_file(&tmp);
+        return Err(err);
+    }
     drop(file);
     fs::rename(&tmp, path)
+}
+
+/// The largest `container.json` or attachment record read: a StartLogging
+/// request is at most 4 MiB.
+pub const MAX_META_FILE: u64 = (crate::server::MAX_REQUEST_BODY as u64) + (64 << 10);
+
+/// Makes a container's journal directory ready to be written: a real
+/// directory (a link or anything else there is replaced), the container's
+/// options beside it, and the `keep-file` marker.
+fn prepare_dir(dir: &Path, meta: Option<&[u8]>, keep: bool) -> io::Result<()> {
+    if let Some(root) = dir.parent() {
+        crate::files::ensure_data_dir(root)?;
+    }
+    if let Ok(found) = fs::symlink_metadata(dir)
+        && !found.is_dir()
+    {
+        tracing::warn!(dir = %dir.display(), "a journal's place holds something that {}; replacing it with a directory", crate::files::not_a_data_file(&found).unwrap_or("is not a directory"));
+        fs::remove_file(dir)?;
+    }
+    crate::files::ensure_data_dir(dir)?;
+    if let Some(meta) = meta {
+        write_atomically(&dir.join(META_FILE), meta)?;
+    }
+    if keep {
+        match crate::files::create_data_file(&dir.join(KEEP_MARKER)) {
+            Ok(_) => {}
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
 }
 
 /// Bytes as stored: the line and a newline, for `docker logs`.

@@ -58,7 +58,8 @@ impl Store {
         max_line: usize,
     ) -> Result<mpsc::Receiver<Bytes>, ReadError> {
         let dir = self.dir_of(id)?.ok_or(ReadError::NotFound)?;
-        if !dir.is_dir() {
+        // A real directory: a link out of the data directory is not read.
+        if !crate::files::is_data_dir(&dir) {
             return Err(ReadError::NotFound);
         }
         let permit = self
@@ -204,7 +205,12 @@ fn read_step(
             }
         }
         let reader = position.reader.as_mut().expect("opened above");
-        match reader.next() {
+        let skipped = reader.skipped;
+        let next = reader.next();
+        // Damaged bytes skipped count towards the step too, so a client
+        // that left is noticed between steps.
+        read += (reader.skipped - skipped) as usize;
+        match next {
             Ok(Some(record)) => {
                 read += record.payload.len();
                 if let Ok(entry) = LogEntry::decode(record.payload) {
@@ -344,8 +350,8 @@ fn walk_back(
     counted: &mut usize,
     open: &mut HashSet<(Source, String)>,
 ) -> Option<(u64, usize)> {
-    let end = std::fs::metadata(path).ok()?.len();
-    let mut reader = BackwardReader::open(path, end).ok()?;
+    let file = crate::files::open_data_file(path).ok()?;
+    let mut reader = BackwardReader::of(file).ok()?;
     while let Ok(Some(record)) = reader.prev() {
         let Ok(entry) = LogEntry::decode(record.payload) else {
             continue;

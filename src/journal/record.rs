@@ -127,27 +127,67 @@ impl SegmentFile {
     }
 }
 
-/// The segments in a journal directory, oldest first. A segment found both
-/// raw and compressed (compression is between its rename and the raw
-/// file's removal, or was interrupted) is listed once, raw.
+/// The largest file a segment can be: `max-size` is at most 1 GiB, and a
+/// segment is closed before the record that would pass it, unless that
+/// record is alone. A larger file under a segment's name is not read.
+pub const MAX_SEGMENT_FILE: u64 = (1 << 30) + 2 * MAX_FRAME as u64;
+
+/// What a journal directory holds under segment names.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// The segments, oldest first. A segment found both raw and compressed
+    /// (compression is between its rename and the raw file's removal, or
+    /// was interrupted) is listed once, raw.
+    pub segments: Vec<SegmentFile>,
+    /// Entries named like segments that are not read: symlinks, FIFOs,
+    /// devices, directories, files larger than any segment; and why.
+    pub skipped: Vec<(SegmentFile, &'static str)>,
+}
+
+/// Lists a journal directory's segments without opening or following
+/// anything (see [`Scan`]).
+pub fn scan(dir: &Path) -> Scan {
+    let mut out = Scan::default();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Some(segment) = SegmentFile::parse(entry.path()) else {
+            continue;
+        };
+        // The entry itself: a symlink is not followed.
+        match entry.metadata() {
+            Ok(meta) => match crate::files::not_a_data_file(&meta) {
+                None if meta.len() > MAX_SEGMENT_FILE => out
+                    .skipped
+                    .push((segment, "is larger than any journal segment can be")),
+                None => out.segments.push(segment),
+                Some(why) => out.skipped.push((segment, why)),
+            },
+            Err(_) => continue, // gone meanwhile
+        }
+    }
+    out.segments.sort_by_key(|s| (s.first_seq, s.compressed));
+    out.segments.dedup_by_key(|s| s.first_seq);
+    out.skipped.sort_by_key(|(s, _)| s.first_seq);
+    out
+}
+
+/// The segments in a journal directory, oldest first (see [`scan`]).
 pub fn list_segments(dir: &Path) -> Vec<SegmentFile> {
-    let mut found: Vec<SegmentFile> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| SegmentFile::parse(e.path()))
-        .collect();
-    found.sort_by_key(|s| (s.first_seq, s.compressed));
-    found.dedup_by_key(|s| s.first_seq);
-    found
+    scan(dir).segments
 }
 
 /// Deletes the compressed twin of a raw segment left by a compression that
 /// was interrupted (only the journal's owner calls this, when opening it).
+/// Only regular files are deleted.
 pub fn remove_interrupted_compressions(dir: &Path) {
     for segment in list_segments(dir).iter().filter(|s| !s.compressed) {
-        let _ = std::fs::remove_file(segment.path.with_extension("sz"));
-        let _ = std::fs::remove_file(segment.path.with_extension("sz.tmp"));
+        for twin in [
+            segment.path.with_extension("sz"),
+            segment.path.with_extension("sz.tmp"),
+        ] {
+            if std::fs::symlink_metadata(&twin).is_ok_and(|m| m.is_file()) {
+                let _ = std::fs::remove_file(twin);
+            }
+        }
     }
 }
 
@@ -170,14 +210,19 @@ const BLOCK: usize = 64 * 1024;
 pub type SegmentReader = ForwardReader<Box<dyn Read + Send>>;
 
 impl SegmentReader {
-    /// Opens a segment, raw or compressed, from its start.
+    /// Opens a segment, raw or compressed, from its start. Only a regular
+    /// file is opened, never through a symlink. A raw segment whose first
+    /// bytes are damaged is read all the same: its records check
+    /// themselves.
     pub fn open(segment: &SegmentFile) -> io::Result<SegmentReader> {
-        let file = File::open(&segment.path)?;
-        let mut source: Box<dyn Read + Send> = if segment.compressed {
-            Box::new(snap::read::FrameDecoder::new(file))
-        } else {
-            Box::new(file)
-        };
+        if !segment.compressed {
+            return SegmentReader::open_at(&segment.path, 0);
+        }
+        let file = crate::files::open_data_file(&segment.path)?;
+        // A segment was at most this large before it was compressed: a
+        // file that expands beyond is not one (nor read further).
+        let mut source: Box<dyn Read + Send> =
+            Box::new(snap::read::FrameDecoder::new(file).take(MAX_SEGMENT_FILE));
         let mut magic = [0u8; 8];
         source.read_exact(&mut magic)?;
         if &magic != SEGMENT_MAGIC {
@@ -191,10 +236,30 @@ impl SegmentReader {
 
     /// Opens a raw segment at a record boundary `offset` (0: its first record).
     pub fn open_at(path: &Path, offset: u64) -> io::Result<SegmentReader> {
-        let mut file = File::open(path)?;
+        let mut file = crate::files::open_data_file(path)?;
         let offset = offset.max(SEGMENT_MAGIC.len() as u64);
         file.seek(SeekFrom::Start(offset))?;
         Ok(ForwardReader::new(Box::new(file), offset))
+    }
+}
+
+/// Whether a raw segment starts with [`SEGMENT_MAGIC`].
+pub fn has_magic(file: &mut File) -> io::Result<bool> {
+    let mut magic = [0u8; 8];
+    file.seek(SeekFrom::Start(0))?;
+    match file.read_exact(&mut magic) {
+        Ok(()) => Ok(&magic == SEGMENT_MAGIC),
+        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+impl ForwardReader<File> {
+    /// Reads an open raw segment from its first record.
+    pub fn from_file(mut file: File) -> io::Result<ForwardReader<File>> {
+        let offset = SEGMENT_MAGIC.len() as u64;
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(ForwardReader::new(file, offset))
     }
 }
 
@@ -296,15 +361,22 @@ impl<R: Read> ForwardReader<R> {
 /// Where the valid records of a raw segment end: the length to truncate a
 /// torn tail to. Scans forward; records after a corrupt stretch are kept.
 pub fn valid_end(path: &Path) -> io::Result<u64> {
-    let len = std::fs::metadata(path)?.len();
+    valid_end_of(&mut crate::files::open_data_file(path)?)
+}
+
+/// [`valid_end`] of an open segment.
+pub fn valid_end_of(file: &mut File) -> io::Result<u64> {
+    let len = file.metadata()?.len();
     if len < SEGMENT_MAGIC.len() as u64 {
         return Ok(0);
     }
     // Fast path: the last record checks out from its suffix.
-    if let Some(end) = last_record_end(path, len)? {
+    if let Some(end) = last_record_end(file, len)? {
         return Ok(end);
     }
-    let mut reader = SegmentReader::open_at(path, 0)?;
+    file.seek(SeekFrom::Start(SEGMENT_MAGIC.len() as u64))?;
+    let copy = file.try_clone()?;
+    let mut reader = ForwardReader::new(copy, SEGMENT_MAGIC.len() as u64);
     let mut end = SEGMENT_MAGIC.len() as u64;
     while reader.next()?.is_some() {
         end = reader.offset();
@@ -313,11 +385,10 @@ pub fn valid_end(path: &Path) -> io::Result<u64> {
 }
 
 /// `Some(len)` if the record ending at `len` is valid.
-fn last_record_end(path: &Path, len: u64) -> io::Result<Option<u64>> {
+fn last_record_end(file: &mut File, len: u64) -> io::Result<Option<u64>> {
     if len < (SEGMENT_MAGIC.len() + ENVELOPE) as u64 {
         return Ok((len == SEGMENT_MAGIC.len() as u64).then_some(len));
     }
-    let mut file = File::open(path)?;
     let mut suffix = [0u8; 4];
     file.seek(SeekFrom::Start(len - 4))?;
     file.read_exact(&mut suffix)?;
@@ -343,9 +414,15 @@ pub struct BackwardReader {
 impl BackwardReader {
     pub fn open(path: &Path, end: u64) -> io::Result<BackwardReader> {
         Ok(BackwardReader {
-            file: File::open(path)?,
+            file: crate::files::open_data_file(path)?,
             offset: end,
         })
+    }
+
+    /// Walks an open segment backwards from its end.
+    pub fn of(file: File) -> io::Result<BackwardReader> {
+        let offset = file.metadata()?.len();
+        Ok(BackwardReader { file, offset })
     }
 
     /// The record ending at the current offset, or `None` at the segment's

@@ -1,10 +1,14 @@
 //! The HTTP side of the metrics endpoint: `GET /metrics` on a TCP address.
 //!
 //! It must never cost the plugin more than a scrape does: connections
-//! served at once are bounded (more are closed at once, unread), each
-//! serves one request whose headers must arrive within a time limit, the
-//! whole exchange has a time limit, request bodies are never read, and
-//! headers must fit in a small buffer.
+//! served at once are bounded, each serves one request whose headers must
+//! arrive within a time limit, the whole exchange has a time limit,
+//! request bodies are never read, and headers must fit in a small buffer.
+//! When every slot is taken, a new connection whose whole request arrives
+//! within 100 ms (a scraper sends it at once) takes the slot of the oldest
+//! connection whose request has not arrived, which is closed: idle or
+//! half-open connections cannot keep scrapes out. Other new connections
+//! are closed unread (at once past 64 of them waiting).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,8 +24,11 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::observe::Throttle;
@@ -89,9 +96,9 @@ async fn serve(
     limits: Limits,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.connections));
     // Dropped on return: every connection still open is closed.
     let mut connections = JoinSet::new();
+    let slots = Arc::new(Slots::default());
     let mut busy_log = Throttle::default();
     let mut error_log = Throttle::default();
     loop {
@@ -113,7 +120,9 @@ async fn serve(
                 }
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
+        let slot = Arc::new(Slot::new(has_request_head(&stream)));
+        let claimed = slots.claim(&slot, limits.connections);
+        if !claimed && slots.waiting.load(Ordering::Acquire) >= MAX_WAITING {
             if let Some(suppressed) = busy_log.allow(Instant::now()) {
                 tracing::warn!(
                     max_connections = limits.connections,
@@ -123,21 +132,137 @@ async fn serve(
             }
             drop(stream);
             continue;
-        };
-        let registry = registry.clone();
+        }
+        let (registry, slots) = (registry.clone(), slots.clone());
         connections.spawn(async move {
-            let _permit = permit;
-            let _ = tokio::time::timeout(
-                limits.connection_timeout,
-                serve_connection(stream, registry, limits.header_timeout),
-            )
-            .await;
+            if !claimed {
+                // Every slot is taken: a connection whose request comes
+                // within a moment may still take an idle one's.
+                slots.waiting.fetch_add(1, Ordering::AcqRel);
+                let arrived = request_arrives(&stream, WAIT_FOR_REQUEST).await;
+                slots.waiting.fetch_sub(1, Ordering::AcqRel);
+                slot.requested.store(arrived, Ordering::Release);
+                if !arrived || !slots.claim(&slot, limits.connections) {
+                    return;
+                }
+            }
+            let _finished = Finished(&slot);
+            tokio::select! {
+                _ = slot.evict.notified() => {}
+                _ = tokio::time::timeout(
+                    limits.connection_timeout,
+                    serve_connection(stream, registry, limits.header_timeout, &slot.requested),
+                ) => {}
+            }
         });
     }
 }
 
-async fn serve_connection(stream: TcpStream, registry: Arc<Registry>, header_timeout: Duration) {
+/// New connections that wait for their request while every slot is taken.
+const MAX_WAITING: usize = 64;
+/// How long such a connection's request may take to arrive.
+const WAIT_FOR_REQUEST: Duration = Duration::from_millis(100);
+
+/// The connections being served, oldest first.
+#[derive(Default)]
+struct Slots {
+    served: std::sync::Mutex<VecDeque<Arc<Slot>>>,
+    /// Connections waiting for their request to claim a slot.
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+impl Slots {
+    /// Takes a slot for `slot`: a free one, or, when `slot`'s request has
+    /// arrived, the one of the oldest connection still waiting for its
+    /// request (which is closed). False when there is none.
+    fn claim(&self, slot: &Arc<Slot>, limit: usize) -> bool {
+        let mut served = self.served.lock().expect("metrics slots poisoned");
+        served.retain(|s| !s.finished.load(Ordering::Acquire));
+        if served.len() >= limit {
+            if !slot.requested.load(Ordering::Acquire) {
+                return false;
+            }
+            let Some(idle) = served
+                .iter()
+                .position(|s| !s.requested.load(Ordering::Acquire))
+            else {
+                return false;
+            };
+            if let Some(idle) = served.remove(idle) {
+                idle.evict.notify_one();
+            }
+        }
+        served.push_back(slot.clone());
+        true
+    }
+}
+
+/// One connection: whether its request arrived, and how to close it.
+struct Slot {
+    requested: AtomicBool,
+    evict: tokio::sync::Notify,
+    finished: AtomicBool,
+}
+
+impl Slot {
+    fn new(requested: bool) -> Slot {
+        Slot {
+            requested: AtomicBool::new(requested),
+            evict: tokio::sync::Notify::new(),
+            finished: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Marks a slot free when its connection's task ends (or is dropped).
+struct Finished<'a>(&'a Slot);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.finished.store(true, Ordering::Release);
+    }
+}
+
+/// Whether the whole request head arrives on `stream` within `limit`.
+async fn request_arrives(stream: &TcpStream, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if has_request_head(stream) {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Whether a whole request head (up to the blank line) is waiting on a
+/// new connection, read without taking it from the socket.
+fn has_request_head(stream: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut buf = [0u8; MAX_READ_BUFFER];
+    // SAFETY: recv into a buffer we own, of its length; MSG_PEEK leaves
+    // the bytes in the socket and MSG_DONTWAIT never blocks.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n > 0 && buf[..n as usize].windows(4).any(|w| w == b"\r\n\r\n")
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    registry: Arc<Registry>,
+    header_timeout: Duration,
+    requested: &AtomicBool,
+) {
     let service = service_fn(move |request| {
+        requested.store(true, Ordering::Release);
         let registry = registry.clone();
         async move { Ok::<_, Infallible>(answer(request, registry).await) }
     });
@@ -147,10 +272,20 @@ async fn serve_connection(stream: TcpStream, registry: Arc<Registry>, header_tim
         .header_read_timeout(header_timeout)
         .keep_alive(false)
         .max_buf_size(MAX_READ_BUFFER);
-    if let Err(err) = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .await
-    {
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    // hyper's header timeout starts with the first byte: a connection
+    // that sends nothing is closed here.
+    let ended = tokio::select! {
+        ended = &mut connection => Some(ended),
+        _ = tokio::time::sleep(header_timeout) => None,
+    };
+    let ended = match ended {
+        Some(ended) => ended,
+        None if !requested.load(Ordering::Acquire) => return,
+        None => connection.await,
+    };
+    if let Err(err) = ended {
         tracing::debug!(error = %err, "metrics connection ended with an error");
     }
 }

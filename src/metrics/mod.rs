@@ -117,6 +117,9 @@ pub struct ContainerSample {
     pub pending_lines: u64,
     /// Age of the oldest line not yet delivered; 0 when none.
     pub oldest_pending_age_seconds: f64,
+    /// Why the container's new lines go to memory only although the plugin
+    /// keeps a data directory (its journal cannot be written), if they do.
+    pub journal_unavailable: Option<&'static str>,
 }
 
 /// One endpoint URL, as scraped (endpoints with the same URL added together).
@@ -247,6 +250,7 @@ impl Snapshot {
                     } else {
                         0.0
                     },
+                    journal_unavailable: journal.disk_off().map(|off| off.reason),
                 }
             })
             .collect();
@@ -396,6 +400,19 @@ impl Snapshot {
             None,
             "Lines neither delivered nor given up: in memory, in flight, or waiting on disk.",
             per_container(|c| c.pending_lines),
+        )?;
+        gauge(
+            encoder,
+            "journal_unavailable",
+            None,
+            "1 while the container's journal cannot be written (reason: read_only, permission_denied, not_a_directory, no_space, io_error): its new lines go to Loki from memory only.",
+            containers
+                .iter()
+                .filter_map(|c| {
+                    c.journal_unavailable
+                        .map(|reason| ((id(c), [("reason", reason)]), 1))
+                })
+                .collect(),
         )?;
         gauge_f64(
             encoder,

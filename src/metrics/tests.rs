@@ -35,6 +35,7 @@ fn sample_container() -> ContainerSample {
         pending_lines: 3,
         oldest_pending_age_seconds: 1.5,
         filtered: vec![("drop_stage".into(), 2)],
+        journal_unavailable: None,
     }
 }
 

@@ -30,16 +30,22 @@ pub enum DropReason {
     RetriesExhausted,
     /// The plugin stopped with lines that were only in memory.
     Shutdown,
+    /// Lines the journal on disk held but that cannot be read back: a
+    /// damaged segment, a segment replaced by something that is not one,
+    /// records missing from its end (a disk failure, a power loss, a
+    /// script in the data directory).
+    JournalCorrupt,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::MemoryFull,
         DropReason::JournalFull,
         DropReason::Rejected,
         DropReason::RateLimited,
         DropReason::RetriesExhausted,
         DropReason::Shutdown,
+        DropReason::JournalCorrupt,
     ];
 
     /// The name used in log summaries and as the metrics `reason` label.
@@ -51,6 +57,7 @@ impl DropReason {
             DropReason::RateLimited => "rate_limited",
             DropReason::RetriesExhausted => "retries_exhausted",
             DropReason::Shutdown => "shutdown",
+            DropReason::JournalCorrupt => "journal_corrupt",
         }
     }
 }

@@ -27,7 +27,9 @@ pub enum FailKind {
     Unreachable,
     /// No answer within `loki-timeout`.
     Timeout,
-    /// The connection broke during the exchange.
+    /// The connection broke during the exchange (reset, closed before an
+    /// answer), or what came back was not HTTP: a network fault, judged
+    /// like [`FailKind::Unreachable`].
     Interrupted,
 }
 
@@ -65,12 +67,16 @@ pub type Labels = BTreeMap<String, String>;
 /// The verdict on a push result.
 pub fn judge(result: &PushResult) -> Verdict {
     match result {
+        // A reset or an answer that is not HTTP says nothing about these
+        // lines: a Loki process or a proxy died, or something else
+        // listens there. Like an unreachable Loki, it never counts
+        // against `loki-retries`.
         PushResult::Failed {
-            kind: FailKind::Unreachable,
+            kind: FailKind::Unreachable | FailKind::Interrupted,
             ..
         } => Verdict::Unavailable { retry_after: None },
         PushResult::Failed {
-            kind: FailKind::Timeout | FailKind::Interrupted,
+            kind: FailKind::Timeout,
             ..
         } => Verdict::Failed { retry_after: None },
         PushResult::Answered {
@@ -332,6 +338,11 @@ mod tests {
             kind: FailKind::Unreachable,
         };
         assert!(matches!(judge(&unreachable), Verdict::Unavailable { .. }));
+        let reset = PushResult::Failed {
+            reason: "connection reset by peer".into(),
+            kind: FailKind::Interrupted,
+        };
+        assert!(matches!(judge(&reset), Verdict::Unavailable { .. }));
         let timeout = PushResult::Failed {
             reason: "no answer".into(),
             kind: FailKind::Timeout,
