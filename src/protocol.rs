@@ -4,6 +4,10 @@
 
 use std::collections::HashMap;
 
+/// Largest request body the plugin accepts (a StartLogging request with
+/// its options); a recorded request on disk is bounded by it too.
+pub const MAX_REQUEST_BODY: usize = 4 << 20;
+
 use serde::{Deserialize, Serialize};
 
 /// `Info` of StartLogging and ReadLogs: what the daemon says about a

@@ -54,8 +54,7 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The whole request body must arrive within this, once the headers have.
 /// Response bodies (`docker logs -f`) have no time limit.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest request body accepted.
-pub const MAX_REQUEST_BODY: usize = 4 << 20;
+pub use crate::protocol::MAX_REQUEST_BODY;
 /// Bodies up to this size are read by every connection at once; a larger
 /// body must first take one of [`MAX_LARGE_BODIES`] slots. Memory for bodies
 /// is thus bounded by 128 × 64 KiB + 4 × 4 MiB = 24 MiB.

@@ -1868,7 +1868,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// The largest `container.json` or attachment record read: a StartLogging
 /// request is at most 4 MiB.
-pub const MAX_META_FILE: u64 = (crate::server::MAX_REQUEST_BODY as u64) + (64 << 10);
+pub const MAX_META_FILE: u64 = (crate::protocol::MAX_REQUEST_BODY as u64) + (64 << 10);
 
 /// Makes a container's journal directory ready to be written: a real
 /// directory (a link or anything else there is replaced), the container's
