@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
+
 /// Largest request body the plugin accepts (a StartLogging request with
 /// its options); a recorded request on disk is bounded by it too.
 pub const MAX_REQUEST_BODY: usize = 4 << 20;
-
-use serde::{Deserialize, Serialize};
 
 /// `Info` of StartLogging and ReadLogs: what the daemon says about a
 /// container. Go marshals nil collections as `null`, hence the `Option`s.
