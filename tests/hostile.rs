@@ -56,7 +56,7 @@ async fn absurd_log_opts_are_refused_and_the_plugin_keeps_serving() {
         ("loki-batch-size", "8191p", "between 1 and 16m"),
         ("loki-buffer-size", "1t", "between 1 and 1g"),
         ("max-size", "1", "between 64k and 1g"),
-        ("max-file", "4294967296", "from 1 to 100"),
+        ("max-file", "92233720368547758070", "greater than zero"),
     ];
     for (key, value, reason) in cases {
         let (err, _) = refused(&plugin, &fifo, &[("loki-url", URL), (key, value)]).await;
