@@ -30,16 +30,25 @@ pub enum DropReason {
     RetriesExhausted,
     /// The plugin stopped with lines that were only in memory.
     Shutdown,
+    /// Loki answered 260: the tenant's ingestion is blocked, and Loki
+    /// dropped the lines (its `blocked_ingestion_status_code`).
+    Blocked,
+    /// Loki refused lines older than its out-of-order window allows
+    /// ("entry too far behind": about an hour behind the newest line of
+    /// their stream), as a replay of an old backlog meets.
+    TooFarBehind,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::MemoryFull,
         DropReason::JournalFull,
         DropReason::Rejected,
         DropReason::RateLimited,
         DropReason::RetriesExhausted,
         DropReason::Shutdown,
+        DropReason::Blocked,
+        DropReason::TooFarBehind,
     ];
 
     /// The name used in log summaries and as the metrics `reason` label.
@@ -51,6 +60,8 @@ impl DropReason {
             DropReason::RateLimited => "rate_limited",
             DropReason::RetriesExhausted => "retries_exhausted",
             DropReason::Shutdown => "shutdown",
+            DropReason::Blocked => "blocked",
+            DropReason::TooFarBehind => "too_far_behind",
         }
     }
 }

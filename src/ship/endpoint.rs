@@ -19,8 +19,9 @@
 //! drops the metadata, so nothing is needed there.)
 //!
 //! Loki being unreachable (connection errors, 502–504, timeouts while no
-//! push succeeds) is a state of the endpoint, not of its lanes: one probe
-//! at a time, at most [`PROBE_MAX`] apart, and every lane resumes the
+//! push succeeds), or refusing every push (401, 403, 404: a credential, a
+//! tenant, a gateway), is a state of the endpoint, not of its lanes: one
+//! probe at a time, at most [`PROBE_MAX`] apart, and every lane resumes the
 //! moment a push goes through. Nothing is given up meanwhile: the lines
 //! wait in the journal. `loki-retries` counts only answers that blame the
 //! lines themselves (429, 500, a lane's own timeouts).
@@ -511,17 +512,25 @@ impl Endpoint {
             Verdict::Delivered => {
                 self.health.last_success = Some(now);
                 self.health.throttles = 0;
-                if let Some(since) = self.health.down_since.take() {
-                    tracing::info!(endpoint = %self.config.url, down_for = ?since.elapsed(), "Loki is reachable again; delivering what waited");
-                    self.health.probes = 0;
-                    self.counters.up.store(true, Ordering::Relaxed);
-                    self.wake.notify_one();
-                }
+                self.come_back(now);
                 for i in lanes {
                     self.delivered(i);
                 }
             }
-            Verdict::Unavailable { retry_after } => {
+            Verdict::Blocked => {
+                // Loki answers, but dropped the lines (260): counted, not sent.
+                self.health.last_success = Some(now);
+                self.come_back(now);
+                self.warn_drop(
+                    &result,
+                    "Loki blocks this tenant's ingestion (260) and dropped the lines",
+                );
+                for i in lanes {
+                    self.finish(i, |_, lengths| lengths.len() as u64, DropReason::Blocked);
+                }
+            }
+            Verdict::Unavailable { retry_after } | Verdict::Refused { retry_after } => {
+                let refused = matches!(verdict, Verdict::Refused { .. });
                 self.health.down_since.get_or_insert(now);
                 self.counters.up.store(false, Ordering::Relaxed);
                 self.health.probes += 1;
@@ -536,11 +545,19 @@ impl Endpoint {
                 );
                 self.health.next_probe = now + wait;
                 if let Some(suppressed) = self.down_warning.allow(now.into_std()) {
+                    let what = match refused {
+                        true => {
+                            "Loki (or a gateway in front of it) refuses every push: check the credentials, the tenant and the URL; lines wait in the journal and delivery resumes when it takes them"
+                        }
+                        false => {
+                            "Loki is unreachable; lines wait in the journal and delivery resumes when it answers"
+                        }
+                    };
                     tracing::warn!(
                         endpoint = %self.config.url,
                         error = %describe(&result),
                         similar_suppressed = suppressed,
-                        "Loki is unreachable; lines wait in the journal and delivery resumes when it answers"
+                        "{what}"
                     );
                 }
             }
@@ -553,6 +570,7 @@ impl Endpoint {
                         PushResult::Answered { body, .. } => body.as_str(),
                         PushResult::Failed { .. } => "",
                     };
+                    let reason = policy::refusal_reason(body);
                     for i in lanes {
                         let refused = |set: &Labels, lengths: &[usize]| {
                             if blamed.is_empty() || policy::is_blamed(set, &blamed) {
@@ -561,7 +579,7 @@ impl Endpoint {
                                 0
                             }
                         };
-                        self.finish(i, refused, DropReason::Rejected);
+                        self.finish(i, refused, reason);
                     }
                 }
             }
@@ -608,6 +626,16 @@ impl Endpoint {
             self.lanes.iter().filter(|l| l.not_before.is_some()).count() as i64,
             Ordering::Relaxed,
         );
+    }
+
+    /// A push went through: if the endpoint was down, every lane resumes.
+    fn come_back(&mut self, now: Instant) {
+        if let Some(since) = self.health.down_since.take() {
+            tracing::info!(endpoint = %self.config.url, down_for = ?now.saturating_duration_since(since), "Loki takes pushes again; delivering what waited");
+            self.health.probes = 0;
+            self.counters.up.store(true, Ordering::Relaxed);
+            self.wake.notify_one();
+        }
     }
 
     /// Loki refused the structured metadata of a push: from now on none is

@@ -35,6 +35,16 @@ pub enum FailKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Delivered,
+    /// Loki answered 260: the tenant's ingestion is blocked and Loki
+    /// dropped the lines (they count as dropped, `blocked`).
+    Blocked,
+    /// Loki, or a gateway in front of it, refuses every push for now: 401
+    /// and 403 (an expired or rotated credential), 404 (a gateway during a
+    /// deploy). Like [`Verdict::Unavailable`], the endpoint waits as a
+    /// whole and the lines wait in the journal: it costs disk, not lines.
+    Refused {
+        retry_after: Option<Duration>,
+    },
     /// Loki will never take them (4xx other than 429, or a permanent 5xx
     /// such as 501). `blamed`: the streams Loki named, if it named any.
     Rejected {
@@ -80,7 +90,9 @@ pub fn judge(result: &PushResult) -> Verdict {
         } => {
             let retry_after = *retry_after;
             match status.as_u16() {
+                260 => Verdict::Blocked,
                 200..=299 => Verdict::Delivered,
+                401 | 403 | 404 => Verdict::Refused { retry_after },
                 429 => Verdict::RateLimited {
                     blamed: blamed_streams(body),
                     retry_after,
@@ -230,9 +242,45 @@ pub fn refused_lines(body: &str, lengths: &[usize]) -> u64 {
         // Saturating: Loki's counts are small, but an answer is not trusted.
         .fold(0, u64::saturating_add);
     if counted > 0 {
-        counted.min(total)
+        return counted.min(total);
+    }
+    // Loki's ingester lists the entries it ignored and counts them:
+    // `total ignored: 3 out of 4` (for each stream it names).
+    let ignored: u64 = lower
+        .match_indices("total ignored: ")
+        .filter_map(|(at, marker)| number_after(&lower[at..], marker))
+        .fold(0, u64::saturating_add);
+    if ignored > 0 {
+        ignored.min(total)
     } else {
         total
+    }
+}
+
+/// The reason the lines Loki refused in a 400 are dropped for: every reason
+/// Loki gives is "entry too far behind" (a replay older than its
+/// out-of-order window, about an hour behind the newest line of the
+/// stream): `too_far_behind`; anything else: `rejected`.
+pub fn refusal_reason(body: &str) -> crate::observe::DropReason {
+    use crate::observe::DropReason;
+    let lower = body.to_ascii_lowercase();
+    if !lower.contains("too far behind") {
+        return DropReason::Rejected;
+    }
+    // Each reason Loki lists: `ignored, reason: '...'` per entry (the
+    // ingester), `N errors like: ...` per group (the distributor).
+    let reasons: Vec<&str> = lower
+        .split("reason: '")
+        .skip(1)
+        .chain(lower.split(" errors like: ").skip(1))
+        .collect();
+    if reasons
+        .iter()
+        .all(|r| r.starts_with("entry too far behind"))
+    {
+        DropReason::TooFarBehind
+    } else {
+        DropReason::Rejected
     }
 }
 
@@ -314,7 +362,14 @@ mod tests {
                 "{code}"
             );
         }
-        for code in [400, 401, 403, 404, 413, 501, 505] {
+        assert_eq!(judge(&answered(260, "blocked")), Verdict::Blocked);
+        for code in [401, 403, 404] {
+            assert!(
+                matches!(judge(&answered(code, "")), Verdict::Refused { .. }),
+                "{code}"
+            );
+        }
+        for code in [400, 413, 501, 505] {
             assert!(
                 matches!(judge(&answered(code, "")), Verdict::Rejected { .. }),
                 "{code}"
@@ -373,8 +428,25 @@ mod tests {
         assert_eq!(refused_lines(too_long, &[30, 300_000, 30]), 1);
         let counted = "2 errors like: entry for stream '{a=\"b\"}' has timestamp too old; 1 errors like: entry for stream '{a=\"b\"}' has timestamp too new";
         assert_eq!(refused_lines(counted, &[1; 10]), 3);
+        let ingester = "entry with timestamp 2026-12-06 11:53:58.2 +0000 UTC ignored, reason: 'entry too far behind, entry timestamp is: 2026-12-06T11:53:58Z, oldest acceptable timestamp is: 2026-12-06T12:53:58Z',\nuser 'fake', total ignored: 3 out of 4 for stream: {a=\"b\"}";
+        assert_eq!(refused_lines(ingester, &[1; 4]), 3);
         let whole = "stream '{a=\"b\"}' has duplicate label name: 'a'";
         assert_eq!(refused_lines(whole, &[1; 4]), 4);
+    }
+
+    #[test]
+    fn lines_too_far_behind_have_their_own_reason() {
+        use crate::observe::DropReason;
+        let loki3 = "entry with timestamp 2026-12-06 11:53:58.200896926 +0000 UTC ignored, reason: 'entry too far behind, entry timestamp is: 2026-12-06T11:53:58Z, oldest acceptable timestamp is: 2026-12-06T12:53:58Z',\nuser 'fake', total ignored: 3 out of 4 for stream: {job=\"old1\", service_name=\"old1\"}\n";
+        let loki2 = "entry with timestamp 2026-12-06 11:53:58.734659137 +0000 UTC ignored, reason: 'entry too far behind, oldest acceptable timestamp is: 2026-12-06T12:53:58Z' for stream: {job=\"old2\"},\ntotal ignored: 3 out of 4\n";
+        assert_eq!(refusal_reason(loki3), DropReason::TooFarBehind);
+        assert_eq!(refusal_reason(loki2), DropReason::TooFarBehind);
+        let mixed = "entry with timestamp x ignored, reason: 'entry too far behind, ...',\nentry with timestamp y ignored, reason: 'line too long',\ntotal ignored: 2 out of 2";
+        assert_eq!(refusal_reason(mixed), DropReason::Rejected);
+        assert_eq!(
+            refusal_reason("entry for stream '{a=\"b\"}' has timestamp too old"),
+            DropReason::Rejected
+        );
     }
 
     /// Found by fuzzing (fuzz/ loki_answers): counts that add up past

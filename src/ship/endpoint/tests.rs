@@ -662,3 +662,89 @@ async fn structured_metadata_counts_towards_the_batch_size() {
     assert_eq!(loki.with_metadata.load(Ordering::Relaxed), 100);
     assert!(pushes_of("plain") <= 2, "{:?}", loki.pushes());
 }
+
+/// An expired token (401, 403) or a gateway's 404 during a deploy costs
+/// time, not lines: the endpoint waits and probes as for an unreachable
+/// Loki, nothing is dropped or counted against `loki-retries`, and the
+/// lines go once Loki takes them again (issue 15).
+#[tokio::test(start_paused = true)]
+async fn a_401_403_or_404_keeps_the_lines_until_loki_takes_them() {
+    for status in [401, 403, 404] {
+        let loki = ScriptedLoki::new(Box::new(move |_, _| answer(status, "no")));
+        let mut config = endpoint_config();
+        config.retries = 1;
+        let mut setup = setup(config, &loki);
+        let a = setup.lane("a");
+        let b = setup.lane("b");
+        write(&a, numbered("a", 0..5));
+        write(&b, numbered("b", 0..5));
+        run_for(&mut setup, Duration::from_secs(120)).await;
+        assert_eq!(
+            a.counters.dropped_total() + b.counters.dropped_total(),
+            0,
+            "{status}"
+        );
+        assert_eq!(
+            setup.endpoint.counters.retries.load(Ordering::Relaxed),
+            0,
+            "{status}"
+        );
+        let pushes = loki.pushes();
+        let gaps: Vec<Duration> = pushes.windows(2).map(|w| w[1].0 - w[0].0).collect();
+        assert!(
+            gaps.iter()
+                .all(|g| *g <= PROBE_MAX + Duration::from_millis(20)),
+            "{status}: probed every 2 s at most: {gaps:?}"
+        );
+        assert!(pushes.len() < 120, "{status}: one probe at a time");
+        loki.set(Box::new(|_, _| ok()));
+        let back = Instant::now();
+        run_for(&mut setup, Duration::from_secs(3)).await;
+        assert_eq!(loki.accepted("a"), numbered("a", 0..5), "{status}");
+        assert_eq!(loki.accepted("b"), numbered("b", 0..5), "{status}");
+        assert!(loki.pushes().last().unwrap().0 - back <= PROBE_MAX + Duration::from_millis(50));
+        assert_eq!(a.counters.sent.load(Ordering::Relaxed), 5, "{status}");
+    }
+}
+
+/// Loki's 260 (the tenant's ingestion is blocked: Loki dropped the data)
+/// counts the lines as dropped for `blocked`, not as sent (issue 15).
+#[tokio::test(start_paused = true)]
+async fn a_260_counts_the_lines_as_dropped_not_sent() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| {
+        answer(260, "ingestion blocked for user fake until 2030-01-01")
+    }));
+    let mut setup = setup(endpoint_config(), &loki);
+    let a = setup.lane("a");
+    write(&a, numbered("a", 0..4));
+    run_for(&mut setup, Duration::from_secs(3)).await;
+    assert_eq!(a.counters.sent.load(Ordering::Relaxed), 0);
+    assert_eq!(a.counters.dropped(DropReason::Blocked), 4);
+    assert_eq!(loki.pushes().len(), 1, "not retried");
+}
+
+/// A replay older than Loki's out-of-order window: Loki stores what it can
+/// and says how many it ignored; those count as `too_far_behind`, the rest
+/// as sent (issue 15). The answer is Loki 3.7.6's, as measured.
+#[tokio::test(start_paused = true)]
+async fn lines_too_far_behind_are_counted_with_their_own_reason() {
+    let entry = |ts: &str| {
+        format!(
+            "entry with timestamp {ts} +0000 UTC ignored, reason: 'entry too far behind, entry timestamp is: 2026-12-06T11:53:58Z, oldest acceptable timestamp is: 2026-12-06T12:53:58Z',\n"
+        )
+    };
+    let body = format!(
+        "{}{}{}user 'fake', total ignored: 3 out of 4 for stream: {{container_name=\"old\", service_name=\"old\", source=\"stdout\"}}\n",
+        entry("2026-12-06 11:53:58.1"),
+        entry("2026-12-06 11:53:58.2"),
+        entry("2026-12-06 11:53:58.3"),
+    );
+    let loki = ScriptedLoki::new(Box::new(move |_, _| answer(400, &body)));
+    let mut setup = setup(endpoint_config(), &loki);
+    let old = setup.lane("old");
+    write(&old, numbered("old", 0..4));
+    run_for(&mut setup, Duration::from_secs(3)).await;
+    assert_eq!(old.counters.dropped(DropReason::TooFarBehind), 3);
+    assert_eq!(old.counters.dropped(DropReason::Rejected), 0);
+    assert_eq!(old.counters.sent.load(Ordering::Relaxed), 1);
+}
