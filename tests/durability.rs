@@ -198,3 +198,52 @@ async fn a_long_outage_costs_disk_not_lines_and_the_backlog_drains_within_a_minu
         "{log}"
     );
 }
+
+/// Issue 15: a container writes 2,000 lines while Loki is down, then stays
+/// quiet (a service between bursts); the plugin is killed and restarted
+/// while Loki is still down; then Loki comes back. The backlog is on disk
+/// only, and the container's FIFO is read again: it must be in Loki within
+/// 5 s of Loki answering (it never was: a disk backlog with nothing new in
+/// memory never became due).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_containers_backlog_is_in_loki_within_5_s_of_its_return_after_a_restart() {
+    const COUNT: usize = 2_000;
+    let loki = FakeLoki::start_refusing().await;
+    let mut plugin = Plugin::start(&[]);
+    let mut fifo = Fifo::create();
+    let path = fifo.path.clone();
+    let url = loki.url();
+    plugin
+        .start_logging(&start_request(&path, &[("loki-url", url.as_str())]))
+        .await;
+    for n in 0..COUNT {
+        fifo.write_entry(&support::fake_daemon::line("stdout", &numbered(n, 100)));
+    }
+    // On disk: the FIFO is empty again once the journal has every line.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fifo.unread() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the lines never reached the disk"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    plugin.kill();
+    let restarted = plugin.restart_from(&[]);
+    let _killed = std::mem::replace(&mut plugin, restarted);
+    plugin
+        .wait_for_log("resumed=true", Duration::from_secs(20))
+        .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(loki.entry_count(), 0, "Loki is still down");
+    loki.accept_connections().await;
+    let back = Instant::now();
+    loki.wait_for_entries(COUNT, Duration::from_secs(60)).await;
+    let took = back.elapsed();
+    eprintln!(
+        "a quiet container's backlog of {COUNT} lines, after a restart: in Loki {took:?} after it answered"
+    );
+    assert_all_once_in_order(&numbers_in_loki(&loki), COUNT);
+    assert!(took <= Duration::from_secs(5), "took {took:?}");
+    drop(fifo);
+}

@@ -665,22 +665,28 @@ impl Journal {
         freed
     }
 
-    /// Whether lines that left memory wait on disk for delivery.
-    fn has_disk_backlog(&self) -> bool {
+    /// Whether lines that left memory, or that an earlier run left
+    /// undelivered, wait on disk for delivery. They have waited already:
+    /// delivery takes them without a batch wait.
+    pub fn has_disk_backlog(&self) -> bool {
         self.tail().has_disk_backlog()
     }
 
-    /// Whether lines wait for delivery (in memory or on disk), and since when.
+    /// Whether lines wait for delivery (in memory or on disk), and since
+    /// when. A disk backlog nothing in memory dates (what an earlier run
+    /// left, found after a restart) waits from when it is first looked at:
+    /// a fixed time, so the lane becomes due.
     pub fn pending_since(&self) -> Option<WaitClock> {
-        let tail = self.tail();
-        let on_disk = tail.has_disk_backlog();
+        let mut tail = self.tail();
         if tail.in_flight {
             return None;
         }
-        if on_disk {
-            return Some(tail.pending_since.unwrap_or_else(WaitClock::now));
+        if tail.has_disk_backlog() {
+            return Some(*tail.pending_since.get_or_insert_with(WaitClock::now));
         }
         if tail.lines.is_empty() {
+            // Nothing waits: the next line starts a new batch wait.
+            tail.pending_since = None;
             None
         } else {
             tail.pending_since
@@ -764,6 +770,9 @@ impl Journal {
         }
         tail.disk_hint = read.hint;
         let done_with_disk = !tail.has_disk_backlog();
+        if done_with_disk && tail.lines.is_empty() {
+            tail.pending_since = None;
+        }
         if read.lines.is_empty() {
             // Nothing was left on disk in that range (deleted or never written).
             tail.in_flight = false;

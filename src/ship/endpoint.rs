@@ -354,6 +354,7 @@ impl Endpoint {
         };
         draining
             || !journal.is_live()
+            || journal.has_disk_backlog()
             || journal.queued_bytes() >= self.config.batch_size
             || now.saturating_duration_since(since) >= self.config.batch_wait
     }
