@@ -28,6 +28,7 @@ mod legacy;
 mod read;
 pub mod record;
 mod retention;
+mod space;
 mod writer;
 
 use std::collections::{HashMap, VecDeque};
@@ -53,6 +54,7 @@ use record::{SegmentFile, SegmentReader};
 
 pub use legacy::migrate as migrate_legacy;
 pub use read::{ReadError, ReadRequest};
+pub use space::{DiskSpace, free_space_margin};
 pub use writer::IntakeAck;
 
 const CURSOR_FILE: &str = "cursor";
@@ -300,6 +302,10 @@ pub struct Journal {
     intake: Mutex<Seq>,
     tail: Mutex<Tail>,
     queue: Mutex<Queue>,
+    /// Held while records are taken from `queue` and written, so that two
+    /// threads (a writer thread, and `Store::flush` at shutdown) never
+    /// interleave one journal's records.
+    writing: Mutex<()>,
     files: Mutex<writer::Files>,
     /// The next record number that is on disk (followers wait on it).
     written: watch::Sender<Seq>,
@@ -323,8 +329,18 @@ pub struct Journal {
     /// past a disk bound).
     pins: Mutex<Vec<Weak<std::sync::atomic::AtomicU64>>>,
     pool: Arc<writer::Pool>,
+    /// The store's view of the filesystem's free space.
+    space: Arc<DiskSpace>,
     disk_warning: Mutex<Throttle>,
+    /// Tests: called before each write with its length; an error stands for
+    /// the write failing (a full disk), a sleep for a slow one.
+    #[cfg(test)]
+    pub(crate) write_hook: Mutex<Option<WriteHook>>,
 }
+
+/// See [`Journal::write_hook`].
+#[cfg(test)]
+pub(crate) type WriteHook = Arc<dyn Fn(usize) -> io::Result<()> + Send + Sync>;
 
 impl Journal {
     /// Whether the plugin keeps this journal on disk.
@@ -643,9 +659,9 @@ impl Journal {
         self.counters
             .memory_bytes
             .store(tail.bytes, Ordering::Relaxed);
-        let warn = lost > 0 && tail.eviction_warning.allow(Instant::now()).is_some();
-        drop(tail);
-        self.budget.sub(freed);
+        // The backlog changes with the tail, so that delivery, which reads
+        // it back, can tell lines that never reached the disk (see
+        // `settle_backlog`).
         let moved = (to_disk + lost) as i64;
         self.counters
             .memory_lines
@@ -654,6 +670,9 @@ impl Journal {
             .backlog_lines
             .fetch_add(to_disk as i64, Ordering::Relaxed);
         self.counters.drop_lines(DropReason::MemoryFull, lost);
+        let warn = lost > 0 && tail.eviction_warning.allow(Instant::now()).is_some();
+        drop(tail);
+        self.budget.sub(freed);
         if warn {
             tracing::warn!(
                 container = %self.name,
@@ -670,6 +689,27 @@ impl Journal {
     /// delivery takes them without a batch wait.
     pub fn has_disk_backlog(&self) -> bool {
         self.tail().has_disk_backlog()
+    }
+
+    /// Delivery has read back everything that left memory (call with the
+    /// tail locked): every line counted in the disk backlog should have
+    /// come back. Those that did not never reached the disk: their record
+    /// was queued when they left memory, and its write then failed (a full
+    /// disk). They are counted as dropped (`memory_full`: out of memory and
+    /// not in the journal) and as journal misses, so every line stays
+    /// accounted for.
+    fn settle_backlog(&self) {
+        let missing = self.counters.backlog_lines.swap(0, Ordering::Relaxed);
+        if missing > 0 {
+            let missing = missing as u64;
+            self.counters.drop_lines(DropReason::MemoryFull, missing);
+            ContainerCounters::add(&self.counters.journal_misses, missing);
+            tracing::warn!(
+                container = %self.name,
+                lines = missing,
+                "lines that had left memory for the journal were not on disk (a write failed): dropped"
+            );
+        }
     }
 
     /// Whether lines wait for delivery (in memory or on disk), and since
@@ -727,8 +767,13 @@ impl Journal {
                 return self.take_from_memory(&mut tail, max_bytes, per_line);
             }
             // Never read past what the writer has written: a record still
-            // queued would look missing.
-            let written = *self.written.borrow();
+            // queued would look missing. With nothing queued, every record
+            // of a line that left memory is written, or never will be (its
+            // write failed, or the writer could not take it).
+            let written = match self.queue.lock().expect("journal lock poisoned").scheduled {
+                true => *self.written.borrow(),
+                false => Seq::MAX,
+            };
             let upto = tail.evicted_to.map(|e| e.min(written));
             if (0..2).all(|s| tail.taken[s] >= upto[s]) {
                 return None; // the writer wakes delivery when it catches up
@@ -764,14 +809,21 @@ impl Journal {
             }
         };
         let cost: usize = read.lines.iter().map(Line::cost).sum();
+        let n = read.lines.len() as u64;
         let mut tail = self.tail();
         for s in 0..2 {
             tail.taken[s] = tail.taken[s].max(read.advance[s]);
         }
         tail.disk_hint = read.hint;
+        self.counters
+            .backlog_lines
+            .fetch_sub((n - read.recovered) as i64, Ordering::Relaxed);
         let done_with_disk = !tail.has_disk_backlog();
-        if done_with_disk && tail.lines.is_empty() {
-            tail.pending_since = None;
+        if done_with_disk {
+            self.settle_backlog();
+            if tail.lines.is_empty() {
+                tail.pending_since = None;
+            }
         }
         if read.lines.is_empty() {
             // Nothing was left on disk in that range (deleted or never written).
@@ -786,17 +838,13 @@ impl Journal {
             }
             return None;
         }
-        drop(tail);
-        let n = read.lines.len() as u64;
-        self.budget.add(cost);
         ContainerCounters::add(&self.counters.recovered, read.recovered);
-        ContainerCounters::add(&self.counters.read_back, n - read.recovered);
-        self.counters
-            .backlog_lines
-            .fetch_sub((n - read.recovered) as i64, Ordering::Relaxed);
         self.counters
             .in_flight_lines
             .fetch_add(n as i64, Ordering::Relaxed);
+        drop(tail);
+        self.budget.add(cost);
+        ContainerCounters::add(&self.counters.read_back, n - read.recovered);
         Some(Taken {
             lines: read.lines,
             from,
@@ -1234,6 +1282,8 @@ impl Intake<'_> {
 /// and maintenance threads.
 pub struct Store {
     root: Option<PathBuf>,
+    /// The free space journals leave on the root's filesystem.
+    space: Arc<DiskSpace>,
     budget: Arc<MemoryBudget>,
     pool: Arc<writer::Pool>,
     open: Mutex<HashMap<String, Weak<Journal>>>,
@@ -1262,6 +1312,7 @@ impl Store {
     /// A store under `root` (`DATA_DIR/journal`), or memory only with `None`.
     pub fn new(root: Option<PathBuf>, settings: StoreSettings) -> Arc<Store> {
         Arc::new(Store {
+            space: Arc::new(DiskSpace::new(root.clone().unwrap_or_default())),
             root,
             budget: MemoryBudget::new(settings.memory_limit),
             pool: writer::Pool::start(),
@@ -1291,6 +1342,11 @@ impl Store {
 
     pub fn budget(&self) -> &Arc<MemoryBudget> {
         &self.budget
+    }
+
+    /// The free space journals leave on their filesystem.
+    pub fn space(&self) -> &Arc<DiskSpace> {
+        &self.space
     }
 
     pub fn root(&self) -> Option<&Path> {
@@ -1390,6 +1446,7 @@ impl Store {
                 bytes: 0,
                 scheduled: false,
             }),
+            writing: Mutex::new(()),
             files: Mutex::new(files),
             written: watch::channel(next_seq).0,
             wake: Mutex::new(None),
@@ -1400,7 +1457,10 @@ impl Store {
             retention: Mutex::new(()),
             pins: Mutex::new(Vec::new()),
             pool: self.pool.clone(),
+            space: self.space.clone(),
             disk_warning: Mutex::new(Throttle::default()),
+            #[cfg(test)]
+            write_hook: Mutex::new(None),
         });
         self.budget.register(&journal);
         open.retain(|_, j| j.strong_count() > 0);

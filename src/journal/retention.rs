@@ -130,14 +130,6 @@ fn remove(journal: &Journal, dir: &Path, segment: &Segment, bound: Option<&str>)
         .segments
         .retain(|s| s.first_seq != segment.first_seq);
     if lost + old > 0 {
-        ContainerCounters::add(&journal.counters.recovered, old);
-        journal
-            .counters
-            .backlog_lines
-            .fetch_sub(lost as i64, Ordering::Relaxed);
-        journal
-            .counters
-            .drop_lines(DropReason::JournalFull, lost + old);
         tracing::warn!(
             container = %journal.name,
             lines = lost + old,
@@ -193,6 +185,14 @@ fn undelivered_in(journal: &Journal, path: &Path, compressed: bool, end: Seq) ->
         tail.taken[s] = tail.taken[s].max(end.min(tail.evicted_to[s]));
     }
     tail.disk_hint = None;
+    // Counted with the tail locked, as delivery's reads are: the disk
+    // backlog stays exact (see `Journal::settle_backlog`).
+    let counters = &journal.counters;
+    ContainerCounters::add(&counters.recovered, old);
+    counters
+        .backlog_lines
+        .fetch_sub(lost as i64, Ordering::Relaxed);
+    counters.drop_lines(DropReason::JournalFull, lost + old);
     (lost, old)
 }
 
