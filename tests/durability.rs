@@ -410,3 +410,99 @@ async fn a_full_disk_costs_lines_only_counted() {
         "a FIFO write stalled for {longest:?}"
     );
 }
+
+/// Writes a stored journal as the plugin leaves it: `records` frames of
+/// about `len` bytes in one raw segment, no cursor (nothing delivered), and
+/// the container's StartLogging request beside it.
+fn stored_journal(
+    data: &std::path::Path,
+    id: &str,
+    request: &serde_json::Value,
+    records: usize,
+    len: usize,
+) {
+    use loki_logdriver::journal::record;
+    use prost::Message as _;
+    let dir = data.join("journal").join(id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut bytes = record::SEGMENT_MAGIC.to_vec();
+    for seq in 0..records {
+        let entry = support::fake_daemon::line("stdout", &numbered(seq, len));
+        record::encode(seq as u64, &entry.encode_to_vec(), &mut bytes);
+    }
+    std::fs::write(record::SegmentFile::raw(&dir, 0), bytes).unwrap();
+    std::fs::write(
+        dir.join(loki_logdriver::journal::META_FILE),
+        request.to_string(),
+    )
+    .unwrap();
+}
+
+/// Issue 15: startup used to re-attach FIFOs and check stored journals one
+/// at a time, reading each journal's last segment through, before it
+/// served the socket: dockerd waited. With 1,000 stored journals (256 KiB
+/// each, undelivered) and 100 FIFOs to re-attach, the plugin answers
+/// Capabilities and a new StartLogging within 1 s of starting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_with_1000_journals_and_100_fifos_answers_dockerd_within_1_s() {
+    let loki = FakeLoki::start_refusing().await;
+    let url = loki.url();
+    let data = tempfile::tempdir().unwrap();
+    let mut fifos = Vec::new();
+    for i in 0..1000 {
+        let id = format!("{i:064x}");
+        let mut request = start_request(
+            std::path::Path::new("/nonexistent"),
+            &[("loki-url", url.as_str())],
+        );
+        request["Info"]["ContainerID"] = id.clone().into();
+        request["Info"]["ContainerName"] = format!("/c{i}").into();
+        if i < 100 {
+            let fifo = Fifo::create_named(&format!("{i:064x}"));
+            request["File"] = fifo.path.to_string_lossy().into();
+            let dir = data.path().join("attached");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("{id}.json")), request.to_string()).unwrap();
+            fifos.push(fifo);
+        }
+        stored_journal(data.path(), &id, &request, 1000, 240);
+    }
+    let started = Instant::now();
+    let plugin = Plugin::start_with_data_dir(&[], data.path().to_path_buf());
+    let (status, _) = plugin.call("/LogDriver.Capabilities", "").await;
+    let capabilities = started.elapsed();
+    assert_eq!(status, 200);
+    let fresh = Fifo::create_named("fresh");
+    let answer = plugin
+        .start_logging(&start_request(&fresh.path, &[("loki-url", url.as_str())]))
+        .await;
+    let start_logging = started.elapsed();
+    assert_eq!(answer, serde_json::json!({}));
+    eprintln!(
+        "startup with 1,000 stored journals (256 KiB each, undelivered) and 100 FIFOs to re-attach: \
+         Capabilities answered {capabilities:?} after the start, a new StartLogging {start_logging:?}"
+    );
+    assert!(capabilities <= Duration::from_secs(1), "{capabilities:?}");
+    assert!(start_logging <= Duration::from_secs(1), "{start_logging:?}");
+    // Re-attaching goes on beside: every FIFO is read again.
+    plugin
+        .wait_for_log("resumed=true", Duration::from_secs(30))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while plugin.log().matches("resumed=true").count() < 100 {
+        assert!(
+            Instant::now() < deadline,
+            "not every FIFO was re-attached: {} of 100; log:\n{}",
+            plugin.log().matches("resumed=true").count(),
+            plugin
+                .log()
+                .lines()
+                .filter(|l| !l.contains("DEBUG"))
+                .take(40)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(fifos);
+}

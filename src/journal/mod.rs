@@ -294,6 +294,9 @@ pub struct Journal {
     pub name: String,
     /// `None` when the plugin keeps no data directory: memory only.
     dir: Option<PathBuf>,
+    /// The plugin keeps a data directory, but this journal could not be
+    /// opened there: every line is a journal miss.
+    misses_disk: bool,
     config: JournalConfig,
     pub counters: Arc<ContainerCounters>,
     budget: Arc<MemoryBudget>,
@@ -1175,6 +1178,17 @@ impl Journal {
     }
 }
 
+impl Drop for Journal {
+    /// The lines still in memory leave the plugin-wide budget with the
+    /// journal (one whose lane never came, or whose FIFO ended unread by
+    /// delivery): the budget would otherwise stay used for good.
+    fn drop(&mut self) {
+        let tail = self.tail.get_mut().unwrap_or_else(|e| e.into_inner());
+        self.budget.sub(tail.bytes);
+        tail.bytes = 0;
+    }
+}
+
 /// See [`Journal::resume_point`].
 #[derive(Debug, Default)]
 pub struct ResumePoint {
@@ -1267,7 +1281,7 @@ impl Intake<'_> {
             }
             _ => false,
         };
-        if !queued && journal.is_on_disk() {
+        if !queued && (journal.is_on_disk() || journal.misses_disk) {
             ContainerCounters::add(&journal.counters.journal_misses, lines.len() as u64);
         }
         let next = *self.next;
@@ -1416,11 +1430,52 @@ impl Store {
         };
         let cursor = cursor.unwrap_or([files.first_seq().unwrap_or(next_seq); 2]);
         let cursor = cursor.map(|c| c.min(next_seq));
+        let journal = self.make(id, name, dir, config, counters, files, next_seq, cursor);
+        open.retain(|_, j| j.strong_count() > 0);
+        open.insert(id.to_string(), Arc::downgrade(&journal));
+        Ok(journal)
+    }
+
+    /// A journal kept in memory only, for a container whose journal cannot
+    /// be opened on disk (a full disk, a damaged directory): its FIFO is
+    /// still read and its lines still go to Loki, counted as journal misses.
+    /// An open journal of the container is returned as it is.
+    pub fn open_in_memory(
+        &self,
+        id: &str,
+        name: &str,
+        config: JournalConfig,
+        counters: Arc<ContainerCounters>,
+    ) -> Arc<Journal> {
+        let mut open = self.open.lock().expect("store lock poisoned");
+        if let Some(journal) = open.get(id).and_then(Weak::upgrade) {
+            return journal;
+        }
+        let files = writer::Files::default();
+        let journal = self.make(id, name, None, config, counters, files, 0, [0; 2]);
+        open.retain(|_, j| j.strong_count() > 0);
+        open.insert(id.to_string(), Arc::downgrade(&journal));
+        journal
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn make(
+        &self,
+        id: &str,
+        name: &str,
+        dir: Option<PathBuf>,
+        config: JournalConfig,
+        counters: Arc<ContainerCounters>,
+        files: writer::Files,
+        next_seq: Seq,
+        cursor: [Seq; 2],
+    ) -> Arc<Journal> {
         counters.retire_to(self.retired.clone());
         let journal = Arc::new_cyclic(|me| Journal {
             me: me.clone(),
             id: id.to_string(),
             name: name.to_string(),
+            misses_disk: dir.is_none() && self.root.is_some(),
             dir,
             config,
             counters,
@@ -1463,9 +1518,7 @@ impl Store {
             write_hook: Mutex::new(None),
         });
         self.budget.register(&journal);
-        open.retain(|_, j| j.strong_count() > 0);
-        open.insert(id.to_string(), Arc::downgrade(&journal));
-        Ok(journal)
+        journal
     }
 
     /// Container IDs with a journal on disk.

@@ -221,18 +221,33 @@ fn compress(journal: &Journal, dir: &Path, segment: &Segment) -> io::Result<()> 
     Ok(())
 }
 
-/// Whether a journal directory holds lines its cursor has not passed.
+/// Whether a journal directory holds lines its cursor has not passed. Only
+/// the last record is read (backwards, from the end of the last segment),
+/// so a check costs one small read whatever the segment's size.
 pub(super) fn undelivered(dir: &Path) -> bool {
     let Some(last) = list_segments(dir).into_iter().next_back() else {
         return false;
     };
-    let Ok(mut reader) = ForwardReader::open(&last) else {
-        return false;
+    let last_seq = if last.compressed {
+        // Compressed only once delivered; read through (rare, small).
+        let Ok(mut reader) = ForwardReader::open(&last) else {
+            return false;
+        };
+        let mut last_seq = None;
+        while let Ok(Some(record)) = reader.next() {
+            last_seq = Some(record.seq);
+        }
+        last_seq
+    } else {
+        let Ok(end) = super::record::valid_end(&last.path) else {
+            return false;
+        };
+        super::record::BackwardReader::open(&last.path, end)
+            .and_then(|mut reader| reader.prev())
+            .ok()
+            .flatten()
+            .map(|record| record.seq)
     };
-    let mut last_seq = None;
-    while let Ok(Some(record)) = reader.next() {
-        last_seq = Some(record.seq);
-    }
     let Some(last_seq) = last_seq else {
         return false;
     };

@@ -683,3 +683,30 @@ async fn the_journal_leaves_a_margin_of_the_filesystems_space() {
     assert_eq!(counters.dropped_total(), 0);
     assert_eq!(counters.pending(), 0);
 }
+
+/// Issue 15: a journal that goes (its FIFO ended before a lane came, or a
+/// lane never came) gives its lines' memory back to the plugin-wide budget.
+#[tokio::test]
+async fn a_journal_gives_its_memory_back_when_it_goes() {
+    let store = Store::new(None, settings());
+    let journal = open(&store, "gone", config());
+    feed(&journal, numbered(0..100));
+    assert!(store.budget().used() > 0);
+    drop(journal);
+    assert_eq!(store.budget().used(), 0);
+}
+
+/// Issue 15: the backlog check of a stored journal reads its last record
+/// only, and tells delivered from undelivered.
+#[tokio::test]
+async fn a_stored_journal_is_checked_for_a_backlog_from_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let journal = open(&store, "ccc", config());
+    feed(&journal, numbered(0..1000));
+    settle(&journal);
+    assert!(store.has_undelivered("ccc"));
+    deliver_all(&journal).await;
+    retention::persist_cursor(&journal);
+    assert!(!store.has_undelivered("ccc"));
+}
