@@ -68,6 +68,9 @@ const UNLIMITED_SEGMENT: u64 = 64 * 1024 * 1024;
 /// Records waiting for the writer, per container; past it, lines go to
 /// memory only (a journal miss).
 const WRITER_QUEUE_LIMIT: usize = 8 * 1024 * 1024;
+/// A journal's share of the memory bound for a batch is at least this (the
+/// bound itself still holds: see [`MemoryBudget`]).
+const MIN_BATCH_SHARE: usize = 64 * 1024;
 
 /// How one container's journal is kept (from its log-opts).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,10 +101,22 @@ impl JournalConfig {
 /// The plugin-wide bound on lines held in memory, shared by every journal.
 /// When it is reached, lines leave the journals that hold the most, so a
 /// quiet container keeps its lines while a noisy one is over its share.
+///
+/// Lines handed to delivery (a batch in a push, or waiting out a backoff,
+/// or read back from disk) count too, and cannot be made to leave: so the
+/// batches together are kept within the bound. A batch takes at most its
+/// journal's share of the bound (the bound over the journals sharing it)
+/// and what other batches leave free; a journal that finds no room waits
+/// until a batch ends. Lines waiting in memory then leave for the journal
+/// on disk as the bound requires, and memory stays within it.
 pub struct MemoryBudget {
     used: AtomicUsize,
     limit: usize,
     journals: Mutex<Vec<Weak<Journal>>>,
+    /// Bytes of lines in batches (part of `used`).
+    batched: AtomicUsize,
+    /// Journals that found no room for a batch, woken when a batch ends.
+    waiting: Mutex<Vec<Weak<Journal>>>,
 }
 
 impl MemoryBudget {
@@ -110,7 +125,48 @@ impl MemoryBudget {
             used: AtomicUsize::new(0),
             limit,
             journals: Mutex::new(Vec::new()),
+            batched: AtomicUsize::new(0),
+            waiting: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Bytes of lines in batches handed to delivery.
+    pub fn batched(&self) -> usize {
+        self.batched.load(Ordering::Relaxed)
+    }
+
+    /// Bytes one journal may take into a batch now: its share of the bound,
+    /// within what the other batches leave free.
+    fn batch_room(&self) -> usize {
+        let sharing = self.journals.lock().expect("budget lock poisoned").len();
+        let share = (self.limit / sharing.max(1)).max(MIN_BATCH_SHARE);
+        share.min(self.limit.saturating_sub(self.batched()))
+    }
+
+    /// Whether a batch must wait for room: there is none, and some batch
+    /// holds memory (so one will end and make room).
+    fn must_wait(&self, room: usize, first: usize) -> bool {
+        first > room && self.batched() > 0
+    }
+
+    fn start_batch(&self, cost: usize) {
+        self.batched.fetch_add(cost, Ordering::Relaxed);
+    }
+
+    /// A batch ended: journals that waited for room look again.
+    fn end_batch(&self, cost: usize) {
+        self.batched.fetch_sub(cost, Ordering::Relaxed);
+        let waiting = std::mem::take(&mut *self.waiting.lock().expect("budget lock poisoned"));
+        for journal in waiting.iter().filter_map(Weak::upgrade) {
+            journal.wake();
+        }
+    }
+
+    fn wait_for_room(&self, journal: &Journal) {
+        let mut waiting = self.waiting.lock().expect("budget lock poisoned");
+        if !waiting.iter().any(|w| std::ptr::eq(w.as_ptr(), journal)) {
+            waiting.push(journal.me.clone());
+        }
     }
 
     pub fn used(&self) -> usize {
@@ -769,6 +825,11 @@ impl Journal {
             if from_disk == [false; 2] {
                 return self.take_from_memory(&mut tail, max_bytes, per_line);
             }
+            let room = self.budget.batch_room();
+            if self.budget.must_wait(room, 1) {
+                self.budget.wait_for_room(self);
+                return None;
+            }
             // Never read past what the writer has written: a record still
             // queued would look missing. With nothing queued, every record
             // of a line that left memory is written, or never will be (its
@@ -789,7 +850,7 @@ impl Journal {
                 hint: tail.disk_hint,
                 flush_at_end: tail.evicted_to.iter().all(|&e| e <= tail.session_start),
                 session_start: tail.session_start,
-                max_bytes,
+                max_bytes: max_bytes.min(room.max(1)),
                 per_line,
             }
         };
@@ -847,6 +908,9 @@ impl Journal {
             .fetch_add(n as i64, Ordering::Relaxed);
         drop(tail);
         self.budget.add(cost);
+        self.budget.start_batch(cost);
+        // Room for the lines read back: lines waiting in memory leave for disk.
+        self.budget.enforce();
         ContainerCounters::add(&self.counters.read_back, n - read.recovered);
         Some(Taken {
             lines: read.lines,
@@ -863,7 +927,10 @@ impl Journal {
         max_bytes: usize,
         per_line: usize,
     ) -> Option<Taken> {
-        if tail.lines.is_empty() {
+        let first = tail.lines.front()?.line.cost();
+        let room = self.budget.batch_room();
+        if self.budget.must_wait(room, first) {
+            self.budget.wait_for_room(self);
             return None;
         }
         let mut lines = Vec::new();
@@ -871,7 +938,10 @@ impl Journal {
         let from = tail.taken;
         let mut advance = tail.taken;
         while let Some(front) = tail.lines.front() {
-            if !lines.is_empty() && bytes + front.line.bytes.len() + per_line > max_bytes {
+            let more = !lines.is_empty()
+                && (bytes + front.line.bytes.len() + per_line > max_bytes
+                    || cost + front.line.cost() > room);
+            if more {
                 break;
             }
             let held = tail.lines.pop_front().expect("front exists");
@@ -886,6 +956,7 @@ impl Journal {
         tail.bytes -= cost;
         tail.taken = advance;
         tail.in_flight = true;
+        self.budget.start_batch(cost);
         if tail.lines.capacity() > 1024 && tail.lines.len() < tail.lines.capacity() / 4 {
             // A burst is over: give its memory back.
             let keep = tail.lines.len() * 2;
@@ -989,6 +1060,7 @@ impl Journal {
 
     fn finish(&self, taken: Taken, done: bool, hold: [Seq; 2]) {
         self.budget.sub(taken.cost);
+        self.budget.end_batch(taken.cost);
         self.counters
             .in_flight_lines
             .fetch_sub(taken.lines.len() as i64, Ordering::Relaxed);

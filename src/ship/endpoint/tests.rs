@@ -842,3 +842,78 @@ async fn a_quiet_containers_backlog_goes_after_a_restart() {
     assert_eq!(quiet.counters.recovered.load(Ordering::Relaxed), 2000);
     assert_eq!(quiet.counters.pending(), 0);
 }
+
+/// Issue 15: under a tenant-wide 429, every lane holds a batch (in flight
+/// or waiting out the throttle), and lanes with a disk backlog read theirs
+/// back: that memory counts against `TOTAL_BUFFER_SIZE` like the rest, so
+/// the plugin stays within it, not at lanes × `loki-batch-size`.
+#[tokio::test(start_paused = true)]
+async fn memory_stays_within_the_bound_while_every_lane_holds_a_batch() {
+    const LIMIT: usize = 256 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let loki = ScriptedLoki::new(Box::new(|_, _| {
+        answer(
+            429,
+            "Ingestion rate limit exceeded for user fake (limit: 4194304 bytes/sec) while attempting to ingest '100' lines totaling '12345' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased",
+        )
+    }));
+    let mut config = endpoint_config();
+    config.retries = 1000;
+    config.max_backoff = Duration::from_secs(2);
+    let mut setup = setup(config, &loki);
+    setup.store = Store::new(
+        Some(dir.path().to_path_buf()),
+        StoreSettings {
+            disk_limit: 1 << 30,
+            max_age: None,
+            memory_limit: LIMIT,
+            max_readers: 1,
+        },
+    );
+    let mut lanes = Vec::new();
+    for i in 0..40 {
+        let name = format!("c{i}");
+        let journal = setup
+            .store
+            .open(&name, &name, disk_config(), Arc::default(), None)
+            .unwrap();
+        journal.attach_reader();
+        assert!(journal.claim_lane());
+        let labels = StreamLabels::new(&BTreeMap::from([(
+            "container_name".to_string(),
+            name.clone(),
+        )]));
+        setup
+            .endpoint
+            .attach(Lane::new(Feed::plain(journal.clone(), labels, Vec::new())));
+        lanes.push(journal);
+    }
+    let budget = setup.store.budget().clone();
+    let mut peak = 0;
+    for round in 0..60 {
+        // 40 lanes × 16 kB a second: over the bound within a second.
+        for (i, lane) in lanes.iter().enumerate() {
+            write(
+                lane,
+                (0..100).map(|n| format!("c{i} {round} {n} {}", "x".repeat(140))),
+            );
+        }
+        for _ in 0..10 {
+            run_for(&mut setup, Duration::from_millis(100)).await;
+            peak = peak.max(budget.used());
+        }
+    }
+    assert!(loki.pushes().len() > 40, "Loki was asked");
+    assert!(
+        peak <= LIMIT + LIMIT / 10,
+        "{peak} bytes in memory for a bound of {LIMIT}"
+    );
+    for lane in &lanes {
+        assert_eq!(
+            lane.counters.dropped_total(),
+            0,
+            "{}",
+            lane.counters.summary()
+        );
+    }
+}
