@@ -48,7 +48,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::assemble::Assembler;
 use crate::line::{Line, Seq, Source};
-use crate::observe::{ContainerCounters, DropReason, Throttle};
+use crate::observe::{ContainerCounters, DropReason, Drops, Throttle};
 use crate::proto::logdriver::LogEntry;
 use record::{SegmentFile, SegmentReader};
 
@@ -317,9 +317,8 @@ impl Taken {
 pub struct Settled<'a> {
     /// Lines Loki took.
     pub sent: u64,
-    /// Lines given up, all for `reason`.
-    pub dropped: u64,
-    pub reason: DropReason,
+    /// Lines given up, by reason.
+    pub dropped: Drops,
     /// Lines the stages dropped on purpose, by reason.
     pub filtered: &'a std::collections::BTreeMap<std::sync::Arc<str>, u64>,
     /// Per source: the cursor may not pass this, because the stages still
@@ -999,10 +998,17 @@ impl Journal {
     /// and the others delivered (Loki may store some lines of a push it
     /// answers with an error).
     pub fn ack_counted(&self, taken: Taken, dropped: u64, reason: DropReason) {
+        let mut drops = Drops::default();
+        drops.add(reason, dropped.min(taken.lines.len() as u64));
+        self.ack_dropped(taken, &drops);
+    }
+
+    /// Finishes taken lines of which `drops` were given up (by reason) and
+    /// the others delivered (a batch pushed in parts).
+    pub fn ack_dropped(&self, taken: Taken, drops: &Drops) {
         let n = taken.lines.len() as u64;
-        let dropped = dropped.min(n);
-        ContainerCounters::add(&self.counters.sent, n - dropped);
-        self.counters.drop_lines(reason, dropped);
+        ContainerCounters::add(&self.counters.sent, n.saturating_sub(drops.total()));
+        self.counters.drop_all(drops);
         self.finish(taken, true, [Seq::MAX; 2]);
     }
 
@@ -1013,7 +1019,7 @@ impl Journal {
     /// them again.
     pub fn settle(&self, taken: Option<Taken>, settled: Settled<'_>) {
         ContainerCounters::add(&self.counters.sent, settled.sent);
-        self.counters.drop_lines(settled.reason, settled.dropped);
+        self.counters.drop_all(&settled.dropped);
         for (reason, n) in settled.filtered {
             self.counters.filter_lines(reason, *n);
         }
@@ -1049,12 +1055,22 @@ impl Journal {
     /// Gives up on taken lines without an outcome (the plugin is stopping):
     /// those in the journal are delivered by the next run, the others are lost.
     pub fn abandon(&self, taken: Taken) {
+        self.abandon_after(taken, 0, &Drops::default());
+    }
+
+    /// [`Journal::abandon`] for a batch pushed in parts: `sent` of its
+    /// lines were delivered and `drops` given up by earlier parts (counted
+    /// so); the rest is counted as `abandon` counts it.
+    pub fn abandon_after(&self, taken: Taken, sent: u64, drops: &Drops) {
+        let n = taken.lines.len() as u64;
+        let settled = (sent + drops.total()).min(n);
+        ContainerCounters::add(&self.counters.sent, sent);
+        self.counters.drop_all(drops);
+        let unjournaled = taken.unjournaled.min(n - settled);
+        self.counters.drop_lines(DropReason::Shutdown, unjournaled);
         self.counters
-            .drop_lines(DropReason::Shutdown, taken.unjournaled);
-        self.counters.backlog_lines.fetch_add(
-            taken.lines.len() as i64 - taken.unjournaled as i64,
-            Ordering::Relaxed,
-        );
+            .backlog_lines
+            .fetch_add((n - settled - unjournaled) as i64, Ordering::Relaxed);
         self.finish(taken, false, [Seq::MAX; 2]);
     }
 
@@ -1247,6 +1263,12 @@ impl Journal {
     /// The cursor as delivery last left it.
     fn cursor(&self) -> [Seq; 2] {
         self.tail().cursor
+    }
+
+    /// Per source, where delivery's cursor is: every line that starts
+    /// before it is delivered or given up.
+    pub fn delivery_cursor(&self) -> [Seq; 2] {
+        self.cursor()
     }
 }
 

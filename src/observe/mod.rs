@@ -66,6 +66,25 @@ impl DropReason {
     }
 }
 
+/// Lines given up, by reason: what became of a batch's lines, part by
+/// part, until the batch is done and they are counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drops([u64; DropReason::ALL.len()]);
+
+impl Drops {
+    pub fn add(&mut self, reason: DropReason, n: u64) {
+        self.0[reason as usize] += n;
+    }
+
+    pub fn get(&self, reason: DropReason) -> u64 {
+        self.0[reason as usize]
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}
+
 /// One container's counters.
 #[derive(Debug, Default)]
 pub struct ContainerCounters {
@@ -195,6 +214,13 @@ impl ContainerCounters {
     pub fn drop_lines(&self, reason: DropReason, n: u64) {
         if n > 0 {
             self.dropped[reason as usize].fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts lines given up, for each reason.
+    pub fn drop_all(&self, drops: &Drops) {
+        for reason in DropReason::ALL {
+            self.drop_lines(reason, drops.get(reason));
         }
     }
 

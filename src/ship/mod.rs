@@ -8,6 +8,7 @@
 pub mod client;
 pub mod encode;
 pub mod endpoint;
+pub mod pace;
 pub mod policy;
 pub mod secrets;
 pub mod tls;

@@ -50,6 +50,9 @@ pub enum Verdict {
     Rejected {
         blamed: Vec<Labels>,
     },
+    /// The push is too large for Loki or a proxy in front of it (413): it
+    /// is sent again in smaller pushes.
+    TooLarge,
     /// Rate limited (429): with streams named, only they are over their
     /// limit; with none, the tenant as a whole is.
     RateLimited {
@@ -93,6 +96,7 @@ pub fn judge(result: &PushResult) -> Verdict {
                 260 => Verdict::Blocked,
                 200..=299 => Verdict::Delivered,
                 401 | 403 | 404 => Verdict::Refused { retry_after },
+                413 => Verdict::TooLarge,
                 429 => Verdict::RateLimited {
                     blamed: blamed_streams(body),
                     retry_after,
@@ -294,6 +298,87 @@ fn number_after(text: &str, marker: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// The per-stream rate Loki states in a 429, in bytes a second: `Per
+/// stream rate limit exceeded (limit: 256KB/sec)` (Loki prints its limits
+/// in base-2 units: 256KB is 262,144 bytes).
+pub fn stream_rate(body: &str) -> Option<f64> {
+    let lower = body.to_ascii_lowercase();
+    let marker = "stream rate limit exceeded (limit: ";
+    let at = lower.find(marker)? + marker.len();
+    let rest = &lower[at..];
+    let end = rest.find("/sec")?;
+    let text = rest[..end].trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let number: f64 = text[..split].parse().ok()?;
+    let unit = match text[split..].trim() {
+        "" | "b" | "bytes" => 1u64,
+        "kb" | "kib" => 1 << 10,
+        "mb" | "mib" => 1 << 20,
+        "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    Some(number * unit as f64).filter(|r| r.is_finite() && *r > 0.0)
+}
+
+/// Loki's count of the entries of a stream it ignored: `total ignored: 3
+/// out of 4` (ignored, total).
+pub fn ignored(body: &str) -> Option<(u64, u64)> {
+    let lower = body.to_ascii_lowercase();
+    let marker = "total ignored: ";
+    let at = lower.find(marker)? + marker.len();
+    let ignored = number_after(&lower[at - marker.len()..], marker)?;
+    let of = number_after(&lower[at..], " out of ")?;
+    Some((ignored, of))
+}
+
+/// The timestamp (ns since the epoch) of the first entry Loki lists as
+/// ignored: `entry with timestamp 2026-12-06 13:51:07.236002957 +0000 UTC
+/// ignored` (Go's `time.Time.String()`).
+pub fn first_ignored(body: &str) -> Option<i64> {
+    let marker = "entry with timestamp ";
+    let at = body.find(marker)? + marker.len();
+    let rest = &body[at..];
+    let end = rest.find(" ignored")?;
+    parse_go_time(&rest[..end])
+}
+
+/// Parses Go's `2006-01-02 15:04:05.999999999 -0700 MST`.
+fn parse_go_time(text: &str) -> Option<i64> {
+    let mut words = text.split(' ');
+    let (date, time, offset) = (words.next()?, words.next()?, words.next()?);
+    let mut ymd = date.splitn(3, '-');
+    let year: i16 = ymd.next()?.parse().ok()?;
+    let month: i8 = ymd.next()?.parse().ok()?;
+    let day: i8 = ymd.next()?.parse().ok()?;
+    let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
+    let mut hms = clock.splitn(3, ':');
+    let hour: i8 = hms.next()?.parse().ok()?;
+    let minute: i8 = hms.next()?.parse().ok()?;
+    let second: i8 = hms.next()?.parse().ok()?;
+    if fraction.len() > 9 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let nanos: i32 = if fraction.is_empty() {
+        0
+    } else {
+        format!("{fraction:0<9}").parse().ok()?
+    };
+    let sign = match offset.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits = offset.get(1..5)?;
+    let offset_seconds =
+        sign * (digits[..2].parse::<i32>().ok()? * 3600 + digits[2..].parse::<i32>().ok()? * 60);
+    let civil = jiff::civil::DateTime::new(year, month, day, hour, minute, second, nanos).ok()?;
+    let offset = jiff::tz::Offset::from_seconds(offset_seconds).ok()?;
+    let stamp = offset.to_timestamp(civil).ok()?;
+    i64::try_from(stamp.as_nanosecond()).ok()
+}
+
 /// Whether Loki's blamed set is this stream: every label the plugin sent
 /// is there with its value (Loki may add some, such as `service_name`).
 pub fn is_blamed(stream: &Labels, blamed: &[Labels]) -> bool {
@@ -369,7 +454,8 @@ mod tests {
                 "{code}"
             );
         }
-        for code in [400, 413, 501, 505] {
+        assert_eq!(judge(&answered(413, "")), Verdict::TooLarge);
+        for code in [400, 422, 501, 505] {
             assert!(
                 matches!(judge(&answered(code, "")), Verdict::Rejected { .. }),
                 "{code}"
@@ -432,6 +518,29 @@ mod tests {
         assert_eq!(refused_lines(ingester, &[1; 4]), 3);
         let whole = "stream '{a=\"b\"}' has duplicate label name: 'a'";
         assert_eq!(refused_lines(whole, &[1; 4]), 4);
+    }
+
+    #[test]
+    fn the_per_stream_rate_and_the_ignored_entries_are_read_from_the_answer() {
+        // Loki 3.7.6 with per_stream_rate_limit: 256KB, as measured.
+        let loki3 = "entry with timestamp 2026-12-06 13:51:07.236002957 +0000 UTC ignored, reason: 'Per stream rate limit exceeded (limit: 256KB/sec) while attempting to ingest for stream '{job=\"t1\", service_name=\"t1\"}' totaling 1KB, consider splitting a stream via additional labels or contact your Loki administrator to see if the limit can be increased',\nuser 'fake', total ignored: 1024 out of 1024 for stream: {job=\"t1\", service_name=\"t1\"}\n";
+        assert_eq!(stream_rate(loki3), Some(262_144.0));
+        assert_eq!(ignored(loki3), Some((1024, 1024)));
+        assert_eq!(first_ignored(loki3), Some(1_796_565_067_236_002_957));
+        let loki2 = "entry with timestamp 2026-12-06 13:51:43.0464967 +0000 UTC ignored, reason: 'Per stream rate limit exceeded (limit: 3MB/sec) while attempting ...' for stream: {job=\"t2\"},\ntotal ignored: 512 out of 1024\n";
+        assert_eq!(stream_rate(loki2), Some(3.0 * 1048576.0));
+        assert_eq!(ignored(loki2), Some((512, 1024)));
+        assert_eq!(first_ignored(loki2), Some(1_796_565_103_046_496_700));
+        assert_eq!(
+            parse_go_time("2026-12-06 14:51:43 +0100 CET"),
+            Some(1_796_565_103_000_000_000)
+        );
+        let tenant = "Ingestion rate limit exceeded for user fake (limit: 4194304 bytes/sec) while attempting to ingest '100' lines totaling '12345' bytes";
+        assert_eq!(stream_rate(tenant), None);
+        assert_eq!(
+            stream_rate("Per stream rate limit exceeded (limit: lots/sec)"),
+            None
+        );
     }
 
     #[test]

@@ -20,8 +20,54 @@ use crate::ship::policy::FailKind;
 /// What the scripted Loki answers for a push, given the container names in it.
 type Script = Box<dyn Fn(&[String], Instant) -> PushResult + Send + Sync>;
 
+/// Loki's per-stream rate limit, per container stream: a token bucket of
+/// line bytes. Loki 3.7.6 refuses a stream's entries whole when they are
+/// more than the bucket holds (measured with 256KB/512KB: a 1 MiB push,
+/// "total ignored: 1024 out of 1024", every time); Loki 2.7.5 takes entries
+/// one by one while the bucket lasts and ignores the rest.
+struct StreamLimit {
+    rate: f64,
+    burst: f64,
+    whole: bool,
+    buckets: BTreeMap<String, (f64, Instant)>,
+}
+
+impl StreamLimit {
+    /// Which of a stream's entries (by line length) are over the limit now.
+    fn refuse(&mut self, stream: &str, lengths: &[usize], now: Instant) -> Vec<bool> {
+        let (rate, burst) = (self.rate, self.burst);
+        let (tokens, at) = self
+            .buckets
+            .entry(stream.to_string())
+            .or_insert((burst, now));
+        *tokens = (*tokens + rate * now.saturating_duration_since(*at).as_secs_f64()).min(burst);
+        *at = now;
+        if self.whole {
+            let total: usize = lengths.iter().sum();
+            if total as f64 > *tokens {
+                return vec![true; lengths.len()];
+            }
+            *tokens -= total as f64;
+            return vec![false; lengths.len()];
+        }
+        lengths
+            .iter()
+            .map(|&len| {
+                if len as f64 > *tokens {
+                    true
+                } else {
+                    *tokens -= len as f64;
+                    false
+                }
+            })
+            .collect()
+    }
+}
+
 /// A Loki double that records what it accepts, per container, in order.
 struct ScriptedLoki {
+    /// Per-stream rate limits, applied before the script.
+    limit: Mutex<Option<StreamLimit>>,
     script: Mutex<Script>,
     accepted: Mutex<BTreeMap<String, Vec<String>>>,
     pushes: Mutex<Vec<(Instant, Vec<String>)>>,
@@ -36,6 +82,7 @@ struct ScriptedLoki {
 impl ScriptedLoki {
     fn new(script: Script) -> Arc<ScriptedLoki> {
         Arc::new(ScriptedLoki {
+            limit: Mutex::new(None),
             script: Mutex::new(script),
             accepted: Mutex::default(),
             pushes: Mutex::default(),
@@ -101,6 +148,9 @@ impl Pusher for ScriptedLoki {
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            if let Some(limit) = self.limit.lock().unwrap().as_mut() {
+                return self.limited(limit, request, now);
+            }
             let result = match carrying.first() {
                 Some(labels) if self.refuse_metadata.load(Ordering::Relaxed) => answer(
                     400,
@@ -154,8 +204,70 @@ impl Pusher for ScriptedLoki {
     }
 }
 
+impl ScriptedLoki {
+    /// Answers as Loki's ingester does with per-stream limits: stores what
+    /// is within them, and answers 429 for the last stream refused, listing
+    /// (up to 10) ignored entries and counting them.
+    fn limited(&self, limit: &mut StreamLimit, request: PushRequest, now: Instant) -> PushResult {
+        let mut body = None;
+        let mut accepted = self.accepted.lock().unwrap();
+        for stream in request.streams {
+            let name = container_of(&stream.labels);
+            let lengths: Vec<usize> = stream.entries.iter().map(|e| e.line.len()).collect();
+            let refused = limit.refuse(&stream.labels, &lengths, now);
+            let kept = accepted.entry(name).or_default();
+            let mut text = String::new();
+            let mut ignored = 0;
+            for (entry, refused) in stream.entries.iter().zip(&refused) {
+                if *refused {
+                    ignored += 1;
+                    if ignored <= 10 {
+                        let ts = entry.timestamp.unwrap_or_default();
+                        text += &format!(
+                            "entry with timestamp {} ignored, reason: 'Per stream rate limit exceeded (limit: {}KB/sec) while attempting to ingest for stream '{}' totaling {}B, consider splitting a stream via additional labels or contact your Loki administrator to see if the limit can be increased',\n",
+                            go_time(ts.seconds * 1_000_000_000 + i64::from(ts.nanos)),
+                            limit.rate as usize / 1024,
+                            stream.labels,
+                            entry.line.len()
+                        );
+                    }
+                    continue;
+                }
+                let line = String::from_utf8_lossy(&entry.line).into_owned();
+                if !kept.contains(&line) {
+                    kept.push(line);
+                }
+            }
+            if ignored > 0 {
+                text += &format!(
+                    "user 'fake', total ignored: {ignored} out of {} for stream: {}",
+                    refused.len(),
+                    stream.labels
+                );
+                body = Some(text);
+            }
+        }
+        match body {
+            Some(body) => answer(429, &body),
+            None => ok(),
+        }
+    }
+}
+
 fn ok() -> PushResult {
     answer(204, "")
+}
+
+/// A time as Go's `time.Time.String()` prints it in UTC, as Loki does.
+fn go_time(ns: i64) -> String {
+    let stamp = jiff::Timestamp::from_nanosecond(i128::from(ns)).unwrap();
+    let fraction = format!("{:09}", ns.rem_euclid(1_000_000_000));
+    let fraction = fraction.trim_end_matches('0');
+    let dot = if fraction.is_empty() { "" } else { "." };
+    format!(
+        "{}{dot}{fraction} +0000 UTC",
+        stamp.strftime("%Y-%m-%d %H:%M:%S")
+    )
 }
 
 fn answer(code: u16, body: &str) -> PushResult {
@@ -254,15 +366,17 @@ impl Setup {
     }
 }
 
-/// Writes lines as a FIFO reader would.
+/// Writes lines as a FIFO reader would, each with a timestamp of its own.
 fn write(journal: &Journal, texts: impl IntoIterator<Item = String>) {
+    static CLOCK: std::sync::atomic::AtomicI64 =
+        std::sync::atomic::AtomicI64::new(1_700_000_000_000_000_000);
     let mut assembler = Assembler::new(256_000);
     let mut intake = journal.intake();
     let mut lines = Vec::new();
     for text in texts {
         let entry = LogEntry {
             source: "stdout".into(),
-            time_nano: 1,
+            time_nano: CLOCK.fetch_add(1_000, Ordering::Relaxed),
             line: Bytes::from(text),
             ..LogEntry::default()
         };
@@ -915,5 +1029,253 @@ async fn memory_stays_within_the_bound_while_every_lane_holds_a_batch() {
             "{}",
             lane.counters.summary()
         );
+    }
+}
+
+const KIB: usize = 1024;
+
+/// `count` lines of `len` bytes, numbered.
+fn sized(name: &str, range: std::ops::Range<usize>, len: usize) -> Vec<String> {
+    range
+        .map(|i| {
+            format!("{name} {i:06} ")
+                .chars()
+                .chain(std::iter::repeat('x'))
+                .take(len)
+                .collect()
+        })
+        .collect()
+}
+
+/// Runs until `done` or `limit` of paused time; returns the time it took.
+async fn run_until(setup: &mut Setup, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done() && start.elapsed() < limit {
+        run_for(setup, Duration::from_millis(100)).await;
+    }
+    start.elapsed()
+}
+
+/// Issue 15: a Loki 3 with a 256KB/512KB per-stream limit refuses a
+/// stream's batch whole, every time, when it is larger than the burst: the
+/// lines were refused forever, then dropped. The lane splits the batch,
+/// learns the size and the pace Loki takes (its answer says the rate),
+/// and sends at that pace: 4 MiB written at once are all in Loki in about
+/// the time the limit allows, nothing dropped, without backing off.
+#[tokio::test(start_paused = true)]
+async fn a_stream_over_lokis_burst_is_split_and_paced() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| ok()));
+    *loki.limit.lock().unwrap() = Some(StreamLimit {
+        rate: (256 * KIB) as f64,
+        burst: (512 * KIB) as f64,
+        whole: true,
+        buckets: BTreeMap::new(),
+    });
+    let mut setup = setup(endpoint_config(), &loki);
+    let busy = setup.lane("busy");
+    write(&busy, sized("busy", 0..4096, KIB));
+    let took = run_until(&mut setup, Duration::from_secs(120), || {
+        loki.accepted("busy").len() == 4096
+    })
+    .await;
+    let accepted = loki.accepted("busy");
+    assert!(
+        accepted == sized("busy", 0..4096, KIB),
+        "all, in order: {} lines in Loki",
+        accepted.len()
+    );
+    // The limit allows (4 MiB - 512 KiB) / 256 KiB/s = 14 s.
+    eprintln!("4 MiB through a 256KB/512KB stream limit (Loki 3): {took:?}");
+    assert!(
+        took <= Duration::from_secs_f64(14.0 * 1.25),
+        "took {took:?}"
+    );
+    assert_eq!(busy.counters.dropped_total(), 0);
+    assert_eq!(busy.counters.sent.load(Ordering::Relaxed), 4096);
+    assert_eq!(busy.counters.pending(), 0);
+    assert_eq!(
+        setup.endpoint.counters.retries.load(Ordering::Relaxed),
+        0,
+        "not counted as failures"
+    );
+    let refused = setup
+        .endpoint
+        .counters
+        .pushes(crate::observe::PushClass::RateLimited);
+    assert!(refused <= 3, "{refused} pushes refused: the lane learned");
+}
+
+/// The same through pipeline stages: a batch of processed entries is cut
+/// like one of plain lines, every line is counted once, and the journal's
+/// cursor never passes a line Loki has not taken.
+#[tokio::test(start_paused = true)]
+async fn a_batch_of_processed_entries_is_split_too() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| ok()));
+    *loki.limit.lock().unwrap() = Some(StreamLimit {
+        rate: (256 * KIB) as f64,
+        burst: (512 * KIB) as f64,
+        whole: true,
+        buckets: BTreeMap::new(),
+    });
+    let mut setup = setup(endpoint_config(), &loki);
+    let dir = tempfile::tempdir().unwrap();
+    let store = disk_store(dir.path());
+    let journal = store
+        .open("staged", "staged", disk_config(), Arc::default(), None)
+        .unwrap();
+    journal.attach_reader();
+    assert!(journal.claim_lane());
+    let labels = StreamLabels::new(&BTreeMap::from([(
+        "container_name".to_string(),
+        "staged".to_string(),
+    )]));
+    let pipeline = crate::process::Pipeline::parse_inline(
+        "- static_labels:\n    stage: one\n",
+        &crate::process::NoFiles,
+    )
+    .unwrap();
+    setup.endpoint.attach(Lane::new(
+        Feed::processed(journal.clone(), labels, Vec::new(), pipeline, false)
+            .with_clock(|| 1_700_000_000_000_000_000),
+    ));
+    write(&journal, sized("staged", 0..3072, KIB));
+    let start = Instant::now();
+    while loki.accepted("staged").len() < 3072 && start.elapsed() < Duration::from_secs(120) {
+        run_for(&mut setup, Duration::from_millis(250)).await;
+        let done = loki.accepted("staged").len() as u64;
+        let cursor = journal.delivery_cursor()[0];
+        assert!(
+            cursor <= done,
+            "the cursor ({cursor}) passed a line not delivered ({done})"
+        );
+    }
+    let took = start.elapsed();
+    eprintln!("3 MiB of processed entries through a 256KB/512KB stream limit: {took:?}");
+    let accepted = loki.accepted("staged");
+    assert!(
+        accepted == sized("staged", 0..3072, KIB),
+        "all, in order: {} lines in Loki",
+        accepted.len()
+    );
+    assert!(
+        took <= Duration::from_secs_f64(10.0 * 1.25),
+        "took {took:?}"
+    );
+    let counters = &journal.counters;
+    assert_eq!(
+        counters.sent.load(Ordering::Relaxed),
+        3072,
+        "{}",
+        counters.summary()
+    );
+    assert_eq!(counters.dropped_total(), 0);
+    assert_eq!(counters.pending(), 0);
+}
+
+/// Loki 2.7.5 takes a stream's entries one by one while its limit lasts:
+/// each refused push stores a part. The lane must not back off
+/// exponentially (nor count failures) while Loki stores part of each push.
+#[tokio::test(start_paused = true)]
+async fn a_loki_that_stores_part_of_each_push_is_not_backed_off_from() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| ok()));
+    *loki.limit.lock().unwrap() = Some(StreamLimit {
+        rate: (256 * KIB) as f64,
+        burst: (512 * KIB) as f64,
+        whole: false,
+        buckets: BTreeMap::new(),
+    });
+    let mut config = endpoint_config();
+    config.retries = 3;
+    let mut setup = setup(config, &loki);
+    let busy = setup.lane("busy");
+    write(&busy, sized("busy", 0..4096, KIB));
+    let took = run_until(&mut setup, Duration::from_secs(120), || {
+        loki.accepted("busy").len() == 4096
+    })
+    .await;
+    assert_eq!(loki.accepted("busy").len(), 4096);
+    assert_eq!(
+        busy.counters.dropped_total(),
+        0,
+        "{}",
+        busy.counters.summary()
+    );
+    eprintln!("4 MiB through a 256KB/512KB stream limit (Loki 2): {took:?}");
+    assert!(
+        took <= Duration::from_secs_f64(14.0 * 1.25),
+        "took {took:?}"
+    );
+    let pushes = loki.pushes();
+    let widest = pushes.windows(2).map(|w| w[1].0 - w[0].0).max().unwrap();
+    assert!(
+        widest <= Duration::from_secs(3),
+        "a gap of {widest:?} between pushes"
+    );
+}
+
+/// A push Loki (or a proxy in front of it) finds too large (413) is split,
+/// not dropped: the lane learns a part size that goes through.
+#[tokio::test(start_paused = true)]
+async fn a_413_splits_the_batch_instead_of_dropping_it() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| ok()));
+    let mut setup = setup(endpoint_config(), &loki);
+    // A proxy that refuses bodies over 64 KiB (compressed; the lines are
+    // numbered, so they compress little).
+    setup.endpoint.client = Arc::new(SizeLimited {
+        inner: loki.clone(),
+        max: 64 * KIB,
+    });
+    let big = setup.lane("big");
+    // Lines that do not compress: a pseudo-random hex text each.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let lines: Vec<String> = (0..1024)
+        .map(|i| {
+            let mut line = format!("big {i:06} ");
+            for _ in 0..32 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                line += &format!("{state:016x}");
+            }
+            line
+        })
+        .collect();
+    write(&big, lines.clone());
+    let took = run_until(&mut setup, Duration::from_secs(60), || {
+        loki.accepted("big").len() == 1024
+    })
+    .await;
+    let accepted = loki.accepted("big");
+    assert!(
+        accepted == lines,
+        "{} of 1024 lines in Loki",
+        accepted.len()
+    );
+    assert_eq!(
+        big.counters.dropped_total(),
+        0,
+        "{}",
+        big.counters.summary()
+    );
+    assert!(took <= Duration::from_secs(5), "took {took:?}");
+}
+
+/// Answers 413 to bodies over `max` bytes, passes the others on.
+struct SizeLimited {
+    inner: Arc<ScriptedLoki>,
+    max: usize,
+}
+
+impl Pusher for SizeLimited {
+    fn push(
+        &self,
+        body: Bytes,
+        timeout: Duration,
+        tenant: Option<Arc<str>>,
+    ) -> super::super::client::BoxFuture<'_, PushResult> {
+        if body.len() > self.max {
+            return Box::pin(async { answer(413, "413 Request Entity Too Large") });
+        }
+        self.inner.push(body, timeout, tenant)
     }
 }
