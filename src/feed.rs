@@ -183,11 +183,6 @@ impl Batch {
         self.len() == 0
     }
 
-    /// Whether this part is the batch as it was taken (not cut).
-    pub fn is_whole(&self) -> bool {
-        self.done == 0 && self.end == self.items()
-    }
-
     /// Bytes of this part's lines as pushed.
     pub fn bytes(&self) -> usize {
         (self.done..self.end).map(|i| self.item_bytes(i)).sum()
@@ -220,8 +215,7 @@ impl Batch {
         self.part_entries().iter().any(|e| !e.metadata.is_empty())
     }
 
-    /// The timestamps of this part's items, in push order, with the index
-    /// of the stream each is pushed in (see [`Feed::streams`]).
+    /// The timestamps of this part's items, in push order.
     fn part_timestamps(&self) -> Vec<i64> {
         match &self.content {
             Content::Lines => self.part_lines().iter().map(|l| l.timestamp_ns).collect(),
