@@ -164,8 +164,12 @@ async fn a_quiet_container_is_delivered_while_loki_refuses_a_busy_one() {
 async fn two_hundred_containers_refused_stay_within_the_memory_bound() {
     use support::fake_loki::Mode;
     const CONTAINERS: usize = 200;
-    /// What the plugin may hold beyond TOTAL_BUFFER_SIZE (README).
-    const OVERHEAD_MIB: u64 = 48;
+    /// What the plugin may hold beyond TOTAL_BUFFER_SIZE with 200
+    /// containers (README): measured 42 to 48 MiB, 21 of them with the
+    /// containers attached and idle (the binary, the runtime, a reader and
+    /// a journal per container); the rest is read buffers the lines in
+    /// memory still point into, pushes being encoded, and the allocator.
+    const OVERHEAD_MIB: u64 = 64;
     let seconds: u64 = std::env::var("MEMORY_SOAK_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -110,11 +110,12 @@ impl Pace {
             self.tokens = (self.tokens_at(now) - bytes as f64).max(0.0);
             self.at = Some(now);
         }
-        // A whole part went: parts grow again, up to a second at Loki's
+        // A part that filled the size (more than half of it: parts are
+        // whole lines) went: parts grow again, up to a second at Loki's
         // rate (enough to send at that rate), so that parts made small by
         // refusals that were not about their size do not stay small.
         if let Some(cap) = self.cap
-            && bytes >= cap
+            && bytes.saturating_mul(2) > cap
         {
             let ceiling = self.rate.map_or(usize::MAX, |rate| rate as usize).max(cap);
             self.cap = Some(cap.saturating_mul(2).min(ceiling));

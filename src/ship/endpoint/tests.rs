@@ -1279,3 +1279,39 @@ impl Pusher for SizeLimited {
         self.inner.push(body, timeout, tenant)
     }
 }
+
+/// A stream Loki refuses whatever the size of its part (over its limit
+/// for as long as the container writes), then takes again: the parts,
+/// halved down to one line meanwhile, grow back at once, so the backlog
+/// goes in a few pushes, not one line a push.
+#[tokio::test(start_paused = true)]
+async fn parts_made_small_by_refusals_grow_back() {
+    let loki = ScriptedLoki::new(Box::new(|containers, _| {
+        if containers.iter().any(|c| c == "busy") {
+            rate_limited("busy")
+        } else {
+            ok()
+        }
+    }));
+    let mut config = endpoint_config();
+    config.retries = 1000;
+    config.max_backoff = Duration::from_secs(5);
+    let mut setup = setup(config, &loki);
+    let busy = setup.lane("busy");
+    for second in 0..30 {
+        write(&busy, sized("busy", second * 500..second * 500 + 500, 100));
+        run_for(&mut setup, Duration::from_secs(1)).await;
+    }
+    assert!(loki.accepted("busy").is_empty());
+    let before = loki.pushes().len();
+    loki.set(Box::new(|_, _| ok()));
+    let took = run_until(&mut setup, Duration::from_secs(300), || {
+        loki.accepted("busy").len() == 15_000
+    })
+    .await;
+    let pushes = loki.pushes().len() - before;
+    assert_eq!(loki.accepted("busy").len(), 15_000);
+    assert!(took <= Duration::from_secs(10), "took {took:?}");
+    assert!(pushes < 100, "{pushes} pushes for 1.5 MB");
+    assert_eq!(busy.counters.dropped_total(), 0);
+}
