@@ -87,8 +87,8 @@ bench: ## Figures: the plugin on a real engine (needs Docker), and a FIFO stress
 	cargo bench --bench engine
 	cargo bench --bench pipeline
 
-soak: ## The long fault runs: a 10-minute Loki outage and a container refused (429) for 3 minutes
-	LOKI_OUTAGE_SECONDS=600 LOKI_REFUSAL_SECONDS=180 cargo test --release --test durability --test lanes -- --nocapture
+soak: ## The long fault runs: a 10-minute Loki outage, a container refused (429) for 3 minutes, 200 containers refused for 2 minutes, 1,000,000 lines into a full disk
+	LOKI_OUTAGE_SECONDS=600 LOKI_REFUSAL_SECONDS=180 MEMORY_SOAK_SECONDS=120 DISK_FULL_LINES=1000000 cargo test --release --test durability --test lanes -- --nocapture --test-threads=1
 
 FUZZ_SECONDS ?= 600
 fuzz-smoke: ## Every fuzz target for 20 s (nightly; installs cargo-fuzz if missing)

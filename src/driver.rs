@@ -8,7 +8,14 @@
 //! are read again, resuming where the journal ends; a record whose options
 //! no longer validate still has its FIFO drained into the journal, and the
 //! log says why nothing goes to Loki. Journals that still hold undelivered
-//! lines of containers that stopped meanwhile are delivered too.
+//! lines of containers that stopped meanwhile are delivered too. All of
+//! this runs beside the server ([`Driver::start`]), several FIFOs at once,
+//! so dockerd is answered at once however many containers there are.
+//!
+//! A FIFO is always read: a journal that cannot be opened (a full disk)
+//! becomes a memory-only one, and a lane that cannot be attached at
+//! re-attach (its client cannot be made yet) is tried again with a backoff
+//! while the lines wait in the journal.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -38,8 +45,14 @@ use crate::ship::endpoint::Lane;
 /// After a restart, records this far back in a journal are compared with
 /// what the FIFO still holds (the FIFO is at most 1 MiB).
 const RESUME_WINDOW: u64 = 2 << 20;
+/// FIFOs re-attached at once after a start.
+const REATTACH_AT_ONCE: usize = 16;
 /// `docker logs` requests served at once.
 const MAX_LOG_READERS: usize = 64;
+/// A lane that could not be attached is tried again after this, doubling
+/// up to [`RETRY_LANE_MAX`].
+const RETRY_LANE_MIN: Duration = Duration::from_secs(1);
+const RETRY_LANE_MAX: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -78,6 +91,8 @@ pub struct Driver {
     reading: Mutex<HashMap<String, String>>,
     readers: TaskTracker,
     stop_readers: watch::Sender<bool>,
+    /// Re-attaching and the backlog checks after a start (see [`Driver::start`]).
+    startup: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Driver {
@@ -108,7 +123,24 @@ impl Driver {
             reading: Mutex::new(HashMap::new()),
             readers: TaskTracker::new(),
             stop_readers: watch::channel(false).0,
+            startup: Mutex::new(None),
         })
+    }
+
+    /// Starts the work of a plugin start in the background: re-attaching
+    /// the FIFOs an earlier run read, delivering what stored journals hold,
+    /// then the store's collector. The socket is served meanwhile, so
+    /// dockerd's requests (Capabilities, a new StartLogging) are answered
+    /// at once, however many containers there are to find again.
+    pub fn start(self: &Arc<Self>) {
+        let driver = self.clone();
+        let task = tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            driver.reattach().await;
+            tracing::debug!(took = ?started.elapsed(), "re-attach and backlog checks done");
+            driver.start_store_gc();
+        });
+        *self.startup.lock().expect("driver lock poisoned") = Some(task);
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -248,6 +280,41 @@ impl Driver {
         }
     }
 
+    /// Attaches `journal`'s lane once its endpoint's client can be made,
+    /// trying again from 1 s up to every minute, until the plugin stops.
+    /// Until then its lines wait in the journal.
+    fn deliver_later(
+        self: &Arc<Self>,
+        journal: Arc<crate::journal::Journal>,
+        config: ContainerConfig,
+        info: ContainerInfo,
+    ) {
+        let driver = self.clone();
+        let mut stop = self.stop_readers.subscribe();
+        tokio::spawn(async move {
+            let mut wait = RETRY_LANE_MIN;
+            let mut warning = crate::observe::Throttle::new(Duration::from_secs(300));
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.wait_for(|stopping| *stopping) => return,
+                }
+                match driver.deliver(&journal, &config, &info).await {
+                    Ok(_) => {
+                        tracing::info!(container = %info.name(), "delivery to Loki started");
+                        return;
+                    }
+                    Err(err) => {
+                        if let Some(suppressed) = warning.allow(std::time::Instant::now()) {
+                            tracing::warn!(container = %info.name(), error = %err, similar_suppressed = suppressed, "still cannot make the Loki client; lines wait in the journal");
+                        }
+                        wait = (wait * 2).min(RETRY_LANE_MAX);
+                    }
+                }
+            }
+        });
+    }
+
     async fn attach(
         self: &Arc<Self>,
         request: StartLoggingRequest,
@@ -279,17 +346,18 @@ impl Driver {
         };
         // The endpoint first: a container whose options cannot reach Loki
         // (an unreadable TLS file) is refused before anything is created.
-        let config = match config {
-            Ok(config) => match self.shipper.prepare(&config.endpoint).await {
-                Ok(()) => Ok(config),
-                Err(err) if mode == Attach::Fresh => {
-                    forget_file(self, &request.file);
-                    return Err(StartError::Client(err));
-                }
-                Err(err) => Err(err),
-            },
-            Err(why) => Err(why),
-        };
+        // At re-attach the FIFO is read whatever happens, and the lane is
+        // attached later (see `deliver_later`).
+        let mut client_error = None;
+        if let Ok(config) = &config
+            && let Err(err) = self.shipper.prepare(&config.endpoint).await
+        {
+            if mode == Attach::Fresh {
+                forget_file(self, &request.file);
+                return Err(StartError::Client(err));
+            }
+            client_error = Some(err);
+        }
         let record = attachments::redacted(&request, config.as_ref().ok());
         let journal_config = self.journal_config(config.as_ref().ok());
         // Beside the journal, which outlives the container: no credential.
@@ -299,6 +367,7 @@ impl Driver {
         let (journal_id, journal_name) = (id.clone(), name.clone());
         let counters = Arc::new(ContainerCounters::of_container(info));
         let resumed = mode == Attach::Resume;
+        let (in_memory, fallback_counters) = (journal_config.clone(), counters.clone());
         let opened = tokio::task::spawn_blocking(move || {
             let opened = store.open(
                 &journal_id,
@@ -322,9 +391,20 @@ impl Driver {
         // delivery (the FIFO is always read); only an invalid ID fails.
         let journal = match opened {
             Ok(journal) => journal,
-            Err(err) => {
+            Err(err) if err.kind() == std::io::ErrorKind::InvalidInput => {
                 forget_file(self, &request.file);
                 return Err(StartError::Journal(err));
+            }
+            Err(err) => {
+                // A full disk, a damaged directory: the FIFO is still read,
+                // into memory only.
+                tracing::warn!(
+                    container = %name,
+                    error = %err,
+                    "cannot open the container's journal: its lines go to Loki from memory only (no docker logs, counted as journal misses)"
+                );
+                self.store
+                    .open_in_memory(&id, &name, in_memory, fallback_counters)
             }
         };
         journal.attach_reader();
@@ -338,12 +418,13 @@ impl Driver {
                     .ok()
             }
         };
-        let delivered = match &config {
-            Ok(config) => self
+        let delivered = match (&config, client_error) {
+            (Ok(config), None) => self
                 .deliver(&journal, config, info)
                 .await
                 .map(|_| Some(config)),
-            Err(why) => Err(why.clone()),
+            (Ok(_), Some(err)) => Err(err),
+            (Err(why), _) => Err(why.clone()),
         };
         let delivered = match (delivered, mode) {
             (Ok(config), _) => config,
@@ -351,6 +432,19 @@ impl Driver {
                 journal.detach_reader(false);
                 forget_file(self, &request.file);
                 return Err(StartError::Client(err));
+            }
+            (Err(err), Attach::Resume) if config.is_ok() => {
+                // Transient (a TLS file slow to read, too many reads
+                // waiting): the lane is attached later, with a backoff.
+                tracing::warn!(
+                    container = %name,
+                    error = %err,
+                    "re-attached: the FIFO is read into the journal; delivery to Loki starts once its client can be made (trying again)"
+                );
+                if let Ok(config) = &config {
+                    self.deliver_later(journal.clone(), config.clone(), info.clone());
+                }
+                None
             }
             (Err(why), Attach::Resume) => {
                 tracing::warn!(
@@ -367,17 +461,7 @@ impl Driver {
                 tracing::warn!(container = %name, error = %err, "cannot record the attachment; it will not survive a plugin restart");
             }
         }
-        let reader = match Reader::new(fifo, journal.clone(), self.settings.max_line_size, resume) {
-            Ok(reader) => reader,
-            Err(err) => {
-                journal.detach_reader(false);
-                forget_file(self, &request.file);
-                return Err(StartError::Fifo {
-                    path: request.file.clone(),
-                    error: err,
-                });
-            }
-        };
+        let reader = Reader::new(fifo, journal.clone(), self.settings.max_line_size, resume);
         if let Some(config) = delivered {
             tracing::info!(
                 container = %name,
@@ -497,7 +581,17 @@ impl Driver {
                     let _ = std::fs::remove_file(path);
                 }
             }
+            // Several at once: each waits on the disk (opening the journal,
+            // finding where the FIFO resumes), rarely on the CPU.
+            let slots = Arc::new(tokio::sync::Semaphore::new(REATTACH_AT_ONCE));
+            let mut attaching = tokio::task::JoinSet::new();
             for (path, mut request) in records {
+                if *self.stop_readers.borrow() {
+                    break;
+                }
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    break;
+                };
                 let name = request.info.name().to_string();
                 // An older version's name for the record: it goes once the
                 // record is written again under the current one.
@@ -527,19 +621,26 @@ impl Driver {
                 let config = self
                     .container_config(&request.info, &opts)
                     .map_err(|e| e.to_string());
-                match self.attach(request, config, Attach::Resume).await {
-                    Ok(()) => {
-                        if renamed {
-                            let _ = std::fs::remove_file(&path);
+                let driver = self.clone();
+                attaching.spawn(async move {
+                    match driver.attach(request, config, Attach::Resume).await {
+                        Ok(()) => {
+                            if renamed {
+                                let _ = std::fs::remove_file(&path);
+                            }
+                        }
+                        Err(err) => {
+                            tracing::warn!(container = %name, error = %err, "could not re-attach to a container's FIFO")
                         }
                     }
-                    Err(err) => {
-                        tracing::warn!(container = %name, error = %err, "could not re-attach to a container's FIFO")
-                    }
-                }
+                    drop(slot);
+                });
             }
+            while attaching.join_next().await.is_some() {}
         }
-        self.deliver_backlogs(ended).await;
+        if !*self.stop_readers.borrow() {
+            self.deliver_backlogs(ended).await;
+        }
     }
 
     /// Journals that hold undelivered lines but no FIFO feeds (their
@@ -564,6 +665,9 @@ impl Driver {
         .await
         .unwrap_or_default();
         for (id, meta) in pending {
+            if *self.stop_readers.borrow() {
+                return;
+            }
             let from_meta = meta.map_err(|e| e.to_string()).and_then(|bytes| {
                 serde_json::from_slice::<StartLoggingRequest>(&bytes)
                     .map_err(|_| "it is not a StartLogging request".to_string())
@@ -622,7 +726,8 @@ impl Driver {
                     tracing::info!(container = %request.info.name(), "delivering lines an earlier run left undelivered")
                 }
                 Err(err) => {
-                    tracing::warn!(container = %request.info.name(), error = %err, "cannot deliver lines an earlier run left")
+                    tracing::warn!(container = %request.info.name(), error = %err, "cannot deliver lines an earlier run left yet; trying again");
+                    self.deliver_later(journal, config, request.info.clone());
                 }
             }
         }
@@ -714,6 +819,16 @@ impl Driver {
         let grace = self.settings.shutdown_grace;
         tracing::info!(?grace, "shutting down: delivering what is pending");
         self.stop_readers.send_replace(true);
+        // Re-attaching stops at the next container; readers it started
+        // stop with the others.
+        let startup = self.startup.lock().expect("driver lock poisoned").take();
+        if let Some(startup) = startup
+            && tokio::time::timeout(Duration::from_secs(5), startup)
+                .await
+                .is_err()
+        {
+            tracing::warn!("re-attaching did not stop in time");
+        }
         self.readers.close();
         if tokio::time::timeout(Duration::from_secs(5), self.readers.wait())
             .await
@@ -737,3 +852,6 @@ fn forget_file(driver: &Driver, file: &str) {
         .expect("driver lock poisoned")
         .remove(file);
 }
+
+#[cfg(test)]
+mod tests;

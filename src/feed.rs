@@ -16,6 +16,21 @@
 //! the stages still hold, so after a crash those lines are read again and
 //! the stages, deciding by the entries' own timestamps, cut the same
 //! multiline blocks.
+//!
+//! **Parts.** A batch goes to Loki whole, or in parts when Loki takes less
+//! at once (a stream over its per-stream burst, a push too large for a
+//! proxy: see [`crate::ship::pace`]). [`Feed::cut`] makes the part to push
+//! next, from the first item not yet settled: lines of a plain batch, or
+//! entries of a processed one, alike. [`Feed::settle`] settles that part
+//! and hands the batch back while parts remain; its lines are counted in
+//! the batch (sent, dropped by reason) and reach the container's counters,
+//! and the journal, only with the last part. So every journal line is still
+//! counted once, and the journal's cursor (which a batch moves only when it
+//! ends, and never past what the stages hold) never passes a line Loki has
+//! not taken: after a crash mid-batch, the whole batch goes again, and
+//! Loki keeps one copy of what it already had. A refused part whose first
+//! entries Loki stored all the same (Loki 2) counts them as sent
+//! ([`Feed::took_first`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -27,7 +42,7 @@ use tokio::time::Instant;
 use crate::config::labels::StreamLabels;
 use crate::journal::{Journal, Settled, Taken};
 use crate::line::{Line, Seq, Source, for_loki};
-use crate::observe::DropReason;
+use crate::observe::{ContainerCounters, DropReason, Drops};
 use crate::process::entry::seed_of;
 use crate::process::{Context, Entry, Extracted, Held, Labels, Origin, Pipeline, Value};
 use crate::proto::logproto::LabelPairAdapter;
@@ -79,10 +94,19 @@ struct Stages {
 }
 
 /// Lines handed to the endpoint; given back with [`Feed::settle`] or
-/// [`Feed::abandon`].
+/// [`Feed::abandon`]. It goes to Loki whole, or in parts when Loki takes
+/// less at once ([`Feed::cut`]): items `done..end` are the part being
+/// pushed; those before `done` are settled, and counted in `sent` and
+/// `drops` until the last part ends the batch.
 pub struct Batch {
     taken: Option<Taken>,
     content: Content,
+    done: usize,
+    end: usize,
+    /// Lines of the settled parts that Loki took.
+    sent: u64,
+    /// Lines of the settled parts given up, by reason.
+    drops: Drops,
 }
 
 enum Content {
@@ -97,36 +121,88 @@ enum Content {
 }
 
 impl Batch {
-    /// Entries to push (none: the batch only settles what the stages did).
-    pub fn len(&self) -> usize {
+    fn new(taken: Option<Taken>, content: Content) -> Batch {
+        let mut batch = Batch {
+            taken,
+            content,
+            done: 0,
+            end: 0,
+            sent: 0,
+            drops: Drops::default(),
+        };
+        batch.end = batch.items();
+        batch
+    }
+
+    /// Lines or entries in the whole batch.
+    fn items(&self) -> usize {
         match &self.content {
             Content::Lines => self.taken.as_ref().map_or(0, Taken::len),
             Content::Entries { entries, .. } => entries.len(),
         }
     }
 
+    /// The lines of the part being pushed.
+    fn part_lines(&self) -> &[Line] {
+        self.taken
+            .as_ref()
+            .map_or(&[][..], |t| &t.lines[self.done..self.end])
+    }
+
+    /// The entries of the part being pushed.
+    fn part_entries(&self) -> &[Entry] {
+        match &self.content {
+            Content::Lines => &[],
+            Content::Entries { entries, .. } => &entries[self.done..self.end],
+        }
+    }
+
+    /// Bytes of item `i` as pushed (its line).
+    fn item_bytes(&self, i: usize) -> usize {
+        match &self.content {
+            Content::Lines => self.taken.as_ref().map_or(0, |t| t.lines[i].bytes.len()),
+            Content::Entries { entries, .. } => entries[i].line.len(),
+        }
+    }
+
+    /// Journal lines items `range` stand for.
+    fn lines_of(&self, range: std::ops::Range<usize>) -> u64 {
+        match &self.content {
+            Content::Lines => range.len() as u64,
+            Content::Entries { entries, .. } => entries[range]
+                .iter()
+                .map(|e| u64::from(e.origin.lines))
+                .sum(),
+        }
+    }
+
+    /// Entries to push in this part (none: the batch only settles what the
+    /// stages did).
+    pub fn len(&self) -> usize {
+        self.end - self.done
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Bytes of the lines as pushed.
+    /// Bytes of this part's lines as pushed.
     pub fn bytes(&self) -> usize {
-        match &self.content {
-            Content::Lines => self.taken.as_ref().map_or(0, Taken::bytes),
-            Content::Entries { entries, .. } => entries.iter().map(|e| e.line.len()).sum(),
-        }
+        (self.done..self.end).map(|i| self.item_bytes(i)).sum()
+    }
+
+    /// Bytes of the lines not yet settled, this part included.
+    pub fn remaining_bytes(&self) -> usize {
+        (self.done..self.items()).map(|i| self.item_bytes(i)).sum()
     }
 
     /// Bytes of the structured metadata the stages set, as encoded.
     fn own_metadata_bytes(&self) -> usize {
-        match &self.content {
-            Content::Lines => 0,
-            Content::Entries { entries, .. } => entries
-                .iter()
-                .flat_map(|e| &e.metadata)
-                .map(|(n, v)| n.len() + v.len() + 8)
-                .sum(),
-        }
+        self.part_entries()
+            .iter()
+            .flat_map(|e| &e.metadata)
+            .map(|(n, v)| n.len() + v.len() + 8)
+            .sum()
     }
 
     /// The tenant a `tenant` stage chose for these entries.
@@ -137,11 +213,16 @@ impl Batch {
         }
     }
 
-    /// Whether any entry carries structured metadata of its own.
+    /// Whether any entry of this part carries structured metadata of its own.
     pub fn has_own_metadata(&self) -> bool {
+        self.part_entries().iter().any(|e| !e.metadata.is_empty())
+    }
+
+    /// The timestamps of this part's items, in push order.
+    fn part_timestamps(&self) -> Vec<i64> {
         match &self.content {
-            Content::Lines => false,
-            Content::Entries { entries, .. } => entries.iter().any(|e| !e.metadata.is_empty()),
+            Content::Lines => self.part_lines().iter().map(|l| l.timestamp_ns).collect(),
+            Content::Entries { .. } => self.part_entries().iter().map(|e| e.timestamp).collect(),
         }
     }
 }
@@ -256,10 +337,7 @@ impl Feed {
         let max_bytes = max_bytes.max(1);
         let Some(stages) = &mut self.stages else {
             let taken = self.journal.take_with(max_bytes, per_line).await?;
-            return Some(Batch {
-                taken: Some(taken),
-                content: Content::Lines,
-            });
+            return Some(Batch::new(Some(taken), Content::Lines));
         };
         let mut cx = Context::new((stages.clock)());
         let mut taken = None;
@@ -316,14 +394,31 @@ impl Feed {
             return None;
         }
         let tenant = entries.first().and_then(|e| e.tenant().map(str::to_string));
-        Some(Batch {
+        Some(Batch::new(
             taken,
-            content: Content::Entries {
+            Content::Entries {
                 entries,
                 tenant,
                 filtered,
             },
-        })
+        ))
+    }
+
+    /// Makes the part of `batch` to push next: from the first item not yet
+    /// settled, as many as fit in `max_bytes` (at least one), each counting
+    /// `per_line` more.
+    pub fn cut(&self, batch: &mut Batch, max_bytes: usize, per_line: usize) {
+        let items = batch.items();
+        let (mut end, mut bytes) = (batch.done, 0usize);
+        while end < items {
+            let size = batch.item_bytes(end) + per_line;
+            if end > batch.done && bytes + size > max_bytes {
+                break;
+            }
+            bytes += size;
+            end += 1;
+        }
+        batch.end = end;
     }
 
     /// Adds the batch's entries to a push (`metadata`: whether this
@@ -331,12 +426,9 @@ impl Feed {
     pub fn encode(&self, batch: &Batch, push: &mut PushBuilder, metadata: bool) {
         let container: &[LabelPairAdapter] = if metadata { &self.metadata } else { &[] };
         match &batch.content {
-            Content::Lines => {
-                if let Some(taken) = &batch.taken {
-                    push.add(&self.labels, &taken.lines, container);
-                }
-            }
-            Content::Entries { entries, .. } => {
+            Content::Lines => push.add(&self.labels, batch.part_lines(), container),
+            Content::Entries { .. } => {
+                let entries = batch.part_entries();
                 if metadata {
                     push.add_entries(entries, container);
                 } else {
@@ -363,14 +455,11 @@ impl Feed {
     pub fn streams(&self, batch: &Batch) -> Vec<(policy::Labels, Vec<usize>)> {
         match &batch.content {
             Content::Lines => {
-                let Some(taken) = &batch.taken else {
-                    return Vec::new();
-                };
+                let lines = batch.part_lines();
                 Source::ALL
                     .iter()
                     .filter_map(|&source| {
-                        let lengths: Vec<usize> = taken
-                            .lines
+                        let lengths: Vec<usize> = lines
                             .iter()
                             .filter(|l| l.source == source)
                             .map(|l| for_loki(&l.bytes).len())
@@ -380,7 +469,8 @@ impl Feed {
                     })
                     .collect()
             }
-            Content::Entries { entries, .. } => {
+            Content::Entries { .. } => {
+                let entries = batch.part_entries();
                 let (streams, of_entry) = entry_streams(entries);
                 let mut lengths: Vec<Vec<usize>> = vec![Vec::new(); streams.len()];
                 for (entry, &stream) in entries.iter().zip(&of_entry) {
@@ -391,40 +481,37 @@ impl Feed {
         }
     }
 
-    /// Ends a batch: `lost` says, for each stream and the lengths of its
-    /// lines, how many entries Loki did not take; their lines count as
-    /// dropped for `reason`, the others as sent.
+    /// Ends the part being pushed: `lost` says, for each stream and the
+    /// lengths of its lines, how many entries Loki did not take; their
+    /// lines count as dropped for `reason`, the others as sent. Returns
+    /// the batch while parts remain; the last part ends the batch, and its
+    /// lines are counted (and the journal's cursor moves) only then.
     pub fn settle(
         &mut self,
-        batch: Batch,
+        mut batch: Batch,
         lost: impl Fn(&policy::Labels, &[usize]) -> u64,
         reason: DropReason,
-    ) {
+    ) -> Option<Batch> {
         let streams = self.streams(&batch);
-        match batch.content {
+        let (sent, dropped) = match &batch.content {
             Content::Lines => {
-                let Some(taken) = batch.taken else { return };
-                let dropped = streams
+                let dropped: u64 = streams
                     .iter()
                     .map(|(set, lengths)| lost(set, lengths).min(lengths.len() as u64))
                     .sum();
-                self.journal.ack_counted(taken, dropped, reason);
+                (batch.len() as u64 - dropped, dropped)
             }
-            Content::Entries {
-                entries, filtered, ..
-            } => {
-                let Some(stages) = &mut self.stages else {
-                    return;
-                };
+            Content::Entries { .. } => {
                 // Loki says how many entries of a stream it refused; count
                 // the lines of that many of its entries.
-                let (sets, of_entry) = entry_streams(&entries);
+                let entries = batch.part_entries();
+                let (sets, of_entry) = entry_streams(entries);
                 let mut refused: Vec<u64> = sets
                     .iter()
                     .zip(&streams)
                     .map(|(_, (set, lengths))| lost(set, lengths).min(lengths.len() as u64))
                     .collect();
-                let (mut dropped, mut sent) = (0u64, 0u64);
+                let (mut sent, mut dropped) = (0u64, 0u64);
                 for (entry, &stream) in entries.iter().zip(&of_entry) {
                     let lines = u64::from(entry.origin.lines);
                     if refused[stream] > 0 {
@@ -434,54 +521,97 @@ impl Feed {
                         sent += lines;
                     }
                 }
-                let held = stages.held();
-                self.journal.settle(
-                    batch.taken,
-                    Settled {
-                        sent,
-                        dropped,
-                        reason,
-                        filtered: &filtered,
-                        hold: held.hold,
-                    },
-                );
-                stages.count_held(&self.journal, held.lines);
+                (sent, dropped)
             }
+        };
+        batch.sent += sent;
+        batch.drops.add(reason, dropped);
+        batch.done = batch.end;
+        if batch.done < batch.items() {
+            return Some(batch);
         }
+        self.finish(batch);
+        None
     }
 
-    /// Every entry of the batch delivered.
-    pub fn delivered(&mut self, batch: Batch) {
+    /// Every entry of the part delivered; see [`Feed::settle`].
+    pub fn delivered(&mut self, batch: Batch) -> Option<Batch> {
+        self.settle(batch, |_, _| 0, DropReason::Rejected)
+    }
+
+    /// Loki stored the first `n` items of the part being pushed though it
+    /// refused the push (Loki 2 takes a stream's entries while its rate
+    /// limit lasts): they count as sent, and the part ends before them.
+    pub fn took_first(&mut self, batch: &mut Batch, n: usize) {
+        let n = n.min(batch.len().saturating_sub(1));
+        batch.sent += batch.lines_of(batch.done..batch.done + n);
+        batch.done += n;
+        batch.end = batch.done;
+    }
+
+    /// How many items at the start of the part Loki surely stored, given
+    /// the timestamp of the first entry it ignored: every one before the
+    /// first item with that timestamp (Loki goes through a stream's entries
+    /// in order). Only for a part of one stream.
+    pub fn stored_before(&self, batch: &Batch, first_ignored_ns: i64) -> Option<usize> {
+        if self.streams(batch).len() != 1 {
+            return None;
+        }
+        batch
+            .part_timestamps()
+            .iter()
+            .position(|&t| t == first_ignored_ns)
+    }
+
+    /// Counts a batch whose parts are all settled and lets the journal
+    /// move its cursor.
+    fn finish(&mut self, batch: Batch) {
         match batch.content {
-            Content::Entries {
-                entries, filtered, ..
-            } => {
+            Content::Lines => {
+                if let Some(taken) = batch.taken {
+                    self.journal.ack_dropped(taken, &batch.drops);
+                }
+            }
+            Content::Entries { filtered, .. } => {
                 let Some(stages) = &mut self.stages else {
                     return;
                 };
-                let sent = entries.iter().map(|e| u64::from(e.origin.lines)).sum();
                 let held = stages.held();
                 self.journal.settle(
                     batch.taken,
                     Settled {
-                        sent,
-                        dropped: 0,
-                        reason: DropReason::Rejected,
+                        sent: batch.sent,
+                        dropped: batch.drops,
                         filtered: &filtered,
                         hold: held.hold,
                     },
                 );
                 stages.count_held(&self.journal, held.lines);
             }
-            Content::Lines => self.settle(batch, |_, _| 0, DropReason::Rejected),
         }
     }
 
     /// Gives a batch back without an outcome (the plugin is stopping):
-    /// lines in the journal go again after the restart.
+    /// lines in the journal go again after the restart. What earlier parts
+    /// settled is counted as such.
     pub fn abandon(&mut self, batch: Batch) {
-        if let Some(taken) = batch.taken {
-            self.journal.abandon(taken);
+        match batch.content {
+            Content::Lines => {
+                if let Some(taken) = batch.taken {
+                    self.journal.abandon_after(taken, batch.sent, &batch.drops);
+                }
+            }
+            Content::Entries { .. } => {
+                ContainerCounters::add(&self.journal.counters.sent, batch.sent);
+                self.journal.counters.drop_all(&batch.drops);
+                if let Some(taken) = batch.taken {
+                    self.journal.abandon(taken);
+                }
+                if let Some(stages) = &mut self.stages {
+                    let held = stages.held();
+                    stages.count_held(&self.journal, held.lines);
+                }
+            }
         }
     }
 }

@@ -15,6 +15,13 @@
 //! unconfirmed, or a second without progress) it removes the bytes anyway
 //! and the lines stay safe in memory only. Where `tee` is not available it
 //! reads the FIFO plainly.
+//!
+//! Nothing but EOF ends a reader: every failure falls back to something
+//! that still reads. Without its thread's private pipe (EMFILE on a thread
+//! that had none yet) a step reads plainly and the next one tries `tee`
+//! again; without `/dev/null` read bytes are read out and thrown away; a
+//! FIFO epoll cannot watch is looked at every 5 ms; any other error is
+//! logged (at most every 10 s) and the FIFO looked at again 100 ms later.
 
 use std::collections::HashSet;
 use std::io;
@@ -86,10 +93,27 @@ pub fn open_fifo(path: &str) -> io::Result<OwnedFd> {
 /// the FIFO may still hold frames that were written but not yet removed.
 pub type RecentRecords = HashSet<u64>;
 
+/// How a reader learns that its FIFO has something to read.
+enum Watch {
+    /// Through the runtime's epoll (shared only so that waiting on it does
+    /// not borrow the reader).
+    Epoll(Arc<AsyncFd<OwnedFd>>),
+    /// The FIFO could not be registered with epoll: looked at every
+    /// [`POLL_EVERY`] instead, so it is still read. (Held to keep it open.)
+    Poll(#[allow(dead_code)] OwnedFd),
+}
+
+/// How often a FIFO that epoll cannot watch is looked at.
+const POLL_EVERY: Duration = Duration::from_millis(5);
+/// After an unexpected error reading a FIFO, the reader tries again after
+/// this pause (never treating the FIFO as closed: only EOF ends a reader).
+const ERROR_PAUSE: Duration = Duration::from_millis(100);
+
 /// One FIFO's reader.
 pub struct Reader {
-    /// Shared only so that waiting on it does not borrow the reader.
-    fifo: Arc<AsyncFd<OwnedFd>>,
+    fifo: Watch,
+    /// The FIFO's descriptor (owned by `fifo`).
+    fd: RawFd,
     journal: Arc<Journal>,
     assembler: Assembler,
     decoder: FrameDecoder,
@@ -112,17 +136,20 @@ pub struct Reader {
     /// After a restart: frames still in the FIFO that the journal has.
     recent: Option<RecentRecords>,
     frame_warning: Throttle,
+    error_warning: Throttle,
 }
 
 impl Reader {
     /// A reader for a FIFO just handed over by StartLogging, or (`resume`)
-    /// one found again after a restart.
+    /// one found again after a restart. It always reads: without a private
+    /// pipe for `tee` it reads plainly, and a FIFO that epoll cannot watch
+    /// is looked at every few milliseconds.
     pub fn new(
         fifo: OwnedFd,
         journal: Arc<Journal>,
         max_line: usize,
         resume: Option<ResumePoint>,
-    ) -> io::Result<Reader> {
+    ) -> Reader {
         let mut assembler = Assembler::new(max_line);
         let recent = resume.map(|resume| {
             // Lines the earlier run was joining: the pieces still to come
@@ -134,17 +161,24 @@ impl Reader {
             }
             resume.recent
         });
-        let fifo_size = pipe_size(fifo.as_raw_fd());
+        let fd = fifo.as_raw_fd();
+        let fifo_size = pipe_size(fd);
         // The private pipe `tee` copies into; without one, the FIFO is read plainly.
         let private = private_pipe(|p| Ok(p.capacity)).ok();
         let protected = journal.writes_to_disk() && private.is_some();
-        Ok(Reader {
-            // SAFETY: an OwnedFd's descriptor stays open and the same until
-            // the AsyncFd (which owns it) is dropped.
-            fifo: Arc::new(
-                unsafe { AsyncFd::register_with_interest(fifo, tokio::io::Interest::READABLE) }
-                    .map_err(io::Error::from)?,
-            ),
+        // Opened now, while descriptors are likely free (bytes are removed
+        // from the FIFO into it).
+        let _ = dev_null();
+        let fifo = match watch_fifo(fifo) {
+            Ok(watched) => Watch::Epoll(Arc::new(watched)),
+            Err((fifo, err)) => {
+                tracing::warn!(container = %journal.name, error = %err, "cannot watch the log FIFO with epoll: looking at it every 5 ms instead");
+                Watch::Poll(fifo)
+            }
+        };
+        Reader {
+            fifo,
+            fd,
             assembler,
             decoder: if recent.is_some() {
                 FrameDecoder::resyncing()
@@ -162,14 +196,18 @@ impl Reader {
             high_water: fifo_size.min(private.unwrap_or(0)) / 2,
             recent,
             frame_warning: Throttle::default(),
-        })
+            error_warning: Throttle::default(),
+        }
     }
 
     /// Reads until EOF or `stop`, never waiting for anything but the FIFO.
     /// The caller has attached the reader to the journal
     /// ([`Journal::attach_reader`]); it is detached at the end.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> ReadEnd {
-        let fifo = self.fifo.clone();
+        let fifo = match &self.fifo {
+            Watch::Epoll(fifo) => fifo.clone(),
+            Watch::Poll(_) => return self.run_polling(stop).await,
+        };
         let mut pause: Option<tokio::time::Instant> = None;
         // When to look at the FIFO again without waiting for it to become
         // readable (see `Recheck`).
@@ -185,7 +223,6 @@ impl Reader {
                 _ = self.ack.notify.notified() => {
                     if let Err(err) = self.consume_confirmed() {
                         self.warn_failed(&err);
-                        break ReadEnd::Eof;
                     }
                     // Room was made: a writer blocked in one long write(2)
                     // fills it without making the FIFO readable again.
@@ -203,7 +240,9 @@ impl Reader {
                 }
                 guard = fifo.readable(), if pause.is_none() => match guard {
                     Ok(guard) => Some(guard),
-                    Err(err) => { self.warn_failed(&err); break ReadEnd::Eof }
+                    // Only when the runtime shuts down: the FIFO goes on,
+                    // and the next process reads it.
+                    Err(err) => { self.warn_failed(&err); break ReadEnd::Stopped }
                 },
             };
             let seen = self.seen;
@@ -243,11 +282,51 @@ impl Reader {
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => {
+                    // Only EOF closes a FIFO: look again in a moment.
                     self.warn_failed(&err);
-                    break ReadEnd::Eof;
+                    pause = Some(tokio::time::Instant::now() + ERROR_PAUSE);
                 }
             }
         };
+        self.end(end).await
+    }
+
+    /// [`Reader::run`] for a FIFO epoll cannot watch: it is looked at every
+    /// [`POLL_EVERY`].
+    async fn run_polling(mut self, mut stop: watch::Receiver<bool>) -> ReadEnd {
+        let end = 'reading: loop {
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|stopping| *stopping) => break ReadEnd::Stopped,
+                _ = tokio::time::sleep(POLL_EVERY) => {}
+            }
+            self.consume_stale();
+            // What is there now, a bounded number of steps at a time.
+            for _ in 0..64 {
+                match self.pump() {
+                    Ok(Pump::Data) => continue,
+                    Ok(Pump::Eof) => break 'reading ReadEnd::Eof,
+                    Ok(Pump::NothingNew) => break,
+                    Err(err)
+                        if matches!(
+                            err.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                        ) =>
+                    {
+                        break;
+                    }
+                    Err(err) => {
+                        self.warn_failed(&err);
+                        break;
+                    }
+                }
+            }
+        };
+        self.end(end).await
+    }
+
+    /// Finishes reading (at EOF or stop) and detaches from the journal.
+    async fn end(mut self, end: ReadEnd) -> ReadEnd {
         match end {
             ReadEnd::Eof => self.finish_at_eof(),
             ReadEnd::Stopped => self.finish_at_stop().await,
@@ -263,12 +342,30 @@ impl Reader {
             match self.peek_new() {
                 Ok(new) => new,
                 Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
-                    // No tee on this FIFO: read it plainly from now on.
-                    self.protected = false;
+                    // No tee on this FIFO: read it plainly from now on,
+                    // once what was read is out of it.
                     self.consume_to(self.seen)?;
+                    self.protected = false;
                     return Ok(Pump::Data);
                 }
-                Err(err) => return Err(err),
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    return Err(err);
+                }
+                Err(err) => {
+                    // No private pipe on this thread (EMFILE on a thread
+                    // that had none yet), or tee failed otherwise: this step
+                    // reads plainly; the next one tries tee again.
+                    if let Some(suppressed) = self.error_warning.allow(Instant::now()) {
+                        tracing::warn!(container = %self.journal.name, error = %err, similar_suppressed = suppressed, "cannot copy the log FIFO with tee; reading it plainly meanwhile (lines reach the journal a moment after they leave the FIFO)");
+                    }
+                    self.consume_to(self.seen)?;
+                    self.read_plain()?
+                }
             }
         } else {
             self.read_plain()?
@@ -283,10 +380,7 @@ impl Reader {
                 Ok(Pump::Data)
             }
             New::Nothing => {
-                if hung_up(self.fifo.get_ref().as_raw_fd())
-                    && self.all_frames_confirmed()
-                    && self.seen > self.consumed
-                {
+                if hung_up(self.fd) && self.all_frames_confirmed() && self.seen > self.consumed {
                     // The writer left; what remains is an unfinished frame.
                     // Look again at once: the FIFO is now empty, so EOF.
                     self.consume_to(self.seen)?;
@@ -300,7 +394,7 @@ impl Reader {
 
     /// Copies what the FIFO holds beyond what was already read (`tee`).
     fn peek_new(&mut self) -> io::Result<New> {
-        let fifo = self.fifo.get_ref().as_raw_fd();
+        let fifo = self.fd;
         let already = (self.seen - self.consumed) as usize;
         private_pipe(|pipe| {
             // SAFETY: tee between two pipe descriptors we own.
@@ -329,7 +423,7 @@ impl Reader {
 
     /// Reads the FIFO plainly (bytes leave it at once).
     fn read_plain(&mut self) -> io::Result<New> {
-        let fifo = self.fifo.get_ref().as_raw_fd();
+        let fifo = self.fd;
         let mut available: libc::c_int = 0;
         // SAFETY: FIONREAD on our own descriptor writes one int.
         unsafe { libc::ioctl(fifo, libc::FIONREAD, &mut available) };
@@ -433,31 +527,17 @@ impl Reader {
         if !self.protected || to <= self.consumed {
             return Ok(());
         }
-        let fifo = self.fifo.get_ref().as_raw_fd();
         let mut left = (to - self.consumed) as usize;
         while left > 0 {
-            // SAFETY: splice from a pipe we own into /dev/null.
-            let n = unsafe {
-                libc::splice(
-                    fifo,
-                    std::ptr::null_mut(),
-                    dev_null(),
-                    std::ptr::null_mut(),
-                    left,
-                    libc::SPLICE_F_NONBLOCK,
-                )
+            let n = match discard_some(self.fd, left) {
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
             };
-            if n < 0 {
-                let err = io::Error::last_os_error();
-                if err.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(err);
-            }
             if n == 0 {
                 break;
             }
-            left -= n as usize;
+            left -= n;
             self.consumed += n as u64;
         }
         Ok(())
@@ -485,20 +565,32 @@ impl Reader {
     /// FIFO (the disk was behind) is finished first.
     async fn finish_at_stop(&mut self) {
         let deadline = Instant::now() + STOP_GRACE;
-        let fifo = self.fifo.clone();
+        let fifo = match &self.fifo {
+            Watch::Epoll(fifo) => Some(fifo.clone()),
+            Watch::Poll(_) => None,
+        };
         while Instant::now() < deadline {
             let read_out_partially =
                 self.consumed > self.seen - self.decoder.buffered_bytes() as u64;
             if self.all_frames_confirmed() && !read_out_partially {
                 break;
             }
-            if read_out_partially
-                && let Ok(guard) =
-                    tokio::time::timeout(Duration::from_millis(50), fifo.readable()).await
-                && let Ok(mut guard) = guard
-                && matches!(self.pump(), Ok(Pump::NothingNew))
-            {
-                guard.clear_ready();
+            match &fifo {
+                Some(fifo) => {
+                    if read_out_partially
+                        && let Ok(guard) =
+                            tokio::time::timeout(Duration::from_millis(50), fifo.readable()).await
+                        && let Ok(mut guard) = guard
+                        && matches!(self.pump(), Ok(Pump::NothingNew))
+                    {
+                        guard.clear_ready();
+                    }
+                }
+                None if read_out_partially => {
+                    tokio::time::sleep(POLL_EVERY).await;
+                    let _ = self.pump();
+                }
+                None => {}
             }
             let _ =
                 tokio::time::timeout(Duration::from_millis(50), self.ack.notify.notified()).await;
@@ -508,8 +600,10 @@ impl Reader {
         // journal; nothing to flush.
     }
 
-    fn warn_failed(&self, err: &io::Error) {
-        tracing::warn!(container = %self.journal.name, error = %err, "reading the log FIFO failed; treating it as closed");
+    fn warn_failed(&mut self, err: &io::Error) {
+        if let Some(suppressed) = self.error_warning.allow(Instant::now()) {
+            tracing::warn!(container = %self.journal.name, error = %err, similar_suppressed = suppressed, "reading the log FIFO failed; reading on (only the daemon closing it ends it)");
+        }
     }
 }
 
@@ -563,16 +657,60 @@ fn pipe_size(fd: RawFd) -> usize {
     if size > 0 { size as usize } else { 64 * 1024 }
 }
 
-fn dev_null() -> RawFd {
+/// `/dev/null`, where bytes leave a pipe; `None` while it cannot be opened
+/// (at the fd limit), and tried again the next time.
+fn dev_null() -> Option<RawFd> {
     static NULL: OnceLock<OwnedFd> = OnceLock::new();
-    NULL.get_or_init(|| {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open("/dev/null")
-            .expect("/dev/null")
-            .into()
-    })
-    .as_raw_fd()
+    if let Some(fd) = NULL.get() {
+        return Some(fd.as_raw_fd());
+    }
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open("/dev/null")
+        .ok()?;
+    Some(NULL.get_or_init(|| file.into()).as_raw_fd())
+}
+
+/// Removes up to `n` bytes from the pipe `fd` (non-blocking): spliced into
+/// `/dev/null`, or, without it, read and thrown away. Returns how many.
+fn discard_some(fd: RawFd, n: usize) -> io::Result<usize> {
+    let moved = match dev_null() {
+        // SAFETY: splice from a pipe we own into /dev/null.
+        Some(null) => unsafe {
+            libc::splice(
+                fd,
+                std::ptr::null_mut(),
+                null,
+                std::ptr::null_mut(),
+                n,
+                libc::SPLICE_F_NONBLOCK,
+            )
+        },
+        None => {
+            let mut scratch = [0u8; 16 * 1024];
+            let want = n.min(scratch.len());
+            // SAFETY: reading at most `want` bytes into our buffer.
+            unsafe { libc::read(fd, scratch.as_mut_ptr().cast(), want) }
+        }
+    };
+    if moved < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(moved as usize)
+}
+
+/// Registers a FIFO with the runtime's epoll; gives it back on failure.
+fn watch_fifo(fifo: OwnedFd) -> Result<AsyncFd<OwnedFd>, (OwnedFd, io::Error)> {
+    #[cfg(test)]
+    if tests::NO_EPOLL.with(std::cell::Cell::get) {
+        return Err((fifo, io::Error::from_raw_os_error(libc::ENOSPC)));
+    }
+    // SAFETY: an OwnedFd's descriptor stays open and the same until the
+    // AsyncFd (which owns it) is dropped.
+    unsafe { AsyncFd::register_with_interest(fifo, tokio::io::Interest::READABLE) }
+        .map_err(|err| err.into_parts())
 }
 
 /// A pipe private to one runtime thread, that `tee` copies the FIFO into.
@@ -609,21 +747,11 @@ impl PrivatePipe {
     /// Drops `n` bytes from the pipe.
     fn discard(&self, mut n: usize) -> io::Result<()> {
         while n > 0 {
-            // SAFETY: splice from our pipe into /dev/null.
-            let moved = unsafe {
-                libc::splice(
-                    self.read,
-                    std::ptr::null_mut(),
-                    dev_null(),
-                    std::ptr::null_mut(),
-                    n,
-                    libc::SPLICE_F_NONBLOCK,
-                )
-            };
-            if moved <= 0 {
-                return Err(io::Error::last_os_error());
+            let moved = discard_some(self.read, n)?;
+            if moved == 0 {
+                return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
             }
-            n -= moved as usize;
+            n -= moved;
         }
         Ok(())
     }
@@ -650,22 +778,30 @@ impl PrivatePipe {
 /// Runs `f` with this thread's private pipe (created on first use).
 fn private_pipe<T>(f: impl FnOnce(&PrivatePipe) -> io::Result<T>) -> io::Result<T> {
     thread_local! {
-        static PIPE: std::cell::OnceCell<Option<PrivatePipe>> = const { std::cell::OnceCell::new() };
+        // Made on first use; if that fails (EMFILE), tried again next time.
+        static PIPE: std::cell::OnceCell<PrivatePipe> = const { std::cell::OnceCell::new() };
     }
-    PIPE.with(|cell| match cell.get_or_init(|| PrivatePipe::new().ok()) {
-        Some(pipe) => {
-            let result = f(pipe);
-            if result.is_err() {
-                // Leave the pipe empty for the next reader on this thread.
-                let mut scratch = [0u8; 4096];
-                // SAFETY: draining our own nonblocking pipe.
-                while unsafe { libc::read(pipe.read, scratch.as_mut_ptr().cast(), scratch.len()) }
-                    > 0
-                {}
+    #[cfg(test)]
+    if tests::NO_PRIVATE_PIPE.with(std::cell::Cell::get) {
+        return Err(io::Error::from_raw_os_error(libc::EMFILE));
+    }
+    PIPE.with(|cell| {
+        let pipe = match cell.get() {
+            Some(pipe) => pipe,
+            None => {
+                let made = PrivatePipe::new()?;
+                cell.get_or_init(|| made)
             }
-            result
+        };
+        let result = f(pipe);
+        if result.is_err() {
+            // Leave the pipe empty for the next reader on this thread.
+            let mut scratch = [0u8; 4096];
+            // SAFETY: draining our own nonblocking pipe.
+            while unsafe { libc::read(pipe.read, scratch.as_mut_ptr().cast(), scratch.len()) } > 0 {
+            }
         }
-        None => Err(io::Error::other("no pipe for tee")),
+        result
     })
 }
 
@@ -712,6 +848,14 @@ mod tests {
     use crate::proto::logdriver::LogEntry;
     use bytes::Bytes;
     use std::io::Write;
+
+    thread_local! {
+        /// Makes this thread's private pipe impossible to create, as at the
+        /// fd limit (EMFILE) on a thread that had none yet.
+        pub(super) static NO_PRIVATE_PIPE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        /// Makes registering a FIFO with epoll fail on this thread.
+        pub(super) static NO_EPOLL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
 
     fn fifo(dir: &std::path::Path) -> (String, std::fs::File) {
         let path = dir.join("fifo");
@@ -769,8 +913,7 @@ mod tests {
             .open("abc", "abc", config(), Arc::default(), None)
             .unwrap();
         journal.attach_reader();
-        let reader =
-            Reader::new(open_fifo(&path).unwrap(), journal.clone(), 256_000, None).unwrap();
+        let reader = Reader::new(open_fifo(&path).unwrap(), journal.clone(), 256_000, None);
         assert!(reader.protected, "tee works on this kernel");
         let (stop_tx, stop) = watch::channel(false);
         let task = tokio::spawn(reader.run(stop));
@@ -825,8 +968,7 @@ mod tests {
                 recent,
                 unfinished: Vec::new(),
             }),
-        )
-        .unwrap();
+        );
         let (_stop_tx, stop) = watch::channel(false);
         tokio::spawn(reader.run(stop));
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -851,8 +993,7 @@ mod tests {
             .open("abc", "abc", config(), Arc::default(), None)
             .unwrap();
         journal.attach_reader();
-        let reader =
-            Reader::new(open_fifo(&path).unwrap(), journal.clone(), 256_000, None).unwrap();
+        let reader = Reader::new(open_fifo(&path).unwrap(), journal.clone(), 256_000, None);
         writer.write_all(&frame("whole")).unwrap();
         writer.write_all(&frame("cut short")[..7]).unwrap();
         let (_stop_tx, stop) = watch::channel(false);
@@ -866,5 +1007,178 @@ mod tests {
         assert_eq!(journal.counters.received.load(Ordering::Relaxed), 1);
         assert_eq!(journal.counters.invalid_frames.load(Ordering::Relaxed), 1);
         assert_eq!(journal.counters.skipped_bytes.load(Ordering::Relaxed), 7);
+    }
+
+    /// Waits until the journal received `n` lines; false after 10 s.
+    async fn received(journal: &Journal, n: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while journal.counters.received.load(Ordering::Relaxed) < n {
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+
+    /// Issue 15: a reader that cannot get its thread's private pipe for
+    /// `tee` (EMFILE, on a thread that had none yet) reads the FIFO plainly
+    /// meanwhile, and uses `tee` again once it can. It used to end as if
+    /// the FIFO had closed, leaving the container's stdout unread.
+    #[tokio::test]
+    async fn without_a_pipe_for_tee_the_fifo_is_read_plainly() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut writer) = fifo(dir.path());
+        let store = store(Some(dir.path()));
+        let journal = store
+            .open("abc", "abc", config(), Arc::default(), None)
+            .unwrap();
+        journal.attach_reader();
+        let reader = Reader::new(open_fifo(&path).unwrap(), journal.clone(), 256_000, None);
+        assert!(reader.protected);
+        let (_stop_tx, stop) = watch::channel(false);
+        NO_PRIVATE_PIPE.with(|no| no.set(true));
+        let task = tokio::spawn(reader.run(stop));
+        for i in 0..1000 {
+            writer.write_all(&frame(&format!("line {i}"))).unwrap();
+        }
+        let read = received(&journal, 1000).await;
+        assert!(!task.is_finished(), "the reader ended");
+        assert!(read, "{}", journal.counters.summary());
+        NO_PRIVATE_PIPE.with(|no| no.set(false));
+        for i in 1000..2000 {
+            writer.write_all(&frame(&format!("line {i}"))).unwrap();
+        }
+        assert!(received(&journal, 2000).await);
+        assert!(!task.is_finished());
+        assert_eq!(journal.counters.invalid_frames.load(Ordering::Relaxed), 0);
+    }
+
+    /// Issue 15, with a real fd limit: in a child process whose
+    /// RLIMIT_NOFILE leaves no descriptor free (as with many containers),
+    /// a reader whose journal cannot create its segment keeps reading the
+    /// FIFO: the lines go to memory, the daemon never waits. (Opening
+    /// /dev/null to remove read bytes used to panic the reader there.)
+    #[test]
+    fn at_the_fd_limit_the_fifo_is_still_read() {
+        if std::env::var_os("INGEST_FD_LIMIT_CHILD").is_some() {
+            return at_the_fd_limit_child();
+        }
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "ingest::tests::at_the_fd_limit_the_fifo_is_still_read",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("INGEST_FD_LIMIT_CHILD", "1")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.status.success(), "{text}");
+        assert!(text.contains("child: read 5000 lines"), "{text}");
+    }
+
+    fn at_the_fd_limit_child() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let (path, writer) = fifo(dir.path());
+            let store = store(Some(dir.path()));
+            let journal = store
+                .open("abc", "abc", config(), Arc::default(), None)
+                .unwrap();
+            journal.attach_reader();
+            let reader = Reader::new(open_fifo(&path).unwrap(), journal.clone(), 256_000, None);
+            assert!(reader.protected);
+            // The daemon's side, non-blocking so that a reader that stopped
+            // shows as a full FIFO instead of a hang.
+            let fd = writer.as_raw_fd();
+            // SAFETY: fcntl on our own descriptor.
+            unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
+            // No descriptor left: the limit is what is open now.
+            let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
+            let limit = libc::rlimit {
+                rlim_cur: open,
+                rlim_max: open,
+            };
+            // SAFETY: setrlimit of this (child) process.
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+            let mut held = Vec::new();
+            loop {
+                // SAFETY: dup of our own descriptor.
+                let dup = unsafe { libc::dup(fd) };
+                if dup < 0 {
+                    break;
+                }
+                held.push(dup);
+            }
+            let (_stop_tx, stop) = watch::channel(false);
+            let task = tokio::spawn(reader.run(stop));
+            let mut writer = writer;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut i = 0;
+            let mut pending = frame(&format!("line {i:05} {}", "x".repeat(400)));
+            while i < 5000 {
+                match writer.write(&pending) {
+                    Ok(n) if n == pending.len() => {
+                        i += 1;
+                        pending = frame(&format!("line {i:05} {}", "x".repeat(400)));
+                    }
+                    Ok(n) => {
+                        pending.drain(..n);
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                        assert!(
+                            Instant::now() < deadline,
+                            "the FIFO stayed full: {} lines read; reader ended: {}",
+                            journal.counters.received.load(Ordering::Relaxed),
+                            task.is_finished()
+                        );
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    Err(err) => panic!("{err}"),
+                }
+            }
+            assert!(
+                received(&journal, 5000).await,
+                "{}",
+                journal.counters.summary()
+            );
+            assert!(!task.is_finished());
+            println!("child: read 5000 lines; {}", journal.counters.summary());
+        });
+    }
+
+    /// Issue 15: a FIFO that epoll cannot watch (a failed registration)
+    /// is still read, every few milliseconds, instead of being left alone.
+    #[tokio::test]
+    async fn a_fifo_epoll_cannot_watch_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut writer) = fifo(dir.path());
+        let store = store(Some(dir.path()));
+        let journal = store
+            .open("abc", "abc", config(), Arc::default(), None)
+            .unwrap();
+        journal.attach_reader();
+        NO_EPOLL.with(|no| no.set(true));
+        let reader = Reader::new(open_fifo(&path).unwrap(), journal.clone(), 256_000, None);
+        NO_EPOLL.with(|no| no.set(false));
+        assert!(matches!(reader.fifo, Watch::Poll(_)));
+        let (stop_tx, stop) = watch::channel(false);
+        let task = tokio::spawn(reader.run(stop));
+        for i in 0..2000 {
+            writer.write_all(&frame(&format!("line {i}"))).unwrap();
+        }
+        assert!(received(&journal, 2000).await);
+        stop_tx.send_replace(true);
+        assert_eq!(task.await.unwrap(), ReadEnd::Stopped);
     }
 }

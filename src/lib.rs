@@ -69,8 +69,8 @@ pub async fn run(
         Some(addr) => start_metrics(addr, &driver).await,
         None => None,
     };
-    driver.reattach().await;
-    driver.start_store_gc();
+    // Re-attaching runs beside the server: dockerd is answered at once.
+    driver.start();
     server::serve(listener, driver.clone(), shutdown).await;
     driver.shutdown().await;
     if let Some(metrics) = metrics {

@@ -96,7 +96,7 @@ async fn a_scrape_tells_what_happened_to_every_container_and_endpoint() {
     // B: its Loki refuses 10 lines (400), fails 20 with a 500 (retried),
     // then takes them.
     let loki_b = FakeLoki::start().await;
-    loki_b.set_mode(Mode::Fail(400, "entry too far behind".into()));
+    loki_b.set_mode(Mode::Fail(400, "entry has timestamp too old".into()));
     let url_b = loki_b.url();
     let mut fifo_b = Fifo::create_named("fifo-b");
     plugin

@@ -76,6 +76,18 @@ fn parse_count(value: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
+/// `max-file` as json-file reads it (Go's `strconv.Atoi`, at least 1): any
+/// positive number that fits an `int64`, kept as at most `u32::MAX`
+/// segments, which no disk bound would ever let exist.
+fn parse_max_file(value: &str) -> Option<u32> {
+    let digits = value.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: i64 = digits.parse().ok()?;
+    (n >= 1).then(|| u32::try_from(n).unwrap_or(u32::MAX))
+}
+
 /// Log-opts recorded by an earlier run of the plugin, with every numeric
 /// value that parses but lies outside its range moved to the nearest bound.
 /// For re-attaching after an upgrade: refusing the options a running
@@ -548,7 +560,12 @@ impl ContainerConfig {
             Some("-1") => None,
             _ => Some(size("max-size", DEFAULT_MAX_SIZE)?),
         };
-        let max_file = count("max-file", DEFAULT_MAX_FILE)?;
+        let max_file = match get("max-file") {
+            None => DEFAULT_MAX_FILE,
+            Some(v) => parse_max_file(v).ok_or_else(|| {
+                invalid("max-file", v, "expected a whole number greater than zero")
+            })?,
+        };
 
         Ok(ContainerConfig {
             endpoint,
@@ -1423,8 +1440,7 @@ mod tests {
             ("max-size", "63k", "between 64k and 1g"),
             ("max-size", "2g", "between"),
             ("max-size", "0", "greater than zero"),
-            ("max-file", "101", "from 1 to 100"),
-            ("max-file", "0", "from 1 to 100"),
+            ("max-file", "0", "greater than zero"),
             ("loki-tenant-id", &"t".repeat(151), "150 bytes"),
         ];
         for (key, value, reason) in cases {
@@ -1463,6 +1479,29 @@ mod tests {
         );
     }
 
+    /// json-file and Grafana's driver take any positive `max-file`; the
+    /// journal's disk bound (`loki-journal-size`, `LOCAL_STORE_SIZE`) is
+    /// what limits the disk, not the number of files (issue 15).
+    #[test]
+    fn max_file_takes_any_positive_number_like_json_file() {
+        for (value, kept) in [
+            ("101", 101),
+            ("1000", 1000),
+            ("4294967295", u32::MAX),
+            ("4294967296", u32::MAX),
+            ("9223372036854775807", u32::MAX),
+        ] {
+            let config = parse(&[("max-file", value)]).unwrap_or_else(|e| panic!("{value}: {e}"));
+            assert_eq!(config.local_copy.max_file, kept, "{value}");
+        }
+        for value in ["0", "-1", "9223372036854775808", "1.5", "+3"] {
+            assert!(parse(&[("max-file", value)]).is_err(), "{value}");
+        }
+        // Re-attach keeps a large recorded value as it is.
+        let recorded = opts(&[("max-file", "500")]);
+        assert!(clamp_to_ranges(&recorded).1.is_empty());
+    }
+
     #[test]
     fn recorded_options_are_clamped_into_range_for_reattach() {
         let recorded = opts(&[
@@ -1479,11 +1518,14 @@ mod tests {
         ]);
         assert!(ContainerConfig::from_log_opts(&recorded).is_err());
         let (clamped, changes) = clamp_to_ranges(&recorded);
-        assert_eq!(changes.len(), 8, "{changes:?}");
+        assert_eq!(changes.len(), 7, "{changes:?}");
         assert!(changes[0].contains("loki-timeout=\"1h\"") && changes[0].contains("using 10m"));
         let config = ContainerConfig::from_log_opts(&clamped).unwrap();
         assert_eq!(config.local_copy.max_size, Some(MIN_MAX_SIZE));
-        assert_eq!(config.local_copy.max_file, MAX_MAX_FILE);
+        assert_eq!(
+            config.local_copy.max_file, 500,
+            "any positive max-file is taken"
+        );
         assert_eq!(config.endpoint.batch_wait, MAX_BATCH_WAIT);
         assert_eq!(config.endpoint.min_backoff, MAX_BACKOFF);
         assert_eq!(config.endpoint.max_backoff, MAX_BACKOFF);

@@ -38,8 +38,11 @@ pub const MIN_MAX_SIZE: u64 = 64 << 10;
 /// `docker logs --tail` reads a compressed segment from its start, so one
 /// segment must stay small enough for that to be quick.
 pub const MAX_MAX_SIZE: u64 = 1 << 30;
-/// Files per container; the store cap (`LOCAL_STORE_SIZE`) bounds the total.
-pub const MAX_MAX_FILE: u32 = 100;
+/// Files per container kept for `docker logs`: any positive number, as
+/// json-file and Grafana's driver take it (larger values are kept as this
+/// one). The disk is bounded apart, by `loki-journal-size` per container
+/// and `LOCAL_STORE_SIZE` overall.
+pub const MAX_MAX_FILE: u32 = u32::MAX;
 /// A journal smaller than a few segments could not hold an outage's lines.
 pub const MIN_JOURNAL_SIZE: u64 = 1 << 20;
 /// Up to 1 PiB: far beyond any disk (`LOCAL_STORE_SIZE` bounds all journals).
@@ -462,7 +465,7 @@ pub const OPTIONS: &[Spec] = &[
         credential: false,
         dockers_own: false,
         with_previous: false,
-        meaning: "Segments kept for `docker logs`, the current one included: delivered lines beyond `max-size` × `max-file` are deleted. Undelivered lines are kept beyond it, up to `loki-journal-size`.",
+        meaning: "Segments kept for `docker logs`, the current one included: delivered lines beyond `max-size` × `max-file` are deleted. Undelivered lines are kept beyond it, up to `loki-journal-size`. Any positive number is taken, as json-file and Grafana's driver take it; the disk stays bounded apart by `loki-journal-size` per container and `LOCAL_STORE_SIZE` overall, so a large `max-file` keeps `docker logs` history up to those bounds, no further.",
     },
     Spec {
         name: "cache-disabled",
@@ -569,6 +572,7 @@ fn range_text(kind: Kind) -> String {
     match kind {
         Kind::Duration(min, max) => format!("{}–{}", short_duration(min), format_duration(max)),
         Kind::Size(min, max) => format!("{}–{}", format_size(min), format_size(max)),
+        Kind::Count(min, u32::MAX) => format!("any whole number from {min}"),
         Kind::Count(min, max) => format!("{min}–{max}"),
         Kind::Value => String::new(),
     }

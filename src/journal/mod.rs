@@ -28,6 +28,7 @@ mod legacy;
 mod read;
 pub mod record;
 mod retention;
+mod space;
 mod writer;
 
 use std::collections::{HashMap, VecDeque};
@@ -47,12 +48,13 @@ use tokio::sync::{Notify, watch};
 
 use crate::assemble::Assembler;
 use crate::line::{Line, Seq, Source};
-use crate::observe::{ContainerCounters, DropReason, Throttle};
+use crate::observe::{ContainerCounters, DropReason, Drops, Throttle};
 use crate::proto::logdriver::LogEntry;
 use record::{SegmentFile, SegmentReader};
 
 pub use legacy::migrate as migrate_legacy;
 pub use read::{ReadError, ReadRequest};
+pub use space::{DiskSpace, free_space_margin};
 pub use writer::IntakeAck;
 
 const CURSOR_FILE: &str = "cursor";
@@ -66,6 +68,9 @@ const UNLIMITED_SEGMENT: u64 = 64 * 1024 * 1024;
 /// Records waiting for the writer, per container; past it, lines go to
 /// memory only (a journal miss).
 const WRITER_QUEUE_LIMIT: usize = 8 * 1024 * 1024;
+/// A journal's share of the memory bound for a batch is at least this (the
+/// bound itself still holds: see [`MemoryBudget`]).
+const MIN_BATCH_SHARE: usize = 64 * 1024;
 
 /// How one container's journal is kept (from its log-opts).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,10 +101,22 @@ impl JournalConfig {
 /// The plugin-wide bound on lines held in memory, shared by every journal.
 /// When it is reached, lines leave the journals that hold the most, so a
 /// quiet container keeps its lines while a noisy one is over its share.
+///
+/// Lines handed to delivery (a batch in a push, or waiting out a backoff,
+/// or read back from disk) count too, and cannot be made to leave: so the
+/// batches together are kept within the bound. A batch takes at most its
+/// journal's share of the bound (the bound over the journals sharing it)
+/// and what other batches leave free; a journal that finds no room waits
+/// until a batch ends. Lines waiting in memory then leave for the journal
+/// on disk as the bound requires, and memory stays within it.
 pub struct MemoryBudget {
     used: AtomicUsize,
     limit: usize,
     journals: Mutex<Vec<Weak<Journal>>>,
+    /// Bytes of lines in batches (part of `used`).
+    batched: AtomicUsize,
+    /// Journals that found no room for a batch, woken when a batch ends.
+    waiting: Mutex<Vec<Weak<Journal>>>,
 }
 
 impl MemoryBudget {
@@ -108,7 +125,48 @@ impl MemoryBudget {
             used: AtomicUsize::new(0),
             limit,
             journals: Mutex::new(Vec::new()),
+            batched: AtomicUsize::new(0),
+            waiting: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Bytes of lines in batches handed to delivery.
+    pub fn batched(&self) -> usize {
+        self.batched.load(Ordering::Relaxed)
+    }
+
+    /// Bytes one journal may take into a batch now: its share of the bound,
+    /// within what the other batches leave free.
+    fn batch_room(&self) -> usize {
+        let sharing = self.journals.lock().expect("budget lock poisoned").len();
+        let share = (self.limit / sharing.max(1)).max(MIN_BATCH_SHARE);
+        share.min(self.limit.saturating_sub(self.batched()))
+    }
+
+    /// Whether a batch must wait for room: there is none, and some batch
+    /// holds memory (so one will end and make room).
+    fn must_wait(&self, room: usize, first: usize) -> bool {
+        first > room && self.batched() > 0
+    }
+
+    fn start_batch(&self, cost: usize) {
+        self.batched.fetch_add(cost, Ordering::Relaxed);
+    }
+
+    /// A batch ended: journals that waited for room look again.
+    fn end_batch(&self, cost: usize) {
+        self.batched.fetch_sub(cost, Ordering::Relaxed);
+        let waiting = std::mem::take(&mut *self.waiting.lock().expect("budget lock poisoned"));
+        for journal in waiting.iter().filter_map(Weak::upgrade) {
+            journal.wake();
+        }
+    }
+
+    fn wait_for_room(&self, journal: &Journal) {
+        let mut waiting = self.waiting.lock().expect("budget lock poisoned");
+        if !waiting.iter().any(|w| std::ptr::eq(w.as_ptr(), journal)) {
+            waiting.push(journal.me.clone());
+        }
     }
 
     pub fn used(&self) -> usize {
@@ -202,7 +260,8 @@ struct Tail {
     /// disk: lost, for `lost_reason`.
     backlog: [u64; 2],
     /// Why lines that left memory may be missing from disk: a disk bound
-    /// deleted segments (`journal_full`), or a segment could not be read.
+    /// deleted segments (`journal_full`), their write failed (a full disk:
+    /// `memory_full`), or a segment could not be read (`journal_corrupt`).
     lost_reason: Option<DropReason>,
     /// Records of an earlier run before this were looked for by delivery:
     /// those missing were counted (`journal_corrupt`).
@@ -273,9 +332,8 @@ impl Taken {
 pub struct Settled<'a> {
     /// Lines Loki took.
     pub sent: u64,
-    /// Lines given up, all for `reason`.
-    pub dropped: u64,
-    pub reason: DropReason,
+    /// Lines given up, by reason.
+    pub dropped: Drops,
     /// Lines the stages dropped on purpose, by reason.
     pub filtered: &'a std::collections::BTreeMap<std::sync::Arc<str>, u64>,
     /// Per source: the cursor may not pass this, because the stages still
@@ -306,6 +364,9 @@ pub struct Journal {
     pub name: String,
     /// `None` when the plugin keeps no data directory: memory only.
     dir: Option<PathBuf>,
+    /// The plugin keeps a data directory, but this journal could not be
+    /// opened there: every line is a journal miss.
+    misses_disk: bool,
     config: JournalConfig,
     pub counters: Arc<ContainerCounters>,
     budget: Arc<MemoryBudget>,
@@ -314,6 +375,10 @@ pub struct Journal {
     intake: Mutex<Seq>,
     tail: Mutex<Tail>,
     queue: Mutex<Queue>,
+    /// Held while records are taken from `queue` and written, so that two
+    /// threads (a writer thread, and `Store::flush` at shutdown) never
+    /// interleave one journal's records.
+    writing: Mutex<()>,
     files: Mutex<writer::Files>,
     /// The next record number that is on disk (followers wait on it).
     written: watch::Sender<Seq>,
@@ -337,6 +402,8 @@ pub struct Journal {
     /// past a disk bound).
     pins: Mutex<Vec<Weak<std::sync::atomic::AtomicU64>>>,
     pool: Arc<writer::Pool>,
+    /// The store's view of the filesystem's free space.
+    space: Arc<DiskSpace>,
     disk_warning: Mutex<Throttle>,
     /// Why this journal's new lines go to memory only, when its directory
     /// cannot be written (what an earlier run left is still read).
@@ -345,7 +412,15 @@ pub struct Journal {
     store: Weak<Store>,
     /// The end of the journal last written into the cursor file.
     end_persisted: std::sync::atomic::AtomicU64,
+    /// Tests: called before each write with its length; an error stands for
+    /// the write failing (a full disk), a sleep for a slow one.
+    #[cfg(test)]
+    pub(crate) write_hook: Mutex<Option<WriteHook>>,
 }
+
+/// See [`Journal::write_hook`].
+#[cfg(test)]
+pub(crate) type WriteHook = Arc<dyn Fn(usize) -> io::Result<()> + Send + Sync>;
 
 /// Why a journal is not written: the metrics `reason` and the error.
 #[derive(Debug, Clone)]
@@ -724,9 +799,9 @@ impl Journal {
         self.counters
             .memory_bytes
             .store(tail.bytes, Ordering::Relaxed);
-        let warn = lost > 0 && tail.eviction_warning.allow(Instant::now()).is_some();
-        drop(tail);
-        self.budget.sub(freed);
+        // The backlog changes with the tail, so that delivery, which reads
+        // it back, can tell lines that never reached the disk (see
+        // `reconcile_backlog`).
         let moved = (to_disk + lost + deleted) as i64;
         self.counters
             .memory_lines
@@ -736,6 +811,9 @@ impl Journal {
             .fetch_add(to_disk as i64, Ordering::Relaxed);
         self.counters.drop_lines(DropReason::MemoryFull, lost);
         self.counters.drop_lines(DropReason::JournalFull, deleted);
+        let warn = lost > 0 && tail.eviction_warning.allow(Instant::now()).is_some();
+        drop(tail);
+        self.budget.sub(freed);
         if warn {
             tracing::warn!(
                 container = %self.name,
@@ -747,22 +825,28 @@ impl Journal {
         freed
     }
 
-    /// Whether lines that left memory wait on disk for delivery.
-    fn has_disk_backlog(&self) -> bool {
+    /// Whether lines that left memory, or that an earlier run left
+    /// undelivered, wait on disk for delivery. They have waited already:
+    /// delivery takes them without a batch wait.
+    pub fn has_disk_backlog(&self) -> bool {
         self.tail().has_disk_backlog()
     }
 
-    /// Whether lines wait for delivery (in memory or on disk), and since when.
+    /// Whether lines wait for delivery (in memory or on disk), and since
+    /// when. A disk backlog nothing in memory dates (what an earlier run
+    /// left, found after a restart) waits from when it is first looked at:
+    /// a fixed time, so the lane becomes due.
     pub fn pending_since(&self) -> Option<WaitClock> {
-        let tail = self.tail();
-        let on_disk = tail.has_disk_backlog();
+        let mut tail = self.tail();
         if tail.in_flight {
             return None;
         }
-        if on_disk {
-            return Some(tail.pending_since.unwrap_or_else(WaitClock::now));
+        if tail.has_disk_backlog() {
+            return Some(*tail.pending_since.get_or_insert_with(WaitClock::now));
         }
         if tail.lines.is_empty() {
+            // Nothing waits: the next line starts a new batch wait.
+            tail.pending_since = None;
             None
         } else {
             tail.pending_since
@@ -802,9 +886,19 @@ impl Journal {
             if from_disk == [false; 2] {
                 return self.take_from_memory(&mut tail, max_bytes, per_line);
             }
+            let room = self.budget.batch_room();
+            if self.budget.must_wait(room, 1) {
+                self.budget.wait_for_room(self);
+                return None;
+            }
             // Never read past what the writer has written: a record still
-            // queued would look missing.
-            let written = *self.written.borrow();
+            // queued would look missing. With nothing queued, every record
+            // of a line that left memory is written, or never will be (its
+            // write failed, or the writer could not take it).
+            let written = match self.queue.lock().expect("journal lock poisoned").scheduled {
+                true => *self.written.borrow(),
+                false => Seq::MAX,
+            };
             let upto = tail.evicted_to.map(|e| e.min(written));
             if (0..2).all(|s| tail.taken[s] >= upto[s]) {
                 return None; // the writer wakes delivery when it catches up
@@ -817,7 +911,7 @@ impl Journal {
                 hint: tail.disk_hint,
                 flush_at_end: tail.evicted_to.iter().all(|&e| e <= tail.session_start),
                 session_start: tail.session_start,
-                max_bytes,
+                max_bytes: max_bytes.min(room.max(1)),
                 per_line,
                 gaps_from: tail.gaps_counted_to,
             }
@@ -841,12 +935,20 @@ impl Journal {
             }
         };
         let cost: usize = read.lines.iter().map(Line::cost).sum();
+        let n = read.lines.len() as u64;
         let mut tail = self.tail();
         for s in 0..2 {
             tail.taken[s] = tail.taken[s].max(read.advance[s]);
         }
         tail.disk_hint = read.hint;
+        self.counters
+            .backlog_lines
+            .fetch_sub((n - read.recovered) as i64, Ordering::Relaxed);
         self.account_read_back(&mut tail, &read);
+        if !tail.has_disk_backlog() && tail.lines.is_empty() {
+            // Done with the disk: the next line starts a new batch wait.
+            tail.pending_since = None;
+        }
         if read.lines.is_empty() {
             // Nothing was left on disk in that range (deleted or never written).
             tail.in_flight = false;
@@ -860,17 +962,16 @@ impl Journal {
             self.wake();
             return None;
         }
-        drop(tail);
-        let n = read.lines.len() as u64;
-        self.budget.add(cost);
         ContainerCounters::add(&self.counters.recovered, read.recovered);
-        ContainerCounters::add(&self.counters.read_back, n - read.recovered);
-        self.counters
-            .backlog_lines
-            .fetch_sub((n - read.recovered) as i64, Ordering::Relaxed);
         self.counters
             .in_flight_lines
             .fetch_add(n as i64, Ordering::Relaxed);
+        drop(tail);
+        self.budget.add(cost);
+        self.budget.start_batch(cost);
+        // Room for the lines read back: lines waiting in memory leave for disk.
+        self.budget.enforce();
+        ContainerCounters::add(&self.counters.read_back, n - read.recovered);
         Some(Taken {
             lines: read.lines,
             from,
@@ -886,7 +987,10 @@ impl Journal {
         max_bytes: usize,
         per_line: usize,
     ) -> Option<Taken> {
-        if tail.lines.is_empty() {
+        let first = tail.lines.front()?.line.cost();
+        let room = self.budget.batch_room();
+        if self.budget.must_wait(room, first) {
+            self.budget.wait_for_room(self);
             return None;
         }
         let mut lines = Vec::new();
@@ -894,7 +998,10 @@ impl Journal {
         let from = tail.taken;
         let mut advance = tail.taken;
         while let Some(front) = tail.lines.front() {
-            if !lines.is_empty() && bytes + front.line.bytes.len() + per_line > max_bytes {
+            let more = !lines.is_empty()
+                && (bytes + front.line.bytes.len() + per_line > max_bytes
+                    || cost + front.line.cost() > room);
+            if more {
                 break;
             }
             let held = tail.lines.pop_front().expect("front exists");
@@ -909,6 +1016,7 @@ impl Journal {
         tail.bytes -= cost;
         tail.taken = advance;
         tail.in_flight = true;
+        self.budget.start_batch(cost);
         if tail.lines.capacity() > 1024 && tail.lines.len() < tail.lines.capacity() / 4 {
             // A burst is over: give its memory back.
             let keep = tail.lines.len() * 2;
@@ -951,10 +1059,17 @@ impl Journal {
     /// and the others delivered (Loki may store some lines of a push it
     /// answers with an error).
     pub fn ack_counted(&self, taken: Taken, dropped: u64, reason: DropReason) {
+        let mut drops = Drops::default();
+        drops.add(reason, dropped.min(taken.lines.len() as u64));
+        self.ack_dropped(taken, &drops);
+    }
+
+    /// Finishes taken lines of which `drops` were given up (by reason) and
+    /// the others delivered (a batch pushed in parts).
+    pub fn ack_dropped(&self, taken: Taken, drops: &Drops) {
         let n = taken.lines.len() as u64;
-        let dropped = dropped.min(n);
-        ContainerCounters::add(&self.counters.sent, n - dropped);
-        self.counters.drop_lines(reason, dropped);
+        ContainerCounters::add(&self.counters.sent, n.saturating_sub(drops.total()));
+        self.counters.drop_all(drops);
         self.finish(taken, true, [Seq::MAX; 2]);
     }
 
@@ -965,7 +1080,7 @@ impl Journal {
     /// them again.
     pub fn settle(&self, taken: Option<Taken>, settled: Settled<'_>) {
         ContainerCounters::add(&self.counters.sent, settled.sent);
-        self.counters.drop_lines(settled.reason, settled.dropped);
+        self.counters.drop_all(&settled.dropped);
         for (reason, n) in settled.filtered {
             self.counters.filter_lines(reason, *n);
         }
@@ -1001,17 +1116,28 @@ impl Journal {
     /// Gives up on taken lines without an outcome (the plugin is stopping):
     /// those in the journal are delivered by the next run, the others are lost.
     pub fn abandon(&self, taken: Taken) {
+        self.abandon_after(taken, 0, &Drops::default());
+    }
+
+    /// [`Journal::abandon`] for a batch pushed in parts: `sent` of its
+    /// lines were delivered and `drops` given up by earlier parts (counted
+    /// so); the rest is counted as `abandon` counts it.
+    pub fn abandon_after(&self, taken: Taken, sent: u64, drops: &Drops) {
+        let n = taken.lines.len() as u64;
+        let settled = (sent + drops.total()).min(n);
+        ContainerCounters::add(&self.counters.sent, sent);
+        self.counters.drop_all(drops);
+        let unjournaled = taken.unjournaled.min(n - settled);
+        self.counters.drop_lines(DropReason::Shutdown, unjournaled);
         self.counters
-            .drop_lines(DropReason::Shutdown, taken.unjournaled);
-        self.counters.backlog_lines.fetch_add(
-            taken.lines.len() as i64 - taken.unjournaled as i64,
-            Ordering::Relaxed,
-        );
+            .backlog_lines
+            .fetch_add((n - settled - unjournaled) as i64, Ordering::Relaxed);
         self.finish(taken, false, [Seq::MAX; 2]);
     }
 
     fn finish(&self, taken: Taken, done: bool, hold: [Seq; 2]) {
         self.budget.sub(taken.cost);
+        self.budget.end_batch(taken.cost);
         self.counters
             .in_flight_lines
             .fetch_sub(taken.lines.len() as i64, Ordering::Relaxed);
@@ -1250,6 +1376,10 @@ impl Journal {
                 .backlog_lines
                 .fetch_sub(lost as i64, Ordering::Relaxed);
             self.counters.drop_lines(reason, lost);
+            if reason == DropReason::MemoryFull {
+                // Their write failed: out of memory and not in the journal.
+                ContainerCounters::add(&self.counters.journal_misses, lost);
+            }
             if tail.eviction_warning.allow(Instant::now()).is_some() {
                 tracing::warn!(
                     container = %self.name,
@@ -1340,6 +1470,23 @@ impl Journal {
     /// The cursor as delivery last left it.
     fn cursor(&self) -> [Seq; 2] {
         self.tail().cursor
+    }
+
+    /// Per source, where delivery's cursor is: every line that starts
+    /// before it is delivered or given up.
+    pub fn delivery_cursor(&self) -> [Seq; 2] {
+        self.cursor()
+    }
+}
+
+impl Drop for Journal {
+    /// The lines still in memory leave the plugin-wide budget with the
+    /// journal (one whose lane never came, or whose FIFO ended unread by
+    /// delivery): the budget would otherwise stay used for good.
+    fn drop(&mut self) {
+        let tail = self.tail.get_mut().unwrap_or_else(|e| e.into_inner());
+        self.budget.sub(tail.bytes);
+        tail.bytes = 0;
     }
 }
 
@@ -1503,7 +1650,7 @@ impl Intake<'_> {
             }
             _ => false,
         };
-        if !queued && journal.is_on_disk() {
+        if !queued && (journal.is_on_disk() || journal.misses_disk) {
             ContainerCounters::add(&journal.counters.journal_misses, lines.len() as u64);
         }
         let next = *self.next;
@@ -1520,6 +1667,8 @@ pub struct Store {
     /// Itself, for the journals (they make room under its disk bound).
     me: Weak<Store>,
     root: Option<PathBuf>,
+    /// The free space journals leave on the root's filesystem.
+    space: Arc<DiskSpace>,
     budget: Arc<MemoryBudget>,
     pool: Arc<writer::Pool>,
     open: Mutex<HashMap<String, Weak<Journal>>>,
@@ -1553,6 +1702,7 @@ impl Store {
         Arc::new_cyclic(|me| Store {
             me: me.clone(),
             disk_used: Mutex::new(None),
+            space: Arc::new(DiskSpace::new(root.clone().unwrap_or_default())),
             root,
             budget: MemoryBudget::new(settings.memory_limit),
             pool: writer::Pool::start(),
@@ -1582,6 +1732,11 @@ impl Store {
 
     pub fn budget(&self) -> &Arc<MemoryBudget> {
         &self.budget
+    }
+
+    /// The free space journals leave on their filesystem.
+    pub fn space(&self) -> &Arc<DiskSpace> {
+        &self.space
     }
 
     pub fn root(&self) -> Option<&Path> {
@@ -1724,6 +1879,7 @@ impl Store {
             me: me.clone(),
             id: id.to_string(),
             name: name.to_string(),
+            misses_disk: dir.is_none() && self.root.is_some(),
             dir,
             config,
             counters,
@@ -1753,6 +1909,7 @@ impl Store {
                 scheduled: false,
             }),
             end_persisted: std::sync::atomic::AtomicU64::new(files.end),
+            writing: Mutex::new(()),
             files: Mutex::new(files),
             written: watch::channel(next_seq).0,
             wake: Mutex::new(None),
@@ -1763,9 +1920,12 @@ impl Store {
             retention: Mutex::new(()),
             pins: Mutex::new(Vec::new()),
             pool: self.pool.clone(),
+            space: self.space.clone(),
             disk_warning: Mutex::new(Throttle::default()),
             disk_off,
             store: self.me.clone(),
+            #[cfg(test)]
+            write_hook: Mutex::new(None),
         });
         if !recovery.is_clean() {
             journal.warn_recovery(&recovery);

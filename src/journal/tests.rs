@@ -536,3 +536,179 @@ async fn a_follower_reads_every_segment_though_delivery_and_retention_race_it() 
         "once it is done, retention applies: {segments:?}"
     );
 }
+
+/// A write hook that fails every write (ENOSPC) once `budget` bytes went.
+fn disk_full_after(budget: usize) -> WriteHook {
+    let left = Mutex::new(budget);
+    Arc::new(move |len| {
+        let mut left = left.lock().unwrap();
+        if len > *left {
+            *left = 0;
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        *left -= len;
+        Ok(())
+    })
+}
+
+/// Issue 15: the disk fills while lines leave memory for it. A line whose
+/// record was only queued when it left memory, and whose write then
+/// failed, is in neither place: it must be counted as dropped, so that
+/// received = sent + dropped + pending, exactly.
+#[tokio::test]
+async fn lines_whose_write_failed_after_they_left_memory_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let small = JournalConfig {
+        memory_limit: 20 * (11 + crate::line::LINE_OVERHEAD),
+        ..config()
+    };
+    let journal = open(&store, "full", small);
+    *journal.write_hook.lock().unwrap() = Some(disk_full_after(20_000));
+    for chunk in 0..50 {
+        feed(&journal, numbered(chunk * 100..chunk * 100 + 100));
+    }
+    settle(&journal);
+    let delivered = deliver_all(&journal).await;
+    let counters = &journal.counters;
+    let received = counters.received.load(Ordering::Relaxed);
+    let sent = counters.sent.load(Ordering::Relaxed);
+    assert_eq!(received, 5000);
+    assert_eq!(sent, delivered.len() as u64);
+    assert!(
+        counters.dropped(DropReason::MemoryFull) > 0,
+        "{}",
+        counters.summary()
+    );
+    assert_eq!(counters.pending(), 0, "{}", counters.summary());
+    assert_eq!(
+        received,
+        sent + counters.dropped_total(),
+        "every line accounted for: {}",
+        counters.summary()
+    );
+    // What was delivered is in order, and what is missing is what failed.
+    let numbers: Vec<usize> = texts(&delivered)
+        .iter()
+        .map(|t| t[5..].parse().unwrap())
+        .collect();
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]));
+}
+
+/// Issue 15: at shutdown `Store::flush` writes what is queued while a
+/// writer thread may be writing the same journal. They must take turns:
+/// records interleaved out of order would make the next start reuse
+/// sequence numbers.
+#[tokio::test]
+async fn flush_and_a_writer_thread_never_interleave_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let journal = open(&store, "turns", config());
+    // The writer thread stops before its first chunk (so that two more
+    // queue up and it takes them together) and before the third.
+    let (at_tx, at) = std::sync::mpsc::channel::<usize>();
+    let (go, gone) = std::sync::mpsc::channel::<()>();
+    let (gone, at_tx) = (Mutex::new(gone), Mutex::new(at_tx));
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    *journal.write_hook.lock().unwrap() = Some(Arc::new(move |_| {
+        let calls = calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if calls == 1 || calls == 3 {
+            let _ = at_tx.lock().unwrap().send(calls);
+            let _ = gone.lock().unwrap().recv_timeout(Duration::from_secs(5));
+        }
+        Ok(())
+    }));
+    feed(&journal, numbered(0..10));
+    assert_eq!(at.recv_timeout(Duration::from_secs(5)).unwrap(), 1);
+    feed(&journal, numbered(10..20));
+    feed(&journal, numbered(20..30));
+    go.send(()).unwrap();
+    assert_eq!(at.recv_timeout(Duration::from_secs(5)).unwrap(), 3);
+    // The writer thread holds the third chunk; the plugin stops now.
+    feed(&journal, numbered(30..40));
+    let flusher = {
+        let store = store.clone();
+        std::thread::spawn(move || store.flush())
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    go.send(()).unwrap();
+    flusher.join().unwrap();
+    settle(&journal);
+    let segment = &record::list_segments(&dir.path().join("turns"))[0];
+    let mut reader = record::ForwardReader::open(segment).unwrap();
+    let mut seqs = Vec::new();
+    while let Some(record) = reader.next().unwrap() {
+        seqs.push(record.seq);
+    }
+    assert_eq!(seqs, (0..40).collect::<Vec<u64>>(), "records in order");
+    drop(journal);
+    store.open.lock().unwrap().clear();
+    let again = open(
+        &Store::new(Some(dir.path().to_path_buf()), settings()),
+        "turns",
+        config(),
+    );
+    assert_eq!(
+        *again.intake.lock().unwrap(),
+        40,
+        "no sequence number reused"
+    );
+}
+
+/// Issue 15: whatever `LOCAL_STORE_SIZE` says, journals never write into
+/// the last part of their filesystem (the margin): past it, lines go to
+/// Loki from memory only, counted as journal misses, and nothing is lost
+/// that memory can hold.
+#[tokio::test]
+async fn the_journal_leaves_a_margin_of_the_filesystems_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    // A 100 MB filesystem with 50 kB above its margin (5% of it).
+    let margin = free_space_margin(100_000_000);
+    assert_eq!(margin, 5_000_000);
+    store.space().pretend(100_000_000, margin + 50_000);
+    let journal = open(&store, "margin", config());
+    for chunk in 0..50 {
+        feed(&journal, numbered(chunk * 100..chunk * 100 + 100));
+    }
+    settle(&journal);
+    let on_disk = journal.disk_bytes();
+    assert!(on_disk <= 50_000, "{on_disk} bytes written past the margin");
+    assert!(
+        on_disk > 40_000,
+        "{on_disk}: the room above the margin is used"
+    );
+    let counters = &journal.counters;
+    assert!(counters.journal_misses.load(Ordering::Relaxed) > 3000);
+    let delivered = deliver_all(&journal).await;
+    assert_eq!(delivered.len(), 5000, "memory held what the disk could not");
+    assert_eq!(counters.dropped_total(), 0);
+    assert_eq!(counters.pending(), 0);
+}
+
+/// Issue 15: a journal that goes (its FIFO ended before a lane came, or a
+/// lane never came) gives its lines' memory back to the plugin-wide budget.
+#[tokio::test]
+async fn a_journal_gives_its_memory_back_when_it_goes() {
+    let store = Store::new(None, settings());
+    let journal = open(&store, "gone", config());
+    feed(&journal, numbered(0..100));
+    assert!(store.budget().used() > 0);
+    drop(journal);
+    assert_eq!(store.budget().used(), 0);
+}
+
+/// Issue 15: the backlog check of a stored journal reads its last record
+/// only, and tells delivered from undelivered.
+#[tokio::test]
+async fn a_stored_journal_is_checked_for_a_backlog_from_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let journal = open(&store, "ccc", config());
+    feed(&journal, numbered(0..1000));
+    settle(&journal);
+    assert!(store.has_undelivered("ccc"));
+    deliver_all(&journal).await;
+    retention::persist_cursor(&journal);
+    assert!(!store.has_undelivered("ccc"));
+}

@@ -453,11 +453,20 @@ impl Pool {
         .clone()
     }
 
-    /// Queues records for a journal's writer; false when its queue is full.
+    /// Queues records for a journal's writer; false when its queue is full
+    /// or the filesystem is within its free-space margin.
     pub fn submit(&self, journal: &Journal, chunk: Chunk) -> bool {
         let schedule = {
             let mut queue = journal.queue.lock().expect("journal lock poisoned");
             if queue.bytes + chunk.records.len() > WRITER_QUEUE_LIMIT {
+                return false;
+            }
+            if !journal.space.take(chunk.records.len()) {
+                drop(queue);
+                journal.warn_disk(
+                    "the journal's filesystem is down to its free-space margin (5%, at most 1 GiB): lines go to Loki from memory only until space is freed",
+                    &io::Error::from(io::ErrorKind::StorageFull),
+                );
                 return false;
             }
             queue.bytes += chunk.records.len();
@@ -524,6 +533,7 @@ impl Journal {
 
     /// Writes what is queued (on a writer thread, or at shutdown).
     pub(super) fn write_queued(&self) {
+        let _turn = self.writing.lock().expect("journal lock poisoned");
         loop {
             let chunks = {
                 let mut queue = self.queue.lock().expect("journal lock poisoned");
@@ -579,6 +589,17 @@ impl Journal {
     /// Returns whether a segment was closed.
     fn write_chunk(&self, chunk: &Chunk) -> io::Result<bool> {
         let dir = self.dir.as_ref().expect("writing needs a journal on disk");
+        #[cfg(test)]
+        {
+            let hook = self
+                .write_hook
+                .lock()
+                .expect("journal lock poisoned")
+                .clone();
+            if let Some(hook) = hook {
+                hook(chunk.records.len())?;
+            }
+        }
         let limit = self.segment_limit();
         let mut files = self.files.lock().expect("journal lock poisoned");
         let mut rotated = false;
@@ -633,6 +654,10 @@ impl Journal {
                 lines += 1;
             }
         }
+        // Lines of the chunk that had left memory already are missing on
+        // disk: delivery counts them when it comes to them.
+        tail.lost_reason
+            .get_or_insert(crate::observe::DropReason::MemoryFull);
         drop(tail);
         ContainerCounters::add(&self.counters.journal_misses, lines);
     }

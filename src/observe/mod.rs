@@ -35,10 +35,17 @@ pub enum DropReason {
     /// records missing from its end (a disk failure, a power loss, a
     /// script in the data directory).
     JournalCorrupt,
+    /// Loki answered 260: the tenant's ingestion is blocked, and Loki
+    /// dropped the lines (its `blocked_ingestion_status_code`).
+    Blocked,
+    /// Loki refused lines older than its out-of-order window allows
+    /// ("entry too far behind": about an hour behind the newest line of
+    /// their stream), as a replay of an old backlog meets.
+    TooFarBehind,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::MemoryFull,
         DropReason::JournalFull,
         DropReason::Rejected,
@@ -46,6 +53,8 @@ impl DropReason {
         DropReason::RetriesExhausted,
         DropReason::Shutdown,
         DropReason::JournalCorrupt,
+        DropReason::Blocked,
+        DropReason::TooFarBehind,
     ];
 
     /// The name used in log summaries and as the metrics `reason` label.
@@ -58,7 +67,28 @@ impl DropReason {
             DropReason::RetriesExhausted => "retries_exhausted",
             DropReason::Shutdown => "shutdown",
             DropReason::JournalCorrupt => "journal_corrupt",
+            DropReason::Blocked => "blocked",
+            DropReason::TooFarBehind => "too_far_behind",
         }
+    }
+}
+
+/// Lines given up, by reason: what became of a batch's lines, part by
+/// part, until the batch is done and they are counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drops([u64; DropReason::ALL.len()]);
+
+impl Drops {
+    pub fn add(&mut self, reason: DropReason, n: u64) {
+        self.0[reason as usize] += n;
+    }
+
+    pub fn get(&self, reason: DropReason) -> u64 {
+        self.0[reason as usize]
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
     }
 }
 
@@ -191,6 +221,13 @@ impl ContainerCounters {
     pub fn drop_lines(&self, reason: DropReason, n: u64) {
         if n > 0 {
             self.dropped[reason as usize].fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts lines given up, for each reason.
+    pub fn drop_all(&self, drops: &Drops) {
+        for reason in DropReason::ALL {
+            self.drop_lines(reason, drops.get(reason));
         }
     }
 

@@ -11,6 +11,13 @@
 //! `Retry-After`. Loki's answers name the streams at fault; those lanes are
 //! the ones that back off (or, for a 400, lose those lines).
 //!
+//! A lane whose stream is over Loki's per-stream limit (a 429 naming it)
+//! does not back off: it learns the part size and the pace Loki takes
+//! ([`super::pace`]), pushes its batch in parts of that size
+//! ([`crate::feed::Feed::cut`]) and waits between them only as the pace
+//! requires, without counting failures. A push too large for Loki or a
+//! proxy (413) makes every push of the endpoint smaller.
+//!
 //! A Loki that does not take structured metadata (a Loki 3 with
 //! `allow_structured_metadata: false`) answers 400 for the streams that
 //! carry it: the endpoint then sends those lines again at once without it,
@@ -19,8 +26,9 @@
 //! drops the metadata, so nothing is needed there.)
 //!
 //! Loki being unreachable (connection errors, 502–504, timeouts while no
-//! push succeeds) is a state of the endpoint, not of its lanes: one probe
-//! at a time, at most [`PROBE_MAX`] apart, and every lane resumes the
+//! push succeeds), or refusing every push (401, 403, 404: a credential, a
+//! tenant, a gateway), is a state of the endpoint, not of its lanes: one
+//! probe at a time, at most [`PROBE_MAX`] apart, and every lane resumes the
 //! moment a push goes through. Nothing is given up meanwhile: the lines
 //! wait in the journal. `loki-retries` counts only answers that blame the
 //! lines themselves (429, 500, a lane's own timeouts).
@@ -36,6 +44,7 @@ use tokio::task::JoinSet;
 
 use super::client::Pusher;
 use super::encode::PushBuilder;
+use super::pace::{Pace, Refusal};
 use super::policy::{self, FailKind, Labels, PushResult, Verdict};
 use crate::config::options::EndpointConfig;
 use crate::feed::{Batch, Feed};
@@ -65,6 +74,9 @@ pub struct Lane {
     not_before: Option<Instant>,
     /// The last counted failure was a 429.
     rate_limited: bool,
+    /// What Loki's per-stream limit lets this lane send, learned from its
+    /// answers.
+    pace: Pace,
 }
 
 impl Lane {
@@ -77,7 +89,17 @@ impl Lane {
             failures: 0,
             not_before: None,
             rate_limited: false,
+            pace: Pace::default(),
         }
+    }
+
+    /// When the lane's next part may go, as its pace allows.
+    fn paced_until(&self, now: Instant, part: usize) -> Instant {
+        if !self.pace.is_limited() {
+            return now;
+        }
+        let bytes = self.pace.part_size(part).min(self.waiting_bytes().max(1));
+        self.pace.ready_at(bytes, now)
     }
 
     fn name(&self) -> &str {
@@ -100,7 +122,7 @@ impl Lane {
     fn waiting_bytes(&self) -> usize {
         self.batch
             .as_ref()
-            .map_or(self.feed.queued_bytes(), Batch::bytes)
+            .map_or(self.feed.queued_bytes(), Batch::remaining_bytes)
     }
 
     /// Lines wait, or the stages have something to hand on by `now`.
@@ -116,6 +138,8 @@ struct InFlight {
     id: u64,
     started: Instant,
     lanes: usize,
+    /// Bytes of its lines.
+    bytes: usize,
     /// Some entry of it carries structured metadata.
     metadata: bool,
 }
@@ -155,8 +179,12 @@ pub struct Endpoint {
     drop_warning: Throttle,
     retry_warning: Throttle,
     down_warning: Throttle,
+    pace_notice: Throttle,
     /// Loki refused structured metadata once: none is sent to it any more.
     no_metadata: bool,
+    /// The largest push Loki (or a proxy in front of it) is believed to
+    /// take, learned from 413 answers; `loki-batch-size` until one comes.
+    max_push: usize,
 }
 
 impl Endpoint {
@@ -188,7 +216,9 @@ impl Endpoint {
             drop_warning: Throttle::default(),
             retry_warning: Throttle::default(),
             down_warning: Throttle::default(),
+            pace_notice: Throttle::default(),
             no_metadata: false,
+            max_push: usize::MAX,
         }
     }
 
@@ -311,10 +341,17 @@ impl Endpoint {
         let n = self.lanes.len();
         let mut chosen = Vec::new();
         let mut bytes = 0usize;
+        let part = self.push_size();
         for step in 0..n {
             let i = (self.next_lane + step) % n;
+            let lane = &mut self.lanes[i];
+            let idle = lane.batch.is_none() && lane.feed.journal.is_caught_up();
+            lane.pace.forget_if_stale(now, idle);
             let lane = &self.lanes[i];
-            if lane.push.is_some() || lane.not_before.is_some_and(|t| now < t) {
+            if lane.push.is_some()
+                || lane.not_before.is_some_and(|t| now < t)
+                || lane.paced_until(now, part) > now
+            {
                 continue;
             }
             let due = lane.batch.is_some() || self.is_due(lane, now, draining);
@@ -329,7 +366,7 @@ impl Endpoint {
                 }
                 continue;
             }
-            if lane.solo || bytes >= self.config.batch_size {
+            if lane.solo || bytes >= part {
                 continue;
             }
             if lane.has_waiting(now) {
@@ -353,8 +390,15 @@ impl Endpoint {
         };
         draining
             || !journal.is_live()
+            || journal.has_disk_backlog()
             || journal.queued_bytes() >= self.config.batch_size
             || now.saturating_duration_since(since) >= self.config.batch_wait
+    }
+
+    /// The most a push may carry: `loki-batch-size`, or less once Loki (or
+    /// a proxy) refused a larger one (413).
+    fn push_size(&self) -> usize {
+        self.config.batch_size.min(self.max_push).max(1)
     }
 
     /// Takes the chosen lanes' lines and sends them. False if none had any.
@@ -363,7 +407,7 @@ impl Endpoint {
     async fn start_push(&mut self, chosen: Vec<usize>, deadline: Option<Instant>) -> bool {
         let mut builder = PushBuilder::default();
         let mut lanes = Vec::new();
-        let mut room = self.config.batch_size;
+        let mut room = self.push_size();
         let mut metadata = false;
         let mut tenant: Option<Option<String>> = None;
         for i in chosen {
@@ -375,16 +419,23 @@ impl Endpoint {
                 true => 0,
                 false => lane.feed.metadata_bytes(),
             };
+            // A part no larger than the push has room for, nor than
+            // Loki takes of this lane's streams at once.
+            let limit = lane.pace.part_size(room.max(1));
             if lane.batch.is_none() {
-                lane.batch = lane.feed.take(room.max(1), per_line).await;
+                lane.batch = lane.feed.take(limit, per_line).await;
             }
-            let Some(batch) = &lane.batch else { continue };
+            let Some(batch) = &mut lane.batch else {
+                continue;
+            };
+            lane.feed.cut(batch, limit, per_line);
             if batch.is_empty() {
                 // The stages filtered or held every line: nothing to push.
                 let batch = lane.batch.take().expect("checked");
-                lane.feed.delivered(batch);
+                lane.batch = lane.feed.delivered(batch);
                 continue;
             }
+            let batch = &*batch;
             let batch_tenant = batch.tenant().map(str::to_string);
             if tenant.as_ref().is_some_and(|t| *t != batch_tenant) {
                 continue;
@@ -419,6 +470,7 @@ impl Endpoint {
             id,
             started: Instant::now(),
             lanes: lanes.len(),
+            bytes: self.push_size().saturating_sub(room),
             metadata,
         });
         self.counters
@@ -455,6 +507,7 @@ impl Endpoint {
         if draining {
             return next;
         }
+        let part = self.push_size();
         for lane in &self.lanes {
             if lane.push.is_some() {
                 continue;
@@ -462,6 +515,13 @@ impl Endpoint {
             if let Some(t) = lane.not_before {
                 consider(t);
                 continue;
+            }
+            if lane.has_waiting(now) {
+                let paced = lane.paced_until(now, part);
+                if paced > now {
+                    consider(paced);
+                    continue;
+                }
             }
             if let Some(since) = lane.feed.journal.pending_since() {
                 consider(since + self.config.batch_wait);
@@ -484,6 +544,18 @@ impl Endpoint {
             .store(self.in_flight.len() as i64, Ordering::Relaxed);
         self.counters
             .record_push(policy::class(&result), push.started.elapsed());
+        tracing::debug!(
+            endpoint = %self.config.url,
+            push = id,
+            lanes = push.lanes,
+            bytes = push.bytes,
+            took = ?push.started.elapsed(),
+            answer = %match &result {
+                PushResult::Answered { status, .. } => status.as_u16().to_string(),
+                PushResult::Failed { reason, .. } => reason.clone(),
+            },
+            "push answered"
+        );
         let lanes: Vec<usize> = (0..self.lanes.len())
             .filter(|&i| self.lanes[i].push == Some(id))
             .collect();
@@ -511,17 +583,25 @@ impl Endpoint {
             Verdict::Delivered => {
                 self.health.last_success = Some(now);
                 self.health.throttles = 0;
-                if let Some(since) = self.health.down_since.take() {
-                    tracing::info!(endpoint = %self.config.url, down_for = ?since.elapsed(), "Loki is reachable again; delivering what waited");
-                    self.health.probes = 0;
-                    self.counters.up.store(true, Ordering::Relaxed);
-                    self.wake.notify_one();
-                }
+                self.come_back(now);
                 for i in lanes {
                     self.delivered(i);
                 }
             }
-            Verdict::Unavailable { retry_after } => {
+            Verdict::Blocked => {
+                // Loki answers, but dropped the lines (260): counted, not sent.
+                self.health.last_success = Some(now);
+                self.come_back(now);
+                self.warn_drop(
+                    &result,
+                    "Loki blocks this tenant's ingestion (260) and dropped the lines",
+                );
+                for i in lanes {
+                    self.finish(i, |_, lengths| lengths.len() as u64, DropReason::Blocked);
+                }
+            }
+            Verdict::Unavailable { retry_after } | Verdict::Refused { retry_after } => {
+                let refused = matches!(verdict, Verdict::Refused { .. });
                 self.health.down_since.get_or_insert(now);
                 self.counters.up.store(false, Ordering::Relaxed);
                 self.health.probes += 1;
@@ -536,11 +616,19 @@ impl Endpoint {
                 );
                 self.health.next_probe = now + wait;
                 if let Some(suppressed) = self.down_warning.allow(now.into_std()) {
+                    let what = match refused {
+                        true => {
+                            "Loki (or a gateway in front of it) refuses every push: check the credentials, the tenant and the URL; lines wait in the journal and delivery resumes when it takes them"
+                        }
+                        false => {
+                            "Loki is unreachable; lines wait in the journal and delivery resumes when it answers"
+                        }
+                    };
                     tracing::warn!(
                         endpoint = %self.config.url,
                         error = %describe(&result),
                         similar_suppressed = suppressed,
-                        "Loki is unreachable; lines wait in the journal and delivery resumes when it answers"
+                        "{what}"
                     );
                 }
             }
@@ -553,6 +641,7 @@ impl Endpoint {
                         PushResult::Answered { body, .. } => body.as_str(),
                         PushResult::Failed { .. } => "",
                     };
+                    let reason = policy::refusal_reason(body);
                     for i in lanes {
                         let refused = |set: &Labels, lengths: &[usize]| {
                             if blamed.is_empty() || policy::is_blamed(set, &blamed) {
@@ -561,7 +650,7 @@ impl Endpoint {
                                 0
                             }
                         };
-                        self.finish(i, refused, DropReason::Rejected);
+                        self.finish(i, refused, reason);
                     }
                 }
             }
@@ -583,10 +672,14 @@ impl Endpoint {
                         self.fail(i, true, retry_after, &result);
                     }
                 } else {
+                    let body = match &result {
+                        PushResult::Answered { body, .. } => body.as_str(),
+                        PushResult::Failed { .. } => "",
+                    };
                     for i in lanes {
                         let at_fault = self.lanes[i].is_blamed(&blamed);
                         if at_fault {
-                            self.fail(i, true, retry_after, &result);
+                            self.over_stream_limit(i, body, retry_after, &result);
                         } else {
                             // Not this lane's fault: again at once, alone.
                             self.lanes[i].solo = true;
@@ -603,11 +696,31 @@ impl Endpoint {
                     }
                 }
             }
+            Verdict::TooLarge => {
+                self.health.last_success = Some(now);
+                if shared {
+                    self.retry_alone(&lanes);
+                } else {
+                    for i in lanes {
+                        self.too_large(i, &result);
+                    }
+                }
+            }
         }
         self.counters.lanes_backing_off.store(
             self.lanes.iter().filter(|l| l.not_before.is_some()).count() as i64,
             Ordering::Relaxed,
         );
+    }
+
+    /// A push went through: if the endpoint was down, every lane resumes.
+    fn come_back(&mut self, now: Instant) {
+        if let Some(since) = self.health.down_since.take() {
+            tracing::info!(endpoint = %self.config.url, down_for = ?now.saturating_duration_since(since), "Loki takes pushes again; delivering what waited");
+            self.health.probes = 0;
+            self.counters.up.store(true, Ordering::Relaxed);
+            self.wake.notify_one();
+        }
     }
 
     /// Loki refused the structured metadata of a push: from now on none is
@@ -707,21 +820,140 @@ impl Endpoint {
         }
     }
 
-    /// Ends a lane's batch, every line of it delivered.
+    /// Ends the part a lane pushed, every line of it delivered; the lane
+    /// keeps the rest of its batch, if there is more.
     fn delivered(&mut self, i: usize) {
+        if let Some(bytes) = self.part_bytes(i) {
+            self.lanes[i].pace.took(bytes, Instant::now());
+        }
         if let Some(batch) = self.end_batch(i) {
-            self.lanes[i].feed.delivered(batch);
+            let lane = &mut self.lanes[i];
+            lane.batch = lane.feed.delivered(batch);
         }
     }
 
-    /// Ends a lane's batch. `lost` says, for a stream's label set and the
-    /// lengths of its lines (as Loki sees them), how many Loki did not take;
-    /// they count as dropped for `reason`, the others as delivered.
+    /// Ends the part a lane pushed. `lost` says, for a stream's label set
+    /// and the lengths of its lines (as Loki sees them), how many Loki did
+    /// not take; they count as dropped for `reason`, the others as
+    /// delivered. The lane keeps the rest of its batch, if there is more.
     fn finish(&mut self, i: usize, lost: impl Fn(&Labels, &[usize]) -> u64, reason: DropReason) {
         let Some(batch) = self.end_batch(i) else {
             return;
         };
-        self.lanes[i].feed.settle(batch, lost, reason);
+        let lane = &mut self.lanes[i];
+        lane.batch = lane.feed.settle(batch, lost, reason);
+    }
+
+    /// Bytes of a lane's part as Loki's per-stream limit counts them: the
+    /// lines and their structured metadata (Loki 3 counts both: measured,
+    /// 512 lines of 1 KiB went through a 512KB burst, with 76 bytes of
+    /// metadata each they did not).
+    fn part_bytes(&self, i: usize) -> Option<usize> {
+        let lane = &self.lanes[i];
+        let batch = lane.batch.as_ref()?;
+        let per_line = match self.no_metadata {
+            true => 0,
+            false => lane.feed.metadata_bytes(),
+        };
+        Some(batch.bytes() + lane.feed.overhead(batch, per_line))
+    }
+
+    /// Loki refused a lane's part for its stream's rate limit (a 429 that
+    /// names the stream). The lane learns the part size and pace Loki
+    /// takes (see [`super::pace`]) and sends again accordingly; only a
+    /// single line over Loki's burst counts as a failure.
+    fn over_stream_limit(
+        &mut self,
+        i: usize,
+        body: &str,
+        retry_after: Option<Duration>,
+        result: &PushResult,
+    ) {
+        if self.config.drop_rate_limited {
+            self.fail(i, true, retry_after, result);
+            return;
+        }
+        let now = Instant::now();
+        let Some(bytes) = self.part_bytes(i) else {
+            return;
+        };
+        let lane = &mut self.lanes[i];
+        let Some(batch) = lane.batch.as_mut() else {
+            return;
+        };
+        let items = batch.len();
+        // Loki 2 stored the entries before the first it lists as ignored.
+        let stored = policy::first_ignored(body)
+            .and_then(|ts| lane.feed.stored_before(batch, ts))
+            .unwrap_or(0);
+        let before = batch.remaining_bytes();
+        let line_bytes = batch.bytes().max(1);
+        if stored > 0 {
+            lane.feed.took_first(batch, stored);
+        }
+        // What Loki took of the part, found above or counted: "total
+        // ignored: 512 out of 1024" (then the bucket is empty, not small).
+        let counted = policy::ignored(body)
+            .filter(|&(ignored, of)| ignored < of && of > 0)
+            .map_or(0, |(ignored, of)| {
+                (bytes as f64 * (of - ignored) as f64 / of as f64) as usize
+            });
+        // Scaled as the part's bytes are (metadata included).
+        let prefix = (before - batch.remaining_bytes()) * bytes / line_bytes;
+        let stored_bytes = prefix.max(counted);
+        let rate = policy::stream_rate(body);
+        let refusal = lane.pace.refused(bytes, items, rate, stored_bytes, now);
+        lane.solo = true;
+        if refusal == Refusal::Failed {
+            self.fail(i, true, retry_after, result);
+            return;
+        }
+        if let Some(wait) = retry_after {
+            lane.not_before = Some(now + wait.min(self.config.max_backoff));
+        }
+        let name = lane.name().to_string();
+        let part = lane.pace.part_size(self.config.batch_size);
+        if let Some(suppressed) = self.pace_notice.allow(now.into_std()) {
+            tracing::info!(
+                endpoint = %self.config.url,
+                container = %name,
+                refused_bytes = bytes,
+                stored_lines = stored,
+                part_bytes = part,
+                rate_bytes_per_second = rate.map(|r| r as u64),
+                similar_suppressed = suppressed,
+                "Loki limits this container's stream: its lines go in parts of this size, at the rate Loki states"
+            );
+        }
+    }
+
+    /// Loki (or a proxy in front of it) found a lane's push too large
+    /// (413): pushes get smaller, and the part goes again at once. A single
+    /// line too large is dropped (`rejected`).
+    fn too_large(&mut self, i: usize, result: &PushResult) {
+        let Some(batch) = &self.lanes[i].batch else {
+            return;
+        };
+        let (bytes, items) = (batch.bytes(), batch.len());
+        if items <= 1 {
+            self.warn_drop(
+                result,
+                "Loki refused a line as too large (413); dropping it",
+            );
+            self.finish(i, |_, lengths| lengths.len() as u64, DropReason::Rejected);
+            return;
+        }
+        self.max_push = self.max_push.min((bytes / 2).max(1));
+        self.lanes[i].solo = true;
+        if let Some(suppressed) = self.drop_warning.allow(std::time::Instant::now()) {
+            tracing::warn!(
+                endpoint = %self.config.url,
+                answer = %describe(result),
+                push_bytes = self.max_push,
+                similar_suppressed = suppressed,
+                "Loki (or a proxy in front of it) refused a push as too large (413): pushes are made smaller; nothing is dropped"
+            );
+        }
     }
 
     /// Clears a lane's retry state and takes its batch.

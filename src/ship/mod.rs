@@ -8,6 +8,7 @@
 pub mod client;
 pub mod encode;
 pub mod endpoint;
+pub mod pace;
 pub mod policy;
 pub mod secrets;
 pub mod tls;
@@ -36,6 +37,11 @@ pub type ClientFactory = Box<
 /// All endpoints.
 pub struct Shipper {
     endpoints: Mutex<HashMap<EndpointConfig, Registered>>,
+    /// One client made at a time per endpoint: many containers of one
+    /// endpoint starting (or re-attached) together wait for the first
+    /// instead of each reading its files, which the bound on file reads
+    /// would refuse.
+    making: Mutex<HashMap<EndpointConfig, Weak<tokio::sync::Mutex<()>>>>,
     make_client: ClientFactory,
     drain: watch::Sender<Option<Instant>>,
     tasks: TaskTracker,
@@ -56,6 +62,7 @@ impl Shipper {
     pub fn with_idle(make_client: ClientFactory, idle: Duration) -> Arc<Shipper> {
         Arc::new(Shipper {
             endpoints: Mutex::new(HashMap::new()),
+            making: Mutex::new(HashMap::new()),
             make_client,
             drain: watch::channel(None).0,
             tasks: TaskTracker::new(),
@@ -94,17 +101,35 @@ impl Shipper {
     /// TLS files), so a container whose options cannot reach Loki is
     /// refused before anything is created for it.
     pub async fn prepare(self: &Arc<Self>, config: &EndpointConfig) -> Result<(), String> {
-        if self
-            .endpoints
-            .lock()
-            .expect("shipper lock poisoned")
-            .contains_key(config)
-        {
+        let running = || {
+            self.endpoints
+                .lock()
+                .expect("shipper lock poisoned")
+                .contains_key(config)
+        };
+        if running() {
             return Ok(());
+        }
+        let gate = self.gate(config);
+        let _turn = gate.lock().await;
+        if running() {
+            return Ok(()); // made while this one waited
         }
         let client = (self.make_client)(config.clone()).await?;
         self.start(config, client, None);
         Ok(())
+    }
+
+    /// The lock under which `config`'s client is made.
+    fn gate(&self, config: &EndpointConfig) -> Arc<tokio::sync::Mutex<()>> {
+        let mut making = self.making.lock().expect("shipper lock poisoned");
+        making.retain(|_, gate| gate.strong_count() > 0);
+        if let Some(gate) = making.get(config).and_then(Weak::upgrade) {
+            return gate;
+        }
+        let gate = Arc::new(tokio::sync::Mutex::new(()));
+        making.insert(config.clone(), Arc::downgrade(&gate));
+        gate
     }
 
     /// Starts delivering a container's lines to its endpoint, creating the
@@ -116,6 +141,11 @@ impl Shipper {
     ) -> Result<(), String> {
         let Err(lane) = self.send(config, Box::new(lane)) else {
             return Ok(());
+        };
+        let gate = self.gate(config);
+        let _turn = gate.lock().await;
+        let Err(lane) = self.send(config, lane) else {
+            return Ok(()); // made while this one waited
         };
         let client = (self.make_client)(config.clone()).await?;
         self.start(config, client, Some(*lane));

@@ -37,11 +37,24 @@ pub enum FailKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Delivered,
+    /// Loki answered 260: the tenant's ingestion is blocked and Loki
+    /// dropped the lines (they count as dropped, `blocked`).
+    Blocked,
+    /// Loki, or a gateway in front of it, refuses every push for now: 401
+    /// and 403 (an expired or rotated credential), 404 (a gateway during a
+    /// deploy). Like [`Verdict::Unavailable`], the endpoint waits as a
+    /// whole and the lines wait in the journal: it costs disk, not lines.
+    Refused {
+        retry_after: Option<Duration>,
+    },
     /// Loki will never take them (4xx other than 429, or a permanent 5xx
     /// such as 501). `blamed`: the streams Loki named, if it named any.
     Rejected {
         blamed: Vec<Labels>,
     },
+    /// The push is too large for Loki or a proxy in front of it (413): it
+    /// is sent again in smaller pushes.
+    TooLarge,
     /// Rate limited (429): with streams named, only they are over their
     /// limit; with none, the tenant as a whole is.
     RateLimited {
@@ -86,7 +99,10 @@ pub fn judge(result: &PushResult) -> Verdict {
         } => {
             let retry_after = *retry_after;
             match status.as_u16() {
+                260 => Verdict::Blocked,
                 200..=299 => Verdict::Delivered,
+                401 | 403 | 404 => Verdict::Refused { retry_after },
+                413 => Verdict::TooLarge,
                 429 => Verdict::RateLimited {
                     blamed: blamed_streams(body),
                     retry_after,
@@ -243,9 +259,45 @@ pub fn refused_lines(body: &str, lengths: &[usize]) -> u64 {
         // Saturating: Loki's counts are small, but an answer is not trusted.
         .fold(0, u64::saturating_add);
     if counted > 0 {
-        counted.min(total)
+        return counted.min(total);
+    }
+    // Loki's ingester lists the entries it ignored and counts them:
+    // `total ignored: 3 out of 4` (for each stream it names).
+    let ignored: u64 = lower
+        .match_indices("total ignored: ")
+        .filter_map(|(at, marker)| number_after(&lower[at..], marker))
+        .fold(0, u64::saturating_add);
+    if ignored > 0 {
+        ignored.min(total)
     } else {
         total
+    }
+}
+
+/// The reason the lines Loki refused in a 400 are dropped for: every reason
+/// Loki gives is "entry too far behind" (a replay older than its
+/// out-of-order window, about an hour behind the newest line of the
+/// stream): `too_far_behind`; anything else: `rejected`.
+pub fn refusal_reason(body: &str) -> crate::observe::DropReason {
+    use crate::observe::DropReason;
+    let lower = body.to_ascii_lowercase();
+    if !lower.contains("too far behind") {
+        return DropReason::Rejected;
+    }
+    // Each reason Loki lists: `ignored, reason: '...'` per entry (the
+    // ingester), `N errors like: ...` per group (the distributor).
+    let reasons: Vec<&str> = lower
+        .split("reason: '")
+        .skip(1)
+        .chain(lower.split(" errors like: ").skip(1))
+        .collect();
+    if reasons
+        .iter()
+        .all(|r| r.starts_with("entry too far behind"))
+    {
+        DropReason::TooFarBehind
+    } else {
+        DropReason::Rejected
     }
 }
 
@@ -257,6 +309,87 @@ fn number_after(text: &str, marker: &str) -> Option<u64> {
         .take_while(char::is_ascii_digit)
         .collect();
     digits.parse().ok()
+}
+
+/// The per-stream rate Loki states in a 429, in bytes a second: `Per
+/// stream rate limit exceeded (limit: 256KB/sec)` (Loki prints its limits
+/// in base-2 units: 256KB is 262,144 bytes).
+pub fn stream_rate(body: &str) -> Option<f64> {
+    let lower = body.to_ascii_lowercase();
+    let marker = "stream rate limit exceeded (limit: ";
+    let at = lower.find(marker)? + marker.len();
+    let rest = &lower[at..];
+    let end = rest.find("/sec")?;
+    let text = rest[..end].trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let number: f64 = text[..split].parse().ok()?;
+    let unit = match text[split..].trim() {
+        "" | "b" | "bytes" => 1u64,
+        "kb" | "kib" => 1 << 10,
+        "mb" | "mib" => 1 << 20,
+        "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    Some(number * unit as f64).filter(|r| r.is_finite() && *r > 0.0)
+}
+
+/// Loki's count of the entries of a stream it ignored: `total ignored: 3
+/// out of 4` (ignored, total).
+pub fn ignored(body: &str) -> Option<(u64, u64)> {
+    let lower = body.to_ascii_lowercase();
+    let marker = "total ignored: ";
+    let at = lower.find(marker)? + marker.len();
+    let ignored = number_after(&lower[at - marker.len()..], marker)?;
+    let of = number_after(&lower[at..], " out of ")?;
+    Some((ignored, of))
+}
+
+/// The timestamp (ns since the epoch) of the first entry Loki lists as
+/// ignored: `entry with timestamp 2026-12-06 13:51:07.236002957 +0000 UTC
+/// ignored` (Go's `time.Time.String()`).
+pub fn first_ignored(body: &str) -> Option<i64> {
+    let marker = "entry with timestamp ";
+    let at = body.find(marker)? + marker.len();
+    let rest = &body[at..];
+    let end = rest.find(" ignored")?;
+    parse_go_time(&rest[..end])
+}
+
+/// Parses Go's `2006-01-02 15:04:05.999999999 -0700 MST`.
+fn parse_go_time(text: &str) -> Option<i64> {
+    let mut words = text.split(' ');
+    let (date, time, offset) = (words.next()?, words.next()?, words.next()?);
+    let mut ymd = date.splitn(3, '-');
+    let year: i16 = ymd.next()?.parse().ok()?;
+    let month: i8 = ymd.next()?.parse().ok()?;
+    let day: i8 = ymd.next()?.parse().ok()?;
+    let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
+    let mut hms = clock.splitn(3, ':');
+    let hour: i8 = hms.next()?.parse().ok()?;
+    let minute: i8 = hms.next()?.parse().ok()?;
+    let second: i8 = hms.next()?.parse().ok()?;
+    if fraction.len() > 9 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let nanos: i32 = if fraction.is_empty() {
+        0
+    } else {
+        format!("{fraction:0<9}").parse().ok()?
+    };
+    let sign = match offset.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits = offset.get(1..5)?;
+    let offset_seconds =
+        sign * (digits[..2].parse::<i32>().ok()? * 3600 + digits[2..].parse::<i32>().ok()? * 60);
+    let civil = jiff::civil::DateTime::new(year, month, day, hour, minute, second, nanos).ok()?;
+    let offset = jiff::tz::Offset::from_seconds(offset_seconds).ok()?;
+    let stamp = offset.to_timestamp(civil).ok()?;
+    i64::try_from(stamp.as_nanosecond()).ok()
 }
 
 /// Whether Loki's blamed set is this stream: every label the plugin sent
@@ -327,7 +460,15 @@ mod tests {
                 "{code}"
             );
         }
-        for code in [400, 401, 403, 404, 413, 501, 505] {
+        assert_eq!(judge(&answered(260, "blocked")), Verdict::Blocked);
+        for code in [401, 403, 404] {
+            assert!(
+                matches!(judge(&answered(code, "")), Verdict::Refused { .. }),
+                "{code}"
+            );
+        }
+        assert_eq!(judge(&answered(413, "")), Verdict::TooLarge);
+        for code in [400, 422, 501, 505] {
             assert!(
                 matches!(judge(&answered(code, "")), Verdict::Rejected { .. }),
                 "{code}"
@@ -408,8 +549,48 @@ mod tests {
         assert_eq!(refused_lines(too_long, &[30, 300_000, 30]), 1);
         let counted = "2 errors like: entry for stream '{a=\"b\"}' has timestamp too old; 1 errors like: entry for stream '{a=\"b\"}' has timestamp too new";
         assert_eq!(refused_lines(counted, &[1; 10]), 3);
+        let ingester = "entry with timestamp 2026-12-06 11:53:58.2 +0000 UTC ignored, reason: 'entry too far behind, entry timestamp is: 2026-12-06T11:53:58Z, oldest acceptable timestamp is: 2026-12-06T12:53:58Z',\nuser 'fake', total ignored: 3 out of 4 for stream: {a=\"b\"}";
+        assert_eq!(refused_lines(ingester, &[1; 4]), 3);
         let whole = "stream '{a=\"b\"}' has duplicate label name: 'a'";
         assert_eq!(refused_lines(whole, &[1; 4]), 4);
+    }
+
+    #[test]
+    fn the_per_stream_rate_and_the_ignored_entries_are_read_from_the_answer() {
+        // Loki 3.7.6 with per_stream_rate_limit: 256KB, as measured.
+        let loki3 = "entry with timestamp 2026-12-06 13:51:07.236002957 +0000 UTC ignored, reason: 'Per stream rate limit exceeded (limit: 256KB/sec) while attempting to ingest for stream '{job=\"t1\", service_name=\"t1\"}' totaling 1KB, consider splitting a stream via additional labels or contact your Loki administrator to see if the limit can be increased',\nuser 'fake', total ignored: 1024 out of 1024 for stream: {job=\"t1\", service_name=\"t1\"}\n";
+        assert_eq!(stream_rate(loki3), Some(262_144.0));
+        assert_eq!(ignored(loki3), Some((1024, 1024)));
+        assert_eq!(first_ignored(loki3), Some(1_796_565_067_236_002_957));
+        let loki2 = "entry with timestamp 2026-12-06 13:51:43.0464967 +0000 UTC ignored, reason: 'Per stream rate limit exceeded (limit: 3MB/sec) while attempting ...' for stream: {job=\"t2\"},\ntotal ignored: 512 out of 1024\n";
+        assert_eq!(stream_rate(loki2), Some(3.0 * 1048576.0));
+        assert_eq!(ignored(loki2), Some((512, 1024)));
+        assert_eq!(first_ignored(loki2), Some(1_796_565_103_046_496_700));
+        assert_eq!(
+            parse_go_time("2026-12-06 14:51:43 +0100 CET"),
+            Some(1_796_565_103_000_000_000)
+        );
+        let tenant = "Ingestion rate limit exceeded for user fake (limit: 4194304 bytes/sec) while attempting to ingest '100' lines totaling '12345' bytes";
+        assert_eq!(stream_rate(tenant), None);
+        assert_eq!(
+            stream_rate("Per stream rate limit exceeded (limit: lots/sec)"),
+            None
+        );
+    }
+
+    #[test]
+    fn lines_too_far_behind_have_their_own_reason() {
+        use crate::observe::DropReason;
+        let loki3 = "entry with timestamp 2026-12-06 11:53:58.200896926 +0000 UTC ignored, reason: 'entry too far behind, entry timestamp is: 2026-12-06T11:53:58Z, oldest acceptable timestamp is: 2026-12-06T12:53:58Z',\nuser 'fake', total ignored: 3 out of 4 for stream: {job=\"old1\", service_name=\"old1\"}\n";
+        let loki2 = "entry with timestamp 2026-12-06 11:53:58.734659137 +0000 UTC ignored, reason: 'entry too far behind, oldest acceptable timestamp is: 2026-12-06T12:53:58Z' for stream: {job=\"old2\"},\ntotal ignored: 3 out of 4\n";
+        assert_eq!(refusal_reason(loki3), DropReason::TooFarBehind);
+        assert_eq!(refusal_reason(loki2), DropReason::TooFarBehind);
+        let mixed = "entry with timestamp x ignored, reason: 'entry too far behind, ...',\nentry with timestamp y ignored, reason: 'line too long',\ntotal ignored: 2 out of 2";
+        assert_eq!(refusal_reason(mixed), DropReason::Rejected);
+        assert_eq!(
+            refusal_reason("entry for stream '{a=\"b\"}' has timestamp too old"),
+            DropReason::Rejected
+        );
     }
 
     /// Found by fuzzing (fuzz/ loki_answers): counts that add up past

@@ -400,6 +400,16 @@ impl Fifo {
         self.file = None;
     }
 
+    /// Bytes written and not yet taken out of the FIFO by the plugin (it
+    /// takes them once they are in its journal).
+    pub fn unread(&self) -> usize {
+        let mut left: libc::c_int = 0;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(self.file.as_ref().expect("FIFO is open"));
+        // SAFETY: FIONREAD on a descriptor we own writes one int.
+        unsafe { libc::ioctl(fd, libc::FIONREAD, &mut left) };
+        left.max(0) as usize
+    }
+
     /// A handle for a writer thread.
     pub fn take_file(&mut self) -> std::fs::File {
         self.file.take().expect("FIFO is open")

@@ -20,8 +20,54 @@ use crate::ship::policy::FailKind;
 /// What the scripted Loki answers for a push, given the container names in it.
 type Script = Box<dyn Fn(&[String], Instant) -> PushResult + Send + Sync>;
 
+/// Loki's per-stream rate limit, per container stream: a token bucket of
+/// line bytes. Loki 3.7.6 refuses a stream's entries whole when they are
+/// more than the bucket holds (measured with 256KB/512KB: a 1 MiB push,
+/// "total ignored: 1024 out of 1024", every time); Loki 2.7.5 takes entries
+/// one by one while the bucket lasts and ignores the rest.
+struct StreamLimit {
+    rate: f64,
+    burst: f64,
+    whole: bool,
+    buckets: BTreeMap<String, (f64, Instant)>,
+}
+
+impl StreamLimit {
+    /// Which of a stream's entries (by line length) are over the limit now.
+    fn refuse(&mut self, stream: &str, lengths: &[usize], now: Instant) -> Vec<bool> {
+        let (rate, burst) = (self.rate, self.burst);
+        let (tokens, at) = self
+            .buckets
+            .entry(stream.to_string())
+            .or_insert((burst, now));
+        *tokens = (*tokens + rate * now.saturating_duration_since(*at).as_secs_f64()).min(burst);
+        *at = now;
+        if self.whole {
+            let total: usize = lengths.iter().sum();
+            if total as f64 > *tokens {
+                return vec![true; lengths.len()];
+            }
+            *tokens -= total as f64;
+            return vec![false; lengths.len()];
+        }
+        lengths
+            .iter()
+            .map(|&len| {
+                if len as f64 > *tokens {
+                    true
+                } else {
+                    *tokens -= len as f64;
+                    false
+                }
+            })
+            .collect()
+    }
+}
+
 /// A Loki double that records what it accepts, per container, in order.
 struct ScriptedLoki {
+    /// Per-stream rate limits, applied before the script.
+    limit: Mutex<Option<StreamLimit>>,
     script: Mutex<Script>,
     accepted: Mutex<BTreeMap<String, Vec<String>>>,
     pushes: Mutex<Vec<(Instant, Vec<String>)>>,
@@ -36,6 +82,7 @@ struct ScriptedLoki {
 impl ScriptedLoki {
     fn new(script: Script) -> Arc<ScriptedLoki> {
         Arc::new(ScriptedLoki {
+            limit: Mutex::new(None),
             script: Mutex::new(script),
             accepted: Mutex::default(),
             pushes: Mutex::default(),
@@ -101,6 +148,9 @@ impl Pusher for ScriptedLoki {
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            if let Some(limit) = self.limit.lock().unwrap().as_mut() {
+                return self.limited(limit, request, now);
+            }
             let result = match carrying.first() {
                 Some(labels) if self.refuse_metadata.load(Ordering::Relaxed) => answer(
                     400,
@@ -154,8 +204,70 @@ impl Pusher for ScriptedLoki {
     }
 }
 
+impl ScriptedLoki {
+    /// Answers as Loki's ingester does with per-stream limits: stores what
+    /// is within them, and answers 429 for the last stream refused, listing
+    /// (up to 10) ignored entries and counting them.
+    fn limited(&self, limit: &mut StreamLimit, request: PushRequest, now: Instant) -> PushResult {
+        let mut body = None;
+        let mut accepted = self.accepted.lock().unwrap();
+        for stream in request.streams {
+            let name = container_of(&stream.labels);
+            let lengths: Vec<usize> = stream.entries.iter().map(|e| e.line.len()).collect();
+            let refused = limit.refuse(&stream.labels, &lengths, now);
+            let kept = accepted.entry(name).or_default();
+            let mut text = String::new();
+            let mut ignored = 0;
+            for (entry, refused) in stream.entries.iter().zip(&refused) {
+                if *refused {
+                    ignored += 1;
+                    if ignored <= 10 {
+                        let ts = entry.timestamp.unwrap_or_default();
+                        text += &format!(
+                            "entry with timestamp {} ignored, reason: 'Per stream rate limit exceeded (limit: {}KB/sec) while attempting to ingest for stream '{}' totaling {}B, consider splitting a stream via additional labels or contact your Loki administrator to see if the limit can be increased',\n",
+                            go_time(ts.seconds * 1_000_000_000 + i64::from(ts.nanos)),
+                            limit.rate as usize / 1024,
+                            stream.labels,
+                            entry.line.len()
+                        );
+                    }
+                    continue;
+                }
+                let line = String::from_utf8_lossy(&entry.line).into_owned();
+                if !kept.contains(&line) {
+                    kept.push(line);
+                }
+            }
+            if ignored > 0 {
+                text += &format!(
+                    "user 'fake', total ignored: {ignored} out of {} for stream: {}",
+                    refused.len(),
+                    stream.labels
+                );
+                body = Some(text);
+            }
+        }
+        match body {
+            Some(body) => answer(429, &body),
+            None => ok(),
+        }
+    }
+}
+
 fn ok() -> PushResult {
     answer(204, "")
+}
+
+/// A time as Go's `time.Time.String()` prints it in UTC, as Loki does.
+fn go_time(ns: i64) -> String {
+    let stamp = jiff::Timestamp::from_nanosecond(i128::from(ns)).unwrap();
+    let fraction = format!("{:09}", ns.rem_euclid(1_000_000_000));
+    let fraction = fraction.trim_end_matches('0');
+    let dot = if fraction.is_empty() { "" } else { "." };
+    format!(
+        "{}{dot}{fraction} +0000 UTC",
+        stamp.strftime("%Y-%m-%d %H:%M:%S")
+    )
 }
 
 fn answer(code: u16, body: &str) -> PushResult {
@@ -254,15 +366,17 @@ impl Setup {
     }
 }
 
-/// Writes lines as a FIFO reader would.
+/// Writes lines as a FIFO reader would, each with a timestamp of its own.
 fn write(journal: &Journal, texts: impl IntoIterator<Item = String>) {
+    static CLOCK: std::sync::atomic::AtomicI64 =
+        std::sync::atomic::AtomicI64::new(1_700_000_000_000_000_000);
     let mut assembler = Assembler::new(256_000);
     let mut intake = journal.intake();
     let mut lines = Vec::new();
     for text in texts {
         let entry = LogEntry {
             source: "stdout".into(),
-            time_nano: 1,
+            time_nano: CLOCK.fetch_add(1_000, Ordering::Relaxed),
             line: Bytes::from(text),
             ..LogEntry::default()
         };
@@ -661,4 +775,543 @@ async fn structured_metadata_counts_towards_the_batch_size() {
     assert!(pushes_of("with") >= 4, "{:?}", loki.pushes());
     assert_eq!(loki.with_metadata.load(Ordering::Relaxed), 100);
     assert!(pushes_of("plain") <= 2, "{:?}", loki.pushes());
+}
+
+/// An expired token (401, 403) or a gateway's 404 during a deploy costs
+/// time, not lines: the endpoint waits and probes as for an unreachable
+/// Loki, nothing is dropped or counted against `loki-retries`, and the
+/// lines go once Loki takes them again (issue 15).
+#[tokio::test(start_paused = true)]
+async fn a_401_403_or_404_keeps_the_lines_until_loki_takes_them() {
+    for status in [401, 403, 404] {
+        let loki = ScriptedLoki::new(Box::new(move |_, _| answer(status, "no")));
+        let mut config = endpoint_config();
+        config.retries = 1;
+        let mut setup = setup(config, &loki);
+        let a = setup.lane("a");
+        let b = setup.lane("b");
+        write(&a, numbered("a", 0..5));
+        write(&b, numbered("b", 0..5));
+        run_for(&mut setup, Duration::from_secs(120)).await;
+        assert_eq!(
+            a.counters.dropped_total() + b.counters.dropped_total(),
+            0,
+            "{status}"
+        );
+        assert_eq!(
+            setup.endpoint.counters.retries.load(Ordering::Relaxed),
+            0,
+            "{status}"
+        );
+        let pushes = loki.pushes();
+        let gaps: Vec<Duration> = pushes.windows(2).map(|w| w[1].0 - w[0].0).collect();
+        assert!(
+            gaps.iter()
+                .all(|g| *g <= PROBE_MAX + Duration::from_millis(20)),
+            "{status}: probed every 2 s at most: {gaps:?}"
+        );
+        assert!(pushes.len() < 120, "{status}: one probe at a time");
+        loki.set(Box::new(|_, _| ok()));
+        let back = Instant::now();
+        run_for(&mut setup, Duration::from_secs(3)).await;
+        assert_eq!(loki.accepted("a"), numbered("a", 0..5), "{status}");
+        assert_eq!(loki.accepted("b"), numbered("b", 0..5), "{status}");
+        assert!(loki.pushes().last().unwrap().0 - back <= PROBE_MAX + Duration::from_millis(50));
+        assert_eq!(a.counters.sent.load(Ordering::Relaxed), 5, "{status}");
+    }
+}
+
+/// Loki's 260 (the tenant's ingestion is blocked: Loki dropped the data)
+/// counts the lines as dropped for `blocked`, not as sent (issue 15).
+#[tokio::test(start_paused = true)]
+async fn a_260_counts_the_lines_as_dropped_not_sent() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| {
+        answer(260, "ingestion blocked for user fake until 2030-01-01")
+    }));
+    let mut setup = setup(endpoint_config(), &loki);
+    let a = setup.lane("a");
+    write(&a, numbered("a", 0..4));
+    run_for(&mut setup, Duration::from_secs(3)).await;
+    assert_eq!(a.counters.sent.load(Ordering::Relaxed), 0);
+    assert_eq!(a.counters.dropped(DropReason::Blocked), 4);
+    assert_eq!(loki.pushes().len(), 1, "not retried");
+}
+
+/// A replay older than Loki's out-of-order window: Loki stores what it can
+/// and says how many it ignored; those count as `too_far_behind`, the rest
+/// as sent (issue 15). The answer is Loki 3.7.6's, as measured.
+#[tokio::test(start_paused = true)]
+async fn lines_too_far_behind_are_counted_with_their_own_reason() {
+    let entry = |ts: &str| {
+        format!(
+            "entry with timestamp {ts} +0000 UTC ignored, reason: 'entry too far behind, entry timestamp is: 2026-12-06T11:53:58Z, oldest acceptable timestamp is: 2026-12-06T12:53:58Z',\n"
+        )
+    };
+    let body = format!(
+        "{}{}{}user 'fake', total ignored: 3 out of 4 for stream: {{container_name=\"old\", service_name=\"old\", source=\"stdout\"}}\n",
+        entry("2026-12-06 11:53:58.1"),
+        entry("2026-12-06 11:53:58.2"),
+        entry("2026-12-06 11:53:58.3"),
+    );
+    let loki = ScriptedLoki::new(Box::new(move |_, _| answer(400, &body)));
+    let mut setup = setup(endpoint_config(), &loki);
+    let old = setup.lane("old");
+    write(&old, numbered("old", 0..4));
+    run_for(&mut setup, Duration::from_secs(3)).await;
+    assert_eq!(old.counters.dropped(DropReason::TooFarBehind), 3);
+    assert_eq!(old.counters.dropped(DropReason::Rejected), 0);
+    assert_eq!(old.counters.sent.load(Ordering::Relaxed), 1);
+}
+
+/// A store over `dir` (a journal on disk).
+fn disk_store(dir: &std::path::Path) -> Arc<Store> {
+    Store::new(
+        Some(dir.to_path_buf()),
+        StoreSettings {
+            disk_limit: 1 << 30,
+            max_age: None,
+            memory_limit: 1 << 30,
+            max_readers: 1,
+        },
+    )
+}
+
+fn disk_config() -> JournalConfig {
+    JournalConfig {
+        max_size: Some(1 << 20),
+        max_file: 5,
+        no_file: false,
+        keep_file: false,
+        disk_limit: 1 << 30,
+        memory_limit: 1 << 30,
+        max_line: 256_000,
+    }
+}
+
+/// Waits (in real time) until the journal's writer has written everything.
+fn written(journal: &Journal) {
+    for _ in 0..1000 {
+        if !journal.may_grow() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    panic!("the writer did not finish");
+}
+
+/// A lane for a journal found on disk after a restart, its FIFO attached
+/// again (live), as the driver re-attaches a quiet container.
+fn reattached(setup: &mut Setup, store: &Arc<Store>, name: &str) -> Arc<Journal> {
+    let journal = store
+        .open(name, name, disk_config(), Arc::default(), None)
+        .unwrap();
+    journal.attach_reader();
+    assert!(journal.claim_lane());
+    let labels = StreamLabels::new(&BTreeMap::from([(
+        "container_name".to_string(),
+        name.to_string(),
+    )]));
+    setup
+        .endpoint
+        .attach(Lane::new(Feed::plain(journal.clone(), labels, Vec::new())));
+    journal
+}
+
+/// After a restart with Loki down, a container that stays quiet has its
+/// backlog on disk only (nothing new in memory). It must be due like any
+/// other: in Loki within a probe and a batch wait of Loki answering, not
+/// never (issue 15: `pending_since` answered "now" for a disk backlog).
+#[tokio::test(start_paused = true)]
+async fn a_quiet_containers_backlog_goes_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // The earlier run: 2,000 lines written while Loki was down.
+        let store = disk_store(dir.path());
+        let journal = store
+            .open("quiet", "quiet", disk_config(), Arc::default(), None)
+            .unwrap();
+        write(&journal, numbered("quiet", 0..2000));
+        written(&journal);
+    }
+    let loki = ScriptedLoki::new(Box::new(|_, _| PushResult::Failed {
+        reason: "connection refused".into(),
+        kind: FailKind::Unreachable,
+    }));
+    let mut setup = setup(endpoint_config(), &loki);
+    let store = disk_store(dir.path());
+    let quiet = reattached(&mut setup, &store, "quiet");
+    run_for(&mut setup, Duration::from_secs(30)).await;
+    assert!(loki.accepted("quiet").is_empty());
+    assert!(!loki.pushes().is_empty(), "Loki was probed while down");
+    let back = Instant::now();
+    loki.set(Box::new(|_, _| ok()));
+    run_for(&mut setup, Duration::from_secs(10)).await;
+    assert_eq!(loki.accepted("quiet"), numbered("quiet", 0..2000));
+    let last = loki.pushes().last().unwrap().0;
+    assert!(
+        last - back <= Duration::from_secs(5),
+        "in Loki {:?} after it answered",
+        last - back
+    );
+    assert_eq!(quiet.counters.recovered.load(Ordering::Relaxed), 2000);
+    assert_eq!(quiet.counters.pending(), 0);
+}
+
+/// Issue 15: under a tenant-wide 429, every lane holds a batch (in flight
+/// or waiting out the throttle), and lanes with a disk backlog read theirs
+/// back: that memory counts against `TOTAL_BUFFER_SIZE` like the rest, so
+/// the plugin stays within it, not at lanes × `loki-batch-size`.
+#[tokio::test(start_paused = true)]
+async fn memory_stays_within_the_bound_while_every_lane_holds_a_batch() {
+    const LIMIT: usize = 256 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let loki = ScriptedLoki::new(Box::new(|_, _| {
+        answer(
+            429,
+            "Ingestion rate limit exceeded for user fake (limit: 4194304 bytes/sec) while attempting to ingest '100' lines totaling '12345' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased",
+        )
+    }));
+    let mut config = endpoint_config();
+    config.retries = 1000;
+    config.max_backoff = Duration::from_secs(2);
+    let mut setup = setup(config, &loki);
+    setup.store = Store::new(
+        Some(dir.path().to_path_buf()),
+        StoreSettings {
+            disk_limit: 1 << 30,
+            max_age: None,
+            memory_limit: LIMIT,
+            max_readers: 1,
+        },
+    );
+    let mut lanes = Vec::new();
+    for i in 0..40 {
+        let name = format!("c{i}");
+        let journal = setup
+            .store
+            .open(&name, &name, disk_config(), Arc::default(), None)
+            .unwrap();
+        journal.attach_reader();
+        assert!(journal.claim_lane());
+        let labels = StreamLabels::new(&BTreeMap::from([(
+            "container_name".to_string(),
+            name.clone(),
+        )]));
+        setup
+            .endpoint
+            .attach(Lane::new(Feed::plain(journal.clone(), labels, Vec::new())));
+        lanes.push(journal);
+    }
+    let budget = setup.store.budget().clone();
+    let mut peak = 0;
+    for round in 0..60 {
+        // 40 lanes × 16 kB a second: over the bound within a second.
+        for (i, lane) in lanes.iter().enumerate() {
+            write(
+                lane,
+                (0..100).map(|n| format!("c{i} {round} {n} {}", "x".repeat(140))),
+            );
+        }
+        for _ in 0..10 {
+            run_for(&mut setup, Duration::from_millis(100)).await;
+            peak = peak.max(budget.used());
+        }
+    }
+    assert!(loki.pushes().len() > 40, "Loki was asked");
+    assert!(
+        peak <= LIMIT + LIMIT / 10,
+        "{peak} bytes in memory for a bound of {LIMIT}"
+    );
+    for lane in &lanes {
+        assert_eq!(
+            lane.counters.dropped_total(),
+            0,
+            "{}",
+            lane.counters.summary()
+        );
+    }
+}
+
+const KIB: usize = 1024;
+
+/// `count` lines of `len` bytes, numbered.
+fn sized(name: &str, range: std::ops::Range<usize>, len: usize) -> Vec<String> {
+    range
+        .map(|i| {
+            format!("{name} {i:06} ")
+                .chars()
+                .chain(std::iter::repeat('x'))
+                .take(len)
+                .collect()
+        })
+        .collect()
+}
+
+/// Runs until `done` or `limit` of paused time; returns the time it took.
+async fn run_until(setup: &mut Setup, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done() && start.elapsed() < limit {
+        run_for(setup, Duration::from_millis(100)).await;
+    }
+    start.elapsed()
+}
+
+/// Issue 15: a Loki 3 with a 256KB/512KB per-stream limit refuses a
+/// stream's batch whole, every time, when it is larger than the burst: the
+/// lines were refused forever, then dropped. The lane splits the batch,
+/// learns the size and the pace Loki takes (its answer says the rate),
+/// and sends at that pace: 4 MiB written at once are all in Loki in about
+/// the time the limit allows, nothing dropped, without backing off.
+#[tokio::test(start_paused = true)]
+async fn a_stream_over_lokis_burst_is_split_and_paced() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| ok()));
+    *loki.limit.lock().unwrap() = Some(StreamLimit {
+        rate: (256 * KIB) as f64,
+        burst: (512 * KIB) as f64,
+        whole: true,
+        buckets: BTreeMap::new(),
+    });
+    let mut setup = setup(endpoint_config(), &loki);
+    let busy = setup.lane("busy");
+    write(&busy, sized("busy", 0..4096, KIB));
+    let took = run_until(&mut setup, Duration::from_secs(120), || {
+        loki.accepted("busy").len() == 4096
+    })
+    .await;
+    let accepted = loki.accepted("busy");
+    assert!(
+        accepted == sized("busy", 0..4096, KIB),
+        "all, in order: {} lines in Loki",
+        accepted.len()
+    );
+    // The limit allows (4 MiB - 512 KiB) / 256 KiB/s = 14 s.
+    eprintln!("4 MiB through a 256KB/512KB stream limit (Loki 3): {took:?}");
+    assert!(
+        took <= Duration::from_secs_f64(14.0 * 1.25),
+        "took {took:?}"
+    );
+    assert_eq!(busy.counters.dropped_total(), 0);
+    assert_eq!(busy.counters.sent.load(Ordering::Relaxed), 4096);
+    assert_eq!(busy.counters.pending(), 0);
+    assert_eq!(
+        setup.endpoint.counters.retries.load(Ordering::Relaxed),
+        0,
+        "not counted as failures"
+    );
+    let refused = setup
+        .endpoint
+        .counters
+        .pushes(crate::observe::PushClass::RateLimited);
+    assert!(refused <= 3, "{refused} pushes refused: the lane learned");
+}
+
+/// The same through pipeline stages: a batch of processed entries is cut
+/// like one of plain lines, every line is counted once, and the journal's
+/// cursor never passes a line Loki has not taken.
+#[tokio::test(start_paused = true)]
+async fn a_batch_of_processed_entries_is_split_too() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| ok()));
+    *loki.limit.lock().unwrap() = Some(StreamLimit {
+        rate: (256 * KIB) as f64,
+        burst: (512 * KIB) as f64,
+        whole: true,
+        buckets: BTreeMap::new(),
+    });
+    let mut setup = setup(endpoint_config(), &loki);
+    let dir = tempfile::tempdir().unwrap();
+    let store = disk_store(dir.path());
+    let journal = store
+        .open("staged", "staged", disk_config(), Arc::default(), None)
+        .unwrap();
+    journal.attach_reader();
+    assert!(journal.claim_lane());
+    let labels = StreamLabels::new(&BTreeMap::from([(
+        "container_name".to_string(),
+        "staged".to_string(),
+    )]));
+    let pipeline = crate::process::Pipeline::parse_inline(
+        "- static_labels:\n    stage: one\n",
+        &crate::process::NoFiles,
+    )
+    .unwrap();
+    setup.endpoint.attach(Lane::new(
+        Feed::processed(journal.clone(), labels, Vec::new(), pipeline, false)
+            .with_clock(|| 1_700_000_000_000_000_000),
+    ));
+    write(&journal, sized("staged", 0..3072, KIB));
+    let start = Instant::now();
+    while loki.accepted("staged").len() < 3072 && start.elapsed() < Duration::from_secs(120) {
+        run_for(&mut setup, Duration::from_millis(250)).await;
+        let done = loki.accepted("staged").len() as u64;
+        let cursor = journal.delivery_cursor()[0];
+        assert!(
+            cursor <= done,
+            "the cursor ({cursor}) passed a line not delivered ({done})"
+        );
+    }
+    let took = start.elapsed();
+    eprintln!("3 MiB of processed entries through a 256KB/512KB stream limit: {took:?}");
+    let accepted = loki.accepted("staged");
+    assert!(
+        accepted == sized("staged", 0..3072, KIB),
+        "all, in order: {} lines in Loki",
+        accepted.len()
+    );
+    assert!(
+        took <= Duration::from_secs_f64(10.0 * 1.25),
+        "took {took:?}"
+    );
+    let counters = &journal.counters;
+    assert_eq!(
+        counters.sent.load(Ordering::Relaxed),
+        3072,
+        "{}",
+        counters.summary()
+    );
+    assert_eq!(counters.dropped_total(), 0);
+    assert_eq!(counters.pending(), 0);
+}
+
+/// Loki 2.7.5 takes a stream's entries one by one while its limit lasts:
+/// each refused push stores a part. The lane must not back off
+/// exponentially (nor count failures) while Loki stores part of each push.
+#[tokio::test(start_paused = true)]
+async fn a_loki_that_stores_part_of_each_push_is_not_backed_off_from() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| ok()));
+    *loki.limit.lock().unwrap() = Some(StreamLimit {
+        rate: (256 * KIB) as f64,
+        burst: (512 * KIB) as f64,
+        whole: false,
+        buckets: BTreeMap::new(),
+    });
+    let mut config = endpoint_config();
+    config.retries = 3;
+    let mut setup = setup(config, &loki);
+    let busy = setup.lane("busy");
+    write(&busy, sized("busy", 0..4096, KIB));
+    let took = run_until(&mut setup, Duration::from_secs(120), || {
+        loki.accepted("busy").len() == 4096
+    })
+    .await;
+    assert_eq!(loki.accepted("busy").len(), 4096);
+    assert_eq!(
+        busy.counters.dropped_total(),
+        0,
+        "{}",
+        busy.counters.summary()
+    );
+    eprintln!("4 MiB through a 256KB/512KB stream limit (Loki 2): {took:?}");
+    assert!(
+        took <= Duration::from_secs_f64(14.0 * 1.25),
+        "took {took:?}"
+    );
+    let pushes = loki.pushes();
+    let widest = pushes.windows(2).map(|w| w[1].0 - w[0].0).max().unwrap();
+    assert!(
+        widest <= Duration::from_secs(3),
+        "a gap of {widest:?} between pushes"
+    );
+}
+
+/// A push Loki (or a proxy in front of it) finds too large (413) is split,
+/// not dropped: the lane learns a part size that goes through.
+#[tokio::test(start_paused = true)]
+async fn a_413_splits_the_batch_instead_of_dropping_it() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| ok()));
+    let mut setup = setup(endpoint_config(), &loki);
+    // A proxy that refuses bodies over 64 KiB (compressed; the lines are
+    // numbered, so they compress little).
+    setup.endpoint.client = Arc::new(SizeLimited {
+        inner: loki.clone(),
+        max: 64 * KIB,
+    });
+    let big = setup.lane("big");
+    // Lines that do not compress: a pseudo-random hex text each.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let lines: Vec<String> = (0..1024)
+        .map(|i| {
+            let mut line = format!("big {i:06} ");
+            for _ in 0..32 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                line += &format!("{state:016x}");
+            }
+            line
+        })
+        .collect();
+    write(&big, lines.clone());
+    let took = run_until(&mut setup, Duration::from_secs(60), || {
+        loki.accepted("big").len() == 1024
+    })
+    .await;
+    let accepted = loki.accepted("big");
+    assert!(
+        accepted == lines,
+        "{} of 1024 lines in Loki",
+        accepted.len()
+    );
+    assert_eq!(
+        big.counters.dropped_total(),
+        0,
+        "{}",
+        big.counters.summary()
+    );
+    assert!(took <= Duration::from_secs(5), "took {took:?}");
+}
+
+/// Answers 413 to bodies over `max` bytes, passes the others on.
+struct SizeLimited {
+    inner: Arc<ScriptedLoki>,
+    max: usize,
+}
+
+impl Pusher for SizeLimited {
+    fn push(
+        &self,
+        body: Bytes,
+        timeout: Duration,
+        tenant: Option<Arc<str>>,
+    ) -> super::super::client::BoxFuture<'_, PushResult> {
+        if body.len() > self.max {
+            return Box::pin(async { answer(413, "413 Request Entity Too Large") });
+        }
+        self.inner.push(body, timeout, tenant)
+    }
+}
+
+/// A stream Loki refuses whatever the size of its part (over its limit
+/// for as long as the container writes), then takes again: the parts,
+/// halved down to one line meanwhile, grow back at once, so the backlog
+/// goes in a few pushes, not one line a push.
+#[tokio::test(start_paused = true)]
+async fn parts_made_small_by_refusals_grow_back() {
+    let loki = ScriptedLoki::new(Box::new(|containers, _| {
+        if containers.iter().any(|c| c == "busy") {
+            rate_limited("busy")
+        } else {
+            ok()
+        }
+    }));
+    let mut config = endpoint_config();
+    config.retries = 1000;
+    config.max_backoff = Duration::from_secs(5);
+    let mut setup = setup(config, &loki);
+    let busy = setup.lane("busy");
+    for second in 0..30 {
+        write(&busy, sized("busy", second * 500..second * 500 + 500, 100));
+        run_for(&mut setup, Duration::from_secs(1)).await;
+    }
+    assert!(loki.accepted("busy").is_empty());
+    let before = loki.pushes().len();
+    loki.set(Box::new(|_, _| ok()));
+    let took = run_until(&mut setup, Duration::from_secs(300), || {
+        loki.accepted("busy").len() == 15_000
+    })
+    .await;
+    let pushes = loki.pushes().len() - before;
+    assert_eq!(loki.accepted("busy").len(), 15_000);
+    assert!(took <= Duration::from_secs(10), "took {took:?}");
+    assert!(pushes < 100, "{pushes} pushes for 1.5 MB");
+    assert_eq!(busy.counters.dropped_total(), 0);
 }
