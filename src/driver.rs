@@ -29,6 +29,7 @@ use tokio_util::task::TaskTracker;
 use crate::attachments::{self, Attachments};
 use crate::config::labels::{
     StreamLabels, container_labels, name_collisions, refused_by_loki, structured_metadata,
+    warned_by_loki,
 };
 use crate::config::options::{ContainerConfig, OptionError, clamp_to_ranges};
 use crate::config::settings::Settings;
@@ -192,6 +193,9 @@ impl Driver {
             && !rules.apply(&mut labels)
         {
             return Ok(()); // nothing goes to Loki
+        }
+        if let Some(why) = warned_by_loki(&labels) {
+            tracing::warn!(container = %info.name(), "{why}");
         }
         match refused_by_loki(&labels) {
             // Pipeline stages may drop or shorten labels before they are

@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 use support::fake_daemon::{Fifo, Plugin, line, number_of, numbered, start_request};
 use support::fake_loki::{FakeLoki, LimitAnswer};
 
+/// The tests here measure FIFO stalls and memory peaks of a plugin
+/// process: they run one at a time, not beside each other on 2 cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Seconds Loki refuses the busy container (`LOKI_REFUSAL_SECONDS=180` for
 /// the 3-minute run, `make soak`).
 fn refusal() -> Duration {
@@ -22,6 +26,7 @@ fn refusal() -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quiet_container_is_delivered_while_loki_refuses_a_busy_one() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let refusal = refusal();
     let loki = FakeLoki::start().await;
     loki.rate_limit_streams(&[("container_name", "busy")], LimitAnswer::Always);
@@ -162,6 +167,7 @@ async fn a_quiet_container_is_delivered_while_loki_refuses_a_busy_one() {
 /// default 1 MiB batch and 32 MiB (200 MiB of batches).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_containers_refused_stay_within_the_memory_bound() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     use support::fake_loki::Mode;
     const CONTAINERS: usize = 200;
     /// What the plugin may hold beyond TOTAL_BUFFER_SIZE with 200

@@ -227,7 +227,10 @@ async fn a_ring_member_killed_and_another_restarted_while_a_container_logs_loses
     assert_eq!(dropped, 0, "{}", scrape.text);
     // The push cut by the kill is counted as such; the restart left one
     // ingester of the two a push needs: Loki answered 500. The plugin
-    // counted both and retried their lines.
+    // counted both. A 500 is a retry of the container's lines (counted
+    // against loki-retries); a reset is the endpoint being unreachable,
+    // whose lines wait and go again without counting a retry (README,
+    // `loki-retries`): that they all arrived is checked above.
     assert!(
         pushes("reset") >= 1,
         "the cut push not counted:\n{}",
@@ -235,8 +238,8 @@ async fn a_ring_member_killed_and_another_restarted_while_a_container_logs_loses
     );
     assert!(pushes("5xx") > 0, "no 5xx counted:\n{}", scrape.text);
     assert!(
-        retries >= pushes("5xx") + pushes("reset"),
-        "every 5xx and broken push of the container is a retry:\n{}",
+        retries >= pushes("5xx"),
+        "every 5xx push of the container is a retry:\n{}",
         scrape.text
     );
 }

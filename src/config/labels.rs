@@ -120,25 +120,51 @@ pub fn container_labels(
     labels
 }
 
-/// Loki's default bound on the label names of a stream
+/// Loki 3's default bound on the label names of a stream
 /// (`limits_config.max_label_names_per_series`; `source` counts).
 pub const LOKI_MAX_LABEL_NAMES: usize = 15;
+/// Loki 2's default for the same limit: no Loki with its defaults takes
+/// more label names than this.
+pub const LOKI2_MAX_LABEL_NAMES: usize = 30;
 /// Loki's default bound on a label value (`max_label_value_length`).
 pub const LOKI_MAX_LABEL_VALUE: usize = 2048;
 /// Loki's default bound on a label name (`max_label_name_length`).
 pub const LOKI_MAX_LABEL_NAME: usize = 1024;
 
-/// Why Loki (with its default limits) would refuse every line of a
+/// The label names of a container's streams, `source` included.
+fn label_names(labels: &BTreeMap<String, String>) -> usize {
+    labels.len() + usize::from(!labels.contains_key("source"))
+}
+
+fn some_names(labels: &BTreeMap<String, String>) -> String {
+    let some: Vec<&str> = labels.keys().take(5).map(String::as_str).collect();
+    some.join(", ")
+}
+
+/// Why Loki 3 with its default limits would refuse every line of a
+/// container with these labels, where Loki 2's defaults, or a raised
+/// `max_label_names_per_series`, take them: a warning at start, not a
+/// refusal (Grafana's driver starts such a container too).
+pub fn warned_by_loki(labels: &BTreeMap<String, String>) -> Option<String> {
+    let names = label_names(labels);
+    (names > LOKI_MAX_LABEL_NAMES && names <= LOKI2_MAX_LABEL_NAMES).then(|| {
+        format!(
+            "this container's streams have {names} label names ({}, ...; source included), more than the {LOKI_MAX_LABEL_NAMES} Loki 3 accepts by default (max_label_names_per_series; Loki 2 takes {LOKI2_MAX_LABEL_NAMES}): a Loki that keeps that default refuses every line, counted as dropped (rejected); select fewer with labels, labels-regex, env, env-regex or loki-external-labels",
+            some_names(labels)
+        )
+    })
+}
+
+/// Why every Loki with its default limits would refuse every line of a
 /// container with these labels (as [`container_labels`] makes them,
 /// without `source`), if it would.
 pub fn refused_by_loki(labels: &BTreeMap<String, String>) -> Option<String> {
     use crate::config::units::shorten;
-    let names = labels.len() + usize::from(!labels.contains_key("source"));
-    if names > LOKI_MAX_LABEL_NAMES {
-        let some: Vec<&str> = labels.keys().take(5).map(String::as_str).collect();
+    let names = label_names(labels);
+    if names > LOKI2_MAX_LABEL_NAMES {
         return Some(format!(
-            "this container's streams would have {names} label names ({}, ...; source included), more than the {LOKI_MAX_LABEL_NAMES} Loki accepts (max_label_names_per_series): Loki would refuse every line; select fewer with labels, labels-regex, env, env-regex or loki-external-labels",
-            some.join(", ")
+            "this container's streams would have {names} label names ({}, ...; source included), more than any Loki accepts by default ({LOKI_MAX_LABEL_NAMES} in Loki 3, {LOKI2_MAX_LABEL_NAMES} in Loki 2: max_label_names_per_series): Loki would refuse every line; select fewer with labels, labels-regex, env, env-regex or loki-external-labels",
+            some_names(labels)
         ));
     }
     for (name, value) in labels {
@@ -277,10 +303,20 @@ mod tests {
         labels.insert("big".into(), "x".repeat(LOKI_MAX_LABEL_VALUE + 1));
         assert!(refused_by_loki(&labels).unwrap().contains("2048"));
         labels.remove("big");
-        for i in 0..20 {
+        for i in 0..12 {
             labels.insert(format!("l{i}"), "v".into());
         }
-        assert!(refused_by_loki(&labels).unwrap().contains("15"));
+        assert_eq!(refused_by_loki(&labels), None, "Loki 2 takes 16 to 30");
+        assert!(
+            warned_by_loki(&labels)
+                .unwrap()
+                .contains("15 Loki 3 accepts")
+        );
+        for i in 12..40 {
+            labels.insert(format!("l{i}"), "v".into());
+        }
+        assert!(refused_by_loki(&labels).unwrap().contains("30 in Loki 2"));
+        assert_eq!(warned_by_loki(&labels), None);
 
         info.labels = Some(
             [("ü1", "a"), ("é1", "b"), ("tier", "c")]

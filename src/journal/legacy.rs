@@ -8,8 +8,8 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use super::layout::format_cursor;
 use super::record::{self, SEGMENT_MAGIC, SegmentFile};
-use super::writer::format_cursor;
 use super::{CURSOR_FILE, KEEP_MARKER, write_atomically};
 use crate::frame::{Frame, FrameDecoder};
 use crate::protocol::short_id;

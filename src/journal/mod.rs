@@ -24,6 +24,7 @@
 //! (`max-size` × `max-file`; at once with `no-file`), and, with the lines
 //! they held counted as dropped, when a disk bound is reached.
 
+mod layout;
 mod legacy;
 mod read;
 pub mod record;
@@ -1401,7 +1402,7 @@ impl Journal {
     }
 
     /// The segments on disk, oldest first.
-    fn segments(&self) -> Vec<writer::Segment> {
+    fn segments(&self) -> Vec<layout::Segment> {
         self.files
             .lock()
             .expect("journal lock poisoned")

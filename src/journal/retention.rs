@@ -25,8 +25,8 @@ use std::time::SystemTime;
 
 use prost::Message;
 
+use super::layout::{CURSOR_AHEAD_SLACK, Segment, format_cursor, parse_cursor, parse_cursor_end};
 use super::record::{self, ForwardReader, SegmentFile, SegmentReader, list_segments};
-use super::writer::{Segment, format_cursor, parse_cursor, parse_cursor_end};
 use super::{CURSOR_FILE, Journal, KEEP_MARKER, META_FILE, Store, write_atomically};
 use crate::line::{Seq, Source};
 use crate::observe::{ContainerCounters, DropReason};
@@ -343,7 +343,7 @@ pub(super) fn undelivered(dir: &Path) -> bool {
         // (a little beyond is a crash's, without a recorded end).
         (Some(cursor), Some(end)) => {
             let slack = if recorded_end.is_none() {
-                super::writer::CURSOR_AHEAD_SLACK
+                CURSOR_AHEAD_SLACK
             } else {
                 0
             };

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 
 use tokio::sync::Notify;
 
+use super::layout::{CURSOR_AHEAD_SLACK, Segment, parse_cursor, parse_cursor_end};
 use super::record::{self, BackwardReader, ENVELOPE, SEGMENT_MAGIC, SegmentFile};
 use super::{CURSOR_FILE, Journal, WRITER_QUEUE_LIMIT, retention};
 use crate::line::Seq;
@@ -36,29 +37,6 @@ pub(super) struct Chunk {
     pub end_seq: Seq,
     pub records: Vec<u8>,
     pub ack: Option<(Arc<IntakeAck>, u64)>,
-}
-
-/// A segment on disk.
-#[derive(Debug, Clone)]
-pub(super) struct Segment {
-    pub first_seq: Seq,
-    /// First record of the next segment; `None` for the one being written.
-    pub end_seq: Option<Seq>,
-    pub bytes: u64,
-    pub compressed: bool,
-    /// Last write, for age-based retention.
-    pub modified: SystemTime,
-}
-
-impl Segment {
-    pub fn path(&self, dir: &Path) -> PathBuf {
-        let raw = SegmentFile::raw(dir, self.first_seq);
-        if self.compressed {
-            raw.with_extension("sz")
-        } else {
-            raw
-        }
-    }
 }
 
 /// A journal's segments and the file being appended to.
@@ -104,10 +82,6 @@ impl Recovery {
 /// The most records the end of a journal can lose (a whole segment of
 /// 1 GiB of the smallest records): a cursor file that says more is damaged.
 const MAX_MISSING_AT_END: u64 = record::MAX_SEGMENT_FILE / ENVELOPE as u64;
-/// How far a cursor without a recorded end may be ahead of the journal's
-/// end and still be believed: the records the writer may have had queued
-/// (8 MiB of them) when the plugin was killed.
-pub(super) const CURSOR_AHEAD_SLACK: u64 = 1 << 20;
 /// A cursor file is a line of four numbers.
 const MAX_CURSOR_FILE: u64 = 256;
 
@@ -399,25 +373,6 @@ fn last_seq_compressed(file: &SegmentFile) -> io::Result<Option<Seq>> {
     Ok(last)
 }
 
-pub(super) fn parse_cursor(text: &str) -> Option<[Seq; 2]> {
-    let mut words = text.split_whitespace();
-    if words.next()? != "v1" {
-        return None;
-    }
-    Some([words.next()?.parse().ok()?, words.next()?.parse().ok()?])
-}
-
-/// The fourth number of a cursor file, if there is one: the next record
-/// number after what was written to disk. (Versions that wrote three
-/// numbers read the first three of four.)
-pub(super) fn parse_cursor_end(text: &str) -> Option<Seq> {
-    text.split_whitespace().nth(3)?.parse().ok()
-}
-
-pub(super) fn format_cursor(cursor: [Seq; 2], end: Seq) -> String {
-    format!("v1 {} {} {end}\n", cursor[0], cursor[1])
-}
-
 /// The writer and maintenance threads, one set for the whole process.
 pub(super) struct Pool {
     writes: Mutex<VecDeque<Arc<Journal>>>,
@@ -665,6 +620,7 @@ impl Journal {
 
 #[cfg(test)]
 mod tests {
+    use super::super::layout::format_cursor;
     use super::*;
 
     /// A journal of `records` in one segment, and a cursor file of `cursor`.
