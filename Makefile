@@ -8,8 +8,9 @@ ALIAS ?= loki
 REPOSITORY ?= 127.0.0.1:5000/loki-logdriver
 TAG ?= $(VERSION)-$(ARCH)
 REMOTE ?= $(REPOSITORY):$(TAG)
-# The plugin's packaging home: its config.json is the manifest, and `make rootfs`
-# assembles rootfs/ beside it for ARCH (ignored by git), as Grafana's Makefile does.
+# The plugin's packaging home: `make rootfs` copies the manifest (config.json, at
+# the root) into it and assembles rootfs/ beside it for ARCH (both ignored by
+# git), as Grafana's Makefile does.
 PLUGIN_DIR := plugin
 
 # Test targets built for arm64 or armv7 and run under qemu: the unit tests and the

@@ -450,7 +450,9 @@ impl Reader {
     /// Decodes the complete frames read so far and hands them on.
     fn process(&mut self) {
         let mut intake = self.journal.intake();
-        let mut lines = Vec::new();
+        let buffered = self.decoder.buffered_bytes();
+        intake.reserve(buffered);
+        let mut lines = Vec::with_capacity(buffered / 64);
         while let Some(frame) = self.decoder.next() {
             match frame {
                 Frame::Entry { wire, entry } => {

@@ -450,8 +450,7 @@ async fn the_running_plugin_has_no_capabilities_and_still_works() {
 #[test]
 fn the_default_config_json_asks_for_no_docker_api_and_no_capability() {
     let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plugin/config.json"))
-            .unwrap(),
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.json")).unwrap(),
     )
     .unwrap();
     // Docker matches the fields case-insensitively.

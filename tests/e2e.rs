@@ -241,8 +241,7 @@ fn daemon_socket() -> String {
 /// lands (the `docker_rm` scenario needs it). By default config.json binds
 /// `/dev/null` there and `DOCKER_SOCKET` is empty: no API access.
 fn docker_api_mount_settings(root: &Path, socket: &str) -> Result<Vec<String>, String> {
-    let manifest =
-        std::fs::read_to_string(root.join("plugin/config.json")).map_err(|e| e.to_string())?;
+    let manifest = std::fs::read_to_string(root.join("config.json")).map_err(|e| e.to_string())?;
     let manifest: serde_json::Value =
         serde_json::from_str(&manifest).map_err(|e| format!("config.json: {e}"))?;
     let mounts = manifest["mounts"].as_array().cloned().unwrap_or_default();
@@ -270,8 +269,7 @@ fn docker_api_mount_settings(root: &Path, socket: &str) -> Result<Vec<String>, S
 /// `secrets` mount on [`SECRETS`] (holding [`E2E_PASSWORD`]) and plugin-wide
 /// log-opt defaults with `loki_url`. None when config.json has no such mount.
 fn credential_settings(root: &Path, loki_url: &str) -> Result<Vec<String>, String> {
-    let manifest =
-        std::fs::read_to_string(root.join("plugin/config.json")).map_err(|e| e.to_string())?;
+    let manifest = std::fs::read_to_string(root.join("config.json")).map_err(|e| e.to_string())?;
     let manifest: serde_json::Value =
         serde_json::from_str(&manifest).map_err(|e| format!("config.json: {e}"))?;
     let has_mount = manifest["mounts"]

@@ -697,6 +697,7 @@ impl Journal {
             journal: self,
             next: self.intake.lock().expect("journal lock poisoned"),
             records: Vec::new(),
+            chunk: record::ChunkBuilder::default(),
             first: None,
         }
     }
@@ -1610,17 +1611,27 @@ pub struct Intake<'a> {
     journal: &'a Journal,
     next: MutexGuard<'a, Seq>,
     records: Vec<u8>,
+    chunk: record::ChunkBuilder,
     first: Option<Seq>,
 }
 
 impl Intake<'_> {
-    /// Numbers one frame (its protobuf payload) and records it for the journal.
+    /// Sizes the buffer of records for about `bytes` of frames to come
+    /// (one allocation per FIFO read, not a growing one).
+    pub fn reserve(&mut self, bytes: usize) {
+        if self.journal.writes_to_disk() {
+            self.records.reserve(bytes + record::ENVELOPE);
+        }
+    }
+
+    /// Numbers one frame (its protobuf payload) and records it for the
+    /// journal, in the chunk of this intake's frames.
     pub fn record(&mut self, payload: &[u8]) -> Seq {
         let seq = *self.next;
         *self.next += 1;
         self.first.get_or_insert(seq);
         if self.journal.writes_to_disk() {
-            record::encode(seq, payload, &mut self.records);
+            self.chunk.push(seq, payload, &mut self.records);
         }
         seq
     }
@@ -1632,11 +1643,12 @@ impl Intake<'_> {
     /// queued for the writer (false: the journal is off or the writer is
     /// too far behind).
     pub fn commit(
-        self,
+        mut self,
         lines: Vec<Line>,
         joining: [Option<Seq>; 2],
         ack: Option<(&Arc<IntakeAck>, u64)>,
     ) -> bool {
+        self.chunk.finish(&mut self.records);
         let journal = self.journal;
         let lines: Vec<Line> = lines.into_iter().filter(|l| !l.is_blank()).collect();
         let queued = match self.first {

@@ -374,7 +374,9 @@ fn walk_back(
                 }
             }
         }
-        if *counted >= wanted && open.is_empty() {
+        // Inside a chunk record, on to its first frame: reading starts at
+        // a record, and the lines counted meanwhile are skipped.
+        if *counted >= wanted && open.is_empty() && reader.at_record_start() {
             return Some((reader.offset, *counted));
         }
     }

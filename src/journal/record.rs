@@ -9,6 +9,17 @@
 //!  u32 len | u32 crc32c(seq ‖ payload) | u64 seq | payload (len bytes) | u32 len
 //! ```
 //!
+//! The writer puts all the frames of one FIFO read into one record, a
+//! *chunk* (the top bit of both length words set), numbered by its first
+//! frame: one envelope, checksum and write per read instead of per line.
+//! Its payload is the frames, each as a varint `len << 2 | kind` and `len`
+//! bytes: kind 0 and 1 are a frame of the daemon's shape without its first
+//! eight bytes (`0a 06 "stdout"`, `0a 06 "stderr"`), kind 2 a frame as it
+//! came. Readers hand out the frames of a chunk one by one, as records of
+//! consecutive sequence numbers, exactly as they were in the FIFO; records
+//! of one frame (earlier versions, and frames too large for a chunk) are
+//! read as before.
+//!
 //! A torn tail (a write cut short by a crash) fails its checksum or suffix
 //! and is truncated when the segment is opened; a reader can walk backwards
 //! from any record end by its suffix. A segment is a file named by the
@@ -30,6 +41,14 @@ pub const SEGMENT_MAGIC: &[u8; 8] = b"LKJRNL\x00\x01";
 /// Bytes of a record around its payload.
 pub const ENVELOPE: usize = 4 + 4 + 8 + 4;
 const HEADER: usize = 16;
+/// Set in both length words of a chunk record.
+const CHUNK_FLAG: u32 = 1 << 31;
+/// A chunk is closed before its payload passes this; a larger frame gets a
+/// record of its own. Every record stays within `MAX_FRAME` and the envelope.
+pub const MAX_CHUNK: usize = 256 * 1024;
+/// The first bytes of a frame of each daemon-shaped kind.
+const SHAPES: [&[u8; 8]; 2] = [b"\x0a\x06stdout", b"\x0a\x06stderr"];
+const RAW_KIND: u64 = 2;
 
 /// Appends one record to `out`.
 pub fn encode(seq: Seq, payload: &[u8], out: &mut Vec<u8>) {
@@ -41,6 +60,129 @@ pub fn encode(seq: Seq, payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&seq_bytes);
     out.extend_from_slice(payload);
     out.extend_from_slice(&len);
+}
+
+/// Builds chunk records (see the module's doc) in a buffer of records.
+#[derive(Debug, Default)]
+pub struct ChunkBuilder {
+    /// Where the open chunk's envelope starts in the buffer.
+    open: Option<usize>,
+}
+
+impl ChunkBuilder {
+    /// Appends frame `seq` (its protobuf payload) to `out`: to the open
+    /// chunk, which must have been started by frame `seq - 1`, or to a new one.
+    pub fn push(&mut self, seq: Seq, payload: &[u8], out: &mut Vec<u8>) {
+        if payload.len() > MAX_CHUNK / 2 {
+            self.finish(out);
+            encode(seq, payload, out);
+            return;
+        }
+        if let Some(start) = self.open
+            && out.len() - start + payload.len() + 10 > MAX_CHUNK
+        {
+            self.finish(out);
+        }
+        if self.open.is_none() {
+            self.open = Some(out.len());
+            out.extend_from_slice(&[0u8; 8]);
+            out.extend_from_slice(&seq.to_be_bytes());
+        }
+        let (kind, body) = match SHAPES
+            .iter()
+            .position(|shape| payload.starts_with(&shape[..]))
+        {
+            Some(kind) => (kind as u64, &payload[8..]),
+            None => (RAW_KIND, payload),
+        };
+        put_varint(((body.len() as u64) << 2) | kind, out);
+        out.extend_from_slice(body);
+    }
+
+    /// Closes the open chunk, if any: its envelope is filled in.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        let Some(start) = self.open.take() else {
+            return;
+        };
+        let len = out.len() - start - HEADER;
+        let word = (len as u32 | CHUNK_FLAG).to_be_bytes();
+        let crc = crc32c::crc32c(&out[start + 8..]);
+        out[start..start + 4].copy_from_slice(&word);
+        out[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
+        out.extend_from_slice(&word);
+    }
+}
+
+fn put_varint(mut value: u64, out: &mut Vec<u8>) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn get_varint(buf: &[u8], at: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *buf.get(*at)?;
+        *at += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// A record's length word: the payload's length and whether it is a chunk.
+fn length_word(word: u32) -> (usize, bool) {
+    ((word & !CHUNK_FLAG) as usize, word & CHUNK_FLAG != 0)
+}
+
+/// The sequence number of the record at the start of `record` (a whole
+/// record, as in a writer's buffer) and its total size.
+pub fn peek(record: &[u8]) -> (Seq, usize) {
+    let (len, _) = length_word(u32::from_be_bytes(record[0..4].try_into().unwrap()));
+    let seq = u64::from_be_bytes(record[8..16].try_into().unwrap());
+    (seq, len + ENVELOPE)
+}
+
+/// The frames of a chunk record, as records; those before damage, if any
+/// (a chunk that checks out is damaged only if it was made so).
+fn expand(seq: Seq, payload: &Bytes) -> Vec<Record> {
+    let mut frames = Vec::new();
+    let mut sizes = Vec::new();
+    let mut at = 0;
+    let mut total = 0;
+    while at < payload.len() {
+        let Some(word) = get_varint(payload, &mut at) else {
+            break;
+        };
+        let (len, kind) = ((word >> 2) as usize, word & 3);
+        if kind > RAW_KIND || len > payload.len() - at {
+            break;
+        }
+        sizes.push((at, len, kind));
+        total += len + if kind == RAW_KIND { 0 } else { 8 };
+        at += len;
+    }
+    // One buffer for the frames that need their first bytes back.
+    let mut rebuilt = BytesMut::with_capacity(total);
+    for (i, (at, len, kind)) in sizes.into_iter().enumerate() {
+        let body = &payload[at..at + len];
+        let frame = if kind == RAW_KIND {
+            payload.slice(at..at + len)
+        } else {
+            rebuilt.extend_from_slice(&SHAPES[kind as usize][..]);
+            rebuilt.extend_from_slice(body);
+            rebuilt.split().freeze()
+        };
+        frames.push(Record {
+            seq: seq + i as u64,
+            payload: frame,
+        });
+    }
+    frames
 }
 
 /// A hash that recognizes a frame's payload (they carry nanosecond
@@ -73,7 +215,8 @@ fn check(buf: &[u8]) -> Check {
     if buf.len() < HEADER {
         return Check::Short;
     }
-    let len = u32::from_be_bytes(buf[0..4].try_into().unwrap()) as usize;
+    let word = u32::from_be_bytes(buf[0..4].try_into().unwrap());
+    let (len, _) = length_word(word);
     if len > MAX_FRAME {
         return Check::Invalid;
     }
@@ -82,17 +225,23 @@ fn check(buf: &[u8]) -> Check {
         return Check::Short;
     }
     let crc = u32::from_be_bytes(buf[4..8].try_into().unwrap());
-    let suffix = u32::from_be_bytes(buf[total - 4..total].try_into().unwrap()) as usize;
-    if suffix != len || crc32c::crc32c(&buf[8..HEADER + len]) != crc {
+    let suffix = u32::from_be_bytes(buf[total - 4..total].try_into().unwrap());
+    if suffix != word || crc32c::crc32c(&buf[8..HEADER + len]) != crc {
         return Check::Invalid;
     }
     Check::Valid(total)
 }
 
-fn parse(buf: &Bytes, total: usize) -> Record {
-    Record {
-        seq: u64::from_be_bytes(buf[8..16].try_into().unwrap()),
-        payload: buf.slice(HEADER..total - 4),
+/// The frames of the valid record at the start of `buf`: itself, or a
+/// chunk's frames.
+fn parse(buf: &Bytes, total: usize) -> Vec<Record> {
+    let seq = u64::from_be_bytes(buf[8..16].try_into().unwrap());
+    let payload = buf.slice(HEADER..total - 4);
+    let (_, chunk) = length_word(u32::from_be_bytes(buf[0..4].try_into().unwrap()));
+    if chunk {
+        expand(seq, &payload)
+    } else {
+        vec![Record { seq, payload }]
     }
 }
 
@@ -199,6 +348,9 @@ pub struct ForwardReader<R> {
     buf: BytesMut,
     /// File offset of `buf[0]`.
     offset: u64,
+    /// Frames of the last chunk read not yet returned, and where it starts.
+    pending: std::collections::VecDeque<Record>,
+    pending_start: u64,
     /// Bytes skipped because they were not records.
     pub skipped: u64,
     eof: bool,
@@ -269,25 +421,40 @@ impl<R: Read> ForwardReader<R> {
             source,
             buf: BytesMut::new(),
             offset,
+            pending: std::collections::VecDeque::new(),
+            pending_start: offset,
             skipped: 0,
             eof: false,
         }
     }
 
-    /// File offset just after the last record returned.
+    /// File offset just after the last record returned; inside a chunk,
+    /// the chunk's start (reading again from there finds the frames that
+    /// follow, after those already returned).
     pub fn offset(&self) -> u64 {
-        self.offset
+        if self.pending.is_empty() {
+            self.offset
+        } else {
+            self.pending_start
+        }
     }
 
     /// The next valid record; `None` at the end of what is written so far.
     #[allow(clippy::should_implement_trait)] // `None` means "not yet", not "never"
     pub fn next(&mut self) -> io::Result<Option<Record>> {
+        if let Some(record) = self.pending.pop_front() {
+            return Ok(Some(record));
+        }
         loop {
             match check(&self.buf) {
                 Check::Valid(total) => {
                     let bytes = self.buf.split_to(total).freeze();
+                    self.pending_start = self.offset;
                     self.offset += total as u64;
-                    return Ok(Some(parse(&bytes, total)));
+                    self.pending.extend(parse(&bytes, total));
+                    if let Some(record) = self.pending.pop_front() {
+                        return Ok(Some(record));
+                    }
                 }
                 Check::Invalid => self.skip_to_record(),
                 Check::Short if self.eof => {
@@ -392,7 +559,7 @@ fn last_record_end(file: &mut File, len: u64) -> io::Result<Option<u64>> {
     let mut suffix = [0u8; 4];
     file.seek(SeekFrom::Start(len - 4))?;
     file.read_exact(&mut suffix)?;
-    let payload = u32::from_be_bytes(suffix) as u64;
+    let payload = length_word(u32::from_be_bytes(suffix)).0 as u64;
     let total = payload + ENVELOPE as u64;
     if payload > MAX_FRAME as u64 || total > len - SEGMENT_MAGIC.len() as u64 {
         return Ok(None);
@@ -407,8 +574,11 @@ fn last_record_end(file: &mut File, len: u64) -> io::Result<Option<u64>> {
 /// do not check out end the walk (the caller falls back to reading forward).
 pub struct BackwardReader {
     file: File,
-    /// Start offset of the last record returned.
+    /// Start offset of the last record returned (of its chunk, for a frame
+    /// of a chunk). Set it only before the first `prev`.
     pub offset: u64,
+    /// Frames of the chunk being walked not yet returned, oldest first.
+    pending: Vec<Record>,
 }
 
 impl BackwardReader {
@@ -416,18 +586,32 @@ impl BackwardReader {
         Ok(BackwardReader {
             file: crate::files::open_data_file(path)?,
             offset: end,
+            pending: Vec::new(),
         })
     }
 
     /// Walks an open segment backwards from its end.
     pub fn of(file: File) -> io::Result<BackwardReader> {
         let offset = file.metadata()?.len();
-        Ok(BackwardReader { file, offset })
+        Ok(BackwardReader {
+            file,
+            offset,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Whether every frame of the record at `offset` has been returned:
+    /// reading forward from `offset` then starts with the last one returned.
+    pub fn at_record_start(&self) -> bool {
+        self.pending.is_empty()
     }
 
     /// The record ending at the current offset, or `None` at the segment's
     /// start or at a record that does not check out.
     pub fn prev(&mut self) -> io::Result<Option<Record>> {
+        if let Some(record) = self.pending.pop() {
+            return Ok(Some(record));
+        }
         let start = SEGMENT_MAGIC.len() as u64;
         if self.offset < start + ENVELOPE as u64 {
             return Ok(None);
@@ -435,7 +619,7 @@ impl BackwardReader {
         let mut suffix = [0u8; 4];
         self.file.seek(SeekFrom::Start(self.offset - 4))?;
         self.file.read_exact(&mut suffix)?;
-        let payload = u32::from_be_bytes(suffix) as u64;
+        let payload = length_word(u32::from_be_bytes(suffix)).0 as u64;
         let total = payload + ENVELOPE as u64;
         if payload > MAX_FRAME as u64 || total > self.offset - start {
             return Ok(None);
@@ -446,7 +630,8 @@ impl BackwardReader {
         match check(&buf) {
             Check::Valid(t) if t as u64 == total => {
                 self.offset -= total;
-                Ok(Some(parse(&Bytes::from(buf), total as usize)))
+                self.pending = parse(&Bytes::from(buf), total as usize);
+                Ok(self.pending.pop())
             }
             _ => Ok(None),
         }
@@ -490,6 +675,58 @@ mod tests {
         }
         assert_eq!(seqs, [7, 6, 5]);
         assert_eq!(back.offset, SEGMENT_MAGIC.len() as u64);
+    }
+
+    #[test]
+    fn chunks_read_back_as_the_frames_they_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = SegmentFile::raw(dir.path(), 3);
+        let frames: Vec<Vec<u8>> = vec![
+            b"\x0a\x06stdout\x10\x01".to_vec(),
+            b"\x0a\x06stderr".to_vec(),
+            b"other".to_vec(),
+            Vec::new(),
+            vec![7u8; MAX_CHUNK / 2 + 1], // too large for a chunk: alone
+            b"\x0a\x06stdout after".to_vec(),
+        ];
+        let mut bytes = SEGMENT_MAGIC.to_vec();
+        let mut chunk = ChunkBuilder::default();
+        for (i, frame) in frames.iter().enumerate() {
+            chunk.push(3 + i as u64, frame, &mut bytes);
+        }
+        chunk.finish(&mut bytes);
+        std::fs::write(&path, &bytes).unwrap();
+        let mut reader = SegmentReader::open_at(&path, 0).unwrap();
+        let mut read = Vec::new();
+        let mut offsets = Vec::new();
+        while let Some(record) = reader.next().unwrap() {
+            read.push((record.seq, record.payload.to_vec()));
+            offsets.push(reader.offset());
+        }
+        let want: Vec<(u64, Vec<u8>)> = frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (3 + i as u64, f.clone()))
+            .collect();
+        assert_eq!(read, want);
+        assert_eq!(reader.skipped, 0);
+        // Inside a chunk the offset is the chunk's start; after it, its end.
+        let magic = SEGMENT_MAGIC.len() as u64;
+        assert_eq!(&offsets[..3], &[magic; 3]);
+        assert_eq!(offsets[5], bytes.len() as u64);
+        assert_eq!(valid_end(&path).unwrap(), bytes.len() as u64);
+        let mut back = BackwardReader::open(&path, bytes.len() as u64).unwrap();
+        let mut seqs = Vec::new();
+        while let Some(record) = back.prev().unwrap() {
+            seqs.push(record.seq);
+        }
+        assert_eq!(seqs, [8, 7, 6, 5, 4, 3]);
+        assert!(back.at_record_start());
+        assert_eq!(back.offset, magic);
+        // A chunk cut short by a crash is a torn tail like any record.
+        std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+        let end = valid_end(&path).unwrap();
+        assert!(end < bytes.len() as u64 && end > magic);
     }
 
     #[test]

@@ -345,7 +345,7 @@ async fn delivered_segments_are_compressed_then_deleted_past_retention() {
         ..config()
     };
     let journal = open(&store, "ggg", rotating);
-    for chunk in 0..20 {
+    for chunk in 0..40 {
         feed(&journal, numbered(chunk * 50..chunk * 50 + 50));
     }
     settle(&journal);
@@ -451,7 +451,7 @@ async fn follow_is_woken_by_the_writer_across_segments_until_the_reader_ends() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(Some(dir.path().to_path_buf()), settings());
     let rotating = JournalConfig {
-        max_size: Some(2048),
+        max_size: Some(1024),
         ..config()
     };
     let journal = open(&store, "jjj", rotating);
@@ -679,7 +679,8 @@ async fn the_journal_leaves_a_margin_of_the_filesystems_space() {
         "{on_disk}: the room above the margin is used"
     );
     let counters = &journal.counters;
-    assert!(counters.journal_misses.load(Ordering::Relaxed) > 3000);
+    let misses = counters.journal_misses.load(Ordering::Relaxed);
+    assert!(misses > 2000, "{misses} journal misses");
     let delivered = deliver_all(&journal).await;
     assert_eq!(delivered.len(), 5000, "memory held what the disk could not");
     assert_eq!(counters.dropped_total(), 0);

@@ -80,8 +80,9 @@ impl Recovery {
 }
 
 /// The most records the end of a journal can lose (a whole segment of
-/// 1 GiB of the smallest records): a cursor file that says more is damaged.
-const MAX_MISSING_AT_END: u64 = record::MAX_SEGMENT_FILE / ENVELOPE as u64;
+/// 1 GiB of the smallest frames): a cursor file that says more is damaged.
+/// (A frame in a chunk record takes at least one byte.)
+const MAX_MISSING_AT_END: u64 = record::MAX_SEGMENT_FILE;
 /// A cursor file is a line of four numbers.
 const MAX_CURSOR_FILE: u64 = 256;
 
@@ -562,9 +563,7 @@ impl Journal {
         let mut run_start = 0;
         let mut at = 0;
         while at < bytes.len() {
-            let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-            let total = len + ENVELOPE;
-            let seq = u64::from_be_bytes(bytes[at + 8..at + 16].try_into().unwrap());
+            let (seq, total) = record::peek(&bytes[at..]);
             let size = files.segments.last().map_or(0, |s| s.bytes) + (at - run_start) as u64;
             let full = size > SEGMENT_MAGIC.len() as u64 && size + total as u64 > limit;
             if files.current.is_none() || full {
