@@ -1,24 +1,32 @@
-//! The plugin on a real Docker engine, with the journal on, against the
-//! fake Loki: the figures the project's targets are stated in. Printed,
-//! never asserted (timings on a shared 2-core machine vary).
+//! The plugin on a real Docker engine, with the journal on, against a real
+//! Loki 3.7.6 (`../shared/real/loki`; the fake Loki when it is not there):
+//! the figures the project's targets are stated in. Printed, never asserted
+//! (timings on a shared 2-core machine vary). Each figure is taken beside
+//! json-file, the drain-only plugin (`examples/drain_plugin.rs`: reads FIFOs
+//! and drops the bytes, the floor under any plugin) and Grafana's driver
+//! 3.7.6 (`../shared/real/grafana-driver`), in the same run.
 //!
-//! - 200,000 lines of 100 bytes from one container: how long until the
-//!   container exits, next to json-file in the same run; the plugin's CPU
-//!   per line, its peak memory, and the journal's disk bytes per line.
-//! - 20 containers writing 10,000 lines each at once: CPU per line, pushes.
+//! - 200,000 lines of 100 bytes from one container, three rounds: how long
+//!   until the container exits and its ratio to json-file's; each plugin's
+//!   CPU per line and peak memory; how long after the exit the last line is
+//!   in Loki; the journal's disk bytes written per byte of log.
+//! - The same with 2,000 lines of 16,000 bytes: MB/s until exit.
+//! - 20 containers writing 20,000 lines each at once: the same figures.
 //! - 100 idle containers attached: the plugin's memory.
 //! - Pipeline stages: the 200,000-line run plain, with a `json` + `labels`
 //!   pipeline and with a `multiline` pipeline, through this plugin and
-//!   through Grafana's driver 3.7.6 (`../shared/real/grafana-driver`) with
-//!   the same stages: exit time, CPU per line and the ratio between them.
+//!   through Grafana's driver with the same stages: exit time, CPU per line
+//!   and the ratio between them.
 //!
-//! Without a Docker engine it says so and does nothing. Run with `make bench`.
+//! Without a Docker engine it says so and does nothing. Run with `make
+//! bench`; `BENCH_ONLY=one|big|many|stages|idle` runs one part.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::docker::{
@@ -26,13 +34,19 @@ use support::docker::{
     reset_peak_rss, rss_mb, storage_written,
 };
 use support::fake_loki::FakeLoki;
+use support::real_loki::{Limits, RealLoki, Version};
 
 const PLUGIN: &str = "loki-bench:latest";
+const DRAIN: &str = "loki-bench-drain:latest";
 const IMAGE: &str = "loki-e2e-busybox:latest";
 const LABEL: &str = "loki-bench";
 const LINES: usize = 200_000;
 /// 99 characters and the newline: 100-byte lines.
 const TEXT: &str = "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmno";
+/// The 16 KB-line run: lines of this many bytes (the newline included)...
+const BIG_LINE: usize = 16_000;
+/// ...this many of them (32 MB).
+const BIG_LINES: usize = 2_000;
 
 fn main() {
     if cli(&["version"]).is_err() || cli(&["image", "inspect", IMAGE]).is_err() {
@@ -60,8 +74,104 @@ fn cleanup() {
             let _ = cli(&["rm", "-f", id]);
         }
     }
-    let _ = cli(&["plugin", "disable", "-f", PLUGIN]);
-    let _ = cli(&["plugin", "rm", "-f", PLUGIN]);
+    for plugin in [PLUGIN, DRAIN] {
+        let _ = cli(&["plugin", "disable", "-f", plugin]);
+        let _ = cli(&["plugin", "rm", "-f", plugin]);
+    }
+}
+
+/// A log driver the bench measures, with its process (none for json-file).
+#[derive(Clone)]
+struct Driver {
+    who: &'static str,
+    /// `--log-driver` and its `--log-opt`s.
+    args: Vec<String>,
+    pid: Option<u32>,
+    /// Whether its lines go to Loki (not json-file's, not the drain's).
+    to_loki: bool,
+}
+
+impl Driver {
+    fn args(&self) -> Vec<&str> {
+        self.args.iter().map(String::as_str).collect()
+    }
+}
+
+/// Where the lines go: a real Loki 3.7.6, else the fake Loki.
+enum Sink {
+    Real(RealLoki),
+    Fake(FakeLoki),
+}
+
+impl Sink {
+    async fn start() -> Sink {
+        match support::real_loki::availability() {
+            Ok(()) => Sink::Real(RealLoki::start(Version::V3, Limits::Raised)),
+            Err(why) => {
+                println!("bench engine: no real Loki ({why}); the fake Loki instead");
+                Sink::Fake(FakeLoki::start().await)
+            }
+        }
+    }
+
+    fn push_url(&self) -> String {
+        match self {
+            Sink::Real(loki) => loki.push_url(),
+            Sink::Fake(loki) => loki.url(),
+        }
+    }
+
+    fn describe(&self) -> &'static str {
+        match self {
+            Sink::Real(_) => "real Loki 3.7.6",
+            Sink::Fake(_) => "the fake Loki",
+        }
+    }
+
+    /// Entries Loki holds of the containers named `names`.
+    async fn count(&self, names: &[String]) -> usize {
+        match self {
+            Sink::Real(loki) => {
+                let selector = format!(r#"{{container_name=~"{}"}}"#, names.join("|"));
+                loki.count(&selector, None).await as usize
+            }
+            Sink::Fake(loki) => names
+                .iter()
+                .map(|n| loki.entries_matching(&[("container_name", n)]).len())
+                .sum(),
+        }
+    }
+
+    /// Waits until Loki holds `want` entries of `names`, or until the count
+    /// stops growing for 3 s (Grafana's driver loses lines); returns the
+    /// entries that arrived and when the last of them was first seen.
+    async fn settle(&self, names: &[String], want: usize) -> (usize, Instant) {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        let mut last = (self.count(names).await, Instant::now());
+        loop {
+            if last.0 >= want || Instant::now() > deadline {
+                return last;
+            }
+            if last.1.elapsed() > Duration::from_secs(3) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let now = self.count(names).await;
+            if now != last.0 {
+                last = (now, Instant::now());
+            }
+        }
+    }
+}
+
+/// A container name no earlier run used (Loki keeps what earlier runs sent).
+fn unique(kind: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "bench-{kind}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 async fn bench() -> Result<(), String> {
@@ -71,28 +181,143 @@ async fn bench() -> Result<(), String> {
     cli(&["plugin", "create", PLUGIN, dir.to_str().unwrap()])?;
     cli(&["plugin", "enable", "--timeout", "0", PLUGIN])?;
     let pid = plugin_pid("bench-bench")?;
-    let loki = FakeLoki::start().await;
+    let loki = Sink::start().await;
     let version = cli(&["version", "-f", "{{.Server.Version}}"])?;
-    println!("bench engine: Docker {version}, plugin pid {pid}");
+    println!(
+        "bench engine: Docker {version}, {}, plugin pid {pid}",
+        loki.describe()
+    );
+    let url = format!("loki-url={}", loki.push_url());
+    let ours = Driver {
+        who: "this plugin",
+        args: vec![
+            "--log-driver".into(),
+            PLUGIN.into(),
+            "--log-opt".into(),
+            url.clone(),
+        ],
+        pid: Some(pid),
+        to_loki: true,
+    };
+    let json = Driver {
+        who: "json-file",
+        args: vec!["--log-driver".into(), "json-file".into()],
+        pid: None,
+        to_loki: false,
+    };
+    let drain = match drain_plugin(&root, &dir) {
+        Ok(pid) => Some(Driver {
+            who: "drain plugin",
+            args: vec!["--log-driver".into(), DRAIN.into()],
+            pid: Some(pid),
+            to_loki: false,
+        }),
+        Err(err) => {
+            println!("bench engine: no drain plugin ({err})");
+            None
+        }
+    };
+    let grafana = match grafana_driver(&root) {
+        Ok((name, gpid)) => Some(Driver {
+            who: "Grafana's driver",
+            args: vec!["--log-driver".into(), name, "--log-opt".into(), url.clone()],
+            pid: Some(gpid),
+            to_loki: true,
+        }),
+        Err(err) => {
+            println!("bench engine: Grafana's driver unavailable ({err})");
+            None
+        }
+    };
+    let mut drivers = vec![json.clone()];
+    drivers.extend(drain.clone());
+    drivers.push(ours.clone());
+    drivers.extend(grafana.clone());
 
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     if only.is_empty() || only == "one" {
-        one_container(&loki, pid).await?;
+        let script = format!("yes {TEXT} | head -n {LINES}");
+        for round in 1..=3 {
+            one_run(&loki, &drivers, round, &script, LINES, 100).await?;
+        }
+    }
+    if only.is_empty() || only == "big" {
+        let script = format!(
+            "yes \"$(head -c {} /dev/zero | tr '\\0' x)\" | head -n {BIG_LINES}",
+            BIG_LINE - 1
+        );
+        one_run(&loki, &drivers, 1, &script, BIG_LINES, BIG_LINE).await?;
     }
     if only.is_empty() || only == "many" {
-        many_at_once(&loki, pid).await?;
+        many_at_once(&loki, &drivers).await?;
     }
     if only.is_empty() || only == "stages" {
-        stages(&loki, pid).await?;
+        stages(&loki, &ours, grafana.as_ref()).await?;
     }
     if only.is_empty() || only == "idle" {
-        idle_containers(&loki, pid)?;
+        idle_containers(&url, pid)?;
+    }
+    if let Some(grafana) = grafana {
+        let _ = cli(&["plugin", "disable", "-f", &grafana.args[1]]);
     }
     Ok(())
 }
 
+/// The drain-only plugin (`examples/drain_plugin.rs`) built static, in a
+/// copy of this plugin's directory, created and enabled; its process.
+fn drain_plugin(root: &Path, plugin_dir: &Path) -> Result<u32, String> {
+    let host = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .map_err(|e| e.to_string())?;
+    let host = String::from_utf8_lossy(&host.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .ok_or("rustc -vV names no host")?;
+    // The flags rootfs-build uses, so the dependencies built for the plugin are reused.
+    let flags = format!(
+        "{} -C target-feature=+crt-static",
+        std::env::var("RUSTFLAGS").unwrap_or_default()
+    );
+    let status = Command::new("cargo")
+        .args(["build", "--release", "--locked", "--target", &host])
+        .args(["--example", "drain_plugin"])
+        .env("RUSTFLAGS", flags)
+        .current_dir(root)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("building the drain plugin: {status}"));
+    }
+    let target_dir =
+        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
+    let binary = target_dir.join(&host).join("release/examples/drain_plugin");
+    let dir = plugin_dir.with_file_name("bench-drain");
+    let _ = std::fs::remove_dir_all(&dir);
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(plugin_dir)
+        .arg(&dir)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !copied.success() {
+        return Err("copying the plugin directory failed".into());
+    }
+    let rootfs = dir.join("rootfs");
+    std::fs::copy(&binary, rootfs.join("bin/loki-logdriver"))
+        .map_err(|e| format!("{}: {e}", binary.display()))?;
+    std::fs::write(
+        rootfs.join("VERSION"),
+        format!("drain-plugin 0 amd64 drain-bench-{}\n", std::process::id()),
+    )
+    .map_err(|e| e.to_string())?;
+    cli(&["plugin", "create", DRAIN, dir.to_str().unwrap()])?;
+    cli(&["plugin", "enable", "--timeout", "0", DRAIN])?;
+    plugin_pid("drain")
+}
+
 /// Grafana's driver 3.7.6 as a managed plugin, and its process.
-fn grafana_driver(root: &std::path::Path) -> Result<(String, u32), String> {
+fn grafana_driver(root: &Path) -> Result<(String, u32), String> {
     let script = root.join("../shared/real/grafana-driver");
     let out = Command::new(&script)
         .arg("install")
@@ -120,37 +345,156 @@ fn grafana_driver(root: &std::path::Path) -> Result<(String, u32), String> {
     Err("Grafana's driver is enabled but its process was not found".into())
 }
 
-/// Waits until Loki holds `want` more entries than `before`, or until the
-/// count stops growing for 2 s (Grafana's driver loses lines); returns the
-/// entries that arrived.
-async fn settle(loki: &FakeLoki, before: usize, want: usize) -> usize {
-    let mut last = (loki.entry_count(), Instant::now());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let now = loki.entry_count();
-        if now >= before + want || Instant::now() > deadline {
-            return now - before;
+/// What one driver's run cost.
+struct Cost {
+    cpu: Duration,
+    peak_mb: f64,
+    written: u64,
+}
+
+fn measure_start(driver: &Driver) -> Option<(Duration, u64)> {
+    driver.pid.map(|pid| {
+        reset_peak_rss(pid);
+        (cpu_time(pid), storage_written(pid))
+    })
+}
+
+fn measure_end(driver: &Driver, start: Option<(Duration, u64)>) -> Option<Cost> {
+    let (pid, (cpu, written)) = (driver.pid?, start?);
+    Some(Cost {
+        cpu: cpu_time(pid).saturating_sub(cpu),
+        peak_mb: peak_rss_mb(pid),
+        written: storage_written(pid).saturating_sub(written),
+    })
+}
+
+/// One container printing `lines` lines of `size` bytes, through each
+/// driver in turn.
+async fn one_run(
+    loki: &Sink,
+    drivers: &[Driver],
+    round: usize,
+    script: &str,
+    lines: usize,
+    size: usize,
+) -> Result<(), String> {
+    let mut json_took = None;
+    let log_bytes = (lines * size) as f64;
+    for driver in drivers {
+        let name = unique("one");
+        let start = measure_start(driver);
+        let (took, id) = run_script(&driver.args(), script, &name)?;
+        let exited = Instant::now();
+        let mut line = format!(
+            "{lines} lines of {size} B, round {round}, {}: exited after {:.2} s",
+            driver.who,
+            took.as_secs_f64()
+        );
+        match json_took {
+            None => json_took = Some(took),
+            Some(json) => {
+                line += &format!(
+                    " ({:.2} x json-file)",
+                    took.as_secs_f64() / json.as_secs_f64()
+                )
+            }
         }
-        if now != last.0 {
-            last = (now, Instant::now());
-        } else if last.1.elapsed() > Duration::from_secs(2) {
-            return now - before;
+        line += &format!(", {:.1} MB/s", log_bytes / 1e6 / took.as_secs_f64());
+        if driver.to_loki {
+            let (arrived, at) = loki.settle(std::slice::from_ref(&name), lines).await;
+            line += &format!(
+                "; {arrived} of {lines} in Loki, the last {:.2} s after exit",
+                at.saturating_duration_since(exited).as_secs_f64()
+            );
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if let Some(cost) = measure_end(driver, start) {
+            line += &format!(
+                "; CPU {:.2} us/line; peak RSS {:.1} MB",
+                cost.cpu.as_secs_f64() * 1e6 / lines as f64,
+                cost.peak_mb
+            );
+            if driver.args.get(1).is_some_and(|d| d == PLUGIN) {
+                let kept = journal_root(PLUGIN).map_or(0, |r| dir_bytes(&r.join(&id)));
+                line += &format!(
+                    "; disk {:.2} B written per byte of log, {:.2} kept",
+                    cost.written as f64 / log_bytes,
+                    kept as f64 / log_bytes
+                );
+            }
+        }
+        println!("{line}");
+        let _ = cli(&["rm", "-f", &id]);
     }
+    Ok(())
+}
+
+/// 20 containers printing 20,000 lines each at once, through each driver.
+async fn many_at_once(loki: &Sink, drivers: &[Driver]) -> Result<(), String> {
+    const CONTAINERS: usize = 20;
+    const EACH: usize = 20_000;
+    let total = CONTAINERS * EACH;
+    let mut json_took = None;
+    for driver in drivers {
+        let names: Vec<String> = (0..CONTAINERS).map(|_| unique("many")).collect();
+        let start = measure_start(driver);
+        let started = Instant::now();
+        let runners: Vec<_> = names
+            .iter()
+            .map(|name| {
+                let (args, name) = (driver.args.clone(), name.clone());
+                std::thread::spawn(move || {
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    run_script(&args, &format!("yes {TEXT} | head -n {EACH}"), &name)
+                })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for runner in runners {
+            ids.push(runner.join().map_err(|_| "a runner panicked")??.1);
+        }
+        let took = started.elapsed();
+        let exited = Instant::now();
+        let mut line = format!(
+            "{CONTAINERS} containers x {EACH} lines at once, {}: all exited after {:.2} s",
+            driver.who,
+            took.as_secs_f64()
+        );
+        match json_took {
+            None => json_took = Some(took),
+            Some(json) => {
+                line += &format!(
+                    " ({:.2} x json-file)",
+                    took.as_secs_f64() / json.as_secs_f64()
+                )
+            }
+        }
+        if driver.to_loki {
+            let (arrived, at) = loki.settle(&names, total).await;
+            line += &format!(
+                "; {arrived} of {total} in Loki, the last {:.2} s after exit",
+                at.saturating_duration_since(exited).as_secs_f64()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if let Some(cost) = measure_end(driver, start) {
+            line += &format!(
+                "; CPU {:.2} us/line; peak RSS {:.1} MB",
+                cost.cpu.as_secs_f64() * 1e6 / total as f64,
+                cost.peak_mb
+            );
+        }
+        println!("{line}");
+        for id in ids {
+            let _ = cli(&["rm", "-f", &id]);
+        }
+    }
+    Ok(())
 }
 
 /// The 200,000-line run with pipeline stages, this plugin beside Grafana's
 /// driver with the same stages.
-async fn stages(loki: &FakeLoki, pid: u32) -> Result<(), String> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let grafana = match grafana_driver(&root) {
-        Ok(found) => Some(found),
-        Err(err) => {
-            println!("stages: Grafana's driver unavailable ({err}); this plugin alone");
-            None
-        }
-    };
+async fn stages(loki: &Sink, ours: &Driver, grafana: Option<&Driver>) -> Result<(), String> {
     let json_line = r#"{"level":"info","msg":"GET /api/v1/items 200 12ms","user":"u-42"}"#;
     let cases: [(&str, Option<&str>, String, usize); 3] = [
         ("plain", None, format!("yes {TEXT}"), LINES),
@@ -168,38 +512,38 @@ async fn stages(loki: &FakeLoki, pid: u32) -> Result<(), String> {
             LINES / 2,
         ),
     ];
-    let url = format!("loki-url={}", loki.url());
+    let mut drivers = vec![ours];
+    drivers.extend(grafana);
     for (name, stages, source, entries) in &cases {
         let mut cpu_per_line = Vec::new();
-        let mut drivers: Vec<(&str, String, u32)> = vec![("this plugin", PLUGIN.to_string(), pid)];
-        if let Some((driver, gpid)) = &grafana {
-            drivers.push(("Grafana's driver", driver.clone(), *gpid));
-        }
-        for (who, driver, driver_pid) in &drivers {
+        for driver in &drivers {
             let mut best = f64::MAX;
             for run in 1..=2 {
-                let mut args = vec!["--log-driver", driver.as_str(), "--log-opt", &url];
+                let mut args = driver.args();
                 let stage_opt = stages.map(|s| format!("loki-pipeline-stages={s}"));
                 if let Some(opt) = &stage_opt {
                     args.extend(["--log-opt", opt.as_str()]);
                 }
-                let before = loki.entry_count();
-                let cpu_before = cpu_time(*driver_pid);
-                reset_peak_rss(*driver_pid);
+                let container = unique("stages");
+                let start = measure_start(driver);
                 let script = format!("{source} | head -n {LINES}");
-                let (took, id) = run_script(&args, &script, &format!("bench-stages-{run}"))?;
+                let (took, id) = run_script(&args, &script, &container)?;
                 let exited = Instant::now();
-                let arrived = settle(loki, before, *entries).await;
-                let delivered = exited.elapsed();
+                // A multiline pipeline labels nothing new; json + labels adds `level`.
+                let (arrived, at) = loki
+                    .settle(std::slice::from_ref(&container), *entries)
+                    .await;
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                let cpu = (cpu_time(*driver_pid) - cpu_before).as_secs_f64() * 1e6 / LINES as f64;
+                let cost = measure_end(driver, start).ok_or("a plugin has a process")?;
+                let cpu = cost.cpu.as_secs_f64() * 1e6 / LINES as f64;
                 best = best.min(cpu);
                 println!(
-                    "stages {name}, {who}, run {run}: exited after {:.2} s; {arrived} of {entries} entries in Loki {:.2} s after exit; \
+                    "stages {name}, {}, run {run}: exited after {:.2} s; {arrived} of {entries} entries in Loki, the last {:.2} s after exit; \
                      CPU {cpu:.2} us/line; peak RSS {:.1} MB",
+                    driver.who,
                     took.as_secs_f64(),
-                    delivered.as_secs_f64(),
-                    peak_rss_mb(*driver_pid),
+                    at.saturating_duration_since(exited).as_secs_f64(),
+                    cost.peak_mb,
                 );
                 let _ = cli(&["rm", "-f", &id]);
             }
@@ -211,9 +555,6 @@ async fn stages(loki: &FakeLoki, pid: u32) -> Result<(), String> {
                 100.0 * ours / theirs
             );
         }
-    }
-    if let Some((driver, _)) = grafana {
-        let _ = cli(&["plugin", "disable", "-f", &driver]);
     }
     Ok(())
 }
@@ -247,143 +588,12 @@ fn run_script(driver: &[&str], script: &str, name: &str) -> Result<(Duration, St
         return Err(format!("docker run {name}: {status}"));
     }
     let id = std::fs::read_to_string(&cidfile).map_err(|e| e.to_string())?;
-    Ok((took, id.trim().to_string()))
-}
-
-/// `docker run` of a container printing `lines` lines of 100 bytes; returns
-/// the wall time until it exited and the container's ID.
-fn run_printer(driver: &[&str], lines: usize, name: &str) -> Result<(Duration, String), String> {
-    let script = format!("yes {TEXT} | head -n {lines}");
-    let cidfile = std::env::temp_dir().join(format!("{name}.cid"));
     let _ = std::fs::remove_file(&cidfile);
-    let mut args = vec![
-        "run",
-        "--label",
-        LABEL,
-        "--network",
-        "none",
-        "--name",
-        name,
-        "--cidfile",
-        cidfile.to_str().unwrap(),
-    ];
-    args.extend_from_slice(driver);
-    args.extend_from_slice(&[IMAGE, "sh", "-c", &script]);
-    let started = Instant::now();
-    let status = Command::new("docker")
-        .args(&args)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .map_err(|e| e.to_string())?;
-    let took = started.elapsed();
-    if !status.success() {
-        return Err(format!("docker run {name}: {status}"));
-    }
-    let id = std::fs::read_to_string(&cidfile).map_err(|e| e.to_string())?;
     Ok((took, id.trim().to_string()))
 }
 
-async fn one_container(loki: &FakeLoki, pid: u32) -> Result<(), String> {
-    let url = format!("loki-url={}", loki.url());
-    let plugin_driver = ["--log-driver", PLUGIN, "--log-opt", &url];
-    let json_driver = ["--log-driver", "json-file"];
-    let journals = journal_root(PLUGIN)?;
-    for run in 1..=3 {
-        let (json_took, json_id) = run_printer(&json_driver, LINES, &format!("bench-json-{run}"))?;
-        let _ = cli(&["rm", "-f", &json_id]);
-
-        let before = loki.entry_count();
-        let cpu_before = cpu_time(pid);
-        let written_before = storage_written(pid);
-        reset_peak_rss(pid);
-        let (took, id) = run_printer(&plugin_driver, LINES, &format!("bench-loki-{run}"))?;
-        let exited = Instant::now();
-        let deadline = exited + Duration::from_secs(120);
-        while loki.entry_count() < before + LINES {
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "only {} of {LINES} lines in Loki",
-                    loki.entry_count() - before
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let delivered = exited.elapsed();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let cpu = cpu_time(pid) - cpu_before;
-        let peak = peak_rss_mb(pid);
-        let disk = dir_bytes(&journals.join(&id));
-        let written = storage_written(pid) - written_before;
-        println!(
-            "run {run}: {LINES} lines of 100 B from one container: exited after {:.2} s (json-file {:.2} s); \
-             all in Loki {:.2} s after exit; plugin CPU {:.2} us/line; peak RSS {:.1} MB; disk {:.0} B/line written, journal {:.0} B/line",
-            took.as_secs_f64(),
-            json_took.as_secs_f64(),
-            delivered.as_secs_f64(),
-            cpu.as_secs_f64() * 1e6 / LINES as f64,
-            peak,
-            written as f64 / LINES as f64,
-            disk as f64 / LINES as f64,
-        );
-        let _ = cli(&["rm", "-f", &id]);
-    }
-    Ok(())
-}
-
-async fn many_at_once(loki: &FakeLoki, pid: u32) -> Result<(), String> {
-    const CONTAINERS: usize = 20;
-    const EACH: usize = 10_000;
-    let url = format!("loki-url={}", loki.url());
-    let before = loki.entry_count();
-    let pushes_before = loki.requests().len();
-    let cpu_before = cpu_time(pid);
-    reset_peak_rss(pid);
-    let started = Instant::now();
-    let runners: Vec<_> = (0..CONTAINERS)
-        .map(|i| {
-            let url = url.clone();
-            std::thread::spawn(move || {
-                run_printer(
-                    &["--log-driver", PLUGIN, "--log-opt", &url],
-                    EACH,
-                    &format!("bench-many-{i}"),
-                )
-            })
-        })
-        .collect();
-    for runner in runners {
-        runner.join().map_err(|_| "a runner panicked")??;
-    }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while loki.entry_count() < before + CONTAINERS * EACH {
-        if Instant::now() > deadline {
-            return Err("not every line of the 20 containers arrived".into());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let took = started.elapsed();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let cpu = cpu_time(pid) - cpu_before;
-    let pushes = loki.requests().len() - pushes_before;
-    let total = CONTAINERS * EACH;
-    println!(
-        "{CONTAINERS} containers x {EACH} lines at once: all in Loki after {:.2} s; plugin CPU {:.2} us/line; \
-         {pushes} pushes ({:.0}/s, {:.0} lines each); peak RSS {:.1} MB",
-        took.as_secs_f64(),
-        cpu.as_secs_f64() * 1e6 / total as f64,
-        pushes as f64 / took.as_secs_f64(),
-        total as f64 / pushes.max(1) as f64,
-        peak_rss_mb(pid),
-    );
-    for i in 0..CONTAINERS {
-        let _ = cli(&["rm", "-f", &format!("bench-many-{i}")]);
-    }
-    Ok(())
-}
-
-fn idle_containers(loki: &FakeLoki, pid: u32) -> Result<(), String> {
+fn idle_containers(url: &str, pid: u32) -> Result<(), String> {
     const CONTAINERS: usize = 100;
-    let url = format!("loki-url={}", loki.url());
     let before = rss_mb(pid);
     for i in 0..CONTAINERS {
         cli(&[
@@ -398,7 +608,7 @@ fn idle_containers(loki: &FakeLoki, pid: u32) -> Result<(), String> {
             "--log-driver",
             PLUGIN,
             "--log-opt",
-            &url,
+            url,
             IMAGE,
             "sleep",
             "600",

@@ -143,17 +143,41 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// The records in a raw segment (its sequence numbers), by the journal's
-/// format: u32 len | u32 crc | u64 seq | payload | u32 len.
+/// The frames in a raw segment (their sequence numbers), by the journal's
+/// format: records `u32 len | u32 crc | u64 seq | payload | u32 len`; a
+/// record whose length words have the top bit set is a chunk of the frames
+/// of one FIFO read, numbered from its `seq`, each a varint
+/// `(length << 2) | kind` and its bytes.
 fn record_seqs(path: &Path) -> Vec<u64> {
     let bytes = std::fs::read(path).unwrap();
     let mut at = 8;
     let mut seqs = Vec::new();
     while at + 20 <= bytes.len() {
-        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        seqs.push(u64::from_be_bytes(
-            bytes[at + 8..at + 16].try_into().unwrap(),
-        ));
+        let word = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+        let (len, chunk) = ((word & !(1 << 31)) as usize, word & (1 << 31) != 0);
+        let seq = u64::from_be_bytes(bytes[at + 8..at + 16].try_into().unwrap());
+        if chunk {
+            let payload = &bytes[(at + 16).min(bytes.len())..(at + 16 + len).min(bytes.len())];
+            let mut i = 0;
+            let mut n = 0;
+            while i < payload.len() {
+                let (mut value, mut shift) = (0u64, 0);
+                while i < payload.len() {
+                    let b = payload[i];
+                    i += 1;
+                    value |= u64::from(b & 0x7f) << shift;
+                    shift += 7;
+                    if b < 0x80 {
+                        break;
+                    }
+                }
+                i += (value >> 2) as usize;
+                seqs.push(seq + n);
+                n += 1;
+            }
+        } else {
+            seqs.push(seq);
+        }
         at += len + 20;
     }
     seqs
