@@ -308,10 +308,13 @@ async fn a_corrupt_store_file_is_skipped_and_the_rest_served() {
         numbers.windows(2).all(|w| w[1] == w[0] + 1),
         "the readable files are contiguous"
     );
-    assert_eq!(
-        *numbers.last().unwrap(),
-        1_998,
-        "the truncated last line is skipped, the rest served"
+    // The journal keeps the frames of one FIFO read in one record (at most
+    // a quarter of a segment, 16 KiB here: about 140 of these lines): the
+    // truncated record's lines are skipped, the rest served.
+    let last = *numbers.last().unwrap();
+    assert!(
+        (1_999 - 16 * 1024 / 100..1_999).contains(&last),
+        "the truncated last record is skipped, the rest served: the last line served is {last}"
     );
     plugin
         .wait_for_log(

@@ -697,7 +697,11 @@ impl Journal {
             journal: self,
             next: self.intake.lock().expect("journal lock poisoned"),
             records: Vec::new(),
-            chunk: record::ChunkBuilder::default(),
+            // A quarter of a segment at most, so segments are cut near
+            // their size.
+            chunk: record::ChunkBuilder::with_limit(
+                usize::try_from(self.segment_limit() / 4).unwrap_or(usize::MAX),
+            ),
             first: None,
         }
     }

@@ -63,23 +63,42 @@ pub fn encode(seq: Seq, payload: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Builds chunk records (see the module's doc) in a buffer of records.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ChunkBuilder {
     /// Where the open chunk's envelope starts in the buffer.
     open: Option<usize>,
+    /// A chunk is closed before its payload passes this (at most
+    /// [`MAX_CHUNK`]); a frame over half of it gets a record of its own.
+    limit: usize,
+}
+
+impl Default for ChunkBuilder {
+    fn default() -> ChunkBuilder {
+        ChunkBuilder::with_limit(MAX_CHUNK)
+    }
 }
 
 impl ChunkBuilder {
+    /// Chunks of at most `limit` bytes (within 64 B and [`MAX_CHUNK`]): a
+    /// journal with small segments (`max-size`) keeps them small, so that
+    /// its segments are still cut near their size.
+    pub fn with_limit(limit: usize) -> ChunkBuilder {
+        ChunkBuilder {
+            open: None,
+            limit: limit.clamp(64, MAX_CHUNK),
+        }
+    }
+
     /// Appends frame `seq` (its protobuf payload) to `out`: to the open
     /// chunk, which must have been started by frame `seq - 1`, or to a new one.
     pub fn push(&mut self, seq: Seq, payload: &[u8], out: &mut Vec<u8>) {
-        if payload.len() > MAX_CHUNK / 2 {
+        if payload.len() > self.limit / 2 {
             self.finish(out);
             encode(seq, payload, out);
             return;
         }
         if let Some(start) = self.open
-            && out.len() - start + payload.len() + 10 > MAX_CHUNK
+            && out.len() - start + payload.len() + 10 > self.limit
         {
             self.finish(out);
         }
