@@ -36,8 +36,17 @@ const PLUGIN: &str = "loki-e2e:latest";
 const IMAGE: &str = "loki-e2e-busybox:latest";
 const LABEL: &str = "loki-e2e";
 const REGISTRY: &str = "127.0.0.1:5000";
-/// The host directory behind the plugin's `secrets` mount during the suite.
-const SECRETS: &str = "/tmp/loki-e2e-secrets";
+/// The host directory behind the plugin's `secrets` mount during the suite:
+/// one per engine, since `E2E_ENGINE=all` runs the engines side by side and
+/// each run's cleanup deletes its directory (a plugin whose bind-mounted
+/// directory was deleted and made again would not see the new files).
+fn secrets_dir() -> PathBuf {
+    let engine: String = daemon_socket()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    PathBuf::from(format!("/tmp/loki-e2e-secrets{engine}"))
+}
 /// The password in it, for the credentials scenario.
 const E2E_PASSWORD: &str = "e2e-Pa55-from-the-secrets-mount";
 
@@ -266,7 +275,7 @@ fn docker_api_mount_settings(root: &Path, socket: &str) -> Result<Vec<String>, S
 }
 
 /// `docker plugin set` arguments for the credentials scenario: the
-/// `secrets` mount on [`SECRETS`] (holding [`E2E_PASSWORD`]) and plugin-wide
+/// `secrets` mount on [`secrets_dir`] (holding [`E2E_PASSWORD`]) and plugin-wide
 /// log-opt defaults with `loki_url`. None when config.json has no such mount.
 fn credential_settings(root: &Path, loki_url: &str) -> Result<Vec<String>, String> {
     let manifest = std::fs::read_to_string(root.join("config.json")).map_err(|e| e.to_string())?;
@@ -279,8 +288,9 @@ fn credential_settings(root: &Path, loki_url: &str) -> Result<Vec<String>, Strin
         return Ok(Vec::new());
     }
     use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(SECRETS).map_err(|e| format!("{SECRETS}: {e}"))?;
-    let password = Path::new(SECRETS).join("password");
+    let secrets = secrets_dir();
+    std::fs::create_dir_all(&secrets).map_err(|e| format!("{}: {e}", secrets.display()))?;
+    let password = secrets.join("password");
     std::fs::write(&password, format!("{E2E_PASSWORD}\n")).map_err(|e| e.to_string())?;
     std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| e.to_string())?;
@@ -289,7 +299,7 @@ fn credential_settings(root: &Path, loki_url: &str) -> Result<Vec<String>, Strin
         "loki-external-labels": "defaults=log_opts",
     });
     Ok(vec![
-        format!("secrets.source={SECRETS}"),
+        format!("secrets.source={}", secrets.display()),
         format!("LOG_OPTS={defaults}"),
     ])
 }
@@ -596,7 +606,7 @@ async fn cleanup(docker: &Docker) {
     remove_containers(docker).await;
     let _ = cli(&["plugin", "disable", "-f", PLUGIN]);
     let _ = cli(&["plugin", "rm", "-f", PLUGIN]);
-    let _ = std::fs::remove_dir_all(SECRETS);
+    let _ = std::fs::remove_dir_all(secrets_dir());
 }
 
 /// Creates and starts a container logging through the plugin.
@@ -1728,7 +1738,7 @@ fn java_trace_script(tag: &str) -> String {
 /// lines as the container wrote them.
 async fn pipeline_stages(ctx: &Ctx) -> Outcome {
     let stages = "pipeline_stages:\n  - multiline:\n      firstline: '^\\d{4}-\\d{2}-\\d{2}'\n      max_wait_time: 1s\n  - regex:\n      expression: '^\\S+ \\S+ (?P<level>[A-Z]+)'\n  - labels:\n      level:\n";
-    std::fs::write(Path::new(SECRETS).join("e2e-stages.yml"), stages)
+    std::fs::write(secrets_dir().join("e2e-stages.yml"), stages)
         .map_err(|e| format!("writing the stage file: {e}"))?;
     let relabel = "- source_labels: [container_name]\n  target_label: app\n- action: labeldrop\n  regex: host|image_name\n";
     let name = "loki-e2e-java";
