@@ -131,9 +131,6 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("docker_logs_tail_reads_the_end_of_a_300_mb_log", |c| {
             Box::pin(tail_of_a_large_log(c))
         }),
-        ("daemon_default_log_driver_ships_logs_without_flags", |c| {
-            Box::pin(daemon_defaults(c))
-        }),
         (
             "pipeline_stages_a_stack_trace_is_one_entry_relabelled_from_a_stage_file",
             |c| Box::pin(pipeline_stages(c)),
@@ -145,6 +142,9 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
             "plugin_killed_in_the_middle_of_a_multiline_block_same_entries",
             |c| Box::pin(multiline_kill(c)),
         ),
+        ("daemon_default_log_driver_ships_logs_without_flags", |c| {
+            Box::pin(daemon_defaults(c))
+        }),
     ]
 }
 
@@ -1740,6 +1740,18 @@ async fn pipeline_stages(ctx: &Ctx) -> Outcome {
     let stages = "pipeline_stages:\n  - multiline:\n      firstline: '^\\d{4}-\\d{2}-\\d{2}'\n      max_wait_time: 1s\n  - regex:\n      expression: '^\\S+ \\S+ (?P<level>[A-Z]+)'\n  - labels:\n      level:\n";
     std::fs::write(secrets_dir().join("e2e-stages.yml"), stages)
         .map_err(|e| format!("writing the stage file: {e}"))?;
+    // The upgrade scenarios before this one leave the plugin running with
+    // the manifest's default source for the secrets mount, though `docker
+    // plugin inspect` still shows the one set (README: Lifecycle notes);
+    // setting it again, as a user would, brings it back.
+    cli(&["plugin", "disable", "-f", PLUGIN])?;
+    cli(&[
+        "plugin",
+        "set",
+        PLUGIN,
+        &format!("secrets.source={}", secrets_dir().display()),
+    ])?;
+    cli(&["plugin", "enable", "--timeout", "0", PLUGIN])?;
     let relabel = "- source_labels: [container_name]\n  target_label: app\n- action: labeldrop\n  regex: host|image_name\n";
     let name = "loki-e2e-java";
     let script = format!("{}; sleep 3", java_trace_script("api"));
