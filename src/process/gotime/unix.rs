@@ -82,7 +82,7 @@ pub(crate) fn parse_unix(t: &[u8]) -> Result<GoTime, String> {
         let sec = parse_int(a)?;
         let frac = parse_int(b)?;
         // nsec := int64(float64(frac) * math.Pow(10, float64(9-len(split[1]))))
-        let e = 9 - b.len().min(1 << 40) as i64;
+        let e = 9 - (b.len() as i64).min(1 << 40);
         let f = frac as f64 * pow10(e);
         let nsec = f as i64; // in range: |f| < 1e9
         return Ok(GoTime::from_unix(sec, nsec));
