@@ -413,6 +413,8 @@ pub struct Journal {
     store: Weak<Store>,
     /// The end of the journal last written into the cursor file.
     end_persisted: std::sync::atomic::AtomicU64,
+    /// See [`segment_limit`].
+    segment_limit: u64,
     /// Tests: called before each write with its length; an error stands for
     /// the write failing (a full disk), a sleep for a slow one.
     #[cfg(test)]
@@ -450,6 +452,18 @@ impl DiskOff {
 /// Segments are never cut smaller than this for a disk bound.
 const MIN_SEGMENT: u64 = 64 * 1024;
 
+/// Where a journal's segment is closed: at `max-size`, and small enough
+/// that the disk bounds can be held by deleting closed segments (an eighth
+/// of `loki-journal-size`, a sixteenth of `store_limit`, `LOCAL_STORE_SIZE`).
+/// Both are fixed for the journal's life, so it is worked out once.
+fn segment_limit(config: &JournalConfig, store_limit: u64) -> u64 {
+    let own = (config.disk_limit / 8).max(MIN_SEGMENT);
+    // A store far smaller than `max-size` still gets closed segments to
+    // delete (a few KiB each).
+    let store = (store_limit / 16).max(4096);
+    config.segment_size().min(own).min(store)
+}
+
 impl Journal {
     /// Whether the plugin keeps this journal on disk (to read, at least).
     pub fn is_on_disk(&self) -> bool {
@@ -468,18 +482,9 @@ impl Journal {
         self.disk_off.as_ref()
     }
 
-    /// Where a segment is closed: at `max-size`, and small enough that the
-    /// disk bounds can be held by deleting closed segments (an eighth of
-    /// `loki-journal-size`, a sixteenth of `LOCAL_STORE_SIZE`).
+    /// Where a segment is closed (see [`segment_limit`]).
     pub(super) fn segment_limit(&self) -> u64 {
-        let own = (self.config.disk_limit / 8).max(MIN_SEGMENT);
-        // A store far smaller than `max-size` still gets closed segments to
-        // delete (a few KiB each).
-        let store = self
-            .store
-            .upgrade()
-            .map_or(u64::MAX, |s| (s.settings.disk_limit / 16).max(4096));
-        self.config.segment_size().min(own).min(store)
+        self.segment_limit
     }
 
     pub fn config(&self) -> &JournalConfig {
@@ -1898,6 +1903,7 @@ impl Store {
             name: name.to_string(),
             misses_disk: dir.is_none() && self.root.is_some(),
             dir,
+            segment_limit: segment_limit(&config, self.settings.disk_limit),
             config,
             counters,
             budget: self.budget.clone(),
