@@ -30,8 +30,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::docker::{
-    build_plugin_dir, cli, cpu_time, dir_bytes, journal_root, peak_rss_mb, plugin_pid,
-    reset_peak_rss, rss_mb, storage_written,
+    build_plugin_dir, cli, cpu_time, dir_bytes, find_process, journal_root, peak_rss_mb,
+    plugin_pid, reset_peak_rss, rss_mb, storage_written,
 };
 use support::fake_loki::FakeLoki;
 use support::real_loki::{Limits, RealLoki, Version};
@@ -330,19 +330,9 @@ fn grafana_driver(root: &Path) -> Result<(String, u32), String> {
         ));
     }
     let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    for entry in std::fs::read_dir("/proc")
-        .map_err(|e| e.to_string())?
-        .flatten()
-    {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if cmdline.starts_with(b"/bin/docker-driver") {
-            return Ok((format!("{name}:latest"), pid));
-        }
-    }
-    Err("Grafana's driver is enabled but its process was not found".into())
+    let pid = find_process(|_, cmdline| cmdline.starts_with(b"/bin/docker-driver"))
+        .ok_or("Grafana's driver is enabled but its process was not found")?;
+    Ok((format!("{name}:latest"), pid))
 }
 
 /// What one driver's run cost.
@@ -390,43 +380,68 @@ async fn one_run(
             driver.who,
             took.as_secs_f64()
         );
-        match json_took {
-            None => json_took = Some(took),
-            Some(json) => {
-                line += &format!(
-                    " ({:.2} x json-file)",
-                    took.as_secs_f64() / json.as_secs_f64()
-                )
-            }
-        }
+        line += &ratio_to_json(took, &mut json_took);
         line += &format!(", {:.1} MB/s", log_bytes / 1e6 / took.as_secs_f64());
-        if driver.to_loki {
-            let (arrived, at) = loki.settle(std::slice::from_ref(&name), lines).await;
+        let names = [name];
+        let cost = delivery_and_cost(loki, driver, &names, lines, exited, start, &mut line).await;
+        if let Some(cost) = cost
+            && driver.args.get(1).is_some_and(|d| d == PLUGIN)
+        {
+            let kept = journal_root(PLUGIN).map_or(0, |r| dir_bytes(&r.join(&id)));
             line += &format!(
-                "; {arrived} of {lines} in Loki, the last {:.2} s after exit",
-                at.saturating_duration_since(exited).as_secs_f64()
+                "; disk {:.2} B written per byte of log, {:.2} kept",
+                cost.written as f64 / log_bytes,
+                kept as f64 / log_bytes
             );
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        if let Some(cost) = measure_end(driver, start) {
-            line += &format!(
-                "; CPU {:.2} us/line; peak RSS {:.1} MB",
-                cost.cpu.as_secs_f64() * 1e6 / lines as f64,
-                cost.peak_mb
-            );
-            if driver.args.get(1).is_some_and(|d| d == PLUGIN) {
-                let kept = journal_root(PLUGIN).map_or(0, |r| dir_bytes(&r.join(&id)));
-                line += &format!(
-                    "; disk {:.2} B written per byte of log, {:.2} kept",
-                    cost.written as f64 / log_bytes,
-                    kept as f64 / log_bytes
-                );
-            }
         }
         println!("{line}");
         let _ = cli(&["rm", "-f", &id]);
     }
     Ok(())
+}
+
+/// " (1.07 x json-file)" for every driver after the first, json-file,
+/// whose time `json_took` keeps.
+fn ratio_to_json(took: Duration, json_took: &mut Option<Duration>) -> String {
+    match json_took {
+        None => {
+            *json_took = Some(took);
+            String::new()
+        }
+        Some(json) => format!(
+            " ({:.2} x json-file)",
+            took.as_secs_f64() / json.as_secs_f64()
+        ),
+    }
+}
+
+/// Appends to `line` when the last of `want` lines of the containers
+/// `names` was in Loki (for a driver that sends there) and what the
+/// driver's process spent (for a plugin), `lines` lines in all.
+async fn delivery_and_cost(
+    loki: &Sink,
+    driver: &Driver,
+    names: &[String],
+    want: usize,
+    exited: Instant,
+    start: Option<(Duration, u64)>,
+    line: &mut String,
+) -> Option<Cost> {
+    if driver.to_loki {
+        let (arrived, at) = loki.settle(names, want).await;
+        *line += &format!(
+            "; {arrived} of {want} in Loki, the last {:.2} s after exit",
+            at.saturating_duration_since(exited).as_secs_f64()
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cost = measure_end(driver, start)?;
+    *line += &format!(
+        "; CPU {:.2} us/line; peak RSS {:.1} MB",
+        cost.cpu.as_secs_f64() * 1e6 / want as f64,
+        cost.peak_mb
+    );
+    Some(cost)
 }
 
 /// 20 containers printing 20,000 lines each at once, through each driver.
@@ -460,30 +475,8 @@ async fn many_at_once(loki: &Sink, drivers: &[Driver]) -> Result<(), String> {
             driver.who,
             took.as_secs_f64()
         );
-        match json_took {
-            None => json_took = Some(took),
-            Some(json) => {
-                line += &format!(
-                    " ({:.2} x json-file)",
-                    took.as_secs_f64() / json.as_secs_f64()
-                )
-            }
-        }
-        if driver.to_loki {
-            let (arrived, at) = loki.settle(&names, total).await;
-            line += &format!(
-                "; {arrived} of {total} in Loki, the last {:.2} s after exit",
-                at.saturating_duration_since(exited).as_secs_f64()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        if let Some(cost) = measure_end(driver, start) {
-            line += &format!(
-                "; CPU {:.2} us/line; peak RSS {:.1} MB",
-                cost.cpu.as_secs_f64() * 1e6 / total as f64,
-                cost.peak_mb
-            );
-        }
+        line += &ratio_to_json(took, &mut json_took);
+        delivery_and_cost(loki, driver, &names, total, exited, start, &mut line).await;
         println!("{line}");
         for id in ids {
             let _ = cli(&["rm", "-f", &id]);

@@ -54,26 +54,27 @@ pub fn build_plugin_dir(root: &Path, prefix: &str, name: &str) -> Result<PathBuf
 /// [`build_plugin_dir`]): it runs `/bin/loki-logdriver` and its root's
 /// VERSION names this process.
 pub fn plugin_pid(prefix: &str) -> Result<u32, String> {
-    for entry in std::fs::read_dir("/proc")
-        .map_err(|e| e.to_string())?
-        .flatten()
-    {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+    find_process(|proc_dir, cmdline| {
         if !cmdline.starts_with(b"/bin/loki-logdriver\0") {
-            continue;
+            return false;
         }
-        let version =
-            std::fs::read_to_string(entry.path().join("root/VERSION")).unwrap_or_default();
-        if version.contains(&format!("-{}\n", std::process::id()))
+        let version = std::fs::read_to_string(proc_dir.join("root/VERSION")).unwrap_or_default();
+        version.contains(&format!("-{}\n", std::process::id()))
             && version.contains(&format!(" {prefix}-"))
-        {
-            return Ok(pid);
-        }
-    }
-    Err(format!("no {prefix} plugin process of this run is running"))
+    })
+    .ok_or_else(|| format!("no {prefix} plugin process of this run is running"))
+}
+
+/// The first process for which `wanted(its /proc directory, its cmdline)`.
+pub fn find_process(wanted: impl Fn(&Path, &[u8]) -> bool) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            wanted(&entry.path(), &cmdline).then_some(pid)
+        })
 }
 
 /// A `kB` field of `/proc/PID/status`, in MB.
