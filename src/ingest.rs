@@ -882,6 +882,17 @@ mod tests {
         .to_vec()
     }
 
+    /// The journal `abc` of a store under `dir`, with a reader attached
+    /// (the store is returned to be kept: journals hold it weakly).
+    fn attached_journal(dir: &std::path::Path) -> (Arc<Store>, Arc<Journal>) {
+        let store = store(Some(dir));
+        let journal = store
+            .open("abc", "abc", config(), Arc::default(), None)
+            .unwrap();
+        journal.attach_reader();
+        (store, journal)
+    }
+
     fn store(dir: Option<&std::path::Path>) -> Arc<Store> {
         Store::new(
             dir.map(|d| d.join("journal")),
@@ -910,11 +921,7 @@ mod tests {
     async fn bytes_leave_the_fifo_only_once_written() {
         let dir = tempfile::tempdir().unwrap();
         let (path, mut writer) = fifo(dir.path());
-        let store = store(Some(dir.path()));
-        let journal = store
-            .open("abc", "abc", config(), Arc::default(), None)
-            .unwrap();
-        journal.attach_reader();
+        let (_store, journal) = attached_journal(dir.path());
         let reader = Reader::new(open_fifo(&path).unwrap(), journal.clone(), 256_000, None);
         assert!(reader.protected, "tee works on this kernel");
         let (stop_tx, stop) = watch::channel(false);
@@ -1031,11 +1038,7 @@ mod tests {
     async fn without_a_pipe_for_tee_the_fifo_is_read_plainly() {
         let dir = tempfile::tempdir().unwrap();
         let (path, mut writer) = fifo(dir.path());
-        let store = store(Some(dir.path()));
-        let journal = store
-            .open("abc", "abc", config(), Arc::default(), None)
-            .unwrap();
-        journal.attach_reader();
+        let (_store, journal) = attached_journal(dir.path());
         let reader = Reader::new(open_fifo(&path).unwrap(), journal.clone(), 256_000, None);
         assert!(reader.protected);
         let (_stop_tx, stop) = watch::channel(false);
@@ -1093,11 +1096,7 @@ mod tests {
         runtime.block_on(async {
             let dir = tempfile::tempdir().unwrap();
             let (path, writer) = fifo(dir.path());
-            let store = store(Some(dir.path()));
-            let journal = store
-                .open("abc", "abc", config(), Arc::default(), None)
-                .unwrap();
-            journal.attach_reader();
+            let (_store, journal) = attached_journal(dir.path());
             let reader = Reader::new(open_fifo(&path).unwrap(), journal.clone(), 256_000, None);
             assert!(reader.protected);
             // The daemon's side, non-blocking so that a reader that stopped
@@ -1165,11 +1164,7 @@ mod tests {
     async fn a_fifo_epoll_cannot_watch_is_still_read() {
         let dir = tempfile::tempdir().unwrap();
         let (path, mut writer) = fifo(dir.path());
-        let store = store(Some(dir.path()));
-        let journal = store
-            .open("abc", "abc", config(), Arc::default(), None)
-            .unwrap();
-        journal.attach_reader();
+        let (_store, journal) = attached_journal(dir.path());
         NO_EPOLL.with(|no| no.set(true));
         let reader = Reader::new(open_fifo(&path).unwrap(), journal.clone(), 256_000, None);
         NO_EPOLL.with(|no| no.set(false));
