@@ -372,19 +372,9 @@ async fn a_full_disk_costs_lines_only_counted() {
         support::fake_daemon::summary_field(&log, "fixture-app", key)
             .unwrap_or_else(|| panic!("no {key} in {log}"))
     };
-    let dropped: u64 = [
-        "memory_full",
-        "journal_full",
-        "rejected",
-        "rate_limited",
-        "retries_exhausted",
-        "shutdown",
-        "blocked",
-        "too_far_behind",
-    ]
-    .iter()
-    .map(|r| field(&format!("dropped_{r}")))
-    .sum();
+    let dropped = support::fake_daemon::summary_line(&log, "container=fixture-app ")
+        .map(support::fake_daemon::summary_dropped)
+        .unwrap_or_else(|| panic!("no summary in {log}"));
     let (received, sent, pending) = (field("received"), field("sent"), field("pending"));
     let in_loki = loki.entry_count() as u64;
     eprintln!(

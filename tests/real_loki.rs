@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use loki_logdriver::proto::logproto::{EntryAdapter, PushRequest};
 use serde_json::json;
-use support::fake_daemon::{Fifo, Plugin, frame, line, number_of, numbered, partials};
+use support::fake_daemon::{
+    Fifo, Plugin, frame, line, number_of, numbered, partials, summary_dropped, summary_line,
+};
 use support::fake_loki::{self, FakeLoki, Flavor, Mode};
 use support::push::*;
 use support::real_loki::*;
@@ -179,8 +181,7 @@ async fn start_container(
 
 /// `key=value` of the plugin's summary line for the container `short_id`.
 fn summary(log: &str, short_id: &str, key: &str) -> Option<u64> {
-    log.lines()
-        .rfind(|l| l.contains(&format!("id={short_id} ")) && l.contains("received="))?
+    summary_line(log, &format!("id={short_id} "))?
         .split_whitespace()
         .find_map(|word| word.strip_prefix(&format!("{key}=")))?
         .trim_matches(|c: char| !c.is_ascii_digit())
@@ -2013,19 +2014,7 @@ async fn a_stream_over_a_256kb_limit_goes_at_the_pace_loki_allows() {
         fifo.close();
         let log = wait_for_summaries(&plugin, &[&id], Duration::from_secs(60)).await;
         let refused = log.matches("answer=429").count();
-        let dropped: u64 = [
-            "memory_full",
-            "journal_full",
-            "rejected",
-            "rate_limited",
-            "retries_exhausted",
-            "shutdown",
-            "blocked",
-            "too_far_behind",
-        ]
-        .iter()
-        .map(|r| summary(&log, &id, &format!("dropped_{r}")).unwrap_or(0))
-        .sum();
+        let dropped = summary_line(&log, &format!("id={id} ")).map_or(0, summary_dropped);
         println!(
             "{v}: {count} lines of {LINE} B ({:.1} MB) written at once into a stream limited to 256KB/s, burst 512KB: \
              all in Loki after {took:.1} s; the limit allows {allowed:.1} s ({:.2}×); dropped {dropped}; \

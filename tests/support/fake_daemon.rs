@@ -482,10 +482,29 @@ pub fn number_of(text: &str) -> usize {
 
 /// Extracts `key=value` from the plugin's summary log line for a container.
 pub fn summary_field(log: &str, container: &str, key: &str) -> Option<u64> {
-    log.lines()
-        .rfind(|l| l.contains(&format!("container={container} ")) && l.contains("received="))?
+    summary_line(log, &format!("container={container} "))?
         .split_whitespace()
         .find_map(|word| word.strip_prefix(&format!("{key}=")))?
         .parse()
         .ok()
+}
+
+/// The last `logging finished` summary line in `log` that holds `marker`
+/// (`container=NAME ` or `id=SHORT_ID `).
+pub fn summary_line<'a>(log: &'a str, marker: &str) -> Option<&'a str> {
+    log.lines()
+        .rfind(|l| l.contains(marker) && l.contains("received="))
+}
+
+/// The lines a summary line counts as dropped, every `dropped_<reason>`
+/// together: reasons added later are counted too.
+pub fn summary_dropped(line: &str) -> u64 {
+    line.split_whitespace()
+        .filter_map(|word| word.strip_prefix("dropped_")?.split_once('='))
+        .filter_map(|(_, n)| {
+            n.trim_matches(|c: char| !c.is_ascii_digit())
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
 }
