@@ -371,7 +371,6 @@ impl Driver {
         let (journal_id, journal_name) = (id.clone(), name.clone());
         let counters = Arc::new(ContainerCounters::of_container(info));
         let resumed = mode == Attach::Resume;
-        let (in_memory, fallback_counters) = (journal_config.clone(), counters.clone());
         let opened = tokio::task::spawn_blocking(move || {
             let opened = store.open(
                 &journal_id,
@@ -391,24 +390,14 @@ impl Driver {
         })
         .await
         .expect("opening a journal does not panic");
-        // A journal that cannot be written is opened for memory-only
-        // delivery (the FIFO is always read); only an invalid ID fails.
+        // A journal that cannot be written or read is opened for
+        // memory-only delivery by the store itself (the FIFO is always
+        // read): only an invalid ID fails.
         let journal = match opened {
             Ok(journal) => journal,
-            Err(err) if err.kind() == std::io::ErrorKind::InvalidInput => {
+            Err(err) => {
                 forget_file(self, &request.file);
                 return Err(StartError::Journal(err));
-            }
-            Err(err) => {
-                // A full disk, a damaged directory: the FIFO is still read,
-                // into memory only.
-                tracing::warn!(
-                    container = %name,
-                    error = %err,
-                    "cannot open the container's journal: its lines go to Loki from memory only (no docker logs, counted as journal misses)"
-                );
-                self.store
-                    .open_in_memory(&id, &name, in_memory, fallback_counters)
             }
         };
         journal.attach_reader();
