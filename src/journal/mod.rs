@@ -394,6 +394,10 @@ pub struct Journal {
     paused: AtomicBool,
     /// The cursor changed since it was last written to disk.
     cursor_dirty: AtomicBool,
+    /// Held while the cursor file is written, so that two writers (the
+    /// upkeep thread, and `Store::flush` at shutdown) neither share its
+    /// temporary file nor put an older cursor over a newer one.
+    cursor_writing: Mutex<()>,
     /// Held while retention decides on and deletes segments, so two passes
     /// (the maintenance thread, the store's collector) never count one
     /// segment's lines twice.
@@ -1940,6 +1944,7 @@ impl Store {
             has_lane: Mutex::new(false),
             paused: AtomicBool::new(false),
             cursor_dirty: AtomicBool::new(false),
+            cursor_writing: Mutex::new(()),
             retention: Mutex::new(()),
             pins: Mutex::new(Vec::new()),
             pool: self.pool.clone(),

@@ -40,6 +40,12 @@ pub(super) fn persist_cursor(journal: &Journal) {
     if journal.disk_off.is_some() {
         return;
     }
+    // The cursor is read under the turn: whoever writes last writes the
+    // newest.
+    let _turn = journal
+        .cursor_writing
+        .lock()
+        .expect("journal lock poisoned");
     let end = journal.files.lock().expect("journal lock poisoned").end;
     let dirty = journal.cursor_dirty.swap(false, Ordering::AcqRel);
     if !dirty && end == journal.end_persisted.load(Ordering::Acquire) {
