@@ -19,7 +19,9 @@
 //!   and the ratio between them.
 //!
 //! Without a Docker engine it says so and does nothing. Run with `make
-//! bench`; `BENCH_ONLY=one|big|many|stages|idle` runs one part.
+//! bench`; `BENCH_ONLY=one|big|many|stages|idle` runs one part, and
+//! `BENCH_OPTS="k=v k=v"` adds `--log-opt`s to this plugin's containers (to
+//! compare settings).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -188,7 +190,7 @@ async fn bench() -> Result<(), String> {
         loki.describe()
     );
     let url = format!("loki-url={}", loki.push_url());
-    let ours = Driver {
+    let mut ours = Driver {
         who: "this plugin",
         args: vec![
             "--log-driver".into(),
@@ -199,6 +201,13 @@ async fn bench() -> Result<(), String> {
         pid: Some(pid),
         to_loki: true,
     };
+    for opt in std::env::var("BENCH_OPTS")
+        .unwrap_or_default()
+        .split_whitespace()
+    {
+        println!("bench engine: this plugin with --log-opt {opt}");
+        ours.args.extend(["--log-opt".into(), opt.into()]);
+    }
     let json = Driver {
         who: "json-file",
         args: vec!["--log-driver".into(), "json-file".into()],

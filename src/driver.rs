@@ -501,6 +501,7 @@ impl Driver {
             keep_file: config.local_copy.keep_file,
             disk_limit: config.journal_size,
             memory_limit: config.buffer_size,
+            journaled_memory: config.journaled_memory,
             max_line: self.settings.max_line_size,
         }
     }

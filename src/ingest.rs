@@ -913,6 +913,7 @@ mod tests {
             keep_file: false,
             disk_limit: 1 << 30,
             memory_limit: 1 << 30,
+            journaled_memory: usize::MAX,
             max_line: 256_000,
         }
     }

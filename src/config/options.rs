@@ -30,6 +30,10 @@ pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_RETRIES: u32 = 10;
 /// Per-container bound on lines waiting for Loki (`loki-buffer-size`).
 pub const DEFAULT_BUFFER_SIZE: usize = 16 * 1024 * 1024;
+/// Without `loki-buffer-size`, lines the journal holds leave memory past
+/// this: delivery reads them back from disk, so a Loki that lags costs the
+/// plugin disk reads, not 16 MB of memory per container.
+pub const DEFAULT_JOURNALED_MEMORY: usize = 4 * 1024 * 1024;
 /// Rotation of the local copy, as Docker's `local` driver: 20 MB x 5 files.
 pub const DEFAULT_MAX_SIZE: u64 = 20 * 1024 * 1024;
 pub const DEFAULT_MAX_FILE: u32 = 5;
@@ -387,6 +391,10 @@ pub struct ContainerConfig {
     /// `loki-relabel-config`.
     pub relabel: Option<Arc<crate::process::relabel::Relabeler>>,
     pub buffer_size: usize,
+    /// Bound on this container's lines in memory that the journal also
+    /// holds: `loki-buffer-size` when set, else
+    /// [`DEFAULT_JOURNALED_MEMORY`].
+    pub journaled_memory: usize,
     /// `loki-journal-size`: bound on this container's journal on disk.
     pub journal_size: u64,
     pub local_copy: LocalCopyOptions,
@@ -604,6 +612,13 @@ impl ContainerConfig {
                 "loki-buffer-size",
                 size("loki-buffer-size", DEFAULT_BUFFER_SIZE as u64)?,
             )?,
+            journaled_memory: match get("loki-buffer-size") {
+                Some(_) => to_usize(
+                    "loki-buffer-size",
+                    size("loki-buffer-size", DEFAULT_BUFFER_SIZE as u64)?,
+                )?,
+                None => DEFAULT_JOURNALED_MEMORY,
+            },
             journal_size: size("loki-journal-size", DEFAULT_JOURNAL_SIZE)?,
             local_copy: LocalCopyOptions {
                 no_file: boolean("no-file")?,
@@ -1049,6 +1064,11 @@ mod tests {
         assert_eq!(e.max_backoff, Duration::from_secs(300));
         assert_eq!(e.retries, 10);
         assert_eq!(config.buffer_size, 16 << 20);
+        assert_eq!(
+            config.journaled_memory,
+            4 << 20,
+            "lines on disk leave memory sooner unless loki-buffer-size is set"
+        );
         assert!(config.external_labels.is_empty());
         assert_eq!(
             config.local_copy,
@@ -1533,6 +1553,11 @@ mod tests {
         assert_eq!(config.endpoint.batch_size as u64, MAX_BATCH_SIZE);
         assert_eq!(config.endpoint.timeout, MAX_TIMEOUT);
         assert_eq!(config.buffer_size, 16 << 20, "in range: unchanged");
+        assert_eq!(
+            config.journaled_memory,
+            16 << 20,
+            "a loki-buffer-size that is set is the bound for every line"
+        );
         // Values that do not parse, and -1, are left alone.
         let odd = opts(&[("loki-batch-wait", "5000000000000000h"), ("max-size", "-1")]);
         let (same, changes) = clamp_to_ranges(&odd);

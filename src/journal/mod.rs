@@ -89,6 +89,9 @@ pub struct JournalConfig {
     pub disk_limit: u64,
     /// `loki-buffer-size`: bound on this container's lines in memory.
     pub memory_limit: usize,
+    /// Past this, the oldest lines in memory that are in the journal leave
+    /// memory (no loss: delivery reads them back). At most `memory_limit`.
+    pub journaled_memory: usize,
     /// `MAX_LINE_SIZE`: longer lines become several entries.
     pub max_line: usize,
 }
@@ -209,7 +212,12 @@ impl MemoryBudget {
             };
             let Some(journal) = largest else { return };
             let excess = self.used() - target;
-            if journal.evict(excess, "plugin-wide memory bound (TOTAL_BUFFER_SIZE)") == 0 {
+            if journal.evict(
+                excess,
+                "plugin-wide memory bound (TOTAL_BUFFER_SIZE)",
+                false,
+            ) == 0
+            {
                 return; // only in-flight lines are left
             }
         }
@@ -221,6 +229,10 @@ impl MemoryBudget {
 struct Held {
     line: Line,
     journaled: bool,
+    /// Every record of the intake that brought this line is before it: once
+    /// the writer has written up to here, the line is on disk (or its
+    /// write failed, and `journaled` was cleared first).
+    records_end: Seq,
     /// Its record was on disk, and a disk bound deleted it: should the
     /// line leave memory, it is lost (`journal_full`).
     deleted: bool,
@@ -277,6 +289,21 @@ impl Tail {
 
     fn has_disk_backlog(&self) -> bool {
         self.disk_backlog().contains(&true)
+    }
+
+    /// Whether the oldest line in memory is on disk, every piece of it
+    /// (pieces of one long line leave memory together), with records
+    /// before `written` written.
+    fn front_line_on_disk(&self, written: Seq) -> bool {
+        let Some(front) = self.lines.front() else {
+            return false;
+        };
+        let (source, ack) = (front.line.source, front.line.ack);
+        self.lines
+            .iter()
+            .filter(|held| held.line.source == source)
+            .take_while(|held| held.line.ack == ack)
+            .all(|held| held.journaled && !held.deleted && held.records_end <= written)
     }
 }
 
@@ -717,10 +744,10 @@ impl Journal {
 
     /// Adds lines for Loki to memory, evicting the oldest past a bound.
     /// `emitted` is how far the FIFO reader has turned records into lines.
-    fn hold(&self, lines: Vec<Line>, journaled: bool, emitted: [Seq; 2]) {
+    fn hold(&self, lines: Vec<Line>, journaled: bool, emitted: [Seq; 2], records_end: Seq) {
         let count = lines.len() as u64;
         let mut added = 0;
-        let over = {
+        let in_memory = {
             let mut tail = self.tail();
             for (to, emitted) in tail.emitted_to.iter_mut().zip(emitted) {
                 *to = (*to).max(emitted);
@@ -742,6 +769,7 @@ impl Journal {
                 tail.lines.push_back(Held {
                     line,
                     journaled,
+                    records_end,
                     deleted: false,
                 });
             }
@@ -749,16 +777,21 @@ impl Journal {
             self.counters
                 .memory_bytes
                 .store(tail.bytes, Ordering::Relaxed);
-            tail.bytes > self.config.memory_limit
+            tail.bytes
         };
         ContainerCounters::add(&self.counters.received, count);
         self.counters
             .memory_lines
             .fetch_add(count as i64, Ordering::Relaxed);
         self.budget.add(added);
-        if over {
+        if in_memory > self.config.memory_limit {
             let excess = self.queued_bytes().saturating_sub(self.config.memory_limit);
-            self.evict(excess, "container memory bound (loki-buffer-size)");
+            self.evict(excess, "container memory bound (loki-buffer-size)", false);
+        } else if in_memory > self.config.journaled_memory && self.writes_to_disk() {
+            let excess = self
+                .queued_bytes()
+                .saturating_sub(self.config.journaled_memory);
+            self.evict(excess, "journaled lines' share of memory", true);
         }
         self.budget.enforce();
         self.wake();
@@ -766,8 +799,10 @@ impl Journal {
 
     /// Moves at least `bytes` of the oldest waiting lines out of memory;
     /// journaled lines wait on disk, the others are dropped and counted.
+    /// With `only_journaled`, it stops before the first line (or piece of
+    /// a long line) the journal does not hold: nothing is dropped.
     /// Returns the bytes freed.
-    fn evict(&self, bytes: usize, why: &str) -> usize {
+    fn evict(&self, bytes: usize, why: &str, only_journaled: bool) -> usize {
         let mut tail = self.tail();
         let mut freed = 0;
         let (mut to_disk, mut lost, mut deleted) = (0u64, 0u64, 0u64);
@@ -782,7 +817,14 @@ impl Journal {
                 lost += 1;
             }
         };
+        let written = match only_journaled {
+            true => *self.written.borrow(),
+            false => Seq::MAX,
+        };
         while freed < bytes && tail.lines.len() > 1 {
+            if only_journaled && !(on_disk && tail.front_line_on_disk(written)) {
+                break;
+            }
             let held = tail.lines.pop_front().expect("lines remain");
             let (source, ack) = (held.line.source, held.line.ack);
             tail.held[source as usize] -= 1;
@@ -1664,24 +1706,36 @@ impl Intake<'_> {
         self.chunk.finish(&mut self.records);
         let journal = self.journal;
         let lines: Vec<Line> = lines.into_iter().filter(|l| !l.is_blank()).collect();
-        let queued = match self.first {
-            Some(first) if journal.writes_to_disk() => {
+        let next = *self.next;
+        let emitted = joining.map(|j| j.unwrap_or(next));
+        let to_disk = self.first.filter(|_| journal.writes_to_disk());
+        // The lines are held before their records go to the writer: were it
+        // the other way round, a write that failed at once would find no
+        // line to mark as not on disk, and they would leave memory as if
+        // they were.
+        let count = lines.len() as u64;
+        journal.hold(lines, to_disk.is_some(), emitted, next);
+        let queued = match to_disk {
+            Some(first) => {
                 let chunk = writer::Chunk {
                     first_seq: first,
-                    end_seq: *self.next,
+                    end_seq: next,
                     records: self.records,
                     ack: ack.map(|(a, end)| (a.clone(), end)),
                 };
-                journal.pool.submit(journal, chunk)
+                let queued = journal.pool.submit(journal, chunk);
+                if !queued {
+                    journal.mark_unjournaled(first, next);
+                }
+                queued
             }
-            _ => false,
+            None => {
+                if journal.is_on_disk() || journal.misses_disk {
+                    ContainerCounters::add(&journal.counters.journal_misses, count);
+                }
+                false
+            }
         };
-        if !queued && (journal.is_on_disk() || journal.misses_disk) {
-            ContainerCounters::add(&journal.counters.journal_misses, lines.len() as u64);
-        }
-        let next = *self.next;
-        let emitted = joining.map(|j| j.unwrap_or(next));
-        journal.hold(lines, queued, emitted);
         drop(self.next);
         queued
     }

@@ -15,6 +15,7 @@ fn config() -> JournalConfig {
         keep_file: false,
         disk_limit: 1 << 30,
         memory_limit: 1 << 20,
+        journaled_memory: usize::MAX,
         max_line: 256_000,
     }
 }
@@ -153,6 +154,83 @@ async fn past_the_memory_bound_lines_wait_on_disk_and_come_back_in_order() {
     );
     assert_eq!(journal.counters.dropped_total(), 0);
     assert_eq!(journal.counters.pending(), 0);
+}
+
+/// Issue 16: without `loki-buffer-size`, lines the journal holds leave
+/// memory past a smaller share (`journaled_memory`), once written: delivery
+/// reads them back, and none is dropped.
+#[tokio::test]
+async fn written_lines_leave_memory_past_their_share_and_come_back_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let line = 11 + crate::line::LINE_OVERHEAD;
+    let journal = open(
+        &store,
+        "share",
+        JournalConfig {
+            journaled_memory: 20 * line,
+            ..config()
+        },
+    );
+    for chunk in 0..50 {
+        feed(&journal, numbered(chunk * 100..chunk * 100 + 100));
+        settle(&journal);
+    }
+    // The last 100 were not written yet when they came: they stay.
+    assert!(
+        journal.queued_bytes() <= 120 * line,
+        "{}",
+        journal.queued_bytes()
+    );
+    assert!(journal.counters.backlog_lines.load(Ordering::Relaxed) > 4000);
+    let numbers: Vec<usize> = texts(&deliver_all(&journal).await)
+        .iter()
+        .map(|t| t[5..].parse().unwrap())
+        .collect();
+    assert_eq!(
+        numbers,
+        (0..5000).collect::<Vec<_>>(),
+        "all, once, in order"
+    );
+    assert_eq!(journal.counters.dropped_total(), 0);
+    assert_eq!(journal.counters.pending(), 0);
+}
+
+/// Issue 16: the share applies only to lines on disk. Without a data
+/// directory, or when their writes fail (a full disk), lines stay in
+/// memory up to `loki-buffer-size`: the share never drops one.
+#[tokio::test]
+async fn lines_not_on_disk_stay_in_memory_past_the_journaled_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = 11 + crate::line::LINE_OVERHEAD;
+    let shared = JournalConfig {
+        journaled_memory: 20 * line,
+        ..config()
+    };
+    let memory_only = Store::new(None, settings());
+    let on_disk = Store::new(Some(dir.path().to_path_buf()), settings());
+    let full = open(&on_disk, "full", shared.clone());
+    *full.write_hook.lock().unwrap() = Some(disk_full_after(0));
+    for journal in [open(&memory_only, "memory", shared), full] {
+        for chunk in 0..50 {
+            feed(&journal, numbered(chunk * 100..chunk * 100 + 100));
+            settle(&journal);
+        }
+        assert_eq!(
+            journal.queued_bytes(),
+            5000 * line,
+            "{}",
+            journal.counters.summary()
+        );
+        assert_eq!(deliver_all(&journal).await.len(), 5000);
+        assert_eq!(
+            journal.counters.dropped_total(),
+            0,
+            "{}",
+            journal.counters.summary()
+        );
+        assert_eq!(journal.counters.pending(), 0);
+    }
 }
 
 #[tokio::test]

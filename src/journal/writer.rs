@@ -599,7 +599,7 @@ impl Journal {
     }
 
     /// Lines whose records could not be written are only in memory now.
-    fn mark_unjournaled(&self, first: Seq, end: Seq) {
+    pub(super) fn mark_unjournaled(&self, first: Seq, end: Seq) {
         let mut tail = self.tail();
         let mut lines = 0;
         for held in tail.lines.iter_mut() {

@@ -312,6 +312,7 @@ fn journal_config() -> JournalConfig {
         keep_file: false,
         disk_limit: 8 << 20,
         memory_limit: 1 << 20,
+        journaled_memory: usize::MAX,
         max_line: 16 << 10,
     }
 }

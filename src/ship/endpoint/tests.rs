@@ -341,6 +341,7 @@ impl Setup {
             keep_file: false,
             disk_limit: 1 << 30,
             memory_limit: 1 << 30,
+            journaled_memory: usize::MAX,
             max_line: 256_000,
         };
         let journal = self
@@ -884,6 +885,7 @@ fn disk_config() -> JournalConfig {
         keep_file: false,
         disk_limit: 1 << 30,
         memory_limit: 1 << 30,
+        journaled_memory: usize::MAX,
         max_line: 256_000,
     }
 }
