@@ -100,6 +100,7 @@ fn main() -> ExitCode {
         ),
         Err(err) => tracing::warn!(error = %err, "could not drop capabilities"),
     }
+    give_back_freed_memory();
     if !settings.log_opts.is_empty() {
         tracing::info!(options = ?settings.log_opts.names(), "log-opt defaults from LOG_OPTS");
     }
@@ -163,6 +164,30 @@ fn tune_allocator() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 512 * 1024);
     }
+}
+
+/// What a burst freed stays inside malloc, scattered between blocks still
+/// in use, where the trim threshold does not reach it: measured, the
+/// plugin kept 14 MB after one 200,000-line run and 21 MB after two,
+/// for a few MB of live data. Every 5 s, when more than 2 MiB is free
+/// inside malloc, `malloc_trim` gives its pages back (on its own thread:
+/// it never delays a FIFO read).
+fn give_back_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    let _ = std::thread::Builder::new()
+        .name("malloc-trim".into())
+        .stack_size(64 << 10)
+        .spawn(|| {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(5));
+                // SAFETY: both only read and change malloc's own state.
+                unsafe {
+                    if libc::mallinfo2().fordblks > 2 << 20 {
+                        libc::malloc_trim(0);
+                    }
+                }
+            }
+        });
 }
 
 fn usage_error(message: &str) -> ExitCode {
