@@ -130,6 +130,10 @@ impl Relay {
                     let Ok(loki) = tokio::net::TcpStream::connect(upstream).await else {
                         return;
                     };
+                    // Without these, Nagle's algorithm holds the last
+                    // segment of a body for the peer's delayed ACK (40 ms a
+                    // push).
+                    let _ = (client.set_nodelay(true), loki.set_nodelay(true));
                     let (mut from_client, mut to_loki) = (client.into_split(), loki.into_split());
                     let requests = tokio::spawn(async move {
                         let _ = tokio::io::copy(&mut from_client.0, &mut to_loki.1).await;
@@ -206,32 +210,39 @@ impl Sink {
 
     /// Waits until Loki holds `want` entries of `names`, or until the count
     /// stops growing for 3 s (Grafana's driver loses lines); returns the
-    /// entries that arrived and when the last of them arrived: when Loki
-    /// answered the push that carried it (the real Loki, through the
-    /// relay, asked every 250 ms), or when it was first seen (the fake
-    /// Loki, asked every 20 ms).
+    /// entries that arrived and when the last of them arrived. The fake
+    /// Loki is asked every 20 ms, and the time is when a count first shows
+    /// it. The real Loki is asked only once no push has been answered for
+    /// 200 ms (a count is a query over every line, and competes with
+    /// ingestion for the cores), and the time is when Loki answered the
+    /// last push before the count.
     async fn settle(&self, names: &[String], want: usize) -> (usize, Instant) {
         let deadline = Instant::now() + Duration::from_secs(180);
-        let every = match self {
-            Sink::Real(..) => Duration::from_millis(250),
-            Sink::Fake(_) => Duration::from_millis(20),
-        };
-        let arrived = |seen: Instant| match self {
-            Sink::Real(_, relay) => relay.last_answer().map_or(seen, |t| t.min(seen)),
-            Sink::Fake(_) => seen,
-        };
-        let mut last = (self.count(names).await, Instant::now());
+        let quiet = Duration::from_millis(200);
+        let mut last = (0, Instant::now());
         loop {
-            if last.0 >= want || Instant::now() > deadline {
-                return (last.0, arrived(last.1));
-            }
-            if last.1.elapsed() > Duration::from_secs(3) {
-                return (last.0, arrived(last.1));
-            }
-            tokio::time::sleep(every).await;
+            let arrived = match self {
+                Sink::Real(_, relay) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    match relay.last_answer() {
+                        Some(t) if t.elapsed() < quiet && Instant::now() < deadline => continue,
+                        answer => answer,
+                    }
+                }
+                Sink::Fake(_) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    None
+                }
+            };
             let now = self.count(names).await;
             if now != last.0 {
-                last = (now, Instant::now());
+                last = (now, arrived.unwrap_or_else(Instant::now));
+            }
+            if last.0 >= want || Instant::now() > deadline {
+                return last;
+            }
+            if last.1.elapsed() > Duration::from_secs(3) {
+                return last;
             }
         }
     }
