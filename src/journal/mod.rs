@@ -72,6 +72,12 @@ const WRITER_QUEUE_LIMIT: usize = 8 * 1024 * 1024;
 /// A journal's share of the memory bound for a batch is at least this (the
 /// bound itself still holds: see [`MemoryBudget`]).
 const MIN_BATCH_SHARE: usize = 64 * 1024;
+/// Lines waiting in memory, all containers together, past which those
+/// already written to disk leave memory (see [`MemoryBudget`]).
+pub const JOURNALED_TOTAL: usize = 16 * 1024 * 1024;
+/// How long the plugin-wide share waits after an eviction that found no
+/// written line to move.
+const JOURNALED_RETRY: Duration = Duration::from_millis(50);
 
 /// How one container's journal is kept (from its log-opts).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,9 +119,20 @@ impl JournalConfig {
 /// and what other batches leave free; a journal that finds no room waits
 /// until a batch ends. Lines waiting in memory then leave for the journal
 /// on disk as the bound requires, and memory stays within it.
+///
+/// Below the bound, lines waiting in memory that are already written to
+/// disk leave past [`JOURNALED_TOTAL`] (the plugin-wide counterpart of a
+/// container's `journaled_memory`): nothing is lost, delivery reads them
+/// back.
 pub struct MemoryBudget {
     used: AtomicUsize,
     limit: usize,
+    /// `JOURNALED_TOTAL` within `limit`.
+    journaled_limit: usize,
+    /// When evicting written lines last freed nothing (all were too new):
+    /// not tried again for [`JOURNALED_RETRY`], so that commits do not
+    /// scan every journal in vain.
+    journaled_idle_since: Mutex<Option<Instant>>,
     journals: Mutex<Vec<Weak<Journal>>>,
     /// Bytes of lines in batches (part of `used`).
     batched: AtomicUsize,
@@ -128,6 +145,8 @@ impl MemoryBudget {
         Arc::new(MemoryBudget {
             used: AtomicUsize::new(0),
             limit,
+            journaled_limit: JOURNALED_TOTAL.min(limit),
+            journaled_idle_since: Mutex::new(None),
             journals: Mutex::new(Vec::new()),
             batched: AtomicUsize::new(0),
             waiting: Mutex::new(Vec::new()),
@@ -177,6 +196,44 @@ impl MemoryBudget {
         self.used.load(Ordering::Relaxed)
     }
 
+    /// Moves written lines out of memory, from the journals holding the
+    /// most, until those waiting are under `journaled_limit` (with slack).
+    fn enforce_journaled(&self) {
+        {
+            let mut idle = self
+                .journaled_idle_since
+                .lock()
+                .expect("budget lock poisoned");
+            if idle.is_some_and(|t| t.elapsed() < JOURNALED_RETRY) {
+                return;
+            }
+            *idle = None;
+        }
+        let target = self.journaled_limit - self.journaled_limit / 10;
+        let mut journals: Vec<Arc<Journal>> = self
+            .journals
+            .lock()
+            .expect("budget lock poisoned")
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        journals.sort_by_key(|j| std::cmp::Reverse(j.queued_bytes()));
+        let mut freed = 0;
+        for journal in journals {
+            let waiting = self.used().saturating_sub(self.batched());
+            if waiting <= target {
+                return;
+            }
+            freed += journal.evict(waiting - target, "plugin-wide share of written lines", true);
+        }
+        if freed == 0 {
+            *self
+                .journaled_idle_since
+                .lock()
+                .expect("budget lock poisoned") = Some(Instant::now());
+        }
+    }
+
     pub fn limit(&self) -> usize {
         self.limit
     }
@@ -199,6 +256,9 @@ impl MemoryBudget {
     /// by evicting from the journals holding the most.
     fn enforce(&self) {
         if self.used() <= self.limit {
+            if self.used().saturating_sub(self.batched()) > self.journaled_limit {
+                self.enforce_journaled();
+            }
             return;
         }
         let target = self.limit - self.limit / 10;

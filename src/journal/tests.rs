@@ -196,6 +196,45 @@ async fn written_lines_leave_memory_past_their_share_and_come_back_in_order() {
     assert_eq!(journal.counters.pending(), 0);
 }
 
+/// Issue 16: many containers each under their own share still leave
+/// their written lines past a plugin-wide share (`JOURNALED_TOTAL`), the
+/// largest holders first; every line comes back, none is dropped.
+#[tokio::test]
+async fn written_lines_of_many_journals_leave_memory_past_the_plugin_wide_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let config = JournalConfig {
+        memory_limit: 64 << 20,
+        ..config()
+    };
+    let journals: Vec<_> = (0..3)
+        .map(|i| open(&store, &format!("many{i}"), config.clone()))
+        .collect();
+    let text = "x".repeat(1000);
+    for chunk in 0..80 {
+        for journal in &journals {
+            let entries = (0..100)
+                .map(|i| entry("stdout", (chunk * 100 + i) as i64, &text))
+                .collect();
+            feed(journal, entries);
+            settle(journal);
+        }
+    }
+    let waiting: usize = journals.iter().map(|j| j.queued_bytes()).sum();
+    // Within the share, but for the lines too new to have been written.
+    assert!(waiting <= JOURNALED_TOTAL + 300 * 1100, "{waiting}");
+    for journal in &journals {
+        assert!(journal.counters.backlog_lines.load(Ordering::Relaxed) > 0);
+        assert_eq!(deliver_all(journal).await.len(), 8000);
+        assert_eq!(
+            journal.counters.dropped_total(),
+            0,
+            "{}",
+            journal.counters.summary()
+        );
+    }
+}
+
 /// Issue 16: the share applies only to lines on disk. Without a data
 /// directory, or when their writes fail (a full disk), lines stay in
 /// memory up to `loki-buffer-size`: the share never drops one.
