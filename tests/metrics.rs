@@ -311,11 +311,19 @@ async fn a_scrape_tells_what_happened_to_every_container_and_endpoint() {
     // A's container ends: its series go, the plugin-wide totals keep its lines.
     plugin.stop_logging(&fifo_a.path).await;
     fifo_a.close();
-    let s = scrape_until(addr, "A's series gone", Duration::from_secs(10), |s| {
-        s.matching("loki_logdriver_lines_received_total", &[a[0]])
-            .next()
-            .is_none()
-    })
+    // The reader forgets the FIFO after removing its attachment record (a
+    // file), which may come after the series go: both are waited for.
+    let s = scrape_until(
+        addr,
+        "A's series and FIFO gone",
+        Duration::from_secs(10),
+        |s| {
+            s.matching("loki_logdriver_lines_received_total", &[a[0]])
+                .next()
+                .is_none()
+                && s.get("loki_logdriver_open_fifos", &[]) == 2.0
+        },
+    )
     .await;
     assert!(!s.text.contains("metrics-a"), "{}", s.text);
     assert_eq!(s.get("loki_logdriver_open_fifos", &[]), 2.0);
