@@ -409,7 +409,10 @@ async fn endpoints_and_containers_are_released_once_unused() {
     );
     assert!(
         fds_after <= fds_before + 5,
-        "fds {fds_before} -> {fds_after}"
+        "fds {fds_before} -> {fds_after}: {:?}",
+        std::fs::read_dir(format!("/proc/{}/fd", plugin.pid())).map(|d| d
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .collect::<Vec<_>>())
     );
     assert!(
         rss_after < rss_before + 30 * 1024,
