@@ -407,8 +407,11 @@ async fn endpoints_and_containers_are_released_once_unused() {
         released.value("loki_logdriver_plugin_lines_sent_total", &[]),
         Some(CONTAINERS as f64)
     );
+    // What stays is per runtime thread, not per endpoint or container:
+    // each thread that ran a reader keeps its private tee pipe (2 fds), and
+    // the plugin keeps /dev/null open. 200 endpoints leaking would be 200+.
     assert!(
-        fds_after <= fds_before + 5,
+        fds_after <= fds_before + 8,
         "fds {fds_before} -> {fds_after}: {:?}",
         std::fs::read_dir(format!("/proc/{}/fd", plugin.pid())).map(|d| d
             .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
