@@ -575,7 +575,7 @@ impl ContainerConfig {
             })?,
         };
 
-        Ok(ContainerConfig {
+        let mut config = ContainerConfig {
             endpoint,
             external_labels: parse_templates(
                 "loki-external-labels",
@@ -612,13 +612,7 @@ impl ContainerConfig {
                 "loki-buffer-size",
                 size("loki-buffer-size", DEFAULT_BUFFER_SIZE as u64)?,
             )?,
-            journaled_memory: match get("loki-buffer-size") {
-                Some(_) => to_usize(
-                    "loki-buffer-size",
-                    size("loki-buffer-size", DEFAULT_BUFFER_SIZE as u64)?,
-                )?,
-                None => DEFAULT_JOURNALED_MEMORY,
-            },
+            journaled_memory: DEFAULT_JOURNALED_MEMORY,
             journal_size: size("loki-journal-size", DEFAULT_JOURNAL_SIZE)?,
             local_copy: LocalCopyOptions {
                 no_file: boolean("no-file")?,
@@ -626,7 +620,12 @@ impl ContainerConfig {
                 max_size,
                 max_file,
             },
-        })
+        };
+        // A `loki-buffer-size` that is set bounds every line alike.
+        if get("loki-buffer-size").is_some() {
+            config.journaled_memory = config.buffer_size;
+        }
+        Ok(config)
     }
 
     /// Renders what depends on the container (a templated `loki-tenant-id`)

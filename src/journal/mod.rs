@@ -74,7 +74,7 @@ const WRITER_QUEUE_LIMIT: usize = 8 * 1024 * 1024;
 const MIN_BATCH_SHARE: usize = 64 * 1024;
 /// Lines waiting in memory, all containers together, past which those
 /// already written to disk leave memory (see [`MemoryBudget`]).
-pub const JOURNALED_TOTAL: usize = 16 * 1024 * 1024;
+const JOURNALED_TOTAL: usize = 16 * 1024 * 1024;
 /// How long the plugin-wide share waits after an eviction that found no
 /// written line to move.
 const JOURNALED_RETRY: Duration = Duration::from_millis(50);

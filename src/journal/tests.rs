@@ -64,6 +64,14 @@ fn numbered(range: std::ops::Range<usize>) -> Vec<LogEntry> {
         .collect()
 }
 
+/// The numbers of lines made by [`numbered`], in the order given.
+fn numbers_of(lines: &[Line]) -> Vec<usize> {
+    texts(lines)
+        .iter()
+        .map(|t| t[5..].parse().unwrap())
+        .collect()
+}
+
 fn texts(lines: &[Line]) -> Vec<String> {
     lines
         .iter()
@@ -142,13 +150,8 @@ async fn past_the_memory_bound_lines_wait_on_disk_and_come_back_in_order() {
     settle(&journal);
     assert!(journal.queued_bytes() <= 21 * (11 + crate::line::LINE_OVERHEAD));
     assert!(journal.counters.backlog_lines.load(Ordering::Relaxed) > 4000);
-    let delivered = deliver_all(&journal).await;
-    let numbers: Vec<usize> = texts(&delivered)
-        .iter()
-        .map(|t| t[5..].parse().unwrap())
-        .collect();
     assert_eq!(
-        numbers,
+        numbers_of(&deliver_all(&journal).await),
         (0..5000).collect::<Vec<_>>(),
         "all, once, in order"
     );
@@ -183,12 +186,8 @@ async fn written_lines_leave_memory_past_their_share_and_come_back_in_order() {
         journal.queued_bytes()
     );
     assert!(journal.counters.backlog_lines.load(Ordering::Relaxed) > 4000);
-    let numbers: Vec<usize> = texts(&deliver_all(&journal).await)
-        .iter()
-        .map(|t| t[5..].parse().unwrap())
-        .collect();
     assert_eq!(
-        numbers,
+        numbers_of(&deliver_all(&journal).await),
         (0..5000).collect::<Vec<_>>(),
         "all, once, in order"
     );
@@ -705,11 +704,7 @@ async fn lines_whose_write_failed_after_they_left_memory_are_counted() {
         counters.summary()
     );
     // What was delivered is in order, and what is missing is what failed.
-    let numbers: Vec<usize> = texts(&delivered)
-        .iter()
-        .map(|t| t[5..].parse().unwrap())
-        .collect();
-    assert!(numbers.windows(2).all(|w| w[0] < w[1]));
+    assert!(numbers_of(&delivered).windows(2).all(|w| w[0] < w[1]));
 }
 
 /// Issue 15: at shutdown `Store::flush` writes what is queued while a
