@@ -50,7 +50,8 @@ const MAX_UNCONFIRMED_AGE: Duration = Duration::from_secs(1);
 /// writer that the reader keeps up with costs one wakeup (of the reader,
 /// the journal's writer and delivery) per millisecond, not per line. The
 /// daemon never waits for it: filling even the default 64 KiB pipe in a
-/// millisecond takes 64 MB/s, and the FIFO is raised to 1 MiB.
+/// millisecond takes 64 MB/s, and the FIFO is raised to 1 MiB. Meanwhile
+/// the FIFO is out of epoll ([`Watch::Resting`]).
 const COALESCE: Duration = Duration::from_millis(1);
 /// See [`COALESCE`].
 const COALESCE_BELOW: u64 = 32 * 1024;
@@ -97,10 +98,16 @@ pub type RecentRecords = HashSet<u64>;
 enum Watch {
     /// Through the runtime's epoll (shared only so that waiting on it does
     /// not borrow the reader).
-    Epoll(Arc<AsyncFd<OwnedFd>>),
+    Epoll(Arc<AsyncFd<RawFd>>),
+    /// Out of epoll while the reader pauses between two steps of a busy
+    /// FIFO ([`COALESCE`]). Registered, the FIFO would wake a runtime thread
+    /// at every write of the daemon (a pipe watched by epoll wakes it at
+    /// each write, empty or not), only for it to find the reader pausing:
+    /// that was most of the plugin's context switches.
+    Resting,
     /// The FIFO could not be registered with epoll: looked at every
-    /// [`POLL_EVERY`] instead, so it is still read. (Held to keep it open.)
-    Poll(#[allow(dead_code)] OwnedFd),
+    /// [`POLL_EVERY`] instead, so it is still read.
+    Poll,
 }
 
 /// How often a FIFO that epoll cannot watch is looked at.
@@ -111,9 +118,10 @@ const ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// One FIFO's reader.
 pub struct Reader {
-    fifo: Watch,
-    /// The FIFO's descriptor (owned by `fifo`).
-    fd: RawFd,
+    /// Declared before `fifo`, so that it is dropped (out of epoll) before
+    /// the descriptor closes.
+    watch: Watch,
+    fifo: OwnedFd,
     journal: Arc<Journal>,
     assembler: Assembler,
     decoder: FrameDecoder,
@@ -169,16 +177,16 @@ impl Reader {
         // Opened now, while descriptors are likely free (bytes are removed
         // from the FIFO into it).
         let _ = dev_null();
-        let fifo = match watch_fifo(fifo) {
+        let watch = match watch_fifo(fd) {
             Ok(watched) => Watch::Epoll(Arc::new(watched)),
-            Err((fifo, err)) => {
+            Err(err) => {
                 tracing::warn!(container = %journal.name, error = %err, "cannot watch the log FIFO with epoll: looking at it every 5 ms instead");
-                Watch::Poll(fifo)
+                Watch::Poll
             }
         };
         Reader {
+            watch,
             fifo,
-            fd,
             assembler,
             decoder: if recent.is_some() {
                 FrameDecoder::resyncing()
@@ -204,15 +212,24 @@ impl Reader {
     /// The caller has attached the reader to the journal
     /// ([`Journal::attach_reader`]); it is detached at the end.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> ReadEnd {
-        let fifo = match &self.fifo {
-            Watch::Epoll(fifo) => fifo.clone(),
-            Watch::Poll(_) => return self.run_polling(stop).await,
-        };
+        if matches!(self.watch, Watch::Poll) {
+            return self.run_polling(stop).await;
+        }
         let mut pause: Option<tokio::time::Instant> = None;
         // When to look at the FIFO again without waiting for it to become
         // readable (see `Recheck`).
         let mut recheck = Recheck::default();
         let end = loop {
+            let fifo = if pause.is_some() {
+                self.rest();
+                None
+            } else {
+                self.watched()
+            };
+            if fifo.is_none() && pause.is_none() && recheck.at.is_none() {
+                // Epoll would not take it back: look at it by itself.
+                recheck.at = Some(tokio::time::Instant::now() + POLL_EVERY);
+            }
             let guard = tokio::select! {
                 biased;
                 _ = stop.wait_for(|stopping| *stopping) => break ReadEnd::Stopped,
@@ -238,7 +255,7 @@ impl Reader {
                     recheck.at = None;
                     None
                 }
-                guard = fifo.readable(), if pause.is_none() => match guard {
+                guard = readable(fifo.as_deref()), if fifo.is_some() && pause.is_none() => match guard {
                     Ok(guard) => Some(guard),
                     // Only when the runtime shuts down: the FIFO goes on,
                     // and the next process reads it.
@@ -289,6 +306,31 @@ impl Reader {
             }
         };
         self.end(end).await
+    }
+
+    /// Takes the FIFO out of epoll for a pause (see [`Watch::Resting`]).
+    fn rest(&mut self) {
+        if matches!(self.watch, Watch::Epoll(_)) {
+            self.watch = Watch::Resting;
+        }
+    }
+
+    /// The FIFO in epoll, registered again after a pause; `None` if epoll
+    /// does not take it back (the reader then looks at it by itself).
+    fn watched(&mut self) -> Option<Arc<AsyncFd<RawFd>>> {
+        if matches!(self.watch, Watch::Resting) {
+            match watch_fifo(self.fifo.as_raw_fd()) {
+                Ok(watched) => self.watch = Watch::Epoll(Arc::new(watched)),
+                Err(err) => {
+                    self.warn_failed(&err);
+                    return None;
+                }
+            }
+        }
+        match &self.watch {
+            Watch::Epoll(fifo) => Some(fifo.clone()),
+            Watch::Resting | Watch::Poll => None,
+        }
     }
 
     /// [`Reader::run`] for a FIFO epoll cannot watch: it is looked at every
@@ -380,7 +422,10 @@ impl Reader {
                 Ok(Pump::Data)
             }
             New::Nothing => {
-                if hung_up(self.fd) && self.all_frames_confirmed() && self.seen > self.consumed {
+                if hung_up(self.fifo.as_raw_fd())
+                    && self.all_frames_confirmed()
+                    && self.seen > self.consumed
+                {
                     // The writer left; what remains is an unfinished frame.
                     // Look again at once: the FIFO is now empty, so EOF.
                     self.consume_to(self.seen)?;
@@ -394,7 +439,7 @@ impl Reader {
 
     /// Copies what the FIFO holds beyond what was already read (`tee`).
     fn peek_new(&mut self) -> io::Result<New> {
-        let fifo = self.fd;
+        let fifo = self.fifo.as_raw_fd();
         let already = (self.seen - self.consumed) as usize;
         private_pipe(|pipe| {
             // SAFETY: tee between two pipe descriptors we own.
@@ -423,7 +468,7 @@ impl Reader {
 
     /// Reads the FIFO plainly (bytes leave it at once).
     fn read_plain(&mut self) -> io::Result<New> {
-        let fifo = self.fd;
+        let fifo = self.fifo.as_raw_fd();
         let mut available: libc::c_int = 0;
         // SAFETY: FIONREAD on our own descriptor writes one int.
         unsafe { libc::ioctl(fifo, libc::FIONREAD, &mut available) };
@@ -531,7 +576,7 @@ impl Reader {
         }
         let mut left = (to - self.consumed) as usize;
         while left > 0 {
-            let n = match discard_some(self.fd, left) {
+            let n = match discard_some(self.fifo.as_raw_fd(), left) {
                 Ok(n) => n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => return Err(err),
@@ -567,10 +612,7 @@ impl Reader {
     /// FIFO (the disk was behind) is finished first.
     async fn finish_at_stop(&mut self) {
         let deadline = Instant::now() + STOP_GRACE;
-        let fifo = match &self.fifo {
-            Watch::Epoll(fifo) => Some(fifo.clone()),
-            Watch::Poll(_) => None,
-        };
+        let fifo = self.watched();
         while Instant::now() < deadline {
             let read_out_partially =
                 self.consumed > self.seen - self.decoder.buffered_bytes() as u64;
@@ -703,16 +745,29 @@ fn discard_some(fd: RawFd, n: usize) -> io::Result<usize> {
     Ok(moved as usize)
 }
 
-/// Registers a FIFO with the runtime's epoll; gives it back on failure.
-fn watch_fifo(fifo: OwnedFd) -> Result<AsyncFd<OwnedFd>, (OwnedFd, io::Error)> {
+/// Registers a reader's FIFO with the runtime's epoll.
+fn watch_fifo(fd: RawFd) -> io::Result<AsyncFd<RawFd>> {
     #[cfg(test)]
     if tests::NO_EPOLL.with(std::cell::Cell::get) {
-        return Err((fifo, io::Error::from_raw_os_error(libc::ENOSPC)));
+        return Err(io::Error::from_raw_os_error(libc::ENOSPC));
     }
-    // SAFETY: an OwnedFd's descriptor stays open and the same until the
-    // AsyncFd (which owns it) is dropped.
-    unsafe { AsyncFd::register_with_interest(fifo, tokio::io::Interest::READABLE) }
-        .map_err(|err| err.into_parts())
+    // SAFETY: `fd` is the reader's `fifo`, which stays open until the
+    // reader is dropped; every AsyncFd is dropped before: the reader's
+    // `watch` field comes first, and the clones `run` and `finish_at_stop`
+    // take end with them, before the reader ends.
+    unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .map_err(|err| err.into_parts().1)
+}
+
+/// Waits until the FIFO is readable; forever without one (a `select!`
+/// branch guarded by `fifo.is_some()` never polls it then).
+async fn readable(
+    fifo: Option<&AsyncFd<RawFd>>,
+) -> io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, RawFd>> {
+    match fifo {
+        Some(fifo) => fifo.readable().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A pipe private to one runtime thread, that `tee` copies the FIFO into.
@@ -1169,13 +1224,48 @@ mod tests {
         NO_EPOLL.with(|no| no.set(true));
         let reader = Reader::new(open_fifo(&path).unwrap(), journal.clone(), 256_000, None);
         NO_EPOLL.with(|no| no.set(false));
-        assert!(matches!(reader.fifo, Watch::Poll(_)));
+        assert!(matches!(reader.watch, Watch::Poll));
         let (stop_tx, stop) = watch::channel(false);
         let task = tokio::spawn(reader.run(stop));
         for i in 0..2000 {
             writer.write_all(&frame(&format!("line {i}"))).unwrap();
         }
         assert!(received(&journal, 2000).await);
+        stop_tx.send_replace(true);
+        assert_eq!(task.await.unwrap(), ReadEnd::Stopped);
+    }
+
+    /// A busy FIFO leaves epoll while the reader pauses between two steps
+    /// (its writes would wake a runtime thread each). When epoll will not
+    /// take it back, the reader still reads it, by itself, and takes it back
+    /// into epoll once it can.
+    #[tokio::test]
+    async fn a_fifo_epoll_will_not_take_back_after_a_pause_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut writer) = fifo(dir.path());
+        let (_store, journal) = attached_journal(dir.path());
+        let reader = Reader::new(open_fifo(&path).unwrap(), journal.clone(), 256_000, None);
+        assert!(matches!(reader.watch, Watch::Epoll(_)));
+        let (stop_tx, stop) = watch::channel(false);
+        let task = tokio::spawn(reader.run(stop));
+        let mut sent = 0;
+        for refused in [false, true, false] {
+            // The reader runs on this thread: its registrations see this.
+            NO_EPOLL.with(|no| no.set(refused));
+            for _ in 0..20 {
+                // Small steps: each makes the reader pause, out of epoll.
+                for _ in 0..10 {
+                    writer.write_all(&frame(&format!("line {sent}"))).unwrap();
+                    sent += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+            assert!(
+                received(&journal, sent).await,
+                "epoll refused: {refused}; {}",
+                journal.counters.summary()
+            );
+        }
         stop_tx.send_replace(true);
         assert_eq!(task.await.unwrap(), ReadEnd::Stopped);
     }
