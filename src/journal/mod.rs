@@ -1341,6 +1341,8 @@ impl Journal {
                 }
             };
             loop {
+                // Where this record can be found again (its chunk's start).
+                let at = reader.offset();
                 let record = match reader.next() {
                     Ok(Some(record)) => record,
                     Ok(None) => break,
@@ -1368,7 +1370,35 @@ impl Journal {
                 if done[s] || record.seq < plan.from[s] {
                     continue;
                 }
+                let whole = !assembler.is_joining(source);
                 let _ = assembler.push(entry, record.seq, &mut out);
+                let joining = Source::ALL
+                    .iter()
+                    .any(|&src| !done[src as usize] && assembler.is_joining(src));
+                if let [line] = out.as_slice()
+                    && whole
+                    && !joining
+                    && !lines.is_empty()
+                    && line.ack <= plan.upto[s]
+                    && !line.is_blank()
+                    && bytes + line.bytes.len() + plan.per_line > plan.max_bytes
+                {
+                    // A line of this record alone that would take the
+                    // batch past its size: left for the next read, which
+                    // starts at this record (a batch one line over its
+                    // size would be cut, and that line pushed alone).
+                    out.clear();
+                    if !segment.compressed {
+                        hint = Some(record_pos::Pos {
+                            segment: segment.first_seq,
+                            offset: at,
+                            seq: record.seq,
+                        });
+                    }
+                    next_seq = record.seq;
+                    stopped_early = true;
+                    break 'segments;
+                }
                 for line in out.drain(..) {
                     let s = line.source as usize;
                     if line.ack > plan.upto[s] {

@@ -159,6 +159,43 @@ async fn past_the_memory_bound_lines_wait_on_disk_and_come_back_in_order() {
     assert_eq!(journal.counters.pending(), 0);
 }
 
+/// Issue 16: a batch read back from disk stops before the line that would
+/// take it past its size, as a batch from memory does. It used to take
+/// that line too; the push cut it off and sent it alone: every other push
+/// to Loki was a single line.
+#[tokio::test]
+async fn batches_read_back_from_disk_stay_within_their_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let small = JournalConfig {
+        memory_limit: 20 * (11 + crate::line::LINE_OVERHEAD),
+        ..config()
+    };
+    let journal = open(&store, "sized", small);
+    for chunk in 0..20 {
+        feed(&journal, numbered(chunk * 100..chunk * 100 + 100));
+    }
+    settle(&journal);
+    assert!(journal.counters.backlog_lines.load(Ordering::Relaxed) > 1900);
+    // 11-byte lines and 9 more bytes each (as metadata would count): 5
+    // lines make 100 bytes, and a sixth would go past the size.
+    let (size, per_line) = (110, 9);
+    let (mut all, mut batches) = (Vec::new(), Vec::new());
+    while let Some(taken) = journal.take_with(size, per_line).await {
+        batches.push(taken.lines.len());
+        let bytes: usize = taken.lines.iter().map(|l| l.bytes.len() + per_line).sum();
+        assert!(bytes <= size, "a batch of {bytes} bytes, over {size}");
+        all.extend(taken.lines.iter().cloned());
+        journal.ack(taken, Outcome::Sent);
+    }
+    assert_eq!(numbers_of(&all), (0..2000).collect::<Vec<_>>());
+    let full = batches.iter().filter(|&&n| n == 5).count();
+    assert!(
+        full >= batches.len() - 2,
+        "batches of 5 lines, not 6 and 1: {batches:?}"
+    );
+}
+
 /// Issue 16: without `loki-buffer-size`, lines the journal holds leave
 /// memory past a smaller share (`journaled_memory`), once written: delivery
 /// reads them back, and none is dropped.
