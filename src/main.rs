@@ -180,6 +180,7 @@ fn give_back_freed_memory() {
         .spawn(|| {
             loop {
                 std::thread::sleep(std::time::Duration::from_secs(5));
+                loki_logdriver::ship::encode::release_spare_buffers();
                 // SAFETY: both only read and change malloc's own state.
                 unsafe {
                     if libc::mallinfo2().fordblks > 2 << 20 {

@@ -22,6 +22,59 @@ use crate::proto::logproto::{LabelPairAdapter, PushRequest};
 /// field key and length, the timestamp message, the line's key and length.
 const ENTRY_FRAMING: usize = 32;
 
+/// Buffers of pushes being built, kept for the next push: a megabyte
+/// buffer freed goes back to the system (the allocator's thresholds keep
+/// the plugin small), and the next push touched fresh pages again, a page
+/// fault each (two thirds of the faults of a 200,000-line run). Few are
+/// kept, and none once pushes stop ([`release_spare_buffers`]).
+mod spare {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// At most this many buffers, each at most [`LARGEST`], are kept.
+    const KEPT: usize = 2;
+    const LARGEST: usize = 8 << 20;
+
+    static SPARE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+    static USED: AtomicBool = AtomicBool::new(false);
+
+    /// An empty buffer, with the room an earlier push left in it.
+    pub fn take() -> Vec<u8> {
+        USED.store(true, Ordering::Relaxed);
+        SPARE
+            .lock()
+            .map_or_else(|_| Vec::new(), |mut spare| spare.pop().unwrap_or_default())
+    }
+
+    /// Keeps `buffer` for a later push, if there is room for it.
+    pub fn give_back(mut buffer: Vec<u8>) {
+        if buffer.capacity() == 0 || buffer.capacity() > LARGEST {
+            return;
+        }
+        buffer.clear();
+        if let Ok(mut spare) = SPARE.lock()
+            && spare.len() < KEPT
+        {
+            spare.push(buffer);
+        }
+    }
+
+    /// Frees the kept buffers if no push was built since the last call.
+    pub fn release_if_unused() {
+        if !USED.swap(false, Ordering::Relaxed)
+            && let Ok(mut spare) = SPARE.lock()
+        {
+            *spare = Vec::new();
+        }
+    }
+}
+
+/// Frees the buffers kept for pushes if none was built since the last
+/// call: called every few seconds, it gives an idle plugin's memory back.
+pub fn release_spare_buffers() {
+    spare::release_if_unused();
+}
+
 /// A push being put together from several lanes' lines.
 #[derive(Default)]
 pub struct PushBuilder {
@@ -34,8 +87,54 @@ pub struct PushBuilder {
 /// `StreamAdapter` field 2.
 struct Stream {
     labels: Arc<str>,
+    /// [`Stream::room`] bytes left for the stream's header, then the
+    /// entries: a push of one stream (the usual one) is compressed from
+    /// here, not copied into a second megabyte buffer first.
     entries: Vec<u8>,
     line_bytes: usize,
+}
+
+impl Stream {
+    fn new(labels: Arc<str>) -> Stream {
+        let mut entries = spare::take();
+        entries.resize(Stream::room(&labels), 0);
+        Stream {
+            labels,
+            entries,
+            line_bytes: 0,
+        }
+    }
+
+    /// The most its header can take: `PushRequest` field 1 (key, length)
+    /// and `StreamAdapter` field 1 (key, length, labels).
+    fn room(labels: &str) -> usize {
+        2 * (1 + 10) + labels.len()
+    }
+
+    /// The encoded entries.
+    fn encoded_entries(&self) -> &[u8] {
+        &self.entries[Stream::room(&self.labels)..]
+    }
+
+    /// `StreamAdapter`'s encoded length.
+    fn len(&self) -> usize {
+        let labels = match self.labels.len() {
+            0 => 0,
+            n => length_delimited_len(1, n),
+        };
+        labels + self.encoded_entries().len()
+    }
+
+    /// Its header: `PushRequest` field 1's key and length, and the labels.
+    fn header(&self, out: &mut Vec<u8>) {
+        encode_key(1, WireType::LengthDelimited, out);
+        encode_varint(self.len() as u64, out);
+        if !self.labels.is_empty() {
+            encode_key(1, WireType::LengthDelimited, out);
+            encode_varint(self.labels.len() as u64, out);
+            out.extend_from_slice(self.labels.as_bytes());
+        }
+    }
 }
 
 impl PushBuilder {
@@ -54,11 +153,7 @@ impl PushBuilder {
             let index = *index_by_source[line.source as usize].get_or_insert_with(|| {
                 let rendered = labels.for_source(line.source);
                 let index = *self.index.entry(rendered.clone()).or_insert_with(|| {
-                    self.streams.push(Stream {
-                        labels: rendered.clone(),
-                        entries: Vec::new(),
-                        line_bytes: 0,
-                    });
+                    self.streams.push(Stream::new(rendered.clone()));
                     self.streams.len() - 1
                 });
                 self.streams[index]
@@ -99,11 +194,7 @@ impl PushBuilder {
                 None => {
                     let rendered: Arc<str> = Arc::from(push_labels(&entry.labels));
                     let index = *self.index.entry(rendered.clone()).or_insert_with(|| {
-                        self.streams.push(Stream {
-                            labels: rendered,
-                            entries: Vec::new(),
-                            line_bytes: 0,
-                        });
+                        self.streams.push(Stream::new(rendered));
                         self.streams.len() - 1
                     });
                     rendered_at.insert(key, index);
@@ -143,24 +234,33 @@ impl PushBuilder {
     /// largest stream is the one most likely over it.
     pub fn encode(mut self) -> Bytes {
         self.streams.sort_by_key(|s| s.line_bytes);
-        let stream_len = |s: &Stream| length_delimited_len(1, s.labels.len()) + s.entries.len();
-        let total: usize = self
-            .streams
-            .iter()
-            .map(|s| length_delimited_len(1, stream_len(s)))
-            .sum();
-        let mut protobuf = Vec::with_capacity(total);
-        for stream in &self.streams {
-            encode_key(1, WireType::LengthDelimited, &mut protobuf);
-            encode_varint(stream_len(stream) as u64, &mut protobuf);
-            if !stream.labels.is_empty() {
-                encode_key(1, WireType::LengthDelimited, &mut protobuf);
-                encode_varint(stream.labels.len() as u64, &mut protobuf);
-                protobuf.extend_from_slice(stream.labels.as_bytes());
+        let mut header = Vec::new();
+        let body = if let [stream] = self.streams.as_mut_slice() {
+            // The header goes in the room before the entries.
+            stream.header(&mut header);
+            let start = Stream::room(&stream.labels) - header.len();
+            stream.entries[start..start + header.len()].copy_from_slice(&header);
+            compress(&stream.entries[start..])
+        } else {
+            let total: usize = self
+                .streams
+                .iter()
+                .map(|s| length_delimited_len(1, s.len()))
+                .sum();
+            let mut protobuf = spare::take();
+            protobuf.reserve(total);
+            for stream in &self.streams {
+                stream.header(&mut protobuf);
+                protobuf.extend_from_slice(stream.encoded_entries());
             }
-            protobuf.extend_from_slice(&stream.entries);
+            let body = compress(&protobuf);
+            spare::give_back(protobuf);
+            body
+        };
+        for stream in self.streams.drain(..) {
+            spare::give_back(stream.entries);
         }
-        compress(&protobuf)
+        body
     }
 }
 
@@ -359,6 +459,51 @@ mod tests {
             }
             .encode_to_vec();
             assert_eq!(ours, expected);
+        }
+    }
+
+    /// A push of one stream is compressed from the stream's own buffer,
+    /// its header written in the room before the entries: still byte for
+    /// byte prost's, with long labels and lengths of several bytes, and
+    /// with the buffers of earlier pushes reused.
+    #[test]
+    fn a_push_of_one_stream_matches_prost() {
+        use crate::proto::logproto::{EntryAdapter, StreamAdapter};
+        let long = "v".repeat(300);
+        let labels = StreamLabels::new(&BTreeMap::from([("job".to_string(), long)]));
+        for n in [1usize, 200, 3000] {
+            let lines: Vec<Line> = (0..n)
+                .map(|i| Line {
+                    timestamp_ns: 1_700_000_000_000_000_000 + i as i64,
+                    source: Source::Stdout,
+                    bytes: Bytes::from(format!("line {i} {}", "x".repeat(i % 50))),
+                    ack: 0,
+                })
+                .collect();
+            let mut push = PushBuilder::default();
+            push.add(&labels, &lines, &[]);
+            let ours = snap::raw::Decoder::new()
+                .decompress_vec(&push.encode())
+                .unwrap();
+            let expected = PushRequest {
+                streams: vec![StreamAdapter {
+                    labels: labels.for_source(Source::Stdout).to_string(),
+                    entries: lines
+                        .iter()
+                        .map(|l| EntryAdapter {
+                            timestamp: Some(prost_types::Timestamp {
+                                seconds: l.timestamp_ns.div_euclid(1_000_000_000),
+                                nanos: l.timestamp_ns.rem_euclid(1_000_000_000) as i32,
+                            }),
+                            line: l.bytes.clone(),
+                            structured_metadata: Vec::new(),
+                        })
+                        .collect(),
+                    hash: 0,
+                }],
+            }
+            .encode_to_vec();
+            assert_eq!(ours, expected, "{n} lines");
         }
     }
 }
