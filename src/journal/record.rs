@@ -15,7 +15,9 @@
 //! Its payload is the frames, each as a varint `len << 2 | kind` and `len`
 //! bytes: kind 0 and 1 are a frame of the daemon's shape without its first
 //! eight bytes (`0a 06 "stdout"`, `0a 06 "stderr"`), kind 2 a frame as it
-//! came. Readers hand out the frames of a chunk one by one, as records of
+//! came, kind 3 a frame of the daemon's shape whose timestamp is kept as
+//! the difference to the previous one in the chunk ([`TIMED_KIND`]).
+//! Versions before kind 3 read a chunk that has one as damaged from there. Readers hand out the frames of a chunk one by one, as records of
 //! consecutive sequence numbers, exactly as they were in the FIFO; records
 //! of one frame (earlier versions, and frames too large for a chunk) are
 //! read as before.
@@ -49,6 +51,14 @@ pub const MAX_CHUNK: usize = 256 * 1024;
 /// The first bytes of a frame of each daemon-shaped kind.
 const SHAPES: [&[u8; 8]; 2] = [b"\x0a\x06stdout", b"\x0a\x06stderr"];
 const RAW_KIND: u64 = 2;
+/// A daemon-shaped frame whose `time_nano` (the field that follows the
+/// stream's name) is stored as the difference to the time of the chunk's
+/// previous frame of this kind (0 for the first): a varint of
+/// `zigzag(difference) << 1 | shape`, then the rest of the frame. Nine
+/// bytes of nanoseconds become two or three.
+const TIMED_KIND: u64 = 3;
+/// `time_nano`'s key (field 2, varint).
+const TIME_KEY: u8 = 0x10;
 
 /// Appends one record to `out`.
 pub fn encode(seq: Seq, payload: &[u8], out: &mut Vec<u8>) {
@@ -67,6 +77,8 @@ pub fn encode(seq: Seq, payload: &[u8], out: &mut Vec<u8>) {
 pub struct ChunkBuilder {
     /// Where the open chunk's envelope starts in the buffer.
     open: Option<usize>,
+    /// The time of the open chunk's last [`TIMED_KIND`] frame.
+    last_time: u64,
     /// A chunk is closed before its payload passes this (at most
     /// [`MAX_CHUNK`]); a frame over half of it gets a record of its own.
     limit: usize,
@@ -85,6 +97,7 @@ impl ChunkBuilder {
     pub fn with_limit(limit: usize) -> ChunkBuilder {
         ChunkBuilder {
             open: None,
+            last_time: 0,
             limit: limit.clamp(64, MAX_CHUNK),
         }
     }
@@ -104,6 +117,7 @@ impl ChunkBuilder {
         }
         if self.open.is_none() {
             self.open = Some(out.len());
+            self.last_time = 0;
             out.extend_from_slice(&[0u8; 8]);
             out.extend_from_slice(&seq.to_be_bytes());
         }
@@ -114,6 +128,22 @@ impl ChunkBuilder {
             Some(kind) => (kind as u64, &payload[8..]),
             None => (RAW_KIND, payload),
         };
+        if kind != RAW_KIND
+            && let Some((time, rest)) = split_time(body)
+        {
+            let difference = zigzag(time.wrapping_sub(self.last_time));
+            if difference < 1 << 63 {
+                self.last_time = time;
+                let head = (difference << 1) | kind;
+                put_varint(
+                    (((varint_len(head) + rest.len()) as u64) << 2) | TIMED_KIND,
+                    out,
+                );
+                put_varint(head, out);
+                out.extend_from_slice(rest);
+                return;
+            }
+        }
         put_varint(((body.len() as u64) << 2) | kind, out);
         out.extend_from_slice(body);
     }
@@ -138,6 +168,39 @@ fn put_varint(mut value: u64, out: &mut Vec<u8>) {
         value >>= 7;
     }
     out.push(value as u8);
+}
+
+fn varint_len(value: u64) -> usize {
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// A daemon-shaped frame's body (after the stream's name) that starts with
+/// `time_nano`, as its time and what follows it; `None` if it does not, or
+/// if its varint is not the one the time encodes to (longer than needed,
+/// or with bits beyond 64): it could not be written back alike.
+fn split_time(body: &[u8]) -> Option<(u64, &[u8])> {
+    if body.first() != Some(&TIME_KEY) {
+        return None;
+    }
+    let mut at = 1;
+    let time = get_varint(body, &mut at)?;
+    let (mut again, mut n, mut value) = ([0u8; 10], 0, time);
+    while value >= 0x80 {
+        again[n] = (value as u8) | 0x80;
+        value >>= 7;
+        n += 1;
+    }
+    again[n] = value as u8;
+    (again[..=n] == body[1..at]).then(|| (time, &body[at..]))
+}
+
+fn zigzag(difference: u64) -> u64 {
+    let signed = difference as i64;
+    ((signed << 1) ^ (signed >> 63)) as u64
+}
+
+fn unzigzag(value: u64) -> u64 {
+    ((value >> 1) as i64 ^ -((value & 1) as i64)) as u64
 }
 
 fn get_varint(buf: &[u8], at: &mut usize) -> Option<u64> {
@@ -178,23 +241,47 @@ fn expand(seq: Seq, payload: &Bytes) -> Vec<Record> {
             break;
         };
         let (len, kind) = ((word >> 2) as usize, word & 3);
-        if kind > RAW_KIND || len > payload.len() - at {
+        if len > payload.len() - at {
             break;
         }
         sizes.push((at, len, kind));
-        total += len + if kind == RAW_KIND { 0 } else { 8 };
+        total += len
+            + match kind {
+                RAW_KIND => 0,
+                TIMED_KIND => 8 + 1 + 10,
+                _ => 8,
+            };
         at += len;
     }
     // One buffer for the frames that need their first bytes back.
     let mut rebuilt = BytesMut::with_capacity(total);
+    let mut last_time = 0u64;
     for (i, (at, len, kind)) in sizes.into_iter().enumerate() {
         let body = &payload[at..at + len];
-        let frame = if kind == RAW_KIND {
-            payload.slice(at..at + len)
-        } else {
-            rebuilt.extend_from_slice(&SHAPES[kind as usize][..]);
-            rebuilt.extend_from_slice(body);
-            rebuilt.split().freeze()
+        let frame = match kind {
+            RAW_KIND => payload.slice(at..at + len),
+            TIMED_KIND => {
+                let mut after = 0;
+                let Some(head) = get_varint(body, &mut after) else {
+                    break;
+                };
+                last_time = last_time.wrapping_add(unzigzag(head >> 1));
+                rebuilt.extend_from_slice(&SHAPES[(head & 1) as usize][..]);
+                rebuilt.extend_from_slice(&[TIME_KEY]);
+                let mut value = last_time;
+                while value >= 0x80 {
+                    rebuilt.extend_from_slice(&[(value as u8) | 0x80]);
+                    value >>= 7;
+                }
+                rebuilt.extend_from_slice(&[value as u8]);
+                rebuilt.extend_from_slice(&body[after..]);
+                rebuilt.split().freeze()
+            }
+            _ => {
+                rebuilt.extend_from_slice(&SHAPES[kind as usize][..]);
+                rebuilt.extend_from_slice(body);
+                rebuilt.split().freeze()
+            }
         };
         frames.push(Record {
             seq: seq + i as u64,
@@ -746,6 +833,73 @@ mod tests {
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
         let end = valid_end(&path).unwrap();
         assert!(end < bytes.len() as u64 && end > magic);
+    }
+
+    /// Issue 16: a frame's nanosecond timestamp is kept as the difference
+    /// to the one before it in the chunk (two or three bytes instead of
+    /// nine), and read back exactly as the daemon wrote it, whatever the
+    /// times: rising, falling, equal, negative, extreme, absent, or in a
+    /// varint longer than needed (kept as it came).
+    #[test]
+    fn timestamps_are_kept_as_differences_and_read_back_byte_for_byte() {
+        fn frame(source: &str, time: Option<u64>, line: &str) -> Vec<u8> {
+            let mut frame = vec![0x0a, 0x06];
+            frame.extend_from_slice(source.as_bytes());
+            if let Some(time) = time {
+                frame.push(TIME_KEY);
+                put_varint(time, &mut frame);
+            }
+            frame.push(0x1a);
+            put_varint(line.len() as u64, &mut frame);
+            frame.extend_from_slice(line.as_bytes());
+            frame
+        }
+        let now = 1_796_595_264_613_080_930u64;
+        let mut frames: Vec<Vec<u8>> = (0..100)
+            .map(|i| {
+                frame(
+                    "stdout",
+                    Some(now + i * 4_000),
+                    "a line of a hundred bytes, or so",
+                )
+            })
+            .collect();
+        frames.extend([
+            frame("stderr", Some(now - 1), "back in time"),
+            frame("stderr", Some(now - 1), "the same time"),
+            frame("stdout", Some(-5i64 as u64), "before 1970"),
+            frame("stdout", Some(u64::MAX), "the far end"),
+            frame("stdout", Some(0x7fff_ffff_ffff_ffff), "i64::MAX"),
+            frame("stdout", Some(1 << 63), "i64::MIN"),
+            frame("stdout", None, "no time at all"),
+            b"\x0a\x06stdout\x10\x81\x00\x1a\x01x".to_vec(), // a longer varint
+            b"\x0a\x06stdout\x10".to_vec(),                  // cut in its time
+            // Bits beyond 64 in its tenth byte (found by fuzz/journal_chunks).
+            b"\x0a\x06stderr\x10\xff\xff\xff\xff\xff\xff\xff\xff\xff\x31".to_vec(),
+            frame("stdout", Some(now), "after all that"),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = SegmentFile::raw(dir.path(), 1);
+        let mut bytes = SEGMENT_MAGIC.to_vec();
+        let mut chunk = ChunkBuilder::default();
+        for (i, frame) in frames.iter().enumerate() {
+            chunk.push(1 + i as u64, frame, &mut bytes);
+        }
+        chunk.finish(&mut bytes);
+        std::fs::write(&path, &bytes).unwrap();
+        let mut reader = SegmentReader::open_at(&path, 0).unwrap();
+        let mut read = Vec::new();
+        while let Some(record) = reader.next().unwrap() {
+            read.push(record.payload.to_vec());
+        }
+        assert_eq!(read, frames);
+        assert_eq!(reader.skipped, 0);
+        let frame_bytes: usize = frames.iter().map(|f| f.len() - 8).sum();
+        assert!(
+            bytes.len() < frame_bytes - 100 * 5,
+            "{} bytes on disk for {frame_bytes} bytes of frames",
+            bytes.len()
+        );
     }
 
     #[test]
