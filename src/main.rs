@@ -152,15 +152,17 @@ fn raise_fd_limit() {
 /// glibc's malloc gives threads arenas of their own (up to 8 per core) and
 /// keeps what is freed in them, and after a large block is freed it serves
 /// blocks up to that size from the arenas instead of `mmap`: after one
-/// burst, a process whose live data is a few MB keeps tens of MB. Two
-/// arenas, and fixed thresholds so large blocks (push bodies) go back to
-/// the system when freed and free memory at an arena's top is returned.
+/// burst, a process whose live data is a few MB keeps tens of MB. One
+/// arena (with two, each kept its own free blocks: the 200,000-line run
+/// peaked 1-5 MB higher more often), and fixed thresholds so large blocks
+/// (push bodies) go back to the system when freed and free memory at the
+/// arena's top is returned.
 fn tune_allocator() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only changes malloc's parameters; called before any
     // other thread exists.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 512 * 1024);
     }
