@@ -3,7 +3,7 @@
 //! the figures the project's targets are stated in. Printed, never asserted
 //! (timings on a shared 2-core machine vary). Each figure is taken beside
 //! json-file, the drain-only plugin (`examples/drain_plugin.rs`: reads FIFOs
-//! and drops the bytes, the floor under any plugin) and Grafana's driver
+//! and drops the bytes, the simplest plugin) and Grafana's driver
 //! 3.7.6 (`../shared/real/grafana-driver`), in the same run.
 //!
 //! - 200,000 lines of 100 bytes from one container, three rounds: how long
