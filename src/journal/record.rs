@@ -17,7 +17,8 @@
 //! eight bytes (`0a 06 "stdout"`, `0a 06 "stderr"`), kind 2 a frame as it
 //! came, kind 3 a frame of the daemon's shape whose timestamp is kept as
 //! the difference to the previous one in the chunk ([`TIMED_KIND`]).
-//! Versions before kind 3 read a chunk that has one as damaged from there. Readers hand out the frames of a chunk one by one, as records of
+//! Versions before kind 3 read a chunk that has one as damaged from there.
+//! Readers hand out the frames of a chunk one by one, as records of
 //! consecutive sequence numbers, exactly as they were in the FIFO; records
 //! of one frame (earlier versions, and frames too large for a chunk) are
 //! read as before.
