@@ -163,12 +163,21 @@ impl ChunkBuilder {
     }
 }
 
-fn put_varint(mut value: u64, out: &mut Vec<u8>) {
+fn put_varint(value: u64, out: &mut Vec<u8>) {
+    let (bytes, n) = varint(value);
+    out.extend_from_slice(&bytes[..n]);
+}
+
+/// `value` as a protobuf varint: its bytes, and how many of them there are.
+fn varint(mut value: u64) -> ([u8; 10], usize) {
+    let (mut bytes, mut n) = ([0u8; 10], 0);
     while value >= 0x80 {
-        out.push((value as u8) | 0x80);
+        bytes[n] = (value as u8) | 0x80;
         value >>= 7;
+        n += 1;
     }
-    out.push(value as u8);
+    bytes[n] = value as u8;
+    (bytes, n + 1)
 }
 
 fn varint_len(value: u64) -> usize {
@@ -185,14 +194,8 @@ fn split_time(body: &[u8]) -> Option<(u64, &[u8])> {
     }
     let mut at = 1;
     let time = get_varint(body, &mut at)?;
-    let (mut again, mut n, mut value) = ([0u8; 10], 0, time);
-    while value >= 0x80 {
-        again[n] = (value as u8) | 0x80;
-        value >>= 7;
-        n += 1;
-    }
-    again[n] = value as u8;
-    (again[..=n] == body[1..at]).then(|| (time, &body[at..]))
+    let (again, n) = varint(time);
+    (again[..n] == body[1..at]).then(|| (time, &body[at..]))
 }
 
 fn zigzag(difference: u64) -> u64 {
@@ -269,12 +272,8 @@ fn expand(seq: Seq, payload: &Bytes) -> Vec<Record> {
                 last_time = last_time.wrapping_add(unzigzag(head >> 1));
                 rebuilt.extend_from_slice(&SHAPES[(head & 1) as usize][..]);
                 rebuilt.extend_from_slice(&[TIME_KEY]);
-                let mut value = last_time;
-                while value >= 0x80 {
-                    rebuilt.extend_from_slice(&[(value as u8) | 0x80]);
-                    value >>= 7;
-                }
-                rebuilt.extend_from_slice(&[value as u8]);
+                let (time, n) = varint(last_time);
+                rebuilt.extend_from_slice(&time[..n]);
                 rebuilt.extend_from_slice(&body[after..]);
                 rebuilt.split().freeze()
             }
