@@ -3,8 +3,11 @@
 //!
 //! Entries are written straight into each stream's protobuf bytes as lines
 //! are added, the lane's structured metadata encoded once per lane: no
-//! message structs, no copy of the metadata per entry. The bytes are exactly
-//! what prost would encode for the same `PushRequest` (a test checks).
+//! message structs, no copy of the metadata per entry. Each stream's bytes
+//! are compressed a 64 KiB block at a time as they come ([`Snappy`]), so a
+//! megabyte push holds a block of protobuf and its compressed bytes, never
+//! the whole protobuf. Decompressed, the body is exactly what prost would
+//! encode for the same `PushRequest` (a test checks).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,21 +21,17 @@ use crate::line::{Line, for_loki};
 use crate::process::{Entry, TENANT_LABEL};
 use crate::proto::logproto::{LabelPairAdapter, PushRequest};
 
-/// What an entry adds to its line and metadata on the wire, at most: its
-/// field key and length, the timestamp message, the line's key and length.
-const ENTRY_FRAMING: usize = 32;
-
-/// Buffers of pushes being built, kept for the next push: a megabyte
-/// buffer freed goes back to the system (the allocator's thresholds keep
-/// the plugin small), and the next push touched fresh pages again, a page
-/// fault each (two thirds of the faults of a 200,000-line run). Few are
+/// Buffers of pushes being built (a stream's pending block and its
+/// compressed bytes), kept for the next push: a large buffer freed goes
+/// back to the system (the allocator's thresholds keep the plugin small),
+/// and the next push touched fresh pages again, a page fault each. Few are
 /// kept, and none once pushes stop ([`release_spare_buffers`]).
 mod spare {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     /// At most this many buffers, each at most [`LARGEST`], are kept.
-    const KEPT: usize = 2;
+    const KEPT: usize = 4;
     const LARGEST: usize = 8 << 20;
 
     static SPARE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
@@ -81,39 +80,91 @@ pub struct PushBuilder {
     streams: Vec<Stream>,
     index: HashMap<Arc<str>, usize>,
     lines: usize,
+    snappy: Snappy,
 }
 
-/// One stream of the push: its labels and its entries, already encoded as
-/// `StreamAdapter` field 2.
+/// One stream of the push: its labels and its entries (`StreamAdapter`
+/// field 2), compressed a block at a time as they are added.
 struct Stream {
     labels: Arc<str>,
-    /// [`Stream::room`] bytes left for the stream's header, then the
-    /// entries: a push of one stream (the usual one) is compressed from
-    /// here, not copied into a second megabyte buffer first.
-    entries: Vec<u8>,
+    /// Encoded entries not compressed yet: less than a block, or the block
+    /// being filled by one long line.
+    pending: Vec<u8>,
+    /// Raw snappy elements of the entries compressed so far.
+    compressed: Vec<u8>,
+    /// Bytes of the encoded entries, compressed or pending.
+    entries_len: usize,
     line_bytes: usize,
+}
+
+/// Raw snappy, compressed a block ([`BLOCK`]) at a time. Snappy's
+/// elements never refer to bytes before the block they were made from
+/// (the format compresses 64 KiB blocks independently), so blocks
+/// compressed apart, their elements put one after the other behind the
+/// total length, are one valid snappy body. A push never holds its
+/// megabyte of protobuf at once: only a block of it, and what it
+/// compresses to.
+struct Snappy {
+    encoder: snap::raw::Encoder,
+    scratch: Vec<u8>,
+}
+
+impl Default for Snappy {
+    fn default() -> Snappy {
+        Snappy {
+            encoder: snap::raw::Encoder::new(),
+            scratch: Vec::new(),
+        }
+    }
+}
+
+/// Snappy's block size.
+const BLOCK: usize = 1 << 16;
+
+impl Snappy {
+    /// Appends the elements `input` compresses to, without a length header.
+    fn append(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        for block in input.chunks(BLOCK) {
+            self.scratch
+                .resize(snap::raw::max_compress_len(block.len()), 0);
+            let n = self
+                .encoder
+                .compress(block, &mut self.scratch)
+                .expect("a block is below snappy's limit");
+            out.extend_from_slice(&self.scratch[encoded_len_varint(block.len() as u64)..n]);
+        }
+    }
 }
 
 impl Stream {
     fn new(labels: Arc<str>) -> Stream {
-        let mut entries = spare::take();
-        entries.resize(Stream::room(&labels), 0);
+        let mut pending = spare::take();
+        pending.reserve(2 * BLOCK);
         Stream {
             labels,
-            entries,
+            pending,
+            compressed: spare::take(),
+            entries_len: 0,
             line_bytes: 0,
         }
     }
 
-    /// The most its header can take: `PushRequest` field 1 (key, length)
-    /// and `StreamAdapter` field 1 (key, length, labels).
-    fn room(labels: &str) -> usize {
-        2 * (1 + 10) + labels.len()
+    /// Compresses the whole blocks of what is pending.
+    fn compress_blocks(&mut self, snappy: &mut Snappy) {
+        if self.pending.len() < BLOCK {
+            return;
+        }
+        let whole = self.pending.len() / BLOCK * BLOCK;
+        snappy.append(&self.pending[..whole], &mut self.compressed);
+        self.pending.drain(..whole);
     }
 
-    /// The encoded entries.
-    fn encoded_entries(&self) -> &[u8] {
-        &self.entries[Stream::room(&self.labels)..]
+    /// Compresses what is still pending.
+    fn finish(&mut self, snappy: &mut Snappy) {
+        if !self.pending.is_empty() {
+            snappy.append(&self.pending, &mut self.compressed);
+            self.pending.clear();
+        }
     }
 
     /// `StreamAdapter`'s encoded length.
@@ -122,7 +173,7 @@ impl Stream {
             0 => 0,
             n => length_delimited_len(1, n),
         };
-        labels + self.encoded_entries().len()
+        labels + self.entries_len
     }
 
     /// Its header: `PushRequest` field 1's key and length, and the labels.
@@ -135,6 +186,14 @@ impl Stream {
             out.extend_from_slice(self.labels.as_bytes());
         }
     }
+
+    /// Adds one encoded entry's bytes (written by `write`).
+    fn push_entry(&mut self, snappy: &mut Snappy, write: impl FnOnce(&mut Vec<u8>)) {
+        let before = self.pending.len();
+        write(&mut self.pending);
+        self.entries_len += self.pending.len() - before;
+        self.compress_blocks(snappy);
+    }
 }
 
 impl PushBuilder {
@@ -142,35 +201,21 @@ impl PushBuilder {
     /// (Loki 3 structured metadata; empty for none).
     pub fn add(&mut self, labels: &StreamLabels, lines: &[Line], metadata: &[LabelPairAdapter]) {
         let encoded_metadata = encode_metadata(metadata);
-        // Room for each source's entries at once: growing a megabyte push
-        // by doubling copies it and touches fresh pages several times.
-        let mut room = [0usize; 2];
-        for line in lines {
-            room[line.source as usize] += line.bytes.len() + encoded_metadata.len() + ENTRY_FRAMING;
-        }
         let mut index_by_source = [None; 2];
         for line in lines {
             let index = *index_by_source[line.source as usize].get_or_insert_with(|| {
                 let rendered = labels.for_source(line.source);
-                let index = *self.index.entry(rendered.clone()).or_insert_with(|| {
+                *self.index.entry(rendered.clone()).or_insert_with(|| {
                     self.streams.push(Stream::new(rendered.clone()));
                     self.streams.len() - 1
-                });
-                self.streams[index]
-                    .entries
-                    .reserve(room[line.source as usize]);
-                index
+                })
             });
             let stream = &mut self.streams[index];
             stream.line_bytes += line.bytes.len();
             let text = for_loki(&line.bytes);
-            encode_entry(
-                line.timestamp_ns,
-                &text,
-                &encoded_metadata,
-                &[],
-                &mut stream.entries,
-            );
+            stream.push_entry(&mut self.snappy, |out| {
+                encode_entry(line.timestamp_ns, &text, &encoded_metadata, &[], out)
+            });
         }
         self.lines += lines.len();
     }
@@ -213,13 +258,15 @@ impl PushBuilder {
             }
             let stream = &mut self.streams[index];
             stream.line_bytes += entry.line.len();
-            encode_entry(
-                entry.timestamp,
-                entry.line.as_bytes(),
-                &encoded_metadata,
-                &own,
-                &mut stream.entries,
-            );
+            stream.push_entry(&mut self.snappy, |out| {
+                encode_entry(
+                    entry.timestamp,
+                    entry.line.as_bytes(),
+                    &encoded_metadata,
+                    &own,
+                    out,
+                )
+            });
         }
         self.lines += entries.len();
     }
@@ -234,33 +281,26 @@ impl PushBuilder {
     /// largest stream is the one most likely over it.
     pub fn encode(mut self) -> Bytes {
         self.streams.sort_by_key(|s| s.line_bytes);
-        let mut header = Vec::new();
-        let body = if let [stream] = self.streams.as_mut_slice() {
-            // The header goes in the room before the entries.
+        let mut snappy = self.snappy;
+        let mut headers = Vec::with_capacity(self.streams.len());
+        let (mut total, mut room) = (0usize, 0usize);
+        for stream in &mut self.streams {
+            stream.finish(&mut snappy);
+            let mut header = Vec::new();
             stream.header(&mut header);
-            let start = Stream::room(&stream.labels) - header.len();
-            stream.entries[start..start + header.len()].copy_from_slice(&header);
-            compress(&stream.entries[start..])
-        } else {
-            let total: usize = self
-                .streams
-                .iter()
-                .map(|s| length_delimited_len(1, s.len()))
-                .sum();
-            let mut protobuf = spare::take();
-            protobuf.reserve(total);
-            for stream in &self.streams {
-                stream.header(&mut protobuf);
-                protobuf.extend_from_slice(stream.encoded_entries());
-            }
-            let body = compress(&protobuf);
-            spare::give_back(protobuf);
-            body
-        };
-        for stream in self.streams.drain(..) {
-            spare::give_back(stream.entries);
+            total += header.len() + stream.entries_len;
+            room += snap::raw::max_compress_len(header.len()) + stream.compressed.len();
+            headers.push(header);
         }
-        body
+        let mut body = Vec::with_capacity(encoded_len_varint(total as u64) + room);
+        encode_varint(total as u64, &mut body);
+        for (stream, header) in self.streams.drain(..).zip(&headers) {
+            snappy.append(header, &mut body);
+            body.extend_from_slice(&stream.compressed);
+            spare::give_back(stream.compressed);
+            spare::give_back(stream.pending);
+        }
+        Bytes::from(body)
     }
 }
 
@@ -462,17 +502,17 @@ mod tests {
         }
     }
 
-    /// A push of one stream is compressed from the stream's own buffer,
-    /// its header written in the room before the entries: still byte for
-    /// byte prost's, with long labels and lengths of several bytes, and
-    /// with the buffers of earlier pushes reused.
+    /// A push compressed a block at a time, blocks apart, decompresses
+    /// byte for byte to prost's encoding: with long labels, lengths of
+    /// several bytes, entries across block boundaries, a line longer than
+    /// a block, and with the buffers of earlier pushes reused.
     #[test]
     fn a_push_of_one_stream_matches_prost() {
         use crate::proto::logproto::{EntryAdapter, StreamAdapter};
         let long = "v".repeat(300);
         let labels = StreamLabels::new(&BTreeMap::from([("job".to_string(), long)]));
-        for n in [1usize, 200, 3000] {
-            let lines: Vec<Line> = (0..n)
+        for n in [1usize, 200, 3000, 20_000] {
+            let mut lines: Vec<Line> = (0..n)
                 .map(|i| Line {
                     timestamp_ns: 1_700_000_000_000_000_000 + i as i64,
                     source: Source::Stdout,
@@ -480,6 +520,13 @@ mod tests {
                     ack: 0,
                 })
                 .collect();
+            if n == 200 {
+                // Longer than a block, and hard to compress.
+                let long: String = (0..300_000u32)
+                    .map(|i| char::from(b'a' + (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 26))
+                    .collect();
+                lines[100].bytes = Bytes::from(long);
+            }
             let mut push = PushBuilder::default();
             push.add(&labels, &lines, &[]);
             let ours = snap::raw::Decoder::new()
