@@ -37,6 +37,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::config::labels::StreamLabels;
@@ -52,6 +53,10 @@ use crate::ship::policy;
 /// The reason lines of a container that relabelling drops are counted
 /// under.
 pub const RELABEL_REASON: &str = "relabel_config";
+
+/// The longest line [`Feed::probe`] sends again: the longer the line, the
+/// likelier Loki closed its block right after it.
+pub const PROBE_LINE: usize = 1024;
 
 /// Nanoseconds since the Unix epoch, as the stages' clock.
 pub type Clock = fn() -> i64;
@@ -95,14 +100,21 @@ struct Stages {
 
 /// Lines handed to the endpoint; given back with [`Feed::settle`] or
 /// [`Feed::abandon`]. It goes to Loki whole, or in parts when Loki takes
-/// less at once ([`Feed::cut`]): items `done..end` are the part being
-/// pushed; those before `done` are settled, and counted in `sent` and
-/// `drops` until the last part ends the batch.
+/// less at once ([`Feed::cut`]), up to two of them in pushes at once
+/// ([`Batch::launch`]). `part` is the part being built into a push, or
+/// whose push was answered ([`Batch::focus`]); what the batch answers
+/// (its lines, bytes, streams) is of that part. Items before `done` are
+/// settled, and counted in `sent` and `drops` until the last part ends
+/// the batch.
 pub struct Batch {
     taken: Option<Taken>,
     content: Content,
     done: usize,
-    end: usize,
+    part: std::ops::Range<usize>,
+    /// Parts after `done` that are in a push (`Some(push)`) or settled
+    /// already (`None`: a later part answered before an earlier one), by
+    /// position.
+    out: Vec<(std::ops::Range<usize>, Option<u64>)>,
     /// Lines of the settled parts that Loki took.
     sent: u64,
     /// Lines of the settled parts given up, by reason.
@@ -126,12 +138,82 @@ impl Batch {
             taken,
             content,
             done: 0,
-            end: 0,
+            part: 0..0,
+            out: Vec::new(),
             sent: 0,
             drops: Drops::default(),
         };
-        batch.end = batch.items();
+        batch.part = 0..batch.items();
         batch
+    }
+
+    /// The part just made goes in push `push`.
+    pub fn launch(&mut self, push: u64) {
+        if self.part.is_empty() {
+            return;
+        }
+        let at = self
+            .out
+            .partition_point(|(range, _)| range.start < self.part.start);
+        self.out.insert(at, (self.part.clone(), Some(push)));
+    }
+
+    /// Push `push` was answered: its part is the one the batch is about
+    /// (settled by [`Feed::settle`], or left to go again).
+    pub fn focus(&mut self, push: u64) {
+        self.part = match self.out.iter().find(|(_, p)| *p == Some(push)) {
+            Some((range, _)) => range.clone(),
+            None => self.done..self.done,
+        };
+    }
+
+    /// Push `push` is over: its part, unless settled, goes again.
+    pub fn release(&mut self, push: u64) {
+        self.out.retain(|(_, p)| *p != Some(push));
+    }
+
+    /// Items neither settled nor in a push.
+    pub fn unsent_items(&self) -> usize {
+        let out: usize = self.out.iter().map(|(range, _)| range.len()).sum();
+        self.items() - self.done - out
+    }
+
+    /// Whether some item is neither settled nor in a push.
+    pub fn has_unsent(&self) -> bool {
+        !self.gap().is_empty()
+    }
+
+    /// The first items after `done` neither settled nor in a push.
+    fn gap(&self) -> std::ops::Range<usize> {
+        let mut start = self.done;
+        for (range, _) in &self.out {
+            if range.start > start {
+                return start..range.start;
+            }
+            start = start.max(range.end);
+        }
+        start..self.items()
+    }
+
+    /// Marks the items of `range` settled and moves `done` past every
+    /// settled item at its front.
+    fn mark_settled(&mut self, range: std::ops::Range<usize>) {
+        if let Some(out) = self.out.iter_mut().find(|(r, _)| *r == range) {
+            out.1 = None;
+        } else if !range.is_empty() {
+            let at = self.out.partition_point(|(r, _)| r.start < range.start);
+            self.out.insert(at, (range.clone(), None));
+        }
+        if range.start == self.done {
+            self.done = self.done.max(range.end);
+        }
+        while let Some(((range, None), _)) = self.out.split_first()
+            && range.start <= self.done
+        {
+            self.done = self.done.max(range.end);
+            self.out.remove(0);
+        }
+        self.out.retain(|(r, _)| r.end > self.done);
     }
 
     /// Lines or entries in the whole batch.
@@ -146,14 +228,14 @@ impl Batch {
     fn part_lines(&self) -> &[Line] {
         self.taken
             .as_ref()
-            .map_or(&[][..], |t| &t.lines[self.done..self.end])
+            .map_or(&[][..], |t| &t.lines[self.part.clone()])
     }
 
     /// The entries of the part being pushed.
     fn part_entries(&self) -> &[Entry] {
         match &self.content {
             Content::Lines => &[],
-            Content::Entries { entries, .. } => &entries[self.done..self.end],
+            Content::Entries { entries, .. } => &entries[self.part.clone()],
         }
     }
 
@@ -179,7 +261,7 @@ impl Batch {
     /// Entries to push in this part (none: the batch only settles what the
     /// stages did).
     pub fn len(&self) -> usize {
-        self.end - self.done
+        self.part.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -188,12 +270,33 @@ impl Batch {
 
     /// Bytes of this part's lines as pushed.
     pub fn bytes(&self) -> usize {
-        (self.done..self.end).map(|i| self.item_bytes(i)).sum()
+        self.part.clone().map(|i| self.item_bytes(i)).sum()
     }
 
     /// Bytes of the lines not yet settled, this part included.
     pub fn remaining_bytes(&self) -> usize {
-        (self.done..self.items()).map(|i| self.item_bytes(i)).sum()
+        let settled: usize = (self.out.iter())
+            .filter(|(_, push)| push.is_none())
+            .flat_map(|(range, _)| range.clone())
+            .map(|i| self.item_bytes(i))
+            .sum();
+        (self.done..self.items())
+            .map(|i| self.item_bytes(i))
+            .sum::<usize>()
+            - settled
+    }
+
+    /// Bytes of the lines neither settled nor in a push: what a push could
+    /// take of this batch.
+    pub fn unsent_bytes(&self) -> usize {
+        let out: usize = (self.out.iter())
+            .flat_map(|(range, _)| range.clone())
+            .map(|i| self.item_bytes(i))
+            .sum();
+        (self.done..self.items())
+            .map(|i| self.item_bytes(i))
+            .sum::<usize>()
+            - out
     }
 
     /// Bytes of the structured metadata the stages set, as encoded.
@@ -408,17 +511,17 @@ impl Feed {
     /// settled, as many as fit in `max_bytes` (at least one), each counting
     /// `per_line` more.
     pub fn cut(&self, batch: &mut Batch, max_bytes: usize, per_line: usize) {
-        let items = batch.items();
-        let (mut end, mut bytes) = (batch.done, 0usize);
-        while end < items {
+        let gap = batch.gap();
+        let (mut end, mut bytes) = (gap.start, 0usize);
+        while end < gap.end {
             let size = batch.item_bytes(end) + per_line;
-            if end > batch.done && bytes + size > max_bytes {
+            if end > gap.start && bytes + size > max_bytes {
                 break;
             }
             bytes += size;
             end += 1;
         }
-        batch.end = end;
+        batch.part = gap.start..end;
     }
 
     /// Adds the batch's entries to a push (`metadata`: whether this
@@ -443,6 +546,50 @@ impl Feed {
                 }
             }
         }
+    }
+
+    /// A push of one item of the part Loki just took, again: the one
+    /// before the part's last item, when it is of the same stream, has an
+    /// earlier timestamp and at most [`PROBE_LINE`] bytes (see
+    /// [`crate::ship::endpoint`]'s `Order`). `None` when the part has no
+    /// such item, or goes to a tenant of its own.
+    pub fn probe(&self, batch: &Batch, metadata: bool) -> Option<Bytes> {
+        if batch.tenant().is_some() {
+            return None;
+        }
+        let container: &[LabelPairAdapter] = if metadata { &self.metadata } else { &[] };
+        let mut push = PushBuilder::default();
+        match &batch.content {
+            Content::Lines => {
+                let [.., older, last] = batch.part_lines() else {
+                    return None;
+                };
+                let fits = older.source == last.source
+                    && older.timestamp_ns < last.timestamp_ns
+                    && older.bytes.len() <= PROBE_LINE;
+                if !fits {
+                    return None;
+                }
+                push.add(&self.labels, std::slice::from_ref(older), container);
+            }
+            Content::Entries { .. } => {
+                let [.., older, last] = batch.part_entries() else {
+                    return None;
+                };
+                let fits = Arc::ptr_eq(&older.labels, &last.labels)
+                    && older.timestamp < last.timestamp
+                    && older.line.len() <= PROBE_LINE;
+                if !fits {
+                    return None;
+                }
+                let mut again = older.clone();
+                if !metadata {
+                    again.metadata.clear();
+                }
+                push.add_entries(&[again], container);
+            }
+        }
+        Some(push.encode())
     }
 
     /// Bytes the batch takes in a push beyond its lines (metadata).
@@ -526,7 +673,7 @@ impl Feed {
         };
         batch.sent += sent;
         batch.drops.add(reason, dropped);
-        batch.done = batch.end;
+        batch.mark_settled(batch.part.clone());
         if batch.done < batch.items() {
             return Some(batch);
         }
@@ -544,9 +691,12 @@ impl Feed {
     /// limit lasts): they count as sent, and the part ends before them.
     pub fn took_first(&mut self, batch: &mut Batch, n: usize) {
         let n = n.min(batch.len().saturating_sub(1));
-        batch.sent += batch.lines_of(batch.done..batch.done + n);
-        batch.done += n;
-        batch.end = batch.done;
+        let start = batch.part.start;
+        batch.sent += batch.lines_of(start..start + n);
+        // The rest of the part goes again: out of its push, not settled.
+        batch.out.retain(|(range, _)| *range != batch.part);
+        batch.mark_settled(start..start + n);
+        batch.part = start + n..start + n;
     }
 
     /// How many items at the start of the part Loki surely stored, given

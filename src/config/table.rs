@@ -285,7 +285,7 @@ pub const OPTIONS: &[Spec] = &[
         credential: false,
         dockers_own: false,
         with_previous: false,
-        meaning: "Pushes in flight at once to this endpoint (containers with the same URL and options share one). A slow or retried push does not hold the others.",
+        meaning: "Pushes in flight at once to this endpoint (containers with the same URL and options share one). A slow or retried push does not hold the others. A container with a backlog has up to two of them, where Loki takes a stream's lines out of order (see [What happens when things go wrong](#what-happens-when-things-go-wrong)); `1` sends one push at a time.",
     },
     Spec {
         name: "loki-drop-rate-limited-batches",

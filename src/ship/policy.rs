@@ -301,6 +301,12 @@ pub fn refusal_reason(body: &str) -> crate::observe::DropReason {
     }
 }
 
+/// Whether Loki refused entries for coming after a newer one of their
+/// stream (`entry out of order`: a tenant with `unordered_writes` off).
+pub fn is_out_of_order(body: &str) -> bool {
+    body.to_ascii_lowercase().contains("entry out of order")
+}
+
 /// The number right after `marker` in `text`.
 fn number_after(text: &str, marker: &str) -> Option<u64> {
     let at = text.find(marker)? + marker.len();

@@ -291,13 +291,21 @@ impl FakeLoki {
         self.serve(listener);
     }
 
+    /// Each stream's entries as a Loki query returns them: by timestamp,
+    /// those with the same timestamp as they arrived. (Loki takes a
+    /// stream's lines out of order, and the plugin sends a backlog in two
+    /// pushes at once where it does.)
     pub fn streams(&self) -> BTreeMap<Labels, Vec<Entry>> {
         self.state
             .streams
             .lock()
             .unwrap()
             .iter()
-            .map(|(labels, stream)| (labels.clone(), stream.entries.clone()))
+            .map(|(labels, stream)| {
+                let mut entries = stream.entries.clone();
+                entries.sort_by_key(|e| e.timestamp_ns);
+                (labels.clone(), entries)
+            })
             .collect()
     }
 

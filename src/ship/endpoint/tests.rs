@@ -77,6 +77,19 @@ struct ScriptedLoki {
     /// Entries received with structured metadata, and without.
     with_metadata: std::sync::atomic::AtomicUsize,
     without_metadata: std::sync::atomic::AtomicUsize,
+    /// Answer as a Loki whose tenant has `unordered_writes: false`: a
+    /// stream's entries older than its newest are refused (400), except
+    /// an exact duplicate of the newest.
+    ordered: std::sync::atomic::AtomicBool,
+    newest: Mutex<BTreeMap<String, (i64, Bytes)>>,
+    /// Time an entry adds to the answer, as Loki's CPU does (on top of
+    /// 10 ms a push).
+    per_entry: Mutex<Duration>,
+    /// Pushes refused as out of order.
+    out_of_order: std::sync::atomic::AtomicUsize,
+    /// Pushes being answered, and the most at once, per container.
+    open: Mutex<BTreeMap<String, usize>>,
+    most_at_once: Mutex<BTreeMap<String, usize>>,
 }
 
 impl ScriptedLoki {
@@ -89,6 +102,12 @@ impl ScriptedLoki {
             refuse_metadata: Default::default(),
             with_metadata: Default::default(),
             without_metadata: Default::default(),
+            ordered: Default::default(),
+            per_entry: Mutex::default(),
+            newest: Mutex::default(),
+            out_of_order: Default::default(),
+            open: Mutex::default(),
+            most_at_once: Mutex::default(),
         })
     }
 
@@ -107,6 +126,58 @@ impl ScriptedLoki {
 
     fn pushes(&self) -> Vec<(Instant, Vec<String>)> {
         self.pushes.lock().unwrap().clone()
+    }
+
+    fn most_at_once(&self, container: &str) -> usize {
+        self.most_at_once
+            .lock()
+            .unwrap()
+            .get(container)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// As an ordered Loki does: the first stream with an entry older than
+    /// the newest it holds, refused in Loki's words; else the newest moves.
+    fn out_of_order(&self, request: &PushRequest) -> Option<PushResult> {
+        let mut newest = self.newest.lock().unwrap();
+        for stream in &request.streams {
+            let mut top = newest.get(&stream.labels).cloned();
+            for entry in &stream.entries {
+                let ts = entry.timestamp.unwrap_or_default();
+                let ns = ts.seconds * 1_000_000_000 + i64::from(ts.nanos);
+                match &top {
+                    Some((t, line)) if ns == *t && *line == entry.line => continue,
+                    Some((t, _)) if ns < *t => {
+                        self.out_of_order.fetch_add(1, Ordering::Relaxed);
+                        return Some(answer(
+                            400,
+                            &format!(
+                                "entry with timestamp {} ignored, reason: 'entry out of order' for stream: {},\ntotal ignored: {} out of {}",
+                                go_time(ns),
+                                stream.labels,
+                                stream.entries.len(),
+                                stream.entries.len()
+                            ),
+                        ));
+                    }
+                    _ => top = Some((ns, entry.line.clone())),
+                }
+            }
+        }
+        for stream in &request.streams {
+            if let Some(entry) = stream.entries.last() {
+                let ts = entry.timestamp.unwrap_or_default();
+                let ns = ts.seconds * 1_000_000_000 + i64::from(ts.nanos);
+                let top = newest
+                    .entry(stream.labels.clone())
+                    .or_insert((ns, entry.line.clone()));
+                if ns >= top.0 {
+                    *top = (ns, entry.line.clone());
+                }
+            }
+        }
+        None
     }
 }
 
@@ -133,6 +204,32 @@ impl Pusher for ScriptedLoki {
             containers.dedup();
             let now = Instant::now();
             self.pushes.lock().unwrap().push((now, containers.clone()));
+            for name in &containers {
+                let mut open = self.open.lock().unwrap();
+                let n = open.entry(name.clone()).or_default();
+                *n += 1;
+                let mut most = self.most_at_once.lock().unwrap();
+                let most = most.entry(name.clone()).or_default();
+                *most = (*most).max(*n);
+            }
+            let result = self.answer(request, &containers, now, _timeout).await;
+            for name in &containers {
+                *self.open.lock().unwrap().entry(name.clone()).or_default() -= 1;
+            }
+            result
+        })
+    }
+}
+
+impl ScriptedLoki {
+    async fn answer(
+        &self,
+        request: PushRequest,
+        containers: &[String],
+        now: Instant,
+        _timeout: Duration,
+    ) -> PushResult {
+        {
             let carrying: Vec<String> = request
                 .streams
                 .iter()
@@ -158,7 +255,7 @@ impl Pusher for ScriptedLoki {
                         "stream '{labels}' includes structured metadata, but this feature is disallowed. Please see `limits_config.allow_structured_metadata` or contact your Loki administrator to enable it"
                     ),
                 ),
-                _ => (self.script.lock().unwrap())(&containers, now),
+                _ => (self.script.lock().unwrap())(containers, now),
             };
             if let PushResult::Failed {
                 kind: FailKind::Timeout,
@@ -167,7 +264,14 @@ impl Pusher for ScriptedLoki {
             {
                 tokio::time::sleep(_timeout).await; // a Loki that does not answer
             } else {
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                let entries: usize = request.streams.iter().map(|s| s.entries.len()).sum();
+                let per_entry = *self.per_entry.lock().unwrap();
+                tokio::time::sleep(Duration::from_millis(10) + per_entry * entries as u32).await;
+            }
+            if self.ordered.load(Ordering::Relaxed)
+                && let Some(refused) = self.out_of_order(&request)
+            {
+                return refused;
             }
             let refused = match &result {
                 PushResult::Answered { status, body, .. } if status.as_u16() == 400 => {
@@ -200,7 +304,7 @@ impl Pusher for ScriptedLoki {
                 }
             }
             result
-        })
+        }
     }
 }
 
@@ -665,6 +769,134 @@ async fn pushes_overlap_up_to_the_in_flight_bound() {
     assert_eq!(together, 3, "three pushes start at once, no more");
 }
 
+/// A container's backlog goes in two pushes at once where Loki takes a
+/// stream's lines out of order (the default since Loki 2.4): first a probe
+/// (one delivered line again, which Loki keeps once), then halves of each
+/// batch side by side. Every line arrives once and is counted once, and
+/// the cursor passes a batch only when both halves are in.
+#[tokio::test(start_paused = true)]
+async fn a_backlog_goes_in_two_pushes_at_once_where_loki_takes_lines_out_of_order() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| ok()));
+    *loki.per_entry.lock().unwrap() = Duration::from_micros(200);
+    let mut config = endpoint_config();
+    config.batch_size = 1000;
+    let mut setup = setup(config, &loki);
+    let a = setup.lane("a");
+    write(&a, numbered("a", 0..2000)); // 12,890 bytes: 13 batches
+    run_for(&mut setup, Duration::from_secs(5)).await;
+    let mut accepted = loki.accepted("a");
+    accepted.sort_by_key(|l| l[2..].parse::<usize>().unwrap());
+    assert_eq!(accepted, numbered("a", 0..2000), "every line, once");
+    assert_eq!(a.counters.sent.load(Ordering::Relaxed), 2000);
+    assert_eq!(a.counters.dropped_total(), 0);
+    assert!(a.is_drained(), "the cursor passed every line");
+    assert_eq!(setup.endpoint.order, Order::Unordered);
+    assert_eq!(loki.most_at_once("a"), 2, "two pushes at once, no more");
+    // With one push at a time the same lines take longer.
+    let one = ScriptedLoki::new(Box::new(|_, _| ok()));
+    *one.per_entry.lock().unwrap() = Duration::from_micros(200);
+    let mut config = endpoint_config();
+    config.batch_size = 1000;
+    config.max_in_flight = 1;
+    let mut single = self::setup(config, &one);
+    let b = single.lane("a");
+    write(&b, numbered("a", 0..2000));
+    let overlapped = loki.pushes().last().unwrap().0 - loki.pushes()[0].0;
+    run_for(&mut single, Duration::from_secs(5)).await;
+    assert_eq!(one.most_at_once("a"), 1);
+    let serial = one.pushes().last().unwrap().0 - one.pushes()[0].0;
+    assert!(
+        overlapped < serial,
+        "{overlapped:?} at once, {serial:?} one at a time"
+    );
+}
+
+/// The first half of a batch fails while the second goes through: the
+/// second is settled ahead, the first goes again (alone, after its
+/// backoff), and the batch ends, its lines counted once, only then.
+#[tokio::test(start_paused = true)]
+async fn a_first_half_that_fails_goes_again_and_the_batch_waits_for_it() {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    // Push 1 is a whole batch, 2 the probe (the lane waits for its
+    // answer), then halves: 3 and 4. Push 3 fails.
+    let loki = ScriptedLoki::new(Box::new(move |_, _| {
+        match counted.fetch_add(1, Ordering::Relaxed) + 1 {
+            3 => answer(500, "ingester busy"),
+            _ => ok(),
+        }
+    }));
+    *loki.per_entry.lock().unwrap() = Duration::from_micros(200);
+    let mut config = endpoint_config();
+    config.batch_size = 1000;
+    let mut setup = setup(config, &loki);
+    let a = setup.lane("a");
+    write(&a, numbered("a", 0..2000));
+    run_for(&mut setup, Duration::from_secs(10)).await;
+    assert!(calls.load(Ordering::Relaxed) > 4);
+    let mut accepted = loki.accepted("a");
+    accepted.sort_by_key(|l| l[2..].parse::<usize>().unwrap());
+    assert_eq!(accepted, numbered("a", 0..2000), "every line, once");
+    assert_eq!(a.counters.sent.load(Ordering::Relaxed), 2000);
+    assert_eq!(a.counters.dropped_total(), 0);
+    assert_eq!(setup.endpoint.counters.retries.load(Ordering::Relaxed), 1);
+    assert!(a.is_drained());
+    let pushes = loki.pushes();
+    assert_eq!(pushes[2].0, pushes[3].0, "pushes 3 and 4 went at once");
+    assert!(pushes[1].0 < pushes[2].0, "the lane waited for the probe");
+}
+
+/// Lines over 1 KiB are never sent again as the probe (the longer the
+/// line, the likelier Loki closed its block right after it, and would keep
+/// a second copy): the endpoint does not learn, and pushes one at a time.
+#[tokio::test(start_paused = true)]
+async fn long_lines_are_not_probed_with() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| ok()));
+    let mut config = endpoint_config();
+    config.batch_size = 10_000;
+    let mut setup = setup(config, &loki);
+    let a = setup.lane("a");
+    write(&a, sized("a", 0..50, 2000));
+    run_for(&mut setup, Duration::from_secs(5)).await;
+    assert_eq!(loki.accepted("a").len(), 50);
+    assert_eq!(setup.endpoint.order, Order::Unknown);
+    assert_eq!(loki.most_at_once("a"), 1);
+    assert_eq!(
+        loki.with_metadata.load(Ordering::Relaxed) + loki.without_metadata.load(Ordering::Relaxed),
+        50,
+        "no line twice"
+    );
+}
+
+/// A Loki whose tenant takes lines only in order (`unordered_writes:
+/// false`) refuses the probe (a line it has already): the endpoint learns
+/// it, and a container's pushes go one at a time. Nothing is lost.
+#[tokio::test(start_paused = true)]
+async fn a_loki_that_takes_lines_only_in_order_gets_one_push_of_a_container_at_a_time() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| ok()));
+    loki.ordered.store(true, Ordering::Relaxed);
+    let mut config = endpoint_config();
+    config.batch_size = 1000;
+    let mut setup = setup(config, &loki);
+    let a = setup.lane("a");
+    write(&a, numbered("a", 0..400));
+    run_for(&mut setup, Duration::from_secs(5)).await;
+    assert_eq!(loki.accepted("a"), numbered("a", 0..400), "in order, once");
+    assert_eq!(a.counters.sent.load(Ordering::Relaxed), 400);
+    assert_eq!(a.counters.dropped_total(), 0, "nothing lost");
+    assert_eq!(setup.endpoint.order, Order::Ordered);
+    assert_eq!(
+        loki.out_of_order.load(Ordering::Relaxed),
+        1,
+        "only the probe was out of order"
+    );
+    // Once known, a refusal is not asked again, and no lane overlaps.
+    write(&a, numbered("a", 400..800));
+    run_for(&mut setup, Duration::from_secs(30)).await;
+    assert_eq!(loki.accepted("a"), numbered("a", 0..800));
+    assert_eq!(loki.out_of_order.load(Ordering::Relaxed), 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn at_the_shutdown_deadline_what_is_left_is_given_back() {
     let loki = ScriptedLoki::new(Box::new(|_, _| PushResult::Failed {
@@ -774,7 +1006,9 @@ async fn structured_metadata_counts_towards_the_batch_size() {
     };
     // 100 × (7 + 28) bytes in batches of 1000: at least 4 pushes.
     assert!(pushes_of("with") >= 4, "{:?}", loki.pushes());
-    assert_eq!(loki.with_metadata.load(Ordering::Relaxed), 100);
+    // Every entry carries it (one line may go twice: the probe of `Order`).
+    assert!(loki.with_metadata.load(Ordering::Relaxed) >= 100);
+    assert_eq!(loki.without_metadata.load(Ordering::Relaxed), 100);
     assert!(pushes_of("plain") <= 2, "{:?}", loki.pushes());
 }
 
