@@ -888,7 +888,8 @@ impl Endpoint {
         let PushResult::Answered { status, body, .. } = result else {
             return;
         };
-        if status.is_success() {
+        // Not 260: a tenant whose ingestion is blocked stores nothing.
+        if matches!(status.as_u16(), 200 | 204) {
             self.order = Order::Unordered;
             tracing::info!(
                 endpoint = %self.config.url,
