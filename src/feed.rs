@@ -172,6 +172,12 @@ impl Batch {
         self.out.retain(|(_, p)| *p != Some(push));
     }
 
+    /// Whether the part is the oldest not settled: no earlier part of the
+    /// batch waits to go again or is in a push.
+    pub fn is_oldest_part(&self) -> bool {
+        self.part.start == self.done
+    }
+
     /// Items neither settled nor in a push.
     pub fn unsent_items(&self) -> usize {
         let out: usize = self.out.iter().map(|(range, _)| range.len()).sum();

@@ -435,7 +435,10 @@ impl Endpoint {
         self.overlaps()
             && lane.pushes.len() == 1
             && lane.is_smooth()
-            && lane.batch.as_ref().is_some_and(Batch::has_unsent)
+            && lane
+                .batch
+                .as_ref()
+                .is_some_and(|b| b.has_unsent() && b.tenant().is_none())
     }
 
     /// Whether lanes may have two pushes at once at this endpoint now.
@@ -682,7 +685,9 @@ impl Endpoint {
                 "Loki refused lines as out of order (unordered_writes is off for this tenant now): one push of a container at a time from now on"
             );
         }
-        if push.metadata && !self.no_metadata && policy::refuses_structured_metadata(&result) {
+        // Also once metadata is off: the other half of a batch may have
+        // carried it, refused by the same answer.
+        if push.metadata && policy::refuses_structured_metadata(&result) {
             self.without_metadata(&lanes, &result);
             return;
         }
@@ -840,7 +845,8 @@ impl Endpoint {
     fn probe_order(&mut self, lanes: &[usize]) {
         let now = Instant::now();
         let asked = self.probed_at.is_some_and(|t| now < t + PROBE_AGAIN);
-        if self.order != Order::Unknown || asked || self.config.max_in_flight < 2 {
+        let draining = self.drain.borrow().is_some();
+        if self.order != Order::Unknown || asked || draining || self.config.max_in_flight < 2 {
             return;
         }
         let part = self.push_size();
@@ -919,12 +925,14 @@ impl Endpoint {
     /// once (no failure counted). Lanes without metadata were judged by
     /// Loki on their own: their lines count as Loki's answer says.
     fn without_metadata(&mut self, lanes: &[usize], result: &PushResult) {
+        if !self.no_metadata {
+            tracing::warn!(
+                endpoint = %self.config.url,
+                answer = %describe(result),
+                "Loki does not take structured metadata (allow_structured_metadata is off): sending the lines again without it, and from now on none to this endpoint"
+            );
+        }
         self.no_metadata = true;
-        tracing::warn!(
-            endpoint = %self.config.url,
-            answer = %describe(result),
-            "Loki does not take structured metadata (allow_structured_metadata is off): sending the lines again without it, and from now on none to this endpoint"
-        );
         let body = match result {
             PushResult::Answered { body, .. } => body.clone(),
             PushResult::Failed { .. } => String::new(),
@@ -966,6 +974,11 @@ impl Endpoint {
     ) {
         let config = &self.config;
         let lane = &mut self.lanes[i];
+        if lane.not_before.is_some_and(|t| Instant::now() < t) {
+            // The other half of the batch failed already and the lane backs
+            // off: one failure a round, and this half waits with it.
+            return;
+        }
         lane.failures += 1;
         lane.rate_limited = rate_limited;
         lane.solo = true;
@@ -1148,12 +1161,16 @@ impl Endpoint {
     }
 
     /// Clears a lane's retry state and takes its batch.
+    /// A half settled ahead of an earlier one that failed leaves the
+    /// lane's retry state to that one.
     fn end_batch(&mut self, i: usize) -> Option<Batch> {
         let lane = &mut self.lanes[i];
-        lane.failures = 0;
-        lane.solo = false;
-        lane.not_before = None;
-        lane.rate_limited = false;
+        if lane.batch.as_ref().is_none_or(Batch::is_oldest_part) {
+            lane.failures = 0;
+            lane.solo = false;
+            lane.not_before = None;
+            lane.rate_limited = false;
+        }
         lane.batch.take()
     }
 

@@ -844,6 +844,63 @@ async fn a_first_half_that_fails_goes_again_and_the_batch_waits_for_it() {
     let pushes = loki.pushes();
     assert_eq!(pushes[2].0, pushes[3].0, "pushes 3 and 4 went at once");
     assert!(pushes[1].0 < pushes[2].0, "the lane waited for the probe");
+    assert!(
+        pushes[4].0 - pushes[2].0 >= Duration::from_millis(500),
+        "the second half, delivered, did not cancel the first's backoff"
+    );
+}
+
+/// Both halves of a batch fail at once: one failure of the lane, not two
+/// (with `loki-retries=1` neither is given up), and both go again.
+#[tokio::test(start_paused = true)]
+async fn two_halves_that_fail_together_count_one_failure() {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let loki = ScriptedLoki::new(Box::new(move |_, _| {
+        match counted.fetch_add(1, Ordering::Relaxed) + 1 {
+            3 | 4 => answer(500, "ingester busy"),
+            _ => ok(),
+        }
+    }));
+    *loki.per_entry.lock().unwrap() = Duration::from_micros(200);
+    let mut config = endpoint_config();
+    config.batch_size = 1000;
+    config.retries = 1;
+    let mut setup = setup(config, &loki);
+    let a = setup.lane("a");
+    write(&a, numbered("a", 0..2000));
+    run_for(&mut setup, Duration::from_secs(10)).await;
+    let pushes = loki.pushes();
+    assert_eq!(pushes[2].0, pushes[3].0, "pushes 3 and 4 went at once");
+    let mut accepted = loki.accepted("a");
+    accepted.sort_by_key(|l| l[2..].parse::<usize>().unwrap());
+    assert_eq!(accepted, numbered("a", 0..2000), "every line, once");
+    assert_eq!(a.counters.dropped_total(), 0, "nothing given up");
+    assert_eq!(setup.endpoint.counters.retries.load(Ordering::Relaxed), 1);
+}
+
+/// Loki stops taking structured metadata while both halves of a batch
+/// carry it: both are sent again without it, none dropped.
+#[tokio::test(start_paused = true)]
+async fn both_halves_refused_for_their_metadata_go_again_without_it() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| ok()));
+    *loki.per_entry.lock().unwrap() = Duration::from_micros(200);
+    let mut config = endpoint_config();
+    config.batch_size = 1000;
+    let mut setup = setup(config, &loki);
+    let a = setup.lane_with_metadata("a", &[("container_id", "01234567")]);
+    write(&a, numbered("a", 0..1000));
+    run_for(&mut setup, Duration::from_secs(5)).await;
+    assert_eq!(setup.endpoint.order, Order::Unordered);
+    loki.refuse_metadata.store(true, Ordering::Relaxed);
+    write(&a, numbered("a", 1000..3000));
+    run_for(&mut setup, Duration::from_secs(10)).await;
+    assert_eq!(loki.most_at_once("a"), 2);
+    let mut accepted = loki.accepted("a");
+    accepted.sort_by_key(|l| l[2..].parse::<usize>().unwrap());
+    assert_eq!(accepted, numbered("a", 0..3000), "every line, once");
+    assert_eq!(a.counters.dropped_total(), 0, "nothing dropped");
+    assert_eq!(a.counters.sent.load(Ordering::Relaxed), 3000);
 }
 
 /// Lines over 1 KiB are never sent again as the probe (the longer the
