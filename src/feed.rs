@@ -281,28 +281,27 @@ impl Batch {
 
     /// Bytes of the lines not yet settled, this part included.
     pub fn remaining_bytes(&self) -> usize {
-        let settled: usize = (self.out.iter())
-            .filter(|(_, push)| push.is_none())
-            .flat_map(|(range, _)| range.clone())
-            .map(|i| self.item_bytes(i))
-            .sum();
-        (self.done..self.items())
-            .map(|i| self.item_bytes(i))
-            .sum::<usize>()
-            - settled
+        self.bytes_from_done_but(|push| push.is_none())
     }
 
     /// Bytes of the lines neither settled nor in a push: what a push could
     /// take of this batch.
     pub fn unsent_bytes(&self) -> usize {
-        let out: usize = (self.out.iter())
+        self.bytes_from_done_but(|_| true)
+    }
+
+    /// Bytes of the items from `done` on, but for the parts of `out`
+    /// (settled ahead: `None`; in a push: `Some`) that `skip` picks.
+    fn bytes_from_done_but(&self, skip: impl Fn(Option<u64>) -> bool) -> usize {
+        let skipped: usize = (self.out.iter())
+            .filter(|(_, push)| skip(*push))
             .flat_map(|(range, _)| range.clone())
             .map(|i| self.item_bytes(i))
             .sum();
         (self.done..self.items())
             .map(|i| self.item_bytes(i))
             .sum::<usize>()
-            - out
+            - skipped
     }
 
     /// Bytes of the structured metadata the stages set, as encoded.
