@@ -40,6 +40,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::time::Instant;
 
 use tokio::sync::{Notify, mpsc, watch};
@@ -551,17 +552,23 @@ impl Endpoint {
                 .max(Duration::from_millis(1)),
             None => self.config.timeout,
         };
-        let body = builder.encode();
-        let client = self.client.clone();
-        let tenant: Option<Arc<str>> = tenant.flatten().map(Arc::from);
-        self.in_flight.push(InFlight {
+        let flight = InFlight {
             id,
             started: Instant::now(),
             lanes: lanes.len(),
             bytes: self.push_size().saturating_sub(room),
             metadata,
             probe: false,
-        });
+        };
+        let tenant: Option<Arc<str>> = tenant.flatten().map(Arc::from);
+        self.send(flight, builder.encode(), timeout, tenant);
+        true
+    }
+
+    /// Sends a push and keeps it in flight until [`Endpoint::settle`].
+    fn send(&mut self, flight: InFlight, body: Bytes, timeout: Duration, tenant: Option<Arc<str>>) {
+        let (id, client) = (flight.id, self.client.clone());
+        self.in_flight.push(flight);
         self.counters
             .in_flight
             .store(self.in_flight.len() as i64, Ordering::Relaxed);
@@ -569,7 +576,6 @@ impl Endpoint {
             let result = client.push(body, timeout, tenant).await;
             (id, result)
         });
-        true
     }
 
     /// When something becomes due: a lane's batch wait or backoff, a probe,
@@ -674,11 +680,7 @@ impl Endpoint {
     /// Acts on Loki's answer for the lanes of a push, each lane's batch
     /// focused on its part of that push.
     fn judge(&mut self, push: InFlight, result: PushResult, lanes: Vec<usize>) {
-        if let PushResult::Answered { status, body, .. } = &result
-            && status.as_u16() == 400
-            && policy::is_out_of_order(body)
-            && self.order == Order::Unordered
-        {
+        if self.order == Order::Unordered && policy::refuses_out_of_order(&result) {
             self.order = Order::Ordered;
             tracing::warn!(
                 endpoint = %self.config.url,
@@ -870,28 +872,21 @@ impl Endpoint {
         // close the block that holds the line, and a line in a closed block
         // is not found again as a duplicate.
         self.lanes[lane].pushes.push(id);
-        self.in_flight.push(InFlight {
+        let flight = InFlight {
             id,
             started: now,
             lanes: 0,
             bytes: 0,
             metadata: false,
             probe: true,
-        });
-        self.counters
-            .in_flight
-            .store(self.in_flight.len() as i64, Ordering::Relaxed);
-        let (client, timeout) = (self.client.clone(), self.config.timeout);
-        self.pushes.spawn(async move {
-            let result = client.push(body, timeout, None).await;
-            (id, result)
-        });
+        };
+        self.send(flight, body, self.config.timeout, None);
     }
 
     /// Loki's answer to the probe of [`Order`]: anything but a success or
     /// an `entry out of order` leaves it unknown, to be asked again.
     fn learn_order(&mut self, result: &PushResult) {
-        let PushResult::Answered { status, body, .. } = result else {
+        let PushResult::Answered { status, .. } = result else {
             return;
         };
         // Not 260: a tenant whose ingestion is blocked stores nothing.
@@ -901,7 +896,7 @@ impl Endpoint {
                 endpoint = %self.config.url,
                 "Loki takes a stream's lines out of order: a container's backlog goes in two pushes at once"
             );
-        } else if status.as_u16() == 400 && policy::is_out_of_order(body) {
+        } else if policy::refuses_out_of_order(result) {
             self.order = Order::Ordered;
             tracing::info!(
                 endpoint = %self.config.url,

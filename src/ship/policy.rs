@@ -135,6 +135,16 @@ pub fn refuses_structured_metadata(result: &PushResult) -> bool {
             .any(|word| lower.contains(word))
 }
 
+/// Whether Loki refused entries for coming after a newer one of their
+/// stream: a 400 saying `entry out of order` (a tenant with
+/// `unordered_writes` off).
+pub fn refuses_out_of_order(result: &PushResult) -> bool {
+    let PushResult::Answered { status, body, .. } = result else {
+        return false;
+    };
+    status.as_u16() == 400 && body.to_ascii_lowercase().contains("entry out of order")
+}
+
 /// The metrics class of a push result.
 pub fn class(result: &PushResult) -> crate::observe::PushClass {
     use crate::observe::PushClass;
@@ -299,12 +309,6 @@ pub fn refusal_reason(body: &str) -> crate::observe::DropReason {
     } else {
         DropReason::Rejected
     }
-}
-
-/// Whether Loki refused entries for coming after a newer one of their
-/// stream (`entry out of order`: a tenant with `unordered_writes` off).
-pub fn is_out_of_order(body: &str) -> bool {
-    body.to_ascii_lowercase().contains("entry out of order")
 }
 
 /// The number right after `marker` in `text`.
