@@ -769,6 +769,39 @@ async fn pushes_overlap_up_to_the_in_flight_bound() {
     assert_eq!(together, 3, "three pushes start at once, no more");
 }
 
+/// A Loki whose answer takes longer the more entries a push has (so two
+/// halves at once are faster than one push), answering `script`.
+fn loki_by_entries(script: Script) -> Arc<ScriptedLoki> {
+    let loki = ScriptedLoki::new(script);
+    *loki.per_entry.lock().unwrap() = Duration::from_micros(200);
+    loki
+}
+
+/// Batches of 1,000 bytes: a few thousand short lines are a backlog.
+fn small_batches() -> EndpointConfig {
+    let mut config = endpoint_config();
+    config.batch_size = 1000;
+    config
+}
+
+/// Answers 500 to the pushes numbered `failing` (from 1), 204 to others.
+fn failing_pushes(failing: &'static [usize]) -> Script {
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    Box::new(
+        move |_, _| match failing.contains(&(calls.fetch_add(1, Ordering::Relaxed) + 1)) {
+            true => answer(500, "ingester busy"),
+            false => ok(),
+        },
+    )
+}
+
+/// What Loki holds of `numbered(name, ..)` lines, by number.
+fn in_number_order(loki: &ScriptedLoki, name: &str) -> Vec<String> {
+    let mut accepted = loki.accepted(name);
+    accepted.sort_by_key(|l| l[name.len() + 1..].parse::<usize>().unwrap());
+    accepted
+}
+
 /// A container's backlog goes in two pushes at once where Loki takes a
 /// stream's lines out of order (the default since Loki 2.4): first a probe
 /// (one delivered line again, which Loki keeps once), then halves of each
@@ -776,16 +809,12 @@ async fn pushes_overlap_up_to_the_in_flight_bound() {
 /// the cursor passes a batch only when both halves are in.
 #[tokio::test(start_paused = true)]
 async fn a_backlog_goes_in_two_pushes_at_once_where_loki_takes_lines_out_of_order() {
-    let loki = ScriptedLoki::new(Box::new(|_, _| ok()));
-    *loki.per_entry.lock().unwrap() = Duration::from_micros(200);
-    let mut config = endpoint_config();
-    config.batch_size = 1000;
-    let mut setup = setup(config, &loki);
+    let loki = loki_by_entries(Box::new(|_, _| ok()));
+    let mut setup = setup(small_batches(), &loki);
     let a = setup.lane("a");
     write(&a, numbered("a", 0..2000)); // 12,890 bytes: 13 batches
     run_for(&mut setup, Duration::from_secs(5)).await;
-    let mut accepted = loki.accepted("a");
-    accepted.sort_by_key(|l| l[2..].parse::<usize>().unwrap());
+    let accepted = in_number_order(&loki, "a");
     assert_eq!(accepted, numbered("a", 0..2000), "every line, once");
     assert_eq!(a.counters.sent.load(Ordering::Relaxed), 2000);
     assert_eq!(a.counters.dropped_total(), 0);
@@ -793,10 +822,8 @@ async fn a_backlog_goes_in_two_pushes_at_once_where_loki_takes_lines_out_of_orde
     assert_eq!(setup.endpoint.order, Order::Unordered);
     assert_eq!(loki.most_at_once("a"), 2, "two pushes at once, no more");
     // With one push at a time the same lines take longer.
-    let one = ScriptedLoki::new(Box::new(|_, _| ok()));
-    *one.per_entry.lock().unwrap() = Duration::from_micros(200);
-    let mut config = endpoint_config();
-    config.batch_size = 1000;
+    let one = loki_by_entries(Box::new(|_, _| ok()));
+    let mut config = small_batches();
     config.max_in_flight = 1;
     let mut single = self::setup(config, &one);
     let b = single.lane("a");
@@ -816,26 +843,15 @@ async fn a_backlog_goes_in_two_pushes_at_once_where_loki_takes_lines_out_of_orde
 /// backoff), and the batch ends, its lines counted once, only then.
 #[tokio::test(start_paused = true)]
 async fn a_first_half_that_fails_goes_again_and_the_batch_waits_for_it() {
-    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = calls.clone();
     // Push 1 is a whole batch, 2 the probe (the lane waits for its
     // answer), then halves: 3 and 4. Push 3 fails.
-    let loki = ScriptedLoki::new(Box::new(move |_, _| {
-        match counted.fetch_add(1, Ordering::Relaxed) + 1 {
-            3 => answer(500, "ingester busy"),
-            _ => ok(),
-        }
-    }));
-    *loki.per_entry.lock().unwrap() = Duration::from_micros(200);
-    let mut config = endpoint_config();
-    config.batch_size = 1000;
-    let mut setup = setup(config, &loki);
+    let loki = loki_by_entries(failing_pushes(&[3]));
+    let mut setup = setup(small_batches(), &loki);
     let a = setup.lane("a");
     write(&a, numbered("a", 0..2000));
     run_for(&mut setup, Duration::from_secs(10)).await;
-    assert!(calls.load(Ordering::Relaxed) > 4);
-    let mut accepted = loki.accepted("a");
-    accepted.sort_by_key(|l| l[2..].parse::<usize>().unwrap());
+    assert!(loki.pushes().len() > 4);
+    let accepted = in_number_order(&loki, "a");
     assert_eq!(accepted, numbered("a", 0..2000), "every line, once");
     assert_eq!(a.counters.sent.load(Ordering::Relaxed), 2000);
     assert_eq!(a.counters.dropped_total(), 0);
@@ -854,17 +870,8 @@ async fn a_first_half_that_fails_goes_again_and_the_batch_waits_for_it() {
 /// (with `loki-retries=1` neither is given up), and both go again.
 #[tokio::test(start_paused = true)]
 async fn two_halves_that_fail_together_count_one_failure() {
-    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = calls.clone();
-    let loki = ScriptedLoki::new(Box::new(move |_, _| {
-        match counted.fetch_add(1, Ordering::Relaxed) + 1 {
-            3 | 4 => answer(500, "ingester busy"),
-            _ => ok(),
-        }
-    }));
-    *loki.per_entry.lock().unwrap() = Duration::from_micros(200);
-    let mut config = endpoint_config();
-    config.batch_size = 1000;
+    let loki = loki_by_entries(failing_pushes(&[3, 4]));
+    let mut config = small_batches();
     config.retries = 1;
     let mut setup = setup(config, &loki);
     let a = setup.lane("a");
@@ -872,8 +879,7 @@ async fn two_halves_that_fail_together_count_one_failure() {
     run_for(&mut setup, Duration::from_secs(10)).await;
     let pushes = loki.pushes();
     assert_eq!(pushes[2].0, pushes[3].0, "pushes 3 and 4 went at once");
-    let mut accepted = loki.accepted("a");
-    accepted.sort_by_key(|l| l[2..].parse::<usize>().unwrap());
+    let accepted = in_number_order(&loki, "a");
     assert_eq!(accepted, numbered("a", 0..2000), "every line, once");
     assert_eq!(a.counters.dropped_total(), 0, "nothing given up");
     assert_eq!(setup.endpoint.counters.retries.load(Ordering::Relaxed), 1);
@@ -883,11 +889,8 @@ async fn two_halves_that_fail_together_count_one_failure() {
 /// carry it: both are sent again without it, none dropped.
 #[tokio::test(start_paused = true)]
 async fn both_halves_refused_for_their_metadata_go_again_without_it() {
-    let loki = ScriptedLoki::new(Box::new(|_, _| ok()));
-    *loki.per_entry.lock().unwrap() = Duration::from_micros(200);
-    let mut config = endpoint_config();
-    config.batch_size = 1000;
-    let mut setup = setup(config, &loki);
+    let loki = loki_by_entries(Box::new(|_, _| ok()));
+    let mut setup = setup(small_batches(), &loki);
     let a = setup.lane_with_metadata("a", &[("container_id", "01234567")]);
     write(&a, numbered("a", 0..1000));
     run_for(&mut setup, Duration::from_secs(5)).await;
@@ -896,8 +899,7 @@ async fn both_halves_refused_for_their_metadata_go_again_without_it() {
     write(&a, numbered("a", 1000..3000));
     run_for(&mut setup, Duration::from_secs(10)).await;
     assert_eq!(loki.most_at_once("a"), 2);
-    let mut accepted = loki.accepted("a");
-    accepted.sort_by_key(|l| l[2..].parse::<usize>().unwrap());
+    let accepted = in_number_order(&loki, "a");
     assert_eq!(accepted, numbered("a", 0..3000), "every line, once");
     assert_eq!(a.counters.dropped_total(), 0, "nothing dropped");
     assert_eq!(a.counters.sent.load(Ordering::Relaxed), 3000);
