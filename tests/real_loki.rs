@@ -666,8 +666,6 @@ async fn duplicates_are_stored_once_until_their_chunk_is_flushed() {
         assert_eq!(loki.push(&flushed, Some(&tenant)).await.status, 204);
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert_eq!(loki.push(&later, Some(&tenant)).await.status, 204, "{v}");
-        let chunks = loki.flush_and_wait().await;
-        assert_eq!(loki.push(&flushed, Some(&tenant)).await.status, 204, "{v}");
 
         let stored = |case: &'static str| {
             let (tenant, id) = (tenant.clone(), id.clone());
@@ -719,20 +717,26 @@ async fn duplicates_are_stored_once_until_their_chunk_is_flushed() {
             (expected_five.clone(), 5),
             "{v}: 3 s later"
         );
-        let (flushed, flushed_count) = stored("flushed").await;
-        println!(
-            "{v}: duplicates, after POST /flush ({chunks} chunks flushed): query_range returns {} \
-             entries, count_over_time {flushed_count}",
-            flushed.len()
+
+        // Once the first copy's chunk has left the ingester, Loki has nothing
+        // to compare a resend with: the same batch starts a new stream in the
+        // ingester, a second copy. (Whether a query then shows both copies
+        // depends on when the flushed chunk's index reaches the querier, so
+        // the test looks at the ingester, not at a query.)
+        let chunks = loki.flush_and_wait(&tenant).await;
+        assert_eq!(loki.push(&flushed, Some(&tenant)).await.status, 204, "{v}");
+        assert_eq!(
+            loki.memory_streams(&tenant).await,
+            1,
+            "{v}: the resend after the flush is stored again"
         );
-        // Once the first copy's chunk has left the ingester, the second copy
-        // is stored too: Loki 3's log queries hide it, its metric queries
-        // count it; Loki 2.7.5 shows it everywhere.
-        assert_eq!(flushed_count, 10, "{v}: two copies stored after a flush");
-        match v {
-            Version::V3 => assert_eq!(flushed, expected_five, "{v}"),
-            Version::V2 => assert_eq!(flushed.len(), 10, "{v}: {flushed:?}"),
-        }
+        let (again, again_count) = stored("flushed").await;
+        println!(
+            "{v}: duplicates, after POST /flush ({chunks} chunks flushed): the resend is in the \
+             ingester again; query_range returns {} entries, count_over_time {again_count}",
+            again.len()
+        );
+        assert!(again.len() >= 5, "{v}: {again:?}");
     };
     tokio::join!(check(l3), check(l2));
 }

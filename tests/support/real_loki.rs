@@ -627,9 +627,11 @@ impl RealLoki {
         self.request("POST", "/flush", &[], Bytes::new()).await
     }
 
-    /// Flushes, then waits until the ingester's count of flushed chunks has
-    /// grown and stayed still for a second; returns how many it flushed.
-    pub async fn flush_and_wait(&self) -> u64 {
+    /// Flushes, then waits until the ingester holds no stream of `tenant` in
+    /// memory: every chunk of that tenant is in storage, and a push that
+    /// follows starts a new stream. Returns how many chunks were flushed
+    /// meanwhile (all tenants; other tests share the Loki).
+    pub async fn flush_and_wait(&self, tenant: &str) -> u64 {
         let before = self.chunks_flushed().await;
         let answer = self.flush().await;
         assert_eq!(
@@ -637,22 +639,28 @@ impl RealLoki {
             "{}: POST /flush: {answer}",
             self.version
         );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let (mut last, mut still_since) = (before, Instant::now());
-        loop {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            let now = self.chunks_flushed().await;
-            if now != last {
-                (last, still_since) = (now, Instant::now());
-            } else if now > before && still_since.elapsed() >= Duration::from_secs(1) {
-                return now - before;
-            }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.memory_streams(tenant).await > 0 {
             assert!(
                 Instant::now() < deadline,
-                "{}: no chunk flushed",
+                "{}: tenant {tenant} still has streams in the ingester 60 s after POST /flush",
                 self.version
             );
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
+        self.chunks_flushed().await - before
+    }
+
+    /// `loki_ingester_memory_streams{tenant="…"}`: 0 once the tenant's
+    /// streams have all left the ingester.
+    pub async fn memory_streams(&self, tenant: &str) -> u64 {
+        let metrics = self.request("GET", "/metrics", &[], Bytes::new()).await;
+        let series = format!("loki_ingester_memory_streams{{tenant=\"{tenant}\"}} ");
+        metrics
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix(&series)?.parse::<f64>().ok())
+            .unwrap_or(0.0) as u64
     }
 
     /// `loki_ingester_chunks_flushed_total`, all reasons.
