@@ -43,7 +43,7 @@ use tokio::time::Instant;
 use crate::config::labels::StreamLabels;
 use crate::journal::{Journal, Settled, Taken};
 use crate::line::{Line, Seq, Source, for_loki};
-use crate::observe::{ContainerCounters, DropReason, Drops};
+use crate::observe::{DropReason, Drops};
 use crate::process::entry::seed_of;
 use crate::process::{Context, Entry, Extracted, Held, Labels, Origin, Pipeline, Value};
 use crate::proto::logproto::LabelPairAdapter;
@@ -747,27 +747,26 @@ impl Feed {
     }
 
     /// Gives a batch back without an outcome (the plugin is stopping):
-    /// lines in the journal go again after the restart. What earlier parts
-    /// settled is counted as such.
+    /// lines in the journal go again after the restart. What parts settled
+    /// (an earlier one, or a later half ahead of an earlier) is counted as
+    /// such, and every other line the batch stood for is given back once.
     pub fn abandon(&mut self, batch: Batch) {
-        match batch.content {
-            Content::Lines => {
-                if let Some(taken) = batch.taken {
-                    self.journal.abandon_after(taken, batch.sent, &batch.drops);
-                }
+        let settled = batch.sent + batch.drops.total();
+        let given_back = match (&batch.content, &mut self.stages) {
+            (Content::Entries { .. }, Some(stages)) => {
+                // The lines of this take, and the lines of earlier takes
+                // counted held until the batch's entries were cut from
+                // them, less what settled and what the stages still hold.
+                let taken = batch.taken.as_ref().map_or(0, |t| t.len() as u64);
+                let before = u64::try_from(stages.counted).unwrap_or(0);
+                let held = stages.held().lines;
+                stages.count_held(&self.journal, held);
+                (taken + before).saturating_sub(settled + held)
             }
-            Content::Entries { .. } => {
-                ContainerCounters::add(&self.journal.counters.sent, batch.sent);
-                self.journal.counters.drop_all(&batch.drops);
-                if let Some(taken) = batch.taken {
-                    self.journal.abandon(taken);
-                }
-                if let Some(stages) = &mut self.stages {
-                    let held = stages.held();
-                    stages.count_held(&self.journal, held.lines);
-                }
-            }
-        }
+            _ => (batch.items() as u64).saturating_sub(settled),
+        };
+        self.journal
+            .abandon_after(batch.taken, batch.sent, &batch.drops, given_back);
     }
 }
 

@@ -1233,23 +1233,30 @@ impl Journal {
     /// Gives up on taken lines without an outcome (the plugin is stopping):
     /// those in the journal are delivered by the next run, the others are lost.
     pub fn abandon(&self, taken: Taken) {
-        self.abandon_after(taken, 0, &Drops::default());
+        let n = taken.len() as u64;
+        self.abandon_after(Some(taken), 0, &Drops::default(), n);
     }
 
     /// [`Journal::abandon`] for a batch pushed in parts: `sent` of its
-    /// lines were delivered and `drops` given up by earlier parts (counted
-    /// so); the rest is counted as `abandon` counts it.
-    pub fn abandon_after(&self, taken: Taken, sent: u64, drops: &Drops) {
-        let n = taken.lines.len() as u64;
-        let settled = (sent + drops.total()).min(n);
+    /// lines were delivered and `drops` given up by parts that settled
+    /// (counted so), and `given_back` lines have no outcome. Those are lost
+    /// (counted `shutdown`) if only in memory, else left on disk for the
+    /// next run (pending).
+    pub fn abandon_after(&self, taken: Option<Taken>, sent: u64, drops: &Drops, given_back: u64) {
         ContainerCounters::add(&self.counters.sent, sent);
         self.counters.drop_all(drops);
-        let unjournaled = taken.unjournaled.min(n - settled);
-        self.counters.drop_lines(DropReason::Shutdown, unjournaled);
+        let lost = match &taken {
+            _ if !self.is_on_disk() => given_back,
+            Some(taken) => taken.unjournaled.min(given_back),
+            None => 0,
+        };
+        self.counters.drop_lines(DropReason::Shutdown, lost);
         self.counters
             .backlog_lines
-            .fetch_add((n - settled - unjournaled) as i64, Ordering::Relaxed);
-        self.finish(taken, false, [Seq::MAX; 2]);
+            .fetch_add((given_back - lost) as i64, Ordering::Relaxed);
+        if let Some(taken) = taken {
+            self.finish(taken, false, [Seq::MAX; 2]);
+        }
     }
 
     fn finish(&self, taken: Taken, done: bool, hold: [Seq; 2]) {

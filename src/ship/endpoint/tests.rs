@@ -1610,3 +1610,82 @@ async fn parts_made_small_by_refusals_grow_back() {
     assert!(pushes < 100, "{pushes} pushes for 1.5 MB");
     assert_eq!(busy.counters.dropped_total(), 0);
 }
+
+/// The plugin stops while the first half of a batch of processed entries
+/// still fails and the second half is in Loki: the second half's lines are
+/// counted sent, the first half's given back, and every line is counted
+/// once (`received = sent + dropped + filtered + pending`).
+#[tokio::test(start_paused = true)]
+async fn at_shutdown_a_half_delivered_ahead_is_counted_once() {
+    // Push 1 is a whole batch, 2 the probe, then halves 3 and 4: push 3
+    // and every retry of it fail.
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let loki = loki_by_entries(Box::new(move |_, _| {
+        match calls.fetch_add(1, Ordering::Relaxed) + 1 {
+            3 | 5.. => answer(500, "ingester busy"),
+            _ => ok(),
+        }
+    }));
+    let mut setup = setup(small_batches(), &loki);
+    let config = JournalConfig {
+        max_size: None,
+        max_file: 1,
+        no_file: true,
+        keep_file: false,
+        disk_limit: 1 << 30,
+        memory_limit: 1 << 30,
+        journaled_memory: usize::MAX,
+        max_line: 256_000,
+    };
+    let journal = setup
+        .store
+        .open("staged", "staged", config, Arc::default(), None)
+        .unwrap();
+    journal.attach_reader();
+    assert!(journal.claim_lane());
+    let labels = StreamLabels::new(&BTreeMap::from([(
+        "container_name".to_string(),
+        "staged".to_string(),
+    )]));
+    let pipeline = crate::process::Pipeline::parse_inline(
+        "- static_labels:\n    stage: one\n",
+        &crate::process::NoFiles,
+    )
+    .unwrap();
+    setup.endpoint.attach(Lane::new(Feed::processed(
+        journal.clone(),
+        labels,
+        Vec::new(),
+        pipeline,
+        false,
+    )));
+    write(&journal, numbered("staged", 0..2000));
+    run_for(&mut setup, Duration::from_secs(3)).await;
+    let pushes = loki.pushes();
+    assert!(pushes.len() > 4, "{} pushes", pushes.len());
+    assert_eq!(pushes[2].0, pushes[3].0, "pushes 3 and 4 went at once");
+    journal.detach_reader(false);
+    setup
+        .drain
+        .send_replace(Some(Instant::now() + Duration::from_secs(3)));
+    let (_tx, mut rx) = mpsc::unbounded_channel();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        setup.endpoint.run(&mut rx, Duration::from_secs(1)),
+    )
+    .await
+    .expect("the endpoint returns at the deadline");
+    let counters = &journal.counters;
+    let in_loki = loki.accepted("staged").len() as u64;
+    let summary = counters.summary();
+    assert_eq!(counters.received.load(Ordering::Relaxed), 2000, "{summary}");
+    assert_eq!(counters.sent.load(Ordering::Relaxed), in_loki, "{summary}");
+    assert_eq!(
+        counters.sent.load(Ordering::Relaxed)
+            + counters.dropped_total()
+            + counters.filtered_total()
+            + counters.pending().max(0) as u64,
+        2000,
+        "{summary}"
+    );
+}
