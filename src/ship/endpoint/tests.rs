@@ -437,7 +437,27 @@ impl Setup {
         self.lane_with_metadata(name, &[])
     }
 
-    fn lane_with_metadata(&mut self, name: &str, metadata: &[(&str, &str)]) -> Arc<Journal> {
+    /// A lane whose lines go through the pipeline `stages` (YAML).
+    fn processed_lane(&mut self, name: &str, stages: &str) -> Arc<Journal> {
+        let journal = self.journal(name);
+        let labels = StreamLabels::new(&BTreeMap::from([(
+            "container_name".to_string(),
+            name.to_string(),
+        )]));
+        let pipeline =
+            crate::process::Pipeline::parse_inline(stages, &crate::process::NoFiles).unwrap();
+        self.endpoint.attach(Lane::new(Feed::processed(
+            journal.clone(),
+            labels,
+            Vec::new(),
+            pipeline,
+            false,
+        )));
+        journal
+    }
+
+    /// A memory-only journal with its reader attached and its lane claimed.
+    fn journal(&mut self, name: &str) -> Arc<Journal> {
         let config = JournalConfig {
             max_size: None,
             max_file: 1,
@@ -454,6 +474,11 @@ impl Setup {
             .unwrap();
         journal.attach_reader();
         assert!(journal.claim_lane(), "the journal needs a lane");
+        journal
+    }
+
+    fn lane_with_metadata(&mut self, name: &str, metadata: &[(&str, &str)]) -> Arc<Journal> {
+        let journal = self.journal(name);
         let labels = StreamLabels::new(&BTreeMap::from([(
             "container_name".to_string(),
             name.to_string(),
@@ -1627,38 +1652,7 @@ async fn at_shutdown_a_half_delivered_ahead_is_counted_once() {
         }
     }));
     let mut setup = setup(small_batches(), &loki);
-    let config = JournalConfig {
-        max_size: None,
-        max_file: 1,
-        no_file: true,
-        keep_file: false,
-        disk_limit: 1 << 30,
-        memory_limit: 1 << 30,
-        journaled_memory: usize::MAX,
-        max_line: 256_000,
-    };
-    let journal = setup
-        .store
-        .open("staged", "staged", config, Arc::default(), None)
-        .unwrap();
-    journal.attach_reader();
-    assert!(journal.claim_lane());
-    let labels = StreamLabels::new(&BTreeMap::from([(
-        "container_name".to_string(),
-        "staged".to_string(),
-    )]));
-    let pipeline = crate::process::Pipeline::parse_inline(
-        "- static_labels:\n    stage: one\n",
-        &crate::process::NoFiles,
-    )
-    .unwrap();
-    setup.endpoint.attach(Lane::new(Feed::processed(
-        journal.clone(),
-        labels,
-        Vec::new(),
-        pipeline,
-        false,
-    )));
+    let journal = setup.processed_lane("staged", "- static_labels:\n    stage: one\n");
     write(&journal, numbered("staged", 0..2000));
     run_for(&mut setup, Duration::from_secs(3)).await;
     let pushes = loki.pushes();
@@ -1688,4 +1682,31 @@ async fn at_shutdown_a_half_delivered_ahead_is_counted_once() {
         2000,
         "{summary}"
     );
+}
+
+/// The endpoint learned, for its own tenant, that Loki takes lines out of
+/// order; a `tenant` stage sends a container's entries to another tenant,
+/// which may not: they go one push at a time, while the same stages
+/// without the `tenant` stage get two at once.
+#[tokio::test(start_paused = true)]
+async fn entries_for_another_tenant_go_one_push_at_a_time() {
+    let loki = loki_by_entries(Box::new(|_, _| ok()));
+    let mut setup = setup(small_batches(), &loki);
+    let a = setup.lane("a");
+    write(&a, numbered("a", 0..1000));
+    run_for(&mut setup, Duration::from_secs(5)).await;
+    assert_eq!(setup.endpoint.order, Order::Unordered);
+    let other = setup.processed_lane("other", "- tenant:\n    value: team-b\n");
+    let own = setup.processed_lane("own", "- static_labels:\n    stage: one\n");
+    write(&other, numbered("other", 0..2000));
+    write(&own, numbered("own", 0..2000));
+    run_for(&mut setup, Duration::from_secs(10)).await;
+    assert_eq!(in_number_order(&loki, "other"), numbered("other", 0..2000));
+    assert_eq!(in_number_order(&loki, "own"), numbered("own", 0..2000));
+    assert_eq!(
+        loki.most_at_once("other"),
+        1,
+        "another tenant: one at a time"
+    );
+    assert_eq!(loki.most_at_once("own"), 2, "the endpoint's tenant: two");
 }
