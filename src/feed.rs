@@ -766,7 +766,7 @@ impl Feed {
             _ => (batch.items() as u64).saturating_sub(settled),
         };
         self.journal
-            .abandon_after(batch.taken, batch.sent, &batch.drops, given_back);
+            .abandon(batch.taken, batch.sent, &batch.drops, given_back);
     }
 }
 

@@ -1230,19 +1230,12 @@ impl Journal {
         self.cursor_dirty.store(true, Ordering::Release);
     }
 
-    /// Gives up on taken lines without an outcome (the plugin is stopping):
-    /// those in the journal are delivered by the next run, the others are lost.
-    pub fn abandon(&self, taken: Taken) {
-        let n = taken.len() as u64;
-        self.abandon_after(Some(taken), 0, &Drops::default(), n);
-    }
-
-    /// [`Journal::abandon`] for a batch pushed in parts: `sent` of its
-    /// lines were delivered and `drops` given up by parts that settled
-    /// (counted so), and `given_back` lines have no outcome. Those are lost
-    /// (counted `shutdown`) if only in memory, else left on disk for the
-    /// next run (pending).
-    pub fn abandon_after(&self, taken: Option<Taken>, sent: u64, drops: &Drops, given_back: u64) {
+    /// Gives up on a batch without an outcome (the plugin is stopping):
+    /// `sent` of its lines were delivered and `drops` given up by parts
+    /// that settled (counted so), and `given_back` lines have no outcome.
+    /// Those are lost (counted `shutdown`) if only in memory, else left on
+    /// disk for the next run (pending).
+    pub fn abandon(&self, taken: Option<Taken>, sent: u64, drops: &Drops, given_back: u64) {
         ContainerCounters::add(&self.counters.sent, sent);
         self.counters.drop_all(drops);
         let lost = match &taken {
