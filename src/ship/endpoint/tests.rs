@@ -1636,12 +1636,18 @@ async fn parts_made_small_by_refusals_grow_back() {
     assert_eq!(busy.counters.dropped_total(), 0);
 }
 
-/// The plugin stops while the first half of a batch of processed entries
-/// still fails and the second half is in Loki: the second half's lines are
-/// counted sent, the first half's given back, and every line is counted
-/// once (`received = sent + dropped + filtered + pending`).
+/// The plugin stops while the first half of a batch still fails and the
+/// second half is in Loki: the second half's lines are counted sent, the
+/// first half's given back, and every line is counted once (`received =
+/// sent + dropped + filtered + pending`), with stages and without.
 #[tokio::test(start_paused = true)]
 async fn at_shutdown_a_half_delivered_ahead_is_counted_once() {
+    for stages in [Some("- static_labels:\n    stage: one\n"), None] {
+        shutdown_with_a_half_delivered_ahead(stages).await;
+    }
+}
+
+async fn shutdown_with_a_half_delivered_ahead(stages: Option<&str>) {
     // Push 1 is a whole batch, 2 the probe, then halves 3 and 4: push 3
     // and every retry of it fail.
     let calls = std::sync::atomic::AtomicUsize::new(0);
@@ -1652,7 +1658,10 @@ async fn at_shutdown_a_half_delivered_ahead_is_counted_once() {
         }
     }));
     let mut setup = setup(small_batches(), &loki);
-    let journal = setup.processed_lane("staged", "- static_labels:\n    stage: one\n");
+    let journal = match stages {
+        Some(stages) => setup.processed_lane("staged", stages),
+        None => setup.lane("staged"),
+    };
     write(&journal, numbered("staged", 0..2000));
     run_for(&mut setup, Duration::from_secs(3)).await;
     let pushes = loki.pushes();
@@ -1674,6 +1683,7 @@ async fn at_shutdown_a_half_delivered_ahead_is_counted_once() {
     let summary = counters.summary();
     assert_eq!(counters.received.load(Ordering::Relaxed), 2000, "{summary}");
     assert_eq!(counters.sent.load(Ordering::Relaxed), in_loki, "{summary}");
+    assert!(counters.dropped(DropReason::Shutdown) > 0, "{summary}");
     assert_eq!(
         counters.sent.load(Ordering::Relaxed)
             + counters.dropped_total()
