@@ -752,21 +752,33 @@ impl Feed {
     /// such, and every other line the batch stood for is given back once.
     pub fn abandon(&mut self, batch: Batch) {
         let settled = batch.sent + batch.drops.total();
-        let given_back = match (&batch.content, &mut self.stages) {
-            (Content::Entries { .. }, Some(stages)) => {
+        let no_filter = BTreeMap::new();
+        let (given_back, filtered) = match (&batch.content, &mut self.stages) {
+            (Content::Entries { filtered, .. }, Some(stages)) => {
                 // The lines of this take, and the lines of earlier takes
                 // counted held until the batch's entries were cut from
-                // them, less what settled and what the stages still hold.
+                // them, less what settled, what the stages filtered (an
+                // outcome already) and what they still hold.
                 let taken = batch.taken.as_ref().map_or(0, |t| t.len() as u64);
                 let before = u64::try_from(stages.counted).unwrap_or(0);
                 let held = stages.held().lines;
                 stages.count_held(&self.journal, held);
-                (taken + before).saturating_sub(settled + held)
+                let gone = settled + held + filtered.values().sum::<u64>();
+                debug_assert!(taken + before >= gone, "{taken} + {before} < {gone}");
+                ((taken + before).saturating_sub(gone), filtered)
             }
-            _ => (batch.items() as u64).saturating_sub(settled),
+            _ => ((batch.items() as u64).saturating_sub(settled), &no_filter),
         };
-        self.journal
-            .abandon(batch.taken, batch.sent, &batch.drops, given_back);
+        self.journal.abandon(
+            batch.taken,
+            Settled {
+                sent: batch.sent,
+                dropped: batch.drops,
+                filtered,
+                hold: [Seq::MAX; 2],
+            },
+            given_back,
+        );
     }
 }
 

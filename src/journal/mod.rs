@@ -1230,14 +1230,17 @@ impl Journal {
         self.cursor_dirty.store(true, Ordering::Release);
     }
 
-    /// Gives up on a batch without an outcome (the plugin is stopping):
-    /// `sent` of its lines were delivered and `drops` given up by parts
-    /// that settled (counted so), and `given_back` lines have no outcome.
-    /// Those are lost (counted `shutdown`) if only in memory, else left on
-    /// disk for the next run (pending).
-    pub fn abandon(&self, taken: Option<Taken>, sent: u64, drops: &Drops, given_back: u64) {
-        ContainerCounters::add(&self.counters.sent, sent);
-        self.counters.drop_all(drops);
+    /// Gives up on a batch without an outcome (the plugin is stopping).
+    /// What parts of it settled (`settled`: sent, dropped, and filtered by
+    /// the stages) is counted so, and `given_back` lines have no outcome:
+    /// lost (counted `shutdown`) if only in memory, else left on disk for
+    /// the next run (pending). The cursor does not move.
+    pub fn abandon(&self, taken: Option<Taken>, settled: Settled<'_>, given_back: u64) {
+        ContainerCounters::add(&self.counters.sent, settled.sent);
+        self.counters.drop_all(&settled.dropped);
+        for (reason, n) in settled.filtered {
+            self.counters.filter_lines(reason, *n);
+        }
         let lost = match &taken {
             _ if !self.is_on_disk() => given_back,
             Some(taken) => taken.unjournaled.min(given_back),
@@ -1248,7 +1251,7 @@ impl Journal {
             .backlog_lines
             .fetch_add((given_back - lost) as i64, Ordering::Relaxed);
         if let Some(taken) = taken {
-            self.finish(taken, false, [Seq::MAX; 2]);
+            self.finish(taken, false, settled.hold);
         }
     }
 

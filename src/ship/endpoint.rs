@@ -1173,7 +1173,12 @@ impl Endpoint {
     /// the journal (or, if only in memory, is counted as lost).
     async fn give_up_at_deadline(&mut self) {
         self.pushes.abort_all();
-        while self.pushes.join_next().await.is_some() {}
+        while let Some(done) = self.pushes.join_next().await {
+            // A push answered before the deadline counts as the answer says.
+            if let Ok((id, result)) = done {
+                self.settle(id, result);
+            }
+        }
         self.in_flight.clear();
         for lane in &mut self.lanes {
             lane.pushes.clear();

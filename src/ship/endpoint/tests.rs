@@ -1023,16 +1023,7 @@ async fn at_the_shutdown_deadline_what_is_left_is_given_back() {
     let a = setup.lane("a");
     write(&a, numbered("a", 0..5));
     a.detach_reader(false);
-    setup
-        .drain
-        .send_replace(Some(Instant::now() + Duration::from_secs(3)));
-    let (_tx, mut rx) = mpsc::unbounded_channel();
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        setup.endpoint.run(&mut rx, Duration::from_secs(1)),
-    )
-    .await
-    .expect("the endpoint returns at the deadline");
+    shut_down(&mut setup, Duration::from_secs(3)).await;
     assert_eq!(
         a.counters.dropped(DropReason::Shutdown),
         5,
@@ -1704,16 +1695,7 @@ async fn shutdown_with_a_half_delivered_ahead(stages: Option<&str>) {
         "the first half was refused"
     );
     journal.detach_reader(false);
-    setup
-        .drain
-        .send_replace(Some(Instant::now() + Duration::from_secs(3)));
-    let (_tx, mut rx) = mpsc::unbounded_channel();
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        setup.endpoint.run(&mut rx, Duration::from_secs(1)),
-    )
-    .await
-    .expect("the endpoint returns at the deadline");
+    shut_down(&mut setup, Duration::from_secs(3)).await;
     let counters = &journal.counters;
     let in_loki: u64 = (loki.accepted("staged").iter())
         .map(|entry| entry.lines().count() as u64)
@@ -1757,4 +1739,60 @@ async fn entries_for_another_tenant_go_one_push_at_a_time() {
         "another tenant: one at a time"
     );
     assert_eq!(loki.most_at_once("own"), 2, "the endpoint's tenant: two");
+}
+
+/// Runs the endpoint until the shutdown deadline, `after` from now.
+async fn shut_down(setup: &mut Setup, after: Duration) {
+    setup.drain.send_replace(Some(Instant::now() + after));
+    let (_tx, mut rx) = mpsc::unbounded_channel();
+    tokio::time::timeout(
+        after + Duration::from_secs(10),
+        setup.endpoint.run(&mut rx, Duration::from_secs(1)),
+    )
+    .await
+    .expect("the endpoint returns at the deadline");
+}
+
+/// The plugin stops while Loki refuses a batch whose lines a `drop` stage
+/// thinned out: the lines the stage dropped are counted as filtered (the
+/// outcome the user asked for), not as lost to the shutdown.
+#[tokio::test(start_paused = true)]
+async fn at_shutdown_lines_a_stage_dropped_count_as_filtered() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| answer(500, "ingester busy")));
+    let mut setup = setup(endpoint_config(), &loki);
+    let a = setup.processed_lane("a", "- drop:\n    expression: '[05]$'\n");
+    write(&a, numbered("a", 0..40));
+    run_for(&mut setup, Duration::from_secs(3)).await;
+    a.detach_reader(false);
+    shut_down(&mut setup, Duration::from_secs(1)).await;
+    let counters = &a.counters;
+    let summary = counters.summary();
+    assert_eq!(counters.filtered_total(), 8, "0, 5, 10, ... 35: {summary}");
+    assert_eq!(counters.dropped(DropReason::Shutdown), 32, "{summary}");
+    assert_eq!(counters.sent.load(Ordering::Relaxed), 0, "{summary}");
+}
+
+/// A push Loki answered just before the shutdown deadline, whose answer
+/// the endpoint had not looked at yet, counts as delivered: its lines are
+/// `sent`, not lost to the shutdown.
+#[tokio::test(start_paused = true)]
+async fn a_push_answered_before_the_deadline_counts_as_delivered() {
+    let loki = ScriptedLoki::new(Box::new(|_, _| ok()));
+    *loki.per_entry.lock().unwrap() = Duration::from_secs(1);
+    let mut setup = setup(endpoint_config(), &loki);
+    let a = setup.lane("a");
+    write(&a, numbered("a", 0..5));
+    // The batch wait (1 s) passes and the push starts; Loki takes 5 s.
+    run_for(&mut setup, Duration::from_secs(2)).await;
+    assert_eq!(loki.pushes().len(), 1);
+    assert!(loki.accepted("a").is_empty());
+    // Loki answers while the endpoint is not looking.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(loki.accepted("a").len(), 5);
+    a.detach_reader(false);
+    setup.endpoint.give_up_at_deadline().await;
+    let counters = &a.counters;
+    let summary = counters.summary();
+    assert_eq!(counters.sent.load(Ordering::Relaxed), 5, "{summary}");
+    assert_eq!(counters.dropped_total(), 0, "{summary}");
 }
