@@ -1406,30 +1406,55 @@ async fn kill_and_upgrade_during_a_burst(ctx: &Ctx) -> Outcome {
 }
 
 /// `docker logs -f` on a container writing 50,000 lines as fast as it can,
-/// with segments of 64 KiB: the follower reads every one in order.
+/// with segments of 64 KiB: the follower reads every one in order. The
+/// burst starts once the follower is reading (it has seen `ready`), so a
+/// follower that starts late on a busy machine does not miss the first
+/// segments legitimately (delivered, and past `max-file`).
 async fn follow_a_burst_across_rotations(ctx: &Ctx) -> Outcome {
     const COUNT: usize = 50_000;
     let name = "loki-e2e-follow-burst";
     let id = run(
         ctx,
         name,
-        &format!("sleep 1; seq 1 {COUNT}"),
+        &format!(
+            "trap 'seq 1 {COUNT}; exit 0' USR1; echo ready; i=0; \
+             while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done"
+        ),
         &[("max-size", "64k")],
     )
     .await?;
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("docker")
+    let output = tokio::task::spawn_blocking(move || -> Result<String, String> {
+        use std::io::BufRead;
+        let mut follower = Command::new("docker")
             .args(["logs", "-f", name])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let mut lines = std::io::BufReader::new(follower.stdout.take().expect("piped")).lines();
+        let first = lines.next().transpose().map_err(|e| e.to_string())?;
+        if first.as_deref() != Some("ready") {
+            let _ = follower.kill();
+            return Err(format!("the follower's first line: {first:?}"));
+        }
+        let signalled = Command::new("docker")
+            .args(["kill", "-s", "USR1", name])
             .output()
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        if !signalled.status.success() {
+            let _ = follower.kill();
+            return Err(format!(
+                "docker kill -s USR1: {}",
+                String::from_utf8_lossy(&signalled.stderr)
+            ));
+        }
+        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        let _ = follower.wait();
+        Ok(rest.join("\n"))
     })
     .await
     .map_err(|e| e.to_string())??;
     wait_exit(ctx, &id, Duration::from_secs(60)).await?;
-    let lines: Vec<usize> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|l| l.parse().ok())
-        .collect();
+    let lines: Vec<usize> = output.lines().filter_map(|l| l.parse().ok()).collect();
     let segments = std::fs::read_dir(local_copy_dir(&id)?)
         .map(|d| d.count())
         .unwrap_or(0);
@@ -1437,9 +1462,16 @@ async fn follow_a_burst_across_rotations(ctx: &Ctx) -> Outcome {
         "docker logs -f over {COUNT} lines with max-size=64k: {} lines seen ({segments} files kept now)",
         lines.len()
     );
+    let missing: Vec<usize> = (1..=COUNT)
+        .filter(|n| lines.binary_search(n).is_err())
+        .take(5)
+        .collect();
     ensure(
         lines == (1..=COUNT).collect::<Vec<_>>(),
-        format!("the follower saw {} lines", lines.len()),
+        format!(
+            "the follower saw {} lines; first missing {missing:?}",
+            lines.len()
+        ),
     )
 }
 
