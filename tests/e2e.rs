@@ -1423,7 +1423,7 @@ async fn follow_a_burst_across_rotations(ctx: &Ctx) -> Outcome {
         &[("max-size", "64k")],
     )
     .await?;
-    let output = tokio::task::spawn_blocking(move || -> Result<String, String> {
+    let lines = tokio::task::spawn_blocking(move || -> Result<Vec<usize>, String> {
         use std::io::BufRead;
         let mut follower = Command::new("docker")
             .args(["logs", "-f", name])
@@ -1447,14 +1447,15 @@ async fn follow_a_burst_across_rotations(ctx: &Ctx) -> Outcome {
                 String::from_utf8_lossy(&signalled.stderr)
             ));
         }
-        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        let numbers: Vec<usize> = (lines.map_while(Result::ok))
+            .filter_map(|l| l.parse().ok())
+            .collect();
         let _ = follower.wait();
-        Ok(rest.join("\n"))
+        Ok(numbers)
     })
     .await
     .map_err(|e| e.to_string())??;
     wait_exit(ctx, &id, Duration::from_secs(60)).await?;
-    let lines: Vec<usize> = output.lines().filter_map(|l| l.parse().ok()).collect();
     let segments = std::fs::read_dir(local_copy_dir(&id)?)
         .map(|d| d.count())
         .unwrap_or(0);
@@ -1462,10 +1463,8 @@ async fn follow_a_burst_across_rotations(ctx: &Ctx) -> Outcome {
         "docker logs -f over {COUNT} lines with max-size=64k: {} lines seen ({segments} files kept now)",
         lines.len()
     );
-    let missing: Vec<usize> = (1..=COUNT)
-        .filter(|n| lines.binary_search(n).is_err())
-        .take(5)
-        .collect();
+    let seen: std::collections::HashSet<usize> = lines.iter().copied().collect();
+    let missing: Vec<usize> = (1..=COUNT).filter(|n| !seen.contains(n)).take(5).collect();
     ensure(
         lines == (1..=COUNT).collect::<Vec<_>>(),
         format!(

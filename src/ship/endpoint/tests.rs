@@ -119,21 +119,6 @@ impl ScriptedLoki {
         })
     }
 
-    /// The highest line number a push carries (`numbered` lines).
-    fn reach(&self, request: &PushRequest) -> usize {
-        (request.streams.iter())
-            .flat_map(|s| &s.entries)
-            .flat_map(|e| {
-                String::from_utf8_lossy(&e.line)
-                    .lines()
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-            .max()
-            .unwrap_or(0)
-    }
-
     fn set(&self, script: Script) {
         *self.script.lock().unwrap() = script;
     }
@@ -202,6 +187,17 @@ impl ScriptedLoki {
         }
         None
     }
+}
+
+/// The highest line number a push carries (`numbered` lines).
+fn reach(request: &PushRequest) -> usize {
+    (request.streams.iter())
+        .flat_map(|s| &s.entries)
+        .filter_map(|e| std::str::from_utf8(&e.line).ok())
+        .flat_map(str::lines)
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .max()
+        .unwrap_or(0)
 }
 
 fn container_of(labels: &str) -> String {
@@ -280,8 +276,9 @@ impl ScriptedLoki {
                 ),
                 _ => (self.script.lock().unwrap())(containers, now),
             };
-            let reach = self.reach(&request);
+            let reach = reach(&request);
             self.furthest.fetch_max(reach, Ordering::Relaxed);
+            let entries: usize = request.streams.iter().map(|s| s.entries.len()).sum();
             if let PushResult::Failed {
                 kind: FailKind::Timeout,
                 ..
@@ -289,11 +286,9 @@ impl ScriptedLoki {
             {
                 tokio::time::sleep(_timeout).await; // a Loki that does not answer
             } else {
-                let entries: usize = request.streams.iter().map(|s| s.entries.len()).sum();
                 let per_entry = *self.per_entry.lock().unwrap();
                 tokio::time::sleep(Duration::from_millis(10) + per_entry * entries as u32).await;
             }
-            let entries: usize = request.streams.iter().map(|s| s.entries.len()).sum();
             if self.fail_behind.load(Ordering::Relaxed)
                 && entries > 1
                 && reach < self.furthest.load(Ordering::Relaxed)
@@ -472,10 +467,7 @@ impl Setup {
     /// A lane whose lines go through the pipeline `stages` (YAML).
     fn processed_lane(&mut self, name: &str, stages: &str) -> Arc<Journal> {
         let journal = self.journal(name);
-        let labels = StreamLabels::new(&BTreeMap::from([(
-            "container_name".to_string(),
-            name.to_string(),
-        )]));
+        let labels = container_labels(name);
         let pipeline =
             crate::process::Pipeline::parse_inline(stages, &crate::process::NoFiles).unwrap();
         self.endpoint.attach(Lane::new(Feed::processed(
@@ -511,10 +503,7 @@ impl Setup {
 
     fn lane_with_metadata(&mut self, name: &str, metadata: &[(&str, &str)]) -> Arc<Journal> {
         let journal = self.journal(name);
-        let labels = StreamLabels::new(&BTreeMap::from([(
-            "container_name".to_string(),
-            name.to_string(),
-        )]));
+        let labels = container_labels(name);
         let metadata = metadata
             .iter()
             .map(|(name, value)| LabelPairAdapter {
@@ -526,6 +515,14 @@ impl Setup {
             .attach(Lane::new(Feed::plain(journal.clone(), labels, metadata)));
         journal
     }
+}
+
+/// The labels of a container's stream: its name.
+fn container_labels(name: &str) -> StreamLabels {
+    StreamLabels::new(&BTreeMap::from([(
+        "container_name".to_string(),
+        name.to_string(),
+    )]))
 }
 
 /// Writes lines as a FIFO reader would, each with a timestamp of its own.
@@ -991,9 +988,7 @@ async fn long_lines_are_not_probed_with() {
 async fn a_loki_that_takes_lines_only_in_order_gets_one_push_of_a_container_at_a_time() {
     let loki = ScriptedLoki::new(Box::new(|_, _| ok()));
     loki.ordered.store(true, Ordering::Relaxed);
-    let mut config = endpoint_config();
-    config.batch_size = 1000;
-    let mut setup = setup(config, &loki);
+    let mut setup = setup(small_batches(), &loki);
     let a = setup.lane("a");
     write(&a, numbered("a", 0..400));
     run_for(&mut setup, Duration::from_secs(5)).await;
@@ -1250,10 +1245,7 @@ fn reattached(setup: &mut Setup, store: &Arc<Store>, name: &str) -> Arc<Journal>
         .unwrap();
     journal.attach_reader();
     assert!(journal.claim_lane());
-    let labels = StreamLabels::new(&BTreeMap::from([(
-        "container_name".to_string(),
-        name.to_string(),
-    )]));
+    let labels = container_labels(name);
     setup
         .endpoint
         .attach(Lane::new(Feed::plain(journal.clone(), labels, Vec::new())));
@@ -1336,10 +1328,7 @@ async fn memory_stays_within_the_bound_while_every_lane_holds_a_batch() {
             .unwrap();
         journal.attach_reader();
         assert!(journal.claim_lane());
-        let labels = StreamLabels::new(&BTreeMap::from([(
-            "container_name".to_string(),
-            name.clone(),
-        )]));
+        let labels = container_labels(&name);
         setup
             .endpoint
             .attach(Lane::new(Feed::plain(journal.clone(), labels, Vec::new())));
@@ -1468,10 +1457,7 @@ async fn a_batch_of_processed_entries_is_split_too() {
         .unwrap();
     journal.attach_reader();
     assert!(journal.claim_lane());
-    let labels = StreamLabels::new(&BTreeMap::from([(
-        "container_name".to_string(),
-        "staged".to_string(),
-    )]));
+    let labels = container_labels("staged");
     let pipeline = crate::process::Pipeline::parse_inline(
         "- static_labels:\n    stage: one\n",
         &crate::process::NoFiles,
