@@ -13,10 +13,14 @@ use crate::proto::logproto::PushRequest;
 use crate::ship::client::{BoxFuture, Pusher};
 use crate::ship::policy::PushResult;
 
-/// A Loki that takes every push and counts its entries.
+/// A Loki that takes every push and counts the entries it stores: like
+/// Loki's ingester, it keeps an exact duplicate (same stream, timestamp
+/// and line) once, so the line the plugin sends again to learn whether
+/// Loki takes lines out of order (a backlogged lane) is not counted twice.
 #[derive(Default)]
 struct CountingLoki {
     entries: AtomicUsize,
+    stored: std::sync::Mutex<std::collections::HashSet<(String, i64, i32, Bytes)>>,
 }
 
 impl Pusher for CountingLoki {
@@ -28,8 +32,15 @@ impl Pusher for CountingLoki {
     ) -> BoxFuture<'_, PushResult> {
         let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
         let request = PushRequest::decode(raw.as_slice()).unwrap();
-        let n: usize = request.streams.iter().map(|s| s.entries.len()).sum();
-        self.entries.fetch_add(n, Ordering::SeqCst);
+        let mut stored = self.stored.lock().unwrap();
+        for stream in request.streams {
+            for entry in stream.entries {
+                let time = entry.timestamp.unwrap_or_default();
+                stored.insert((stream.labels.clone(), time.seconds, time.nanos, entry.line));
+            }
+        }
+        self.entries.store(stored.len(), Ordering::SeqCst);
+        drop(stored);
         Box::pin(async {
             PushResult::Answered {
                 status: hyper::StatusCode::NO_CONTENT,
