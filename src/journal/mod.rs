@@ -799,6 +799,7 @@ impl Journal {
                 usize::try_from(self.segment_limit() / 4).unwrap_or(usize::MAX),
             ),
             first: None,
+            recorded: Vec::new(),
         }
     }
 
@@ -1761,6 +1762,9 @@ pub struct Intake<'a> {
     records: Vec<u8>,
     chunk: record::ChunkBuilder,
     first: Option<Seq>,
+    /// Per frame recorded: where its payload was read (address and length)
+    /// and where it went in `records`, so that its lines can point there.
+    recorded: Vec<(usize, usize, record::Verbatim)>,
 }
 
 impl Intake<'_> {
@@ -1769,6 +1773,8 @@ impl Intake<'_> {
     pub fn reserve(&mut self, bytes: usize) {
         if self.journal.writes_to_disk() {
             self.records.reserve(bytes + record::ENVELOPE);
+            // A frame of a short line is some 30 bytes besides its line.
+            self.recorded.reserve(bytes / 128);
         }
     }
 
@@ -1779,7 +1785,9 @@ impl Intake<'_> {
         *self.next += 1;
         self.first.get_or_insert(seq);
         if self.journal.writes_to_disk() {
-            self.chunk.push(seq, payload, &mut self.records);
+            let verbatim = self.chunk.push(seq, payload, &mut self.records);
+            self.recorded
+                .push((payload.as_ptr() as usize, payload.len(), verbatim));
         }
         seq
     }
@@ -1798,10 +1806,14 @@ impl Intake<'_> {
     ) -> bool {
         self.chunk.finish(&mut self.records);
         let journal = self.journal;
-        let lines: Vec<Line> = lines.into_iter().filter(|l| !l.is_blank()).collect();
+        let mut lines: Vec<Line> = lines.into_iter().filter(|l| !l.is_blank()).collect();
         let next = *self.next;
         let emitted = joining.map(|j| j.unwrap_or(next));
         let to_disk = self.first.filter(|_| journal.writes_to_disk());
+        let records = Bytes::from(std::mem::take(&mut self.records));
+        if to_disk.is_some() {
+            point_into_records(&mut lines, &self.recorded, &records);
+        }
         // The lines are held before their records go to the writer: were it
         // the other way round, a write that failed at once would find no
         // line to mark as not on disk, and they would leave memory as if
@@ -1813,7 +1825,7 @@ impl Intake<'_> {
                 let chunk = writer::Chunk {
                     first_seq: first,
                     end_seq: next,
-                    records: self.records,
+                    records,
                     ack: ack.map(|(a, end)| (a.clone(), end)),
                 };
                 let queued = journal.pool.submit(journal, chunk);
@@ -1831,6 +1843,35 @@ impl Intake<'_> {
         };
         drop(self.next);
         queued
+    }
+}
+
+/// Makes the lines of frames just recorded point into their records, not
+/// into the buffers the frames were read into: a line not yet on disk is
+/// then held once, not twice (as a line, and as a record waiting for the
+/// writer), and the read buffer goes as soon as the frames are decoded.
+/// `recorded` and `lines` are in the order of the frames; a line that is in
+/// no frame's recorded bytes (joined from partial frames) is left as it is,
+/// and so is one whose bytes are not found there unchanged.
+fn point_into_records(
+    lines: &mut [Line],
+    recorded: &[(usize, usize, record::Verbatim)],
+    records: &Bytes,
+) {
+    let mut frame = 0;
+    for line in lines.iter_mut() {
+        let (at, len) = (line.bytes.as_ptr() as usize, line.bytes.len());
+        let found = (frame..recorded.len()).find(|&i| {
+            let (payload, payload_len, verbatim) = recorded[i];
+            at >= payload + verbatim.from && at + len <= payload + payload_len
+        });
+        let Some(i) = found else { continue };
+        frame = i;
+        let (payload, _, verbatim) = recorded[i];
+        let start = verbatim.to + (at - payload - verbatim.from);
+        if records.get(start..start + len) == Some(&line.bytes[..]) {
+            line.bytes = records.slice(start..start + len);
+        }
     }
 }
 

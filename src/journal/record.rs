@@ -73,6 +73,16 @@ pub fn encode(seq: Seq, payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&len);
 }
 
+/// Where [`ChunkBuilder::push`] put a frame: its payload's bytes from
+/// `from` on are in the buffer of records as they are, from `to` on. A line
+/// (the payload's last field but the partial ones) can point there instead
+/// of into the buffer the frame was read into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verbatim {
+    pub from: usize,
+    pub to: usize,
+}
+
 /// Builds chunk records (see the module's doc) in a buffer of records.
 #[derive(Debug)]
 pub struct ChunkBuilder {
@@ -105,11 +115,14 @@ impl ChunkBuilder {
 
     /// Appends frame `seq` (its protobuf payload) to `out`: to the open
     /// chunk, which must have been started by frame `seq - 1`, or to a new one.
-    pub fn push(&mut self, seq: Seq, payload: &[u8], out: &mut Vec<u8>) {
+    /// Returns where the payload's bytes went (a frame's line is among them).
+    pub fn push(&mut self, seq: Seq, payload: &[u8], out: &mut Vec<u8>) -> Verbatim {
         if payload.len() > self.limit / 2 {
             self.finish(out);
+            // After its length, CRC and sequence number.
+            let to = out.len() + ENVELOPE - 4;
             encode(seq, payload, out);
-            return;
+            return Verbatim { from: 0, to };
         }
         if let Some(start) = self.open
             && out.len() - start + payload.len() + 10 > self.limit
@@ -141,12 +154,21 @@ impl ChunkBuilder {
                     out,
                 );
                 put_varint(head, out);
+                let verbatim = Verbatim {
+                    from: payload.len() - rest.len(),
+                    to: out.len(),
+                };
                 out.extend_from_slice(rest);
-                return;
+                return verbatim;
             }
         }
         put_varint(((body.len() as u64) << 2) | kind, out);
+        let verbatim = Verbatim {
+            from: payload.len() - body.len(),
+            to: out.len(),
+        };
         out.extend_from_slice(body);
+        verbatim
     }
 
     /// Closes the open chunk, if any: its envelope is filled in.

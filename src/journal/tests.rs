@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::frame::FrameDecoder;
+use crate::frame::{Frame, FrameDecoder};
 use crate::proto::logdriver::PartialLogEntryMetadata;
 
 fn config() -> JournalConfig {
@@ -862,4 +862,66 @@ async fn a_stored_journal_is_checked_for_a_backlog_from_its_end() {
     deliver_all(&journal).await;
     retention::persist_cursor(&journal);
     assert!(!store.has_undelivered("ccc"));
+}
+
+/// A line's bytes are kept once: once its frame is recorded for the
+/// writer, the line points into the record, and the buffer the frame was
+/// read into is let go at once (it used to stay as long as the line, so a
+/// line not yet on disk was held twice while the writer caught up).
+#[tokio::test]
+async fn lines_point_into_their_records_and_the_read_buffer_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let journal = open(
+        &store,
+        "aaa",
+        JournalConfig {
+            max_line: 64,
+            ..config()
+        },
+    );
+    let partial = |text: &str, ordinal, last| LogEntry {
+        partial: true,
+        partial_log_metadata: Some(PartialLogEntryMetadata {
+            last,
+            id: "p".into(),
+            ordinal,
+        }),
+        ..entry("stderr", 7, text)
+    };
+    let mut entries = numbered(0..300);
+    entries.push(entry("stdout", 0, "a line without a time")); // no time field
+    entries.push(entry("stdout", 9, &"x".repeat(150))); // cut in three pieces
+    entries.push(partial("joined ", 1, false));
+    entries.push(partial("from two frames", 2, true));
+    let mut wire = Vec::new();
+    for e in &entries {
+        wire.extend_from_slice(&crate::frame::encode_frame(e));
+    }
+    let mut decoder = FrameDecoder::new();
+    decoder
+        .read_buffer_exact(wire.len())
+        .extend_from_slice(&wire);
+    let mut assembler = Assembler::new(64);
+    let mut intake = journal.intake();
+    let mut lines = Vec::new();
+    let mut read_buffer = None;
+    while let Some(Frame::Entry { wire, entry }) = decoder.next() {
+        read_buffer.get_or_insert_with(|| wire.clone());
+        let seq = intake.record(&wire[4..]);
+        assembler.push(entry, seq, &mut lines).unwrap();
+    }
+    drop(decoder);
+    intake.commit(lines, assembler.joining_since(), None);
+    assert!(
+        read_buffer.unwrap().is_unique(),
+        "a line in memory still holds the buffer its frame was read into"
+    );
+    settle(&journal);
+    let texts = texts(&deliver_all(&journal).await);
+    assert_eq!(texts.len(), 300 + 1 + 3 + 1);
+    assert_eq!(texts[299], "line 000299");
+    assert_eq!(texts[300], "a line without a time");
+    assert_eq!(texts[301..304].concat(), "x".repeat(150));
+    assert_eq!(texts[304], "joined from two frames");
 }

@@ -35,7 +35,8 @@ pub struct IntakeAck {
 pub(super) struct Chunk {
     pub first_seq: Seq,
     pub end_seq: Seq,
-    pub records: Vec<u8>,
+    /// Shared with the lines of these records while they are in memory.
+    pub records: bytes::Bytes,
     pub ack: Option<(Arc<IntakeAck>, u64)>,
 }
 
