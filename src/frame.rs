@@ -74,9 +74,10 @@ impl FrameDecoder {
     }
 
     /// The buffer to read `additional` bytes into. Decoded lines share the
-    /// buffer they were read into, so a new one is sized to what it will
-    /// hold (the unfinished frame carried over, and this read): a line read
-    /// alone keeps a few hundred bytes alive, not a whole chunk.
+    /// buffer they were read into (unless the journal points them into its
+    /// records), so a new one is sized to what it will hold (the unfinished
+    /// frame carried over, and this read): a line read alone keeps a few
+    /// hundred bytes alive, not a whole chunk.
     pub fn read_buffer_exact(&mut self, additional: usize) -> &mut BytesMut {
         if self.buf.capacity() - self.buf.len() < additional {
             let mut fresh = BytesMut::with_capacity(self.buf.len() + additional);
@@ -101,6 +102,11 @@ impl FrameDecoder {
     /// The next frame or skipped run; `None` when more bytes are needed.
     #[allow(clippy::should_implement_trait)] // `None` means "not yet", not "never"
     pub fn next(&mut self) -> Option<Frame> {
+        if self.buf.is_empty() {
+            // Every frame read is out: let go of the buffer, which only
+            // the frames' lines may still need.
+            self.buf = BytesMut::new();
+        }
         if self.buf.len() < 4 {
             return None;
         }

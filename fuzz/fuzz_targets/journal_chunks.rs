@@ -49,10 +49,16 @@ fuzz_target!(|input: (u16, u32, Vec<Frame>)| {
     let frames: Vec<Vec<u8>> = frames.iter().map(bytes_of).collect();
     let mut bytes = SEGMENT_MAGIC.to_vec();
     let mut chunk = ChunkBuilder::with_limit(limit as usize * 8);
+    let mut verbatim = Vec::new();
     for (i, frame) in frames.iter().enumerate() {
-        chunk.push(u64::from(first) + i as u64, frame, &mut bytes);
+        verbatim.push(chunk.push(u64::from(first) + i as u64, frame, &mut bytes));
     }
     chunk.finish(&mut bytes);
+    // What push says went unchanged into the records did, and stays so.
+    for (frame, at) in frames.iter().zip(&verbatim) {
+        let tail = &frame[at.payload_at..];
+        assert_eq!(&bytes[at.records_at..at.records_at + tail.len()], tail);
+    }
     let dir = std::env::temp_dir().join(format!("journal-chunks-fuzz-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a scratch directory");
     let path = SegmentFile::raw(&dir, 1);

@@ -1762,18 +1762,30 @@ pub struct Intake<'a> {
     records: Vec<u8>,
     chunk: record::ChunkBuilder,
     first: Option<Seq>,
-    /// Per frame recorded: where its payload was read (address and length)
-    /// and where it went in `records`, so that its lines can point there.
-    recorded: Vec<(usize, usize, record::Verbatim)>,
+    /// The frames recorded, in order, so that their lines can point into
+    /// `records` (see [`point_into_records`]).
+    recorded: Vec<Recorded>,
+}
+
+/// A frame in an intake's records: where its payload was read, and where
+/// its bytes went.
+#[derive(Debug, Clone, Copy)]
+struct Recorded {
+    seq: Seq,
+    /// The payload's address and length where it was read: only compared
+    /// with a line's address, never read through.
+    payload: (usize, usize),
+    verbatim: record::Verbatim,
 }
 
 impl Intake<'_> {
     /// Sizes the buffer of records for about `bytes` of frames to come
-    /// (one allocation per FIFO read, not a growing one).
+    /// (one allocation per FIFO read, not a growing one). What is left of
+    /// it is given back at [`Intake::commit`]: the lines keep the buffer.
     pub fn reserve(&mut self, bytes: usize) {
         if self.journal.writes_to_disk() {
             self.records.reserve(bytes + record::ENVELOPE);
-            // A frame of a short line is some 30 bytes besides its line.
+            // One entry per frame: a frame of a 100-byte line takes some 130.
             self.recorded.reserve(bytes / 128);
         }
     }
@@ -1786,8 +1798,11 @@ impl Intake<'_> {
         self.first.get_or_insert(seq);
         if self.journal.writes_to_disk() {
             let verbatim = self.chunk.push(seq, payload, &mut self.records);
-            self.recorded
-                .push((payload.as_ptr() as usize, payload.len(), verbatim));
+            self.recorded.push(Recorded {
+                seq,
+                payload: (payload.as_ptr() as usize, payload.len()),
+                verbatim,
+            });
         }
         seq
     }
@@ -1810,6 +1825,13 @@ impl Intake<'_> {
         let next = *self.next;
         let emitted = joining.map(|j| j.unwrap_or(next));
         let to_disk = self.first.filter(|_| journal.writes_to_disk());
+        // The lines keep the buffer as long as they are in memory: not its
+        // spare room too (records are some 15% smaller than the frames read,
+        // and a frame of its own record 16 bytes larger). Shrinking in place
+        // moves nothing.
+        if self.records.capacity() - self.records.len() > self.records.len() / 16 {
+            self.records.shrink_to_fit();
+        }
         let records = Bytes::from(std::mem::take(&mut self.records));
         if to_disk.is_some() {
             point_into_records(&mut lines, &self.recorded, &records);
@@ -1849,26 +1871,33 @@ impl Intake<'_> {
 /// Makes the lines of frames just recorded point into their records, not
 /// into the buffers the frames were read into: a line not yet on disk is
 /// then held once, not twice (as a line, and as a record waiting for the
-/// writer), and the read buffer goes as soon as the frames are decoded.
-/// `recorded` and `lines` are in the order of the frames; a line that is in
-/// no frame's recorded bytes (joined from partial frames) is left as it is,
-/// and so is one whose bytes are not found there unchanged.
-fn point_into_records(
-    lines: &mut [Line],
-    recorded: &[(usize, usize, record::Verbatim)],
-    records: &Bytes,
-) {
-    let mut frame = 0;
+/// writer), and the read buffer goes once its frames are decoded.
+///
+/// A line's frame is found by its `ack`: the frame's `seq + 1` for a whole
+/// line, the frame's `seq` for a piece cut from a long one. A line joined
+/// from partial frames is a copy and is in no frame: it stays as it is.
+/// The addresses are only compared, and a line moves only where its bytes
+/// are found unchanged: that check is what makes this safe (a payload
+/// recorded from a buffer that is gone may share an address with a newer
+/// one), not a mere precaution.
+fn point_into_records(lines: &mut [Line], recorded: &[Recorded], records: &Bytes) {
+    let Some(first) = recorded.first().map(|r| r.seq) else {
+        return;
+    };
     for line in lines.iter_mut() {
         let (at, len) = (line.bytes.as_ptr() as usize, line.bytes.len());
-        let found = (frame..recorded.len()).find(|&i| {
-            let (payload, payload_len, verbatim) = recorded[i];
-            at >= payload + verbatim.from && at + len <= payload + payload_len
-        });
-        let Some(i) = found else { continue };
-        frame = i;
-        let (payload, _, verbatim) = recorded[i];
-        let start = verbatim.to + (at - payload - verbatim.from);
+        let frame = [line.ack.wrapping_sub(1), line.ack]
+            .into_iter()
+            .filter_map(|seq| {
+                let frame = recorded.get(usize::try_from(seq.wrapping_sub(first)).ok()?)?;
+                (frame.seq == seq).then_some(frame)
+            })
+            .find(|frame| {
+                let (payload, payload_len) = frame.payload;
+                at >= payload + frame.verbatim.payload_at && at + len <= payload + payload_len
+            });
+        let Some(frame) = frame else { continue };
+        let start = frame.verbatim.records_at + (at - frame.payload.0 - frame.verbatim.payload_at);
         if records.get(start..start + len) == Some(&line.bytes[..]) {
             line.bytes = records.slice(start..start + len);
         }

@@ -73,14 +73,15 @@ pub fn encode(seq: Seq, payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&len);
 }
 
-/// Where [`ChunkBuilder::push`] put a frame: its payload's bytes from
-/// `from` on are in the buffer of records as they are, from `to` on. A line
-/// (the payload's last field but the partial ones) can point there instead
+/// Where [`ChunkBuilder::push`] put a frame: the payload's bytes from
+/// offset `payload_at` to its end are in the buffer of records unchanged,
+/// from offset `records_at` on. A frame's line field (followed only by the
+/// partial-line fields) is among them, so a line can point there instead
 /// of into the buffer the frame was read into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verbatim {
-    pub from: usize,
-    pub to: usize,
+    pub payload_at: usize,
+    pub records_at: usize,
 }
 
 /// Builds chunk records (see the module's doc) in a buffer of records.
@@ -120,9 +121,12 @@ impl ChunkBuilder {
         if payload.len() > self.limit / 2 {
             self.finish(out);
             // After its length, CRC and sequence number.
-            let to = out.len() + ENVELOPE - 4;
+            let records_at = out.len() + HEADER;
             encode(seq, payload, out);
-            return Verbatim { from: 0, to };
+            return Verbatim {
+                payload_at: 0,
+                records_at,
+            };
         }
         if let Some(start) = self.open
             && out.len() - start + payload.len() + 10 > self.limit
@@ -155,8 +159,8 @@ impl ChunkBuilder {
                 );
                 put_varint(head, out);
                 let verbatim = Verbatim {
-                    from: payload.len() - rest.len(),
-                    to: out.len(),
+                    payload_at: payload.len() - rest.len(),
+                    records_at: out.len(),
                 };
                 out.extend_from_slice(rest);
                 return verbatim;
@@ -164,8 +168,8 @@ impl ChunkBuilder {
         }
         put_varint(((body.len() as u64) << 2) | kind, out);
         let verbatim = Verbatim {
-            from: payload.len() - body.len(),
-            to: out.len(),
+            payload_at: payload.len() - body.len(),
+            records_at: out.len(),
         };
         out.extend_from_slice(body);
         verbatim
@@ -788,6 +792,44 @@ mod tests {
             seqs.push(record.seq);
         }
         (seqs, reader.skipped)
+    }
+
+    /// A line of a frame can point into the records: what `push` says
+    /// went there unchanged did, for every kind of record, and the
+    /// envelopes written after it do not touch it.
+    #[test]
+    fn push_says_where_each_frame_went_unchanged() {
+        let timed = |time: u8, line: &[u8]| {
+            let mut frame = b"\x0a\x06stdout\x10".to_vec();
+            frame.push(time);
+            frame.extend_from_slice(&[0x1a, line.len() as u8]);
+            frame.extend_from_slice(line);
+            frame
+        };
+        let untimed = [b"\x0a\x06stderr\x1a\x03abc".as_slice()].concat();
+        let raw = b"\x1a\x03xyz\x0a\x06stdout".to_vec();
+        let large = timed(5, &[b'L'; 100]);
+        let frames = [timed(1, b"first"), untimed, raw, large, timed(9, b"after")];
+        let mut out = Vec::new();
+        // Frames over half the limit get a record of their own.
+        let mut chunk = ChunkBuilder::with_limit(128);
+        let at: Vec<Verbatim> = (frames.iter().enumerate())
+            .map(|(i, frame)| chunk.push(i as Seq, frame, &mut out))
+            .collect();
+        chunk.finish(&mut out);
+        for (frame, at) in frames.iter().zip(&at) {
+            let tail = &frame[at.payload_at..];
+            assert_eq!(&out[at.records_at..at.records_at + tail.len()], tail);
+            assert!(
+                tail.ends_with(&frame[frame.len() - 3..]),
+                "the line is among them"
+            );
+        }
+        assert_eq!(
+            at[3].payload_at, 0,
+            "a record of its own keeps the whole payload"
+        );
+        assert_eq!(at[2].payload_at, 0, "so does a frame of no known shape");
     }
 
     #[test]

@@ -911,7 +911,6 @@ async fn lines_point_into_their_records_and_the_read_buffer_goes() {
         let seq = intake.record(&wire[4..]);
         assembler.push(entry, seq, &mut lines).unwrap();
     }
-    drop(decoder);
     intake.commit(lines, assembler.joining_since(), None);
     assert!(
         read_buffer.unwrap().is_unique(),
