@@ -1886,20 +1886,21 @@ fn point_into_records(lines: &mut [Line], recorded: &[Recorded], records: &Bytes
     };
     for line in lines.iter_mut() {
         let (at, len) = (line.bytes.as_ptr() as usize, line.bytes.len());
-        let frame = [line.ack.wrapping_sub(1), line.ack]
+        let range = [line.ack.wrapping_sub(1), line.ack]
             .into_iter()
             .filter_map(|seq| {
                 let frame = recorded.get(usize::try_from(seq.wrapping_sub(first)).ok()?)?;
                 (frame.seq == seq).then_some(frame)
             })
-            .find(|frame| {
+            .find_map(|frame| {
                 let (payload, payload_len) = frame.payload;
-                at >= payload + frame.verbatim.payload_at && at + len <= payload + payload_len
+                frame
+                    .verbatim
+                    .in_records(at.checked_sub(payload)?, len, payload_len)
             });
-        let Some(frame) = frame else { continue };
-        let start = frame.verbatim.records_at + (at - frame.payload.0 - frame.verbatim.payload_at);
-        if records.get(start..start + len) == Some(&line.bytes[..]) {
-            line.bytes = records.slice(start..start + len);
+        let Some(range) = range else { continue };
+        if records.get(range.clone()) == Some(&line.bytes[..]) {
+            line.bytes = records.slice(range);
         }
     }
 }

@@ -32,6 +32,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
@@ -82,6 +83,15 @@ pub fn encode(seq: Seq, payload: &[u8], out: &mut Vec<u8>) {
 pub struct Verbatim {
     pub payload_at: usize,
     pub records_at: usize,
+}
+
+impl Verbatim {
+    /// Where the `len` bytes at offset `at` of a payload of `payload_len`
+    /// bytes are in the records, if they are among those copied unchanged.
+    pub fn in_records(&self, at: usize, len: usize, payload_len: usize) -> Option<Range<usize>> {
+        let start = self.records_at + at.checked_sub(self.payload_at)?;
+        (at + len <= payload_len).then_some(start..start + len)
+    }
 }
 
 /// Builds chunk records (see the module's doc) in a buffer of records.
@@ -806,7 +816,7 @@ mod tests {
             frame.extend_from_slice(line);
             frame
         };
-        let untimed = [b"\x0a\x06stderr\x1a\x03abc".as_slice()].concat();
+        let untimed = b"\x0a\x06stderr\x1a\x03abc".to_vec();
         let raw = b"\x1a\x03xyz\x0a\x06stdout".to_vec();
         let large = timed(5, &[b'L'; 100]);
         let frames = [timed(1, b"first"), untimed, raw, large, timed(9, b"after")];
@@ -819,7 +829,8 @@ mod tests {
         chunk.finish(&mut out);
         for (frame, at) in frames.iter().zip(&at) {
             let tail = &frame[at.payload_at..];
-            assert_eq!(&out[at.records_at..at.records_at + tail.len()], tail);
+            let range = at.in_records(at.payload_at, tail.len(), frame.len());
+            assert_eq!(&out[range.unwrap()], tail);
             assert!(
                 tail.ends_with(&frame[frame.len() - 3..]),
                 "the line is among them"
