@@ -21,7 +21,11 @@
 //! Without a Docker engine it says so and does nothing. Run with `make
 //! bench`; `BENCH_ONLY=one|big|many|stages|idle` runs one part, and
 //! `BENCH_OPTS="k=v k=v"` adds `--log-opt`s to this plugin's containers (to
-//! compare settings).
+//! compare settings). To compare two builds: `BENCH_ALSO=DIR` builds the
+//! checkout in `DIR` (another worktree of this repository) and runs it as
+//! "other build" beside this one, in the same rounds against the same Loki;
+//! `BENCH_ROUNDS=N` sets the rounds of the 200,000-line run (3), and
+//! `BENCH_QUICK=1` leaves out the drain plugin and Grafana's driver.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -40,6 +44,8 @@ use support::real_loki::{Limits, RealLoki, Version};
 
 const PLUGIN: &str = "loki-bench:latest";
 const DRAIN: &str = "loki-bench-drain:latest";
+/// The build `BENCH_ALSO` names.
+const ALSO: &str = "loki-bench-also:latest";
 const IMAGE: &str = "loki-e2e-busybox:latest";
 const LABEL: &str = "loki-bench";
 const LINES: usize = 200_000;
@@ -76,7 +82,7 @@ fn cleanup() {
             let _ = cli(&["rm", "-f", id]);
         }
     }
-    for plugin in [PLUGIN, DRAIN] {
+    for plugin in [PLUGIN, DRAIN, ALSO] {
         let _ = cli(&["plugin", "disable", "-f", plugin]);
         let _ = cli(&["plugin", "rm", "-f", plugin]);
     }
@@ -296,7 +302,13 @@ async fn bench() -> Result<(), String> {
         pid: None,
         to_loki: false,
     };
+    let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
+    let also = match std::env::var("BENCH_ALSO") {
+        Ok(other) => Some(other_build(Path::new(&other), &ours.args[2..])?),
+        Err(_) => None,
+    };
     let drain = match drain_plugin(&root, &dir) {
+        _ if quick => None,
         Ok(pid) => Some(Driver {
             who: "drain plugin",
             args: vec!["--log-driver".into(), DRAIN.into()],
@@ -309,6 +321,7 @@ async fn bench() -> Result<(), String> {
         }
     };
     let grafana = match grafana_driver(&root) {
+        _ if quick => None,
         Ok((name, gpid)) => Some(Driver {
             who: "Grafana's driver",
             args: vec!["--log-driver".into(), name, "--log-opt".into(), url.clone()],
@@ -323,12 +336,17 @@ async fn bench() -> Result<(), String> {
     let mut drivers = vec![json.clone()];
     drivers.extend(drain.clone());
     drivers.push(ours.clone());
+    drivers.extend(also);
     drivers.extend(grafana.clone());
 
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     if only.is_empty() || only == "one" {
         let script = format!("yes {TEXT} | head -n {LINES}");
-        for round in 1..=3 {
+        let rounds: usize = std::env::var("BENCH_ROUNDS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(3);
+        for round in 1..=rounds {
             one_run(&loki, &drivers, round, &script, LINES, 100).await?;
         }
     }
@@ -352,6 +370,39 @@ async fn bench() -> Result<(), String> {
         let _ = cli(&["plugin", "disable", "-f", &grafana.args[1]]);
     }
     Ok(())
+}
+
+/// Another checkout of this repository (`BENCH_ALSO`), built, created and
+/// enabled as a plugin beside this one, with this plugin's `--log-opt`s.
+fn other_build(checkout: &Path, opts: &[String]) -> Result<Driver, String> {
+    // Its own target directory: the same crate from two checkouts in one
+    // would leave one binary for both.
+    let dir = checkout.join("build").join("also");
+    let status = Command::new(checkout.join("rootfs-build"))
+        .arg(&dir)
+        .env("BUILD_ID", format!("also-also-{}", std::process::id()))
+        .env("CARGO_TARGET_DIR", checkout.join("target"))
+        .current_dir(checkout)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!(
+            "rootfs-build of {} failed: {status}",
+            checkout.display()
+        ));
+    }
+    cli(&["plugin", "create", ALSO, dir.to_str().unwrap()])?;
+    cli(&["plugin", "enable", "--timeout", "0", ALSO])?;
+    let pid = plugin_pid("also")?;
+    println!("bench engine: other build from {}", checkout.display());
+    let mut args = vec!["--log-driver".to_string(), ALSO.to_string()];
+    args.extend(opts.iter().cloned());
+    Ok(Driver {
+        who: "other build",
+        args,
+        pid: Some(pid),
+        to_loki: true,
+    })
 }
 
 /// The drain-only plugin (`examples/drain_plugin.rs`) built static, in a
