@@ -222,6 +222,20 @@ impl Batch {
         self.out.retain(|(r, _)| r.end > self.done);
     }
 
+    /// The settled items at the front are gone (the journal finished
+    /// them): positions count from the first item left.
+    fn rebase(&mut self) {
+        let n = self.done;
+        let shift = |r: &std::ops::Range<usize>| r.start.saturating_sub(n)..r.end.saturating_sub(n);
+        self.part = shift(&self.part);
+        for (range, _) in &mut self.out {
+            *range = shift(range);
+        }
+        self.done = 0;
+        self.sent = 0;
+        self.drops = Drops::default();
+    }
+
     /// Lines or entries in the whole batch.
     fn items(&self) -> usize {
         match &self.content {
@@ -680,10 +694,55 @@ impl Feed {
         batch.drops.add(reason, dropped);
         batch.mark_settled(batch.part.clone());
         if batch.done < batch.items() {
+            self.ack_front(&mut batch);
             return Some(batch);
         }
         self.finish(batch);
         None
+    }
+
+    /// Lets the journal finish the lines at the front of a batch that
+    /// parts remain of, once every line settled is at the front (no later
+    /// part settled ahead of an earlier one): counted, the cursor past
+    /// them, their memory let go. A batch of the stages' entries finishes
+    /// whole.
+    fn ack_front(&mut self, batch: &mut Batch) {
+        let ahead = batch.out.iter().any(|(_, push)| push.is_none());
+        let (Content::Lines, Some(taken), false) = (&batch.content, &mut batch.taken, ahead) else {
+            return;
+        };
+        if self.journal.ack_front(taken, batch.done, &batch.drops) {
+            batch.rebase();
+        }
+    }
+
+    /// Whether a batch in a push may take more lines from the journal for
+    /// a next part now (see [`Feed::extend`]): it is of the journal's lines
+    /// as they are, its front can be finished as it is delivered
+    /// ([`Journal::may_ack_front`]), each part of it is in a push already, and at least `part` bytes wait (or whatever waits,
+    /// once the container's output has ended).
+    pub fn may_extend(&self, batch: &Batch, part: usize) -> bool {
+        let (Content::Lines, Some(taken)) = (&batch.content, &batch.taken) else {
+            return false;
+        };
+        let journal = &self.journal;
+        journal.may_ack_front(taken)
+            && !batch.has_unsent()
+            && (journal.has_disk_backlog()
+                || journal.queued_bytes() >= part
+                || (!journal.is_live() && journal.queued_bytes() > 0))
+    }
+
+    /// Adds up to `max_bytes` of the next lines to a batch whose parts are
+    /// all in pushes (see [`Feed::may_extend`]), for its next part. False
+    /// when none came.
+    pub async fn extend(&mut self, batch: &mut Batch, max_bytes: usize, per_line: usize) -> bool {
+        let (Content::Lines, Some(taken)) = (&batch.content, &mut batch.taken) else {
+            return false;
+        };
+        self.journal
+            .take_more(taken, max_bytes.max(1), per_line)
+            .await
     }
 
     /// Every entry of the part delivered; see [`Feed::settle`].

@@ -995,9 +995,46 @@ impl Journal {
     /// own (what goes with every entry of a push, such as structured
     /// metadata), so a batch stays within `max_bytes` as sent.
     pub async fn take_with(self: &Arc<Self>, max_bytes: usize, per_line: usize) -> Option<Taken> {
+        self.take_next(max_bytes, per_line, false).await
+    }
+
+    /// Adds the next lines to `taken`, which is out for delivery still:
+    /// up to `max_bytes` more (at least one line), as [`Journal::take_with`]
+    /// takes them. A container with a backlog keeps Loki busy this way: a
+    /// part of its batch goes while another is in a push, and the batch
+    /// rolls on ([`Journal::ack_front`]) instead of ending. False when
+    /// nothing more was added.
+    pub async fn take_more(
+        self: &Arc<Self>,
+        taken: &mut Taken,
+        max_bytes: usize,
+        per_line: usize,
+    ) -> bool {
+        debug_assert!(self.tail().in_flight, "take_more with no batch out");
+        let Some(more) = self.take_next(max_bytes, per_line, true).await else {
+            return false;
+        };
+        for s in 0..2 {
+            taken.advance[s] = taken.advance[s].max(more.advance[s]);
+        }
+        taken.cost += more.cost;
+        taken.unjournaled += more.unjournaled;
+        let added = !more.lines.is_empty();
+        taken.lines.extend(more.lines);
+        added
+    }
+
+    /// The next lines after what was taken; `more`: the batch taken before
+    /// is out still, and these lines join it (see [`Journal::take_more`]).
+    async fn take_next(
+        self: &Arc<Self>,
+        max_bytes: usize,
+        per_line: usize,
+        more: bool,
+    ) -> Option<Taken> {
         let plan = {
             let mut tail = self.tail();
-            if tail.in_flight {
+            if tail.in_flight != more {
                 return None;
             }
             let from_disk = tail.disk_backlog();
@@ -1044,11 +1081,11 @@ impl Journal {
                     "reading undelivered lines back from the journal failed",
                     &err,
                 );
-                self.tail().in_flight = false;
+                self.tail().in_flight = more;
                 return None;
             }
             Err(_) => {
-                self.tail().in_flight = false;
+                self.tail().in_flight = more;
                 return None;
             }
         };
@@ -1066,6 +1103,19 @@ impl Journal {
         if !tail.has_disk_backlog() && tail.lines.is_empty() {
             // Done with the disk: the next line starts a new batch wait.
             tail.pending_since = None;
+        }
+        if read.lines.is_empty() && more {
+            // Nothing was left on disk in that range: the batch out moves
+            // the cursor past it once it is done.
+            drop(tail);
+            self.wake();
+            return Some(Taken {
+                lines: Vec::new(),
+                from,
+                advance: read.advance,
+                cost: 0,
+                unjournaled: 0,
+            });
         }
         if read.lines.is_empty() {
             // Nothing was left on disk in that range (deleted or never written).
@@ -1189,6 +1239,58 @@ impl Journal {
         ContainerCounters::add(&self.counters.sent, n.saturating_sub(drops.total()));
         self.counters.drop_all(drops);
         self.finish(taken, true, [Seq::MAX; 2]);
+    }
+
+    /// Whether [`Journal::ack_front`] may finish lines at the front of
+    /// `taken`: each of them is on disk, or none ever is.
+    pub fn may_ack_front(&self, taken: &Taken) -> bool {
+        taken.unjournaled == 0 || !self.is_on_disk()
+    }
+
+    /// Finishes the first `n` lines of `taken`, which stays out for
+    /// delivery: `drops` of them were given up (by reason), the others
+    /// delivered. The cursor moves past them (so a restart does not send
+    /// them again) and their memory is let go. Not where some lines of a
+    /// journal on disk are only in memory (see [`Journal::may_ack_front`]):
+    /// those have to be told apart if the batch is given back at a
+    /// shutdown, so they finish with the whole batch. False (and nothing
+    /// done) then.
+    pub fn ack_front(&self, taken: &mut Taken, n: usize, drops: &Drops) -> bool {
+        let n = n.min(taken.lines.len());
+        if n == 0 || !self.may_ack_front(taken) {
+            return false;
+        }
+        let mut advance = taken.from;
+        let mut cost = 0;
+        for line in taken.lines.drain(..n) {
+            let s = line.source as usize;
+            advance[s] = advance[s].max(line.ack);
+            cost += line.cost();
+        }
+        taken.from = advance;
+        taken.cost -= cost;
+        ContainerCounters::add(
+            &self.counters.sent,
+            (n as u64).saturating_sub(drops.total()),
+        );
+        self.counters.drop_all(drops);
+        self.counters
+            .in_flight_lines
+            .fetch_sub(n as i64, Ordering::Relaxed);
+        self.budget.sub(cost);
+        self.budget.end_batch(cost);
+        let mut tail = self.tail();
+        // Not past the lines still out: no jump to what the readers
+        // emitted, as `move_cursor` does for a batch that ends.
+        for (cursor, advance) in tail.cursor.iter_mut().zip(advance) {
+            *cursor = (*cursor).max(advance);
+        }
+        self.cursor_dirty.store(true, Ordering::Release);
+        drop(tail);
+        if self.is_on_disk() {
+            self.pool.maintain(self);
+        }
+        true
     }
 
     /// Finishes a batch the pipeline stages made: `taken` (the lines it

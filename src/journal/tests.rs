@@ -374,6 +374,76 @@ async fn a_restarted_journal_resumes_from_its_cursor() {
     assert_eq!(journal.counters.received.load(Ordering::Relaxed), 2);
 }
 
+/// A batch that rolls on (a backlog keeping two pushes out): more lines
+/// join it while it is out, and the lines at its front are finished as
+/// they are delivered. The cursor moves past those only: after a crash,
+/// the lines still out are read again, and the finished ones are not.
+#[tokio::test]
+async fn a_rolling_batch_finishes_its_front_and_a_crash_resends_only_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::new(Some(dir.path().to_path_buf()), settings());
+        let small = JournalConfig {
+            memory_limit: 20 * (11 + crate::line::LINE_OVERHEAD),
+            ..config()
+        };
+        let journal = open(&store, "roll", small);
+        for chunk in 0..10 {
+            feed(&journal, numbered(chunk * 100..chunk * 100 + 100));
+        }
+        settle(&journal);
+        assert!(journal.has_disk_backlog());
+        // 11-byte lines: 10 to a batch of 110 bytes.
+        let mut taken = journal.take(110).await.unwrap();
+        assert_eq!(numbers_of(&taken.lines), (0..10).collect::<Vec<_>>());
+        assert!(journal.take(110).await.is_none(), "one batch out at a time");
+        assert!(journal.take_more(&mut taken, 110, 0).await);
+        assert_eq!(numbers_of(&taken.lines), (0..20).collect::<Vec<_>>());
+        let in_flight = || journal.counters.in_flight_lines.load(Ordering::Relaxed);
+        assert_eq!(in_flight(), 20);
+        assert!(journal.ack_front(&mut taken, 10, &Drops::default()));
+        assert_eq!(numbers_of(&taken.lines), (10..20).collect::<Vec<_>>());
+        assert_eq!(journal.counters.sent.load(Ordering::Relaxed), 10);
+        assert_eq!(in_flight(), 10);
+        assert!(journal.take_more(&mut taken, 110, 0).await);
+        assert_eq!(numbers_of(&taken.lines), (10..30).collect::<Vec<_>>());
+        // Two of the next ten were refused by Loki.
+        let mut drops = Drops::default();
+        drops.add(DropReason::Rejected, 2);
+        assert!(journal.ack_front(&mut taken, 10, &drops));
+        assert_eq!(journal.counters.sent.load(Ordering::Relaxed), 18);
+        assert_eq!(journal.counters.dropped_total(), 2);
+        assert_eq!(numbers_of(&taken.lines), (20..30).collect::<Vec<_>>());
+        retention::persist_cursor(&journal);
+        // Lines 20..30 are out, never delivered: the plugin "crashes".
+        store.open.lock().unwrap().clear();
+    }
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let journal = open(&store, "roll", config());
+    let delivered = deliver_all(&journal).await;
+    assert_eq!(
+        numbers_of(&delivered),
+        (20..1000).collect::<Vec<_>>(),
+        "the lines out again, the finished ones not"
+    );
+}
+
+/// Without a data directory lines are never on disk, and none can be
+/// given back to it at a shutdown: the front of a rolling batch is
+/// finished all the same.
+#[tokio::test]
+async fn a_batch_of_memory_only_lines_finishes_its_front_where_nothing_is_on_disk() {
+    let store = Store::new(None, settings());
+    let journal = store.open_in_memory("mem", "mem", config(), Arc::default());
+    feed(&journal, numbered(0..30));
+    let mut taken = journal.take(110).await.unwrap();
+    assert!(journal.take_more(&mut taken, 110, 0).await);
+    assert!(journal.ack_front(&mut taken, 10, &Drops::default()));
+    assert_eq!(numbers_of(&taken.lines), (10..20).collect::<Vec<_>>());
+    journal.ack(taken, Outcome::Sent);
+    assert_eq!(journal.counters.sent.load(Ordering::Relaxed), 20);
+}
+
 #[tokio::test]
 async fn a_long_line_cut_at_the_crash_is_recovered_whole_in_pieces() {
     let dir = tempfile::tempdir().unwrap();

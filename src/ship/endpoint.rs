@@ -6,7 +6,9 @@
 //! `loki-max-in-flight` pushes are out at once, so a slow or retried push
 //! does not hold the others. A lane with a backlog pushes each full batch
 //! in two halves at once where Loki takes a stream's lines out of order
-//! (see [`Order`], and how it is learnt without risking a line).
+//! (see [`Order`], and how it is learnt without risking a line), and
+//! keeps two halves out while the backlog lasts: when one is delivered,
+//! the batch finishes its front and takes the next half from the journal.
 //!
 //! When a push of several lanes is refused (429, 5xx, 400) or times out,
 //! each lane is retried alone, at once: the lanes Loki accepts go through,
@@ -431,15 +433,16 @@ impl Endpoint {
 
     /// Whether `lane`, with a push in flight, may have a second: Loki takes
     /// lines out of order ([`Order`]), the endpoint is well, and the lane
-    /// is smooth and has lines in no push yet.
+    /// is smooth and has lines in no push yet, or a backlog its batch may
+    /// take its next part from ([`Feed::may_extend`]).
     fn may_overlap(&self, lane: &Lane) -> bool {
         self.overlaps()
             && lane.pushes.len() == 1
             && lane.is_smooth()
-            && lane
-                .batch
-                .as_ref()
-                .is_some_and(|b| b.has_unsent() && b.tenant().is_none())
+            && lane.batch.as_ref().is_some_and(|b| {
+                b.tenant().is_none()
+                    && (b.has_unsent() || lane.feed.may_extend(b, self.push_size() / 2))
+            })
     }
 
     /// Whether lanes may have two pushes at once at this endpoint now.
@@ -501,6 +504,12 @@ impl Endpoint {
             let Some(batch) = &mut lane.batch else {
                 continue;
             };
+            // A backlog keeps two parts in pushes: while one is out, the
+            // batch takes the next part from the journal, and its front
+            // is finished as its parts are delivered.
+            if second && overlaps && lane.feed.may_extend(batch, limit / 2) {
+                lane.feed.extend(batch, limit / 2, per_line).await;
+            }
             // A full batch (a backlog) goes in two halves at once, where
             // Loki takes them out of order; the second half is cut when
             // the lane is chosen again.
