@@ -24,10 +24,15 @@
 //! entries of a processed one, alike. [`Feed::settle`] settles that part
 //! and hands the batch back while parts remain; its lines are counted in
 //! the batch (sent, dropped by reason) and reach the container's counters,
-//! and the journal, only with the last part. So every journal line is still
-//! counted once, and the journal's cursor (which a batch moves only when it
-//! ends, and never past what the stages hold) never passes a line Loki has
-//! not taken: after a crash mid-batch, the whole batch goes again, and
+//! and the journal, with the last part, or (a batch of plain lines) as
+//! soon as every line before them is settled too ([`Journal::ack_front`]:
+//! the batch then drops its front and counts from there). A plain batch
+//! with a backlog behind it also takes its next part from the journal
+//! while a part is out ([`Feed::extend`]), so it rolls on instead of
+//! ending. So every journal line is still counted once, and the journal's
+//! cursor (moved only past lines settled with every line before them, and
+//! never past what the stages hold) never passes a line Loki has not
+//! taken: after a crash mid-batch, what was not settled goes again, and
 //! Loki keeps one copy of what it already had. A refused part whose first
 //! entries Loki stored all the same (Loki 2) counts them as sent
 //! ([`Feed::took_first`]).
@@ -105,7 +110,7 @@ struct Stages {
 /// whose push was answered ([`Batch::focus`]); what the batch answers
 /// (its lines, bytes, streams) is of that part. Items before `done` are
 /// settled, and counted in `sent` and `drops` until the last part ends
-/// the batch.
+/// the batch or the journal finishes them ([`Feed::ack_front`]).
 pub struct Batch {
     taken: Option<Taken>,
     content: Content,
@@ -651,7 +656,8 @@ impl Feed {
     /// lengths of its lines, how many entries Loki did not take; their
     /// lines count as dropped for `reason`, the others as sent. Returns
     /// the batch while parts remain; the last part ends the batch, and its
-    /// lines are counted (and the journal's cursor moves) only then.
+    /// lines are counted (and the journal's cursor moves) then, or earlier
+    /// for a front of plain lines settled whole ([`Feed::ack_front`]).
     pub fn settle(
         &mut self,
         mut batch: Batch,
@@ -719,14 +725,21 @@ impl Feed {
     /// Whether a batch in a push may take more lines from the journal for
     /// a next part now (see [`Feed::extend`]): it is of the journal's lines
     /// as they are, its front can be finished as it is delivered
-    /// ([`Journal::may_ack_front`]), each part of it is in a push already, and at least `part` bytes wait (or whatever waits,
+    /// ([`Journal::may_ack_front`]), at most one part of it is settled
+    /// ahead of an earlier one, each part of it is in a push already, and at least `part` bytes wait (or whatever waits,
     /// once the container's output has ended).
     pub fn may_extend(&self, batch: &Batch, part: usize) -> bool {
         let (Content::Lines, Some(taken)) = (&batch.content, &batch.taken) else {
             return false;
         };
+        // Parts settled ahead of an earlier one still out cannot be
+        // finished until it is: one may be (the halves of a pair end in
+        // either order), but a batch taking more beside every part settled
+        // ahead would grow for as long as that earlier one is out.
+        let ahead = batch.out.iter().filter(|(_, push)| push.is_none()).count();
         let journal = &self.journal;
-        journal.may_ack_front(taken)
+        ahead <= 1
+            && journal.may_ack_front(taken)
             && !batch.has_unsent()
             && (journal.has_disk_backlog()
                 || journal.queued_bytes() >= part

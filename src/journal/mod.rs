@@ -379,6 +379,17 @@ mod record_pos {
     }
 }
 
+/// Moves source `s`'s cursor to `advance`, but not past `hold`; with
+/// nothing of it left waiting, on to what its reader emitted.
+fn move_source_cursor(tail: &mut Tail, s: usize, advance: Seq, hold: Seq) {
+    tail.cursor[s] = tail.cursor[s].max(advance.min(hold));
+    let idle = tail.held[s] == 0 && tail.taken[s] >= tail.evicted_to[s];
+    if idle {
+        tail.taken[s] = tail.taken[s].max(tail.emitted_to[s]);
+        tail.cursor[s] = tail.cursor[s].max(tail.emitted_to[s].min(hold));
+    }
+}
+
 /// Lines handed to delivery; given back with [`Journal::ack`].
 #[derive(Debug)]
 pub struct Taken {
@@ -1279,12 +1290,26 @@ impl Journal {
             .fetch_sub(n as i64, Ordering::Relaxed);
         self.budget.sub(cost);
         self.budget.end_batch(cost);
-        let mut tail = self.tail();
-        // Not past the lines still out: no jump to what the readers
-        // emitted, as `move_cursor` does for a batch that ends.
-        for (cursor, advance) in tail.cursor.iter_mut().zip(advance) {
-            *cursor = (*cursor).max(advance);
+        let mut out = [false; 2];
+        for line in &taken.lines {
+            out[line.source as usize] = true;
         }
+        let mut tail = self.tail();
+        for s in 0..2 {
+            if out[s] {
+                // Not past the lines still out.
+                tail.cursor[s] = tail.cursor[s].max(advance[s]);
+                continue;
+            }
+            // A source with nothing left in the batch moves as it would
+            // when the batch ends (a quiet one on to what its reader
+            // emitted), so retention does not keep what Loki has.
+            move_source_cursor(&mut tail, s, taken.advance[s], Seq::MAX);
+        }
+        let oldest = tail.lines.front().map_or(0, |h| h.line.timestamp_ns);
+        self.counters
+            .oldest_pending_ns
+            .store(oldest, Ordering::Relaxed);
         self.cursor_dirty.store(true, Ordering::Release);
         drop(tail);
         if self.is_on_disk() {
@@ -1323,12 +1348,7 @@ impl Journal {
     /// nothing left waiting moves on to what its readers emitted.
     fn move_cursor(&self, tail: &mut Tail, advance: [Seq; 2], hold: [Seq; 2]) {
         for s in 0..2 {
-            tail.cursor[s] = tail.cursor[s].max(advance[s].min(hold[s]));
-            let idle = tail.held[s] == 0 && tail.taken[s] >= tail.evicted_to[s];
-            if idle {
-                tail.taken[s] = tail.taken[s].max(tail.emitted_to[s]);
-                tail.cursor[s] = tail.cursor[s].max(tail.emitted_to[s].min(hold[s]));
-            }
+            move_source_cursor(tail, s, advance[s], hold[s]);
         }
         self.cursor_dirty.store(true, Ordering::Release);
     }

@@ -428,6 +428,28 @@ async fn a_rolling_batch_finishes_its_front_and_a_crash_resends_only_the_rest() 
     );
 }
 
+/// A rolling batch moves a quiet source's cursor (stderr, which wrote
+/// nothing) as a batch that ends does, so retention can delete what Loki
+/// has; and the age of the oldest line waiting follows the roll.
+#[tokio::test]
+async fn a_rolling_batch_moves_a_quiet_sources_cursor_as_an_ending_batch_does() {
+    let store = Store::new(None, settings());
+    let rolled = store.open_in_memory("rolled", "rolled", config(), Arc::default());
+    let ended = store.open_in_memory("ended", "ended", config(), Arc::default());
+    for journal in [&rolled, &ended] {
+        feed(journal, numbered(0..100));
+    }
+    let taken = ended.take(110).await.unwrap();
+    ended.ack(taken, Outcome::Sent);
+    let mut taken = rolled.take(110).await.unwrap();
+    assert!(rolled.take_more(&mut taken, 110, 0).await);
+    assert!(rolled.ack_front(&mut taken, 10, &Drops::default()));
+    assert_eq!(rolled.delivery_cursor(), ended.delivery_cursor());
+    let oldest = |j: &Journal| j.counters.oldest_pending_ns.load(Ordering::Relaxed);
+    assert_eq!(oldest(&rolled), 20, "lines 10..20 are out; line 20 waits");
+    assert_eq!(oldest(&ended), 10);
+}
+
 /// Without a data directory lines are never on disk, and none can be
 /// given back to it at a shutdown: the front of a rolling batch is
 /// finished all the same.

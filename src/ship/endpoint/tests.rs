@@ -952,6 +952,39 @@ async fn a_backlog_keeps_two_pushes_out_until_it_is_gone() {
     );
 }
 
+/// A half that Loki does not answer while the next ones are delivered
+/// ahead of it (from the review of the rolling batch): the batch stops
+/// taking more until that half is settled, so one container's batch never
+/// holds more than about two pushes of lines. It grew to the whole
+/// backlog (19,674 lines) when it took more beside a part settled ahead.
+#[tokio::test(start_paused = true)]
+async fn a_stuck_half_does_not_let_the_batch_grow() {
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let loki = loki_by_entries(Box::new(move |_, _| {
+        if calls.fetch_add(1, Ordering::Relaxed) + 1 == 4 {
+            PushResult::Failed {
+                reason: "timeout".into(),
+                kind: FailKind::Timeout,
+            }
+        } else {
+            ok()
+        }
+    }));
+    let mut setup = setup(small_batches(), &loki);
+    setup.endpoint.order = Order::Unordered;
+    let a = setup.lane("a");
+    write(&a, numbered("a", 0..20_000));
+    let mut most = 0;
+    for _ in 0..100 {
+        run_for(&mut setup, Duration::from_millis(100)).await;
+        most = most.max(a.counters.in_flight_lines.load(Ordering::Relaxed));
+    }
+    assert!(most <= 400, "one batch held {most} lines");
+    run_for(&mut setup, Duration::from_secs(60)).await;
+    assert_eq!(in_number_order(&loki, "a"), numbered("a", 0..20_000));
+    assert_eq!(a.counters.sent.load(Ordering::Relaxed), 20_000);
+}
+
 /// The first half of a batch fails while the second goes through: the
 /// second is settled ahead, the first goes again (alone, after its
 /// backoff), and the batch ends, its lines counted once, only then.
