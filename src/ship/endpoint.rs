@@ -363,8 +363,9 @@ impl Endpoint {
     /// Starts the pushes that are due; returns when to look again.
     async fn schedule(&mut self) -> Option<Instant> {
         let deadline = *self.drain.borrow();
+        let mut now;
         loop {
-            let now = Instant::now();
+            now = Instant::now();
             if self.in_flight.len() >= self.config.max_in_flight {
                 break;
             }
@@ -383,7 +384,7 @@ impl Endpoint {
                 break;
             }
         }
-        self.next_timer(deadline.is_some())
+        self.next_timer(deadline.is_some(), now)
     }
 
     /// Lanes for the next push: the first due lane (alone if it must be),
@@ -588,9 +589,10 @@ impl Endpoint {
     }
 
     /// When something becomes due: a lane's batch wait or backoff, a probe,
-    /// the end of a tenant throttle.
-    fn next_timer(&self, draining: bool) -> Option<Instant> {
-        let now = Instant::now();
+    /// the end of a tenant throttle. `now` is the time the lanes were last
+    /// chosen at: a lane held back then until a time that has passed since
+    /// (its pace, microseconds away) is woken at once, not forgotten.
+    fn next_timer(&self, draining: bool, now: Instant) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         // Only future times: a lane that is ready but held back (in-flight
         // bound, throttle, probe) is woken by what holds it.
