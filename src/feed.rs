@@ -227,6 +227,11 @@ impl Batch {
         self.out.retain(|(r, _)| r.end > self.done);
     }
 
+    /// Parts settled ahead of an earlier one that is not settled yet.
+    fn settled_ahead(&self) -> usize {
+        self.out.iter().filter(|(_, push)| push.is_none()).count()
+    }
+
     /// The settled items at the front are gone (the journal finished
     /// them): positions count from the first item left.
     fn rebase(&mut self) {
@@ -713,7 +718,7 @@ impl Feed {
     /// them, their memory let go. A batch of the stages' entries finishes
     /// whole.
     fn ack_front(&mut self, batch: &mut Batch) {
-        let ahead = batch.out.iter().any(|(_, push)| push.is_none());
+        let ahead = batch.settled_ahead() > 0;
         let (Content::Lines, Some(taken), false) = (&batch.content, &mut batch.taken, ahead) else {
             return;
         };
@@ -726,8 +731,9 @@ impl Feed {
     /// a next part now (see [`Feed::extend`]): it is of the journal's lines
     /// as they are, its front can be finished as it is delivered
     /// ([`Journal::may_ack_front`]), at most one part of it is settled
-    /// ahead of an earlier one, each part of it is in a push already, and at least `part` bytes wait (or whatever waits,
-    /// once the container's output has ended).
+    /// ahead of an earlier one, each part of it is in a push already, and
+    /// at least `part` bytes wait (or whatever waits, once the container's
+    /// output has ended).
     pub fn may_extend(&self, batch: &Batch, part: usize) -> bool {
         let (Content::Lines, Some(taken)) = (&batch.content, &batch.taken) else {
             return false;
@@ -736,9 +742,8 @@ impl Feed {
         // finished until it is: one may be (the halves of a pair end in
         // either order), but a batch taking more beside every part settled
         // ahead would grow for as long as that earlier one is out.
-        let ahead = batch.out.iter().filter(|(_, push)| push.is_none()).count();
         let journal = &self.journal;
-        ahead <= 1
+        batch.settled_ahead() <= 1
             && journal.may_ack_front(taken)
             && !batch.has_unsent()
             && (journal.has_disk_backlog()
