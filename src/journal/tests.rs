@@ -79,6 +79,21 @@ fn texts(lines: &[Line]) -> Vec<String> {
         .collect()
 }
 
+/// A memory bound of 20 of [`numbered`]'s lines: more wait on disk.
+fn small_memory() -> JournalConfig {
+    JournalConfig {
+        memory_limit: 20 * (11 + crate::line::LINE_OVERHEAD),
+        ..config()
+    }
+}
+
+/// Feeds lines `0..100 * chunks` of [`numbered`], 100 to an intake.
+fn feed_chunks(journal: &Journal, chunks: usize) {
+    for chunk in 0..chunks {
+        feed(journal, numbered(chunk * 100..chunk * 100 + 100));
+    }
+}
+
 /// Waits until the writer has written everything queued.
 fn settle(journal: &Journal) {
     for _ in 0..500 {
@@ -139,14 +154,8 @@ async fn lines_go_to_memory_and_records_to_disk() {
 async fn past_the_memory_bound_lines_wait_on_disk_and_come_back_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(Some(dir.path().to_path_buf()), settings());
-    let small = JournalConfig {
-        memory_limit: 20 * (11 + crate::line::LINE_OVERHEAD),
-        ..config()
-    };
-    let journal = open(&store, "bbb", small);
-    for chunk in 0..50 {
-        feed(&journal, numbered(chunk * 100..chunk * 100 + 100));
-    }
+    let journal = open(&store, "bbb", small_memory());
+    feed_chunks(&journal, 50);
     settle(&journal);
     assert!(journal.queued_bytes() <= 21 * (11 + crate::line::LINE_OVERHEAD));
     assert!(journal.counters.backlog_lines.load(Ordering::Relaxed) > 4000);
@@ -167,14 +176,8 @@ async fn past_the_memory_bound_lines_wait_on_disk_and_come_back_in_order() {
 async fn batches_read_back_from_disk_stay_within_their_size() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(Some(dir.path().to_path_buf()), settings());
-    let small = JournalConfig {
-        memory_limit: 20 * (11 + crate::line::LINE_OVERHEAD),
-        ..config()
-    };
-    let journal = open(&store, "sized", small);
-    for chunk in 0..20 {
-        feed(&journal, numbered(chunk * 100..chunk * 100 + 100));
-    }
+    let journal = open(&store, "sized", small_memory());
+    feed_chunks(&journal, 20);
     settle(&journal);
     assert!(journal.counters.backlog_lines.load(Ordering::Relaxed) > 1900);
     // 11-byte lines and 9 more bytes each (as metadata would count): 5
@@ -383,14 +386,8 @@ async fn a_rolling_batch_finishes_its_front_and_a_crash_resends_only_the_rest() 
     let dir = tempfile::tempdir().unwrap();
     {
         let store = Store::new(Some(dir.path().to_path_buf()), settings());
-        let small = JournalConfig {
-            memory_limit: 20 * (11 + crate::line::LINE_OVERHEAD),
-            ..config()
-        };
-        let journal = open(&store, "roll", small);
-        for chunk in 0..10 {
-            feed(&journal, numbered(chunk * 100..chunk * 100 + 100));
-        }
+        let journal = open(&store, "roll", small_memory());
+        feed_chunks(&journal, 10);
         settle(&journal);
         assert!(journal.has_disk_backlog());
         // 11-byte lines: 10 to a batch of 110 bytes.
@@ -804,15 +801,9 @@ fn disk_full_after(budget: usize) -> WriteHook {
 async fn lines_whose_write_failed_after_they_left_memory_are_counted() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(Some(dir.path().to_path_buf()), settings());
-    let small = JournalConfig {
-        memory_limit: 20 * (11 + crate::line::LINE_OVERHEAD),
-        ..config()
-    };
-    let journal = open(&store, "full", small);
+    let journal = open(&store, "full", small_memory());
     *journal.write_hook.lock().unwrap() = Some(disk_full_after(20_000));
-    for chunk in 0..50 {
-        feed(&journal, numbered(chunk * 100..chunk * 100 + 100));
-    }
+    feed_chunks(&journal, 50);
     settle(&journal);
     let delivered = deliver_all(&journal).await;
     let counters = &journal.counters;
@@ -909,9 +900,7 @@ async fn the_journal_leaves_a_margin_of_the_filesystems_space() {
     assert_eq!(margin, 5_000_000);
     store.space().pretend(100_000_000, margin + 50_000);
     let journal = open(&store, "margin", config());
-    for chunk in 0..50 {
-        feed(&journal, numbered(chunk * 100..chunk * 100 + 100));
-    }
+    feed_chunks(&journal, 50);
     settle(&journal);
     let on_disk = journal.disk_bytes();
     assert!(on_disk <= 50_000, "{on_disk} bytes written past the margin");

@@ -421,6 +421,14 @@ fn ok() -> PushResult {
     answer(204, "")
 }
 
+/// A push Loki never answered (the client's timeout).
+fn no_answer() -> PushResult {
+    PushResult::Failed {
+        reason: "no answer".into(),
+        kind: FailKind::Timeout,
+    }
+}
+
 /// A time as Go's `time.Time.String()` prints it in UTC, as Loki does.
 fn go_time(ns: i64) -> String {
     let stamp = jiff::Timestamp::from_nanosecond(i128::from(ns)).unwrap();
@@ -796,10 +804,7 @@ async fn rate_limited_batches_can_be_dropped_as_promtail_does() {
 async fn timeouts_count_against_a_lane_only_while_others_get_through() {
     let loki = ScriptedLoki::new(Box::new(|containers, _| {
         if containers.iter().any(|c| c == "slow") {
-            PushResult::Failed {
-                reason: "no answer".into(),
-                kind: FailKind::Timeout,
-            }
+            no_answer()
         } else {
             ok()
         }
@@ -826,10 +831,7 @@ async fn timeouts_count_against_a_lane_only_while_others_get_through() {
     assert!(loki.accepted("slow").is_empty());
 
     // When every push times out, it is the endpoint that is down.
-    loki.set(Box::new(|_, _| PushResult::Failed {
-        reason: "no answer".into(),
-        kind: FailKind::Timeout,
-    }));
+    loki.set(Box::new(|_, _| no_answer()));
     write(&fast, numbered("fast", 200..202));
     run_for(&mut setup, Duration::from_secs(30)).await;
     assert!(!setup.endpoint.counters.up.load(Ordering::Relaxed));
@@ -962,10 +964,7 @@ async fn a_stuck_half_does_not_let_the_batch_grow() {
     let calls = std::sync::atomic::AtomicUsize::new(0);
     let loki = loki_by_entries(Box::new(move |_, _| {
         if calls.fetch_add(1, Ordering::Relaxed) + 1 == 4 {
-            PushResult::Failed {
-                reason: "timeout".into(),
-                kind: FailKind::Timeout,
-            }
+            no_answer()
         } else {
             ok()
         }
