@@ -141,6 +141,7 @@ impl Assembler {
                 source,
                 bytes: partial.bytes.split_to(cut).freeze(),
                 ack: partial.first_seq,
+                piece: true,
             });
         }
     }
@@ -163,6 +164,7 @@ impl Assembler {
                 source,
                 bytes: bytes.split_to(cut),
                 ack: first,
+                piece: true,
             });
         }
         out.push(Line {
@@ -170,6 +172,7 @@ impl Assembler {
             source,
             bytes,
             ack: end,
+            piece: false,
         });
     }
 }

@@ -45,6 +45,9 @@ pub struct Line {
     /// longer than the maximum, it is the line's first record, so a replay
     /// re-sends the whole line rather than losing its rest.
     pub ack: Seq,
+    /// A piece cut from a line longer than the maximum, not its last: its
+    /// `ack` is the line's first record, not one past its last.
+    pub piece: bool,
 }
 
 impl Line {
@@ -53,6 +56,18 @@ impl Line {
     /// so a million 1-byte lines cannot hide behind a small byte count.
     pub fn cost(&self) -> usize {
         self.bytes.len() + LINE_OVERHEAD
+    }
+
+    /// Whether an earlier run than the one whose first record is
+    /// `session_start` read the line: a whole line's last record
+    /// (`ack - 1`) is before it, or, for a piece, its line's first (`ack`).
+    /// A line that starts at a run's first record is that run's, whole or
+    /// in pieces.
+    pub fn is_of_a_run_before(&self, session_start: Seq) -> bool {
+        match self.piece {
+            true => self.ack < session_start,
+            false => self.ack <= session_start,
+        }
     }
 
     /// Whether Loki should get this line: Grafana's driver skips lines that
@@ -95,6 +110,7 @@ mod tests {
             source: Source::Stdout,
             bytes: Bytes::from_static(b),
             ack: 0,
+            piece: false,
         };
         assert!(line(b"").is_blank() && line(b" \t\r").is_blank());
         assert!(!line(b" x ").is_blank());

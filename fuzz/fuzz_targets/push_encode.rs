@@ -103,6 +103,7 @@ fuzz_target!(|lanes: Vec<LaneInput>| {
                 },
                 bytes: Bytes::copy_from_slice(&l.bytes),
                 ack: 0,
+                piece: false,
             })
             .collect();
         for line in &lines {

@@ -489,6 +489,44 @@ async fn a_long_line_cut_at_the_crash_is_recovered_whole_in_pieces() {
     assert_eq!(texts(&delivered), ["x".repeat(32)]);
 }
 
+/// A line longer than the maximum goes in pieces, each acknowledged at
+/// the line's first record. When that record is the first of a run and
+/// the pieces are read back from disk, they are this run's lines: not
+/// recovered from an earlier run, and not missing from this one.
+#[tokio::test]
+async fn pieces_of_a_long_line_at_a_runs_first_record_are_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = JournalConfig {
+        max_line: 64,
+        ..small_memory()
+    };
+    {
+        let store = Store::new(Some(dir.path().to_path_buf()), settings());
+        let journal = open(&store, "fff", config.clone());
+        feed(&journal, numbered(0..5));
+        settle(&journal);
+        deliver_all(&journal).await;
+        retention::persist_cursor(&journal);
+        store.open.lock().unwrap().clear();
+    }
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let journal = open(&store, "fff", config);
+    // This run's first record is a line of three pieces; the lines after
+    // it push the pieces out of memory, so they are read back from disk.
+    feed(&journal, vec![entry("stdout", 9, &"x".repeat(150))]);
+    feed_chunks(&journal, 5);
+    settle(&journal);
+    assert!(journal.has_disk_backlog());
+    let delivered = deliver_all(&journal).await;
+    assert_eq!(texts(&delivered)[..3].concat(), "x".repeat(150));
+    assert_eq!(delivered.len(), 3 + 500);
+    let counters = &journal.counters;
+    assert_eq!(counters.recovered.load(Ordering::Relaxed), 0);
+    assert_eq!(counters.dropped(DropReason::JournalCorrupt), 0);
+    assert_eq!(counters.received.load(Ordering::Relaxed), 503);
+    assert_eq!(counters.sent.load(Ordering::Relaxed), 503);
+}
+
 #[tokio::test]
 async fn a_re_attached_reader_finishes_the_line_an_earlier_run_was_joining() {
     let dir = tempfile::tempdir().unwrap();

@@ -398,6 +398,7 @@ mod tests {
             source,
             bytes: Bytes::from_static(text),
             ack: 0,
+            piece: false,
         };
         let mut push = PushBuilder::default();
         push.add(
@@ -448,6 +449,7 @@ mod tests {
             source,
             bytes: Bytes::from_static(text),
             ack: 0,
+            piece: false,
         };
         let lines = [
             line(
@@ -518,6 +520,7 @@ mod tests {
                     source: Source::Stdout,
                     bytes: Bytes::from(format!("line {i} {}", "x".repeat(i % 50))),
                     ack: 0,
+                    piece: false,
                 })
                 .collect();
             if n == 200 {
