@@ -25,7 +25,9 @@
 //! checkout in `DIR` (another worktree of this repository) and runs it as
 //! "other build" beside this one, in the same rounds against the same Loki;
 //! `BENCH_ROUNDS=N` sets the rounds of the 200,000-line run (3), and
-//! `BENCH_QUICK=1` leaves out the drain plugin and Grafana's driver.
+//! `BENCH_QUICK=1` leaves out the drain plugin and Grafana's driver;
+//! `BENCH_TRACE=1` lists each push answered after a container's exit (when
+//! it was sent and answered, its bytes).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -120,6 +122,17 @@ enum Sink {
 struct Relay {
     addr: std::net::SocketAddr,
     last_answer: std::sync::Arc<std::sync::Mutex<Option<Instant>>>,
+    /// Every push with `BENCH_TRACE=1`: when its first byte came, its
+    /// bytes, when Loki answered.
+    pushes: std::sync::Arc<std::sync::Mutex<Vec<Push>>>,
+}
+
+/// One push through the relay.
+#[derive(Clone, Copy)]
+struct Push {
+    sent: Instant,
+    bytes: usize,
+    answered: Instant,
 }
 
 impl Relay {
@@ -128,10 +141,13 @@ impl Relay {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let last_answer = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let pushes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let clock = last_answer.clone();
+        let log = pushes.clone();
+        let trace = std::env::var("BENCH_TRACE").is_ok_and(|v| v == "1" || v == "all");
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let clock = clock.clone();
+                let (clock, log) = (clock.clone(), log.clone());
                 tokio::spawn(async move {
                     let Ok(loki) = tokio::net::TcpStream::connect(upstream).await else {
                         return;
@@ -141,8 +157,19 @@ impl Relay {
                     // push).
                     let _ = (client.set_nodelay(true), loki.set_nodelay(true));
                     let (mut from_client, mut to_loki) = (client.into_split(), loki.into_split());
+                    // The push being sent on this connection: its first byte, its bytes.
+                    let open = std::sync::Arc::new(std::sync::Mutex::new(None::<(Instant, usize)>));
+                    let sending = open.clone();
                     let requests = tokio::spawn(async move {
-                        let _ = tokio::io::copy(&mut from_client.0, &mut to_loki.1).await;
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = from_client.0.read(&mut buf).await {
+                            if n == 0 || to_loki.1.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                            let mut push = sending.lock().unwrap();
+                            let (_, bytes) = push.get_or_insert((Instant::now(), 0));
+                            *bytes += n;
+                        }
                         let _ = to_loki.1.shutdown().await;
                     });
                     let mut buf = vec![0u8; 64 * 1024];
@@ -150,13 +177,40 @@ impl Relay {
                         if n == 0 || from_client.1.write_all(&buf[..n]).await.is_err() {
                             break;
                         }
-                        *clock.lock().unwrap() = Some(Instant::now());
+                        let now = Instant::now();
+                        *clock.lock().unwrap() = Some(now);
+                        if let Some((sent, bytes)) = open.lock().unwrap().take()
+                            && trace
+                        {
+                            log.lock().unwrap().push(Push {
+                                sent,
+                                bytes,
+                                answered: now,
+                            });
+                        }
                     }
                     requests.abort();
                 });
             }
         });
-        Relay { addr, last_answer }
+        Relay {
+            addr,
+            last_answer,
+            pushes,
+        }
+    }
+
+    /// The pushes answered before `since` (how many, their bytes) and
+    /// those answered after it, taken out of the trace.
+    fn pushes_since(&self, since: Instant) -> ((usize, usize), Vec<Push>) {
+        let mut all = std::mem::take(&mut *self.pushes.lock().unwrap());
+        all.sort_by_key(|p| p.sent);
+        let all_of_them = std::env::var("BENCH_TRACE").is_ok_and(|v| v == "all");
+        let (before, after): (Vec<Push>, Vec<Push>) = all
+            .into_iter()
+            .partition(|p| p.answered < since && !all_of_them);
+        let bytes = before.iter().map(|p| p.bytes).sum();
+        ((before.len(), bytes), after)
     }
 
     fn last_answer(&self) -> Option<Instant> {
@@ -575,6 +629,32 @@ async fn delivery_and_cost(
             "; {arrived} of {want} in Loki, the last {:.2} s after exit",
             at.saturating_duration_since(exited).as_secs_f64()
         );
+        if let Sink::Real(_, relay) = loki {
+            // With BENCH_TRACE=1: the pushes still out at the exit and
+            // after it, in ms from the exit.
+            let ms = |t: Instant| {
+                if t >= exited {
+                    t.duration_since(exited).as_millis() as i64
+                } else {
+                    -(exited.duration_since(t).as_millis() as i64)
+                }
+            };
+            let ((before, bytes), after) = relay.pushes_since(exited);
+            if before + after.len() > 0 {
+                *line += &format!(
+                    "\n    {before} pushes ({bytes} B) answered before the exit, {} after",
+                    after.len()
+                );
+            }
+            for push in after {
+                *line += &format!(
+                    "\n    push {:>6} B sent {:>5} ms, answered {:>5} ms",
+                    push.bytes,
+                    ms(push.sent),
+                    ms(push.answered)
+                );
+            }
+        }
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let cost = measure_end(driver, start)?;
