@@ -33,7 +33,7 @@ pub const DEFAULT_BUFFER_SIZE: usize = 16 * 1024 * 1024;
 /// Without `loki-buffer-size`, lines the journal holds leave memory past
 /// this: delivery reads them back from disk, so a Loki that lags costs the
 /// plugin disk reads, not 16 MB of memory per container.
-pub const DEFAULT_JOURNALED_MEMORY: usize = 2 * 1024 * 1024;
+pub const DEFAULT_JOURNALED_MEMORY: usize = 1024 * 1024;
 /// Rotation of the local copy, as Docker's `local` driver: 20 MB x 5 files.
 pub const DEFAULT_MAX_SIZE: u64 = 20 * 1024 * 1024;
 pub const DEFAULT_MAX_FILE: u32 = 5;
@@ -1065,7 +1065,7 @@ mod tests {
         assert_eq!(config.buffer_size, 16 << 20);
         assert_eq!(
             config.journaled_memory,
-            2 << 20,
+            1 << 20,
             "lines on disk leave memory sooner unless loki-buffer-size is set"
         );
         assert!(config.external_labels.is_empty());
