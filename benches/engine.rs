@@ -24,7 +24,8 @@
 //! compare settings). To compare two builds: `BENCH_ALSO=DIR` builds the
 //! checkout in `DIR` (another worktree of this repository) and runs it as
 //! "other build" beside this one, in the same rounds against the same Loki;
-//! `BENCH_ROUNDS=N` sets the rounds of the 200,000-line run (3), and
+//! `BENCH_ROUNDS=N` sets the rounds of the 200,000-line run (3) and of the
+//! 16 KB-line run (1), and
 //! `BENCH_QUICK=1` leaves out the drain plugin and Grafana's driver;
 //! `BENCH_TRACE=1` lists each push answered after a container's exit (when
 //! it was sent and answered, its bytes).
@@ -394,13 +395,12 @@ async fn bench() -> Result<(), String> {
     drivers.extend(grafana.clone());
 
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let rounds: Option<usize> = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok());
     if only.is_empty() || only == "one" {
         let script = format!("yes {TEXT} | head -n {LINES}");
-        let rounds: usize = std::env::var("BENCH_ROUNDS")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(3);
-        for round in 1..=rounds {
+        for round in 1..=rounds.unwrap_or(3) {
             one_run(&loki, &drivers, round, &script, LINES, 100).await?;
         }
     }
@@ -409,7 +409,9 @@ async fn bench() -> Result<(), String> {
             "yes \"$(head -c {} /dev/zero | tr '\\0' x)\" | head -n {BIG_LINES}",
             BIG_LINE - 1
         );
-        one_run(&loki, &drivers, 1, &script, BIG_LINES, BIG_LINE).await?;
+        for round in 1..=rounds.unwrap_or(1) {
+            one_run(&loki, &drivers, round, &script, BIG_LINES, BIG_LINE).await?;
+        }
     }
     if only.is_empty() || only == "many" {
         many_at_once(&loki, &drivers).await?;
