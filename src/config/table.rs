@@ -265,7 +265,7 @@ pub const OPTIONS: &[Spec] = &[
         credential: false,
         dockers_own: false,
         with_previous: false,
-        meaning: "Bound on this container's lines held in memory. Past it the oldest leave memory; they stay in the journal and are read back from disk for delivery. Dropped (`memory_full`) only when the journal does not have them (`DATA_DIR` empty, or a disk behind by 8 MiB). **Unset**, lines already written to the journal leave memory past 1 MiB, so a Loki that lags costs the plugin disk reads rather than 16 MB per container (the 200,000-line run peaks at about 16 MB instead of 31–38 MB); lines not on disk (`DATA_DIR` empty, a full disk) are still kept up to 16 MiB. Set, it is the bound for every line.",
+        meaning: "Bound on this container's lines held in memory. Past it the oldest leave memory; they stay in the journal and are read back from disk for delivery. Dropped (`memory_full`) only when the journal does not have them (`DATA_DIR` empty, or a disk behind by 8 MiB). **Unset**, lines already written to the journal leave memory past 1 MiB, so a Loki that lags costs the plugin disk reads rather than 16 MB per container (the 200,000-line run peaks at 12–15 MB instead of 31–38 MB); lines not on disk (`DATA_DIR` empty, a full disk) are still kept up to 16 MiB. Set, it is the bound for every line.",
     },
     Spec {
         name: "loki-journal-size",
