@@ -58,15 +58,15 @@ impl Line {
         self.bytes.len() + LINE_OVERHEAD
     }
 
-    /// Whether an earlier run than the one whose first record is
-    /// `session_start` read the line: a whole line's last record
-    /// (`ack - 1`) is before it, or, for a piece, its line's first (`ack`).
-    /// A line that starts at a run's first record is that run's, whole or
-    /// in pieces.
-    pub fn is_of_a_run_before(&self, session_start: Seq) -> bool {
+    /// Whether the line is before record `seq`: a whole line whose last
+    /// record (`ack - 1`) is, or a piece whose line starts before it
+    /// (`ack`). A line that starts at `seq` is not, whole or in pieces: a
+    /// run whose first record is `seq` read it, and a segment that ends at
+    /// `seq` does not hold its start.
+    pub fn is_before(&self, seq: Seq) -> bool {
         match self.piece {
-            true => self.ack < session_start,
-            false => self.ack <= session_start,
+            true => self.ack < seq,
+            false => self.ack <= seq,
         }
     }
 

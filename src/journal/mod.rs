@@ -1535,7 +1535,7 @@ impl Journal {
                         continue;
                     }
                     bytes += line.bytes.len() + plan.per_line;
-                    recovered += u64::from(line.is_of_a_run_before(plan.session_start));
+                    recovered += u64::from(line.is_before(plan.session_start));
                     lines.push(line);
                 }
                 let joining = Source::ALL
@@ -1589,7 +1589,7 @@ impl Journal {
         }
         let mut fresh = [0u64; 2];
         for line in &lines {
-            if !line.is_of_a_run_before(plan.session_start) {
+            if !line.is_before(plan.session_start) {
                 fresh[line.source as usize] += 1;
             }
         }

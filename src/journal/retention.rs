@@ -173,7 +173,7 @@ fn remove(journal: &Journal, dir: &Path, segment: &Segment, bound: Option<&str>)
     let mut tail = journal.tail();
     let delivered = tail.cursor.iter().all(|&c| c >= end);
     for held in tail.lines.iter_mut() {
-        if held.journaled && held.line.ack <= end {
+        if held.journaled && held.line.is_before(end) {
             held.journaled = false;
             held.deleted = true;
         }

@@ -527,6 +527,88 @@ async fn pieces_of_a_long_line_at_a_runs_first_record_are_counted_once() {
     assert_eq!(counters.sent.load(Ordering::Relaxed), 503);
 }
 
+/// A disk bound deletes the segment just before the one a long line
+/// starts: the line's pieces (acknowledged at that segment's first record,
+/// where the deleted one ends) are still whole on disk, and are delivered
+/// once they leave memory; only the deleted segment's lines are lost.
+#[tokio::test]
+async fn pieces_of_a_line_that_starts_a_segment_outlive_the_segment_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = JournalConfig {
+        max_size: Some(4096),
+        max_file: 1,
+        disk_limit: 4800,
+        max_line: 1000,
+        ..config()
+    };
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let journal = open(&store, "seg", config);
+    feed(&journal, numbered(0..100));
+    settle(&journal);
+    // 3,000 bytes that do not compress: a line of three pieces, which
+    // starts the next segment.
+    let mut x: u64 = 12345;
+    let noise: String = (0..3000)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (b'a' + ((x >> 33) % 26) as u8) as char
+        })
+        .collect();
+    feed(&journal, vec![entry("stdout", 99, &noise)]);
+    feed(&journal, numbered(100..120));
+    settle(&journal);
+    retention::apply(&journal);
+    let segments = journal.segments();
+    assert_eq!(
+        segments[0].first_seq, 100,
+        "the long line starts the kept segment"
+    );
+    journal.evict(usize::MAX, "test", false);
+    let delivered = deliver_all(&journal).await;
+    let pieces = texts(&delivered)
+        .into_iter()
+        .filter(|l| l.len() >= 1000)
+        .collect::<Vec<_>>();
+    assert_eq!(
+        pieces.concat(),
+        noise,
+        "the long line, whole on disk, is delivered"
+    );
+    assert_eq!(journal.counters.dropped(DropReason::JournalFull), 100);
+}
+
+/// The write of a chunk that starts with a long line fails: its pieces
+/// (acknowledged at the chunk's first record) are only in memory, so they
+/// stay there when the lines on disk leave it.
+#[tokio::test]
+async fn pieces_of_a_chunk_whose_write_failed_stay_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let config = JournalConfig {
+        max_line: 64,
+        journaled_memory: 10 * (11 + crate::line::LINE_OVERHEAD),
+        ..config()
+    };
+    let journal = open(&store, "wfail", config);
+    feed(&journal, numbered(0..10));
+    settle(&journal);
+    *journal.write_hook.lock().unwrap() = Some(disk_full_after(0));
+    feed(&journal, vec![entry("stdout", 99, &"z".repeat(150))]);
+    settle(&journal);
+    feed(&journal, numbered(10..100));
+    settle(&journal);
+    let delivered = deliver_all(&journal).await;
+    let z: Vec<usize> = texts(&delivered)
+        .iter()
+        .filter(|l| l.starts_with('z'))
+        .map(String::len)
+        .collect();
+    assert_eq!(z, [64, 64, 22], "the long line, whole");
+    assert_eq!(journal.counters.dropped_total(), 0);
+}
+
 #[tokio::test]
 async fn a_re_attached_reader_finishes_the_line_an_earlier_run_was_joining() {
     let dir = tempfile::tempdir().unwrap();

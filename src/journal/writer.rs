@@ -599,12 +599,14 @@ impl Journal {
         Ok(())
     }
 
-    /// Lines whose records could not be written are only in memory now.
+    /// Lines whose records could not be written are only in memory now:
+    /// those the intake of records `first..end` brought (a piece of a long
+    /// line among them, whose `ack` is its line's first record).
     pub(super) fn mark_unjournaled(&self, first: Seq, end: Seq) {
         let mut tail = self.tail();
         let mut lines = 0;
         for held in tail.lines.iter_mut() {
-            if held.line.ack > first && held.line.ack <= end && held.journaled {
+            if held.records_end > first && held.records_end <= end && held.journaled {
                 held.journaled = false;
                 lines += 1;
             }
