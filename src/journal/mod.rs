@@ -1419,6 +1419,8 @@ impl Journal {
         let mut lines = Vec::new();
         let mut done = [!plan.sources[0], !plan.sources[1]];
         let (mut bytes, mut recovered) = (0usize, 0u64);
+        // Per source, lines of this run read back (see `ReadBack::fresh`).
+        let mut fresh = [0u64; 2];
         let mut next_seq = start;
         let mut hint = None;
         let mut stopped_early = false;
@@ -1535,7 +1537,17 @@ impl Journal {
                         continue;
                     }
                     bytes += line.bytes.len() + plan.per_line;
-                    recovered += u64::from(line.is_before(plan.session_start));
+                    // Read by an earlier run: a whole line that ends before
+                    // this run's first record, or a piece cut at a record
+                    // before it. A piece is acknowledged at its line's first
+                    // record, and this run's reader cuts the rest of a line
+                    // it took over from an earlier run: those are its own.
+                    let earlier = match line.piece {
+                        true => record.seq < plan.session_start,
+                        false => line.is_before(plan.session_start),
+                    };
+                    recovered += u64::from(earlier);
+                    fresh[s] += u64::from(!earlier);
                     lines.push(line);
                 }
                 let joining = Source::ALL
@@ -1586,12 +1598,6 @@ impl Journal {
                 next_seq.min(plan.upto[s])
             }
             .max(plan.from[s]);
-        }
-        let mut fresh = [0u64; 2];
-        for line in &lines {
-            if !line.is_before(plan.session_start) {
-                fresh[line.source as usize] += 1;
-            }
         }
         Ok(ReadBack {
             lines,

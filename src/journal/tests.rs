@@ -674,6 +674,74 @@ async fn a_re_attached_reader_finishes_the_line_an_earlier_run_was_joining() {
     assert_eq!(texts(&delivered), ["x".repeat(48), "after".to_string()]);
 }
 
+/// A line an earlier run left unfinished, taken over by this run's
+/// reader, with its pieces read back from disk: the piece cut from the
+/// earlier run's records is recovered, the pieces this run's reader cut
+/// are its own lines, and none is counted missing.
+#[tokio::test]
+async fn pieces_of_a_line_taken_over_are_counted_by_the_run_that_cut_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let part = |ord: i32, last: bool| LogEntry {
+        partial: true,
+        partial_log_metadata: Some(PartialLogEntryMetadata {
+            last,
+            id: "p".into(),
+            ordinal: ord,
+        }),
+        ..entry("stdout", 1, &"x".repeat(16))
+    };
+    let config = JournalConfig {
+        max_line: 64,
+        ..small_memory()
+    };
+    {
+        let store = Store::new(Some(dir.path().to_path_buf()), settings());
+        let journal = open(&store, "tko", config.clone());
+        // 80 bytes of the line: a piece of 64 is cut at its fourth part.
+        let mut entries = vec![entry("stdout", 0, "before")];
+        entries.extend((1..=5).map(|o| part(o, false)));
+        feed(&journal, entries);
+        settle(&journal);
+        store.open.lock().unwrap().clear();
+    }
+    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let journal = open(&store, "tko", config);
+    let resume = journal.resume_point(1 << 20);
+    assert_eq!(resume.unfinished.len(), 5);
+    let mut assembler = Assembler::new(journal.config().max_line);
+    for (seq, entry) in resume.unfinished {
+        assembler.push(entry, seq, &mut Vec::new()).unwrap();
+    }
+    // 80 bytes more: this run cuts the second piece, then the last.
+    feed_with(
+        &mut assembler,
+        &journal,
+        (6..=10).map(|o| part(o, o == 10)).collect(),
+    );
+    // Enough lines after it that its pieces leave memory for disk.
+    feed_chunks(&journal, 5);
+    settle(&journal);
+    assert!(journal.has_disk_backlog());
+    let delivered = deliver_all(&journal).await;
+    let texts = texts(&delivered);
+    assert_eq!(texts[0], "before");
+    assert_eq!(
+        texts[1..4].concat(),
+        "x".repeat(160),
+        "the line once, in pieces"
+    );
+    assert_eq!(delivered.len(), 1 + 3 + 500);
+    let counters = &journal.counters;
+    assert_eq!(counters.dropped(DropReason::JournalCorrupt), 0);
+    assert_eq!(counters.received.load(Ordering::Relaxed), 2 + 500);
+    assert_eq!(
+        counters.recovered.load(Ordering::Relaxed),
+        2,
+        "\"before\" and the piece cut in the earlier run"
+    );
+    assert_eq!(counters.sent.load(Ordering::Relaxed), 504);
+}
+
 #[tokio::test]
 async fn a_torn_record_is_cut_on_open() {
     let dir = tempfile::tempdir().unwrap();
