@@ -123,9 +123,11 @@ enum Sink {
 struct Relay {
     addr: std::net::SocketAddr,
     last_answer: std::sync::Arc<std::sync::Mutex<Option<Instant>>>,
-    /// Every push with `BENCH_TRACE=1`: when its first byte came, its
-    /// bytes, when Loki answered.
+    /// Every push with `BENCH_TRACE=1` or `all`: when its first byte
+    /// came, its bytes, when Loki answered.
     pushes: std::sync::Arc<std::sync::Mutex<Vec<Push>>>,
+    /// `BENCH_TRACE=all`: list the pushes before the exit too.
+    trace_all: bool,
 }
 
 /// One push through the relay.
@@ -145,7 +147,9 @@ impl Relay {
         let pushes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let clock = last_answer.clone();
         let log = pushes.clone();
-        let trace = std::env::var("BENCH_TRACE").is_ok_and(|v| v == "1" || v == "all");
+        let trace_mode = std::env::var("BENCH_TRACE").unwrap_or_default();
+        let trace_all = trace_mode == "all";
+        let trace = trace_all || trace_mode == "1";
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let (clock, log) = (clock.clone(), log.clone());
@@ -198,6 +202,7 @@ impl Relay {
             addr,
             last_answer,
             pushes,
+            trace_all,
         }
     }
 
@@ -206,10 +211,9 @@ impl Relay {
     fn pushes_since(&self, since: Instant) -> ((usize, usize), Vec<Push>) {
         let mut all = std::mem::take(&mut *self.pushes.lock().unwrap());
         all.sort_by_key(|p| p.sent);
-        let all_of_them = std::env::var("BENCH_TRACE").is_ok_and(|v| v == "all");
         let (before, after): (Vec<Push>, Vec<Push>) = all
             .into_iter()
-            .partition(|p| p.answered < since && !all_of_them);
+            .partition(|p| p.answered < since && !self.trace_all);
         let bytes = before.iter().map(|p| p.bytes).sum();
         ((before.len(), bytes), after)
     }

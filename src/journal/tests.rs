@@ -38,6 +38,20 @@ fn entry(source: &str, ts: i64, text: &str) -> LogEntry {
     }
 }
 
+/// Frame `ordinal` of a line the daemon cut into partial frames: 16 `x`s
+/// on stdout, the last frame if `last`.
+fn part(ordinal: i32, last: bool) -> LogEntry {
+    LogEntry {
+        partial: true,
+        partial_log_metadata: Some(PartialLogEntryMetadata {
+            last,
+            id: "p".into(),
+            ordinal,
+        }),
+        ..entry("stdout", 1, &"x".repeat(16))
+    }
+}
+
 /// Feeds entries through an intake as a FIFO reader does.
 fn feed(journal: &Journal, entries: Vec<LogEntry>) {
     feed_with(
@@ -466,15 +480,6 @@ async fn a_batch_of_memory_only_lines_finishes_its_front_where_nothing_is_on_dis
 #[tokio::test]
 async fn a_long_line_cut_at_the_crash_is_recovered_whole_in_pieces() {
     let dir = tempfile::tempdir().unwrap();
-    let part = |ord: i32, last: bool| LogEntry {
-        partial: true,
-        partial_log_metadata: Some(PartialLogEntryMetadata {
-            last,
-            id: "p".into(),
-            ordinal: ord,
-        }),
-        ..entry("stdout", 1, &"x".repeat(16))
-    };
     {
         let store = Store::new(Some(dir.path().to_path_buf()), settings());
         let journal = open(&store, "eee", config());
@@ -612,15 +617,6 @@ async fn pieces_of_a_chunk_whose_write_failed_stay_in_memory() {
 #[tokio::test]
 async fn a_re_attached_reader_finishes_the_line_an_earlier_run_was_joining() {
     let dir = tempfile::tempdir().unwrap();
-    let part = |ord: i32, last: bool| LogEntry {
-        partial: true,
-        partial_log_metadata: Some(PartialLogEntryMetadata {
-            last,
-            id: "p".into(),
-            ordinal: ord,
-        }),
-        ..entry("stdout", 1, &"x".repeat(16))
-    };
     let crash = |store: Arc<Store>| store.open.lock().unwrap().clear();
     {
         let store = Store::new(Some(dir.path().to_path_buf()), settings());
@@ -681,15 +677,6 @@ async fn a_re_attached_reader_finishes_the_line_an_earlier_run_was_joining() {
 #[tokio::test]
 async fn pieces_of_a_line_taken_over_are_counted_by_the_run_that_cut_them() {
     let dir = tempfile::tempdir().unwrap();
-    let part = |ord: i32, last: bool| LogEntry {
-        partial: true,
-        partial_log_metadata: Some(PartialLogEntryMetadata {
-            last,
-            id: "p".into(),
-            ordinal: ord,
-        }),
-        ..entry("stdout", 1, &"x".repeat(16))
-    };
     let config = JournalConfig {
         max_line: 64,
         ..small_memory()
