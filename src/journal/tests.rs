@@ -29,6 +29,17 @@ fn settings() -> StoreSettings {
     }
 }
 
+/// A store with [`settings`] on the temporary directory `dir`.
+fn disk_store(dir: &tempfile::TempDir) -> Arc<Store> {
+    Store::new(Some(dir.path().to_path_buf()), settings())
+}
+
+/// Drops the store's open journals without closing them, as a kill -9
+/// would leave them.
+fn crash(store: &Store) {
+    store.open.lock().unwrap().clear();
+}
+
 fn entry(source: &str, ts: i64, text: &str) -> LogEntry {
     LogEntry {
         source: source.into(),
@@ -144,7 +155,7 @@ async fn deliver_all(journal: &Arc<Journal>) -> Vec<Line> {
 #[tokio::test]
 async fn lines_go_to_memory_and_records_to_disk() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let journal = open(&store, "aaa", config());
     feed(&journal, numbered(0..100));
     settle(&journal);
@@ -167,7 +178,7 @@ async fn lines_go_to_memory_and_records_to_disk() {
 #[tokio::test]
 async fn past_the_memory_bound_lines_wait_on_disk_and_come_back_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let journal = open(&store, "bbb", small_memory());
     feed_chunks(&journal, 50);
     settle(&journal);
@@ -189,7 +200,7 @@ async fn past_the_memory_bound_lines_wait_on_disk_and_come_back_in_order() {
 #[tokio::test]
 async fn batches_read_back_from_disk_stay_within_their_size() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let journal = open(&store, "sized", small_memory());
     feed_chunks(&journal, 20);
     settle(&journal);
@@ -219,7 +230,7 @@ async fn batches_read_back_from_disk_stay_within_their_size() {
 #[tokio::test]
 async fn written_lines_leave_memory_past_their_share_and_come_back_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let line = 11 + crate::line::LINE_OVERHEAD;
     let journal = open(
         &store,
@@ -255,7 +266,7 @@ async fn written_lines_leave_memory_past_their_share_and_come_back_in_order() {
 #[tokio::test]
 async fn written_lines_of_many_journals_leave_memory_past_the_plugin_wide_share() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let config = JournalConfig {
         memory_limit: 64 << 20,
         ..config()
@@ -300,7 +311,7 @@ async fn lines_not_on_disk_stay_in_memory_past_the_journaled_share() {
         ..config()
     };
     let memory_only = Store::new(None, settings());
-    let on_disk = Store::new(Some(dir.path().to_path_buf()), settings());
+    let on_disk = disk_store(&dir);
     let full = open(&on_disk, "full", shared.clone());
     *full.write_hook.lock().unwrap() = Some(disk_full_after(0));
     for journal in [open(&memory_only, "memory", shared), full] {
@@ -368,7 +379,7 @@ async fn the_plugin_wide_bound_takes_from_the_journal_holding_the_most() {
 async fn a_restarted_journal_resumes_from_its_cursor() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::new(Some(dir.path().to_path_buf()), settings());
+        let store = disk_store(&dir);
         let journal = open(&store, "ddd", config());
         feed(&journal, numbered(0..10));
         settle(&journal);
@@ -377,9 +388,9 @@ async fn a_restarted_journal_resumes_from_its_cursor() {
         journal.ack(taken, Outcome::Sent);
         retention::persist_cursor(&journal);
         // Lines 5..10 were never delivered: the plugin "crashes" here.
-        store.open.lock().unwrap().clear();
+        crash(&store);
     }
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let journal = open(&store, "ddd", config());
     feed(&journal, numbered(10..12));
     settle(&journal);
@@ -399,7 +410,7 @@ async fn a_restarted_journal_resumes_from_its_cursor() {
 async fn a_rolling_batch_finishes_its_front_and_a_crash_resends_only_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::new(Some(dir.path().to_path_buf()), settings());
+        let store = disk_store(&dir);
         let journal = open(&store, "roll", small_memory());
         feed_chunks(&journal, 10);
         settle(&journal);
@@ -427,9 +438,9 @@ async fn a_rolling_batch_finishes_its_front_and_a_crash_resends_only_the_rest() 
         assert_eq!(numbers_of(&taken.lines), (20..30).collect::<Vec<_>>());
         retention::persist_cursor(&journal);
         // Lines 20..30 are out, never delivered: the plugin "crashes".
-        store.open.lock().unwrap().clear();
+        crash(&store);
     }
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let journal = open(&store, "roll", config());
     let delivered = deliver_all(&journal).await;
     assert_eq!(
@@ -481,14 +492,14 @@ async fn a_batch_of_memory_only_lines_finishes_its_front_where_nothing_is_on_dis
 async fn a_long_line_cut_at_the_crash_is_recovered_whole_in_pieces() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::new(Some(dir.path().to_path_buf()), settings());
+        let store = disk_store(&dir);
         let journal = open(&store, "eee", config());
         // The first two pieces reach the journal; the plugin dies before the third.
         feed(&journal, vec![part(1, false), part(2, false)]);
         settle(&journal);
-        store.open.lock().unwrap().clear();
+        crash(&store);
     }
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let journal = open(&store, "eee", config());
     let delivered = deliver_all(&journal).await;
     assert_eq!(texts(&delivered), ["x".repeat(32)]);
@@ -506,15 +517,15 @@ async fn pieces_of_a_long_line_at_a_runs_first_record_are_counted_once() {
         ..small_memory()
     };
     {
-        let store = Store::new(Some(dir.path().to_path_buf()), settings());
+        let store = disk_store(&dir);
         let journal = open(&store, "fff", config.clone());
         feed(&journal, numbered(0..5));
         settle(&journal);
         deliver_all(&journal).await;
         retention::persist_cursor(&journal);
-        store.open.lock().unwrap().clear();
+        crash(&store);
     }
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let journal = open(&store, "fff", config);
     // This run's first record is a line of three pieces; the lines after
     // it push the pieces out of memory, so they are read back from disk.
@@ -546,7 +557,7 @@ async fn pieces_of_a_line_that_starts_a_segment_outlive_the_segment_before() {
         max_line: 1000,
         ..config()
     };
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let journal = open(&store, "seg", config);
     feed(&journal, numbered(0..100));
     settle(&journal);
@@ -590,7 +601,7 @@ async fn pieces_of_a_line_that_starts_a_segment_outlive_the_segment_before() {
 #[tokio::test]
 async fn pieces_of_a_chunk_whose_write_failed_stay_in_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let config = JournalConfig {
         max_line: 64,
         journaled_memory: 10 * (11 + crate::line::LINE_OVERHEAD),
@@ -617,9 +628,8 @@ async fn pieces_of_a_chunk_whose_write_failed_stay_in_memory() {
 #[tokio::test]
 async fn a_re_attached_reader_finishes_the_line_an_earlier_run_was_joining() {
     let dir = tempfile::tempdir().unwrap();
-    let crash = |store: Arc<Store>| store.open.lock().unwrap().clear();
     {
-        let store = Store::new(Some(dir.path().to_path_buf()), settings());
+        let store = disk_store(&dir);
         let journal = open(&store, "jjj", config());
         // Two pieces of a line reach the journal; the plugin dies before
         // the third, which stays in the FIFO.
@@ -628,10 +638,10 @@ async fn a_re_attached_reader_finishes_the_line_an_earlier_run_was_joining() {
             vec![entry("stdout", 0, "before"), part(1, false), part(2, false)],
         );
         settle(&journal);
-        crash(store);
+        crash(&store);
     }
     {
-        let store = Store::new(Some(dir.path().to_path_buf()), settings());
+        let store = disk_store(&dir);
         let journal = open(&store, "jjj", config());
         let resume = journal.resume_point(1 << 20);
         assert_eq!(resume.recent.len(), 3);
@@ -661,9 +671,9 @@ async fn a_re_attached_reader_finishes_the_line_an_earlier_run_was_joining() {
         journal.ack(taken, Outcome::Sent);
         retention::persist_cursor(&journal);
         // Dies again before the joined line is delivered.
-        crash(store);
+        crash(&store);
     }
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let journal = open(&store, "jjj", config());
     assert!(journal.resume_point(1 << 20).unfinished.is_empty());
     let delivered = deliver_all(&journal).await;
@@ -682,16 +692,16 @@ async fn pieces_of_a_line_taken_over_are_counted_by_the_run_that_cut_them() {
         ..small_memory()
     };
     {
-        let store = Store::new(Some(dir.path().to_path_buf()), settings());
+        let store = disk_store(&dir);
         let journal = open(&store, "tko", config.clone());
         // 80 bytes of the line: a piece of 64 is cut at its fourth part.
         let mut entries = vec![entry("stdout", 0, "before")];
         entries.extend((1..=5).map(|o| part(o, false)));
         feed(&journal, entries);
         settle(&journal);
-        store.open.lock().unwrap().clear();
+        crash(&store);
     }
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let journal = open(&store, "tko", config);
     let resume = journal.resume_point(1 << 20);
     assert_eq!(resume.unfinished.len(), 5);
@@ -733,18 +743,18 @@ async fn pieces_of_a_line_taken_over_are_counted_by_the_run_that_cut_them() {
 async fn a_torn_record_is_cut_on_open() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::new(Some(dir.path().to_path_buf()), settings());
+        let store = disk_store(&dir);
         let journal = open(&store, "fff", config());
         feed(&journal, numbered(0..3));
         settle(&journal);
-        store.open.lock().unwrap().clear();
+        crash(&store);
     }
     let segment = &record::list_segments(&dir.path().join("fff"))[0].path;
     let mut bytes = std::fs::read(segment).unwrap();
     let whole = bytes.len();
     bytes.extend_from_slice(&[0, 0, 0, 40, 1, 2, 3]); // half a record
     std::fs::write(segment, &bytes).unwrap();
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let journal = open(&store, "fff", config());
     assert_eq!(std::fs::metadata(segment).unwrap().len() as usize, whole);
     feed(&journal, numbered(3..4));
@@ -755,7 +765,7 @@ async fn a_torn_record_is_cut_on_open() {
 #[tokio::test]
 async fn delivered_segments_are_compressed_then_deleted_past_retention() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let rotating = JournalConfig {
         max_size: Some(4096),
         max_file: 3,
@@ -777,7 +787,7 @@ async fn delivered_segments_are_compressed_then_deleted_past_retention() {
 #[tokio::test]
 async fn undelivered_segments_stay_until_the_disk_bound_and_are_then_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let bounded = JournalConfig {
         max_size: Some(4096),
         max_file: 1,
@@ -830,7 +840,7 @@ async fn collect(mut rx: tokio::sync::mpsc::Receiver<Bytes>) -> Vec<String> {
 #[tokio::test]
 async fn docker_logs_reads_every_segment_and_tail_reads_from_the_end() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let rotating = JournalConfig {
         max_size: Some(4096),
         max_file: 100,
@@ -866,7 +876,7 @@ async fn docker_logs_reads_every_segment_and_tail_reads_from_the_end() {
 #[tokio::test]
 async fn follow_is_woken_by_the_writer_across_segments_until_the_reader_ends() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let rotating = JournalConfig {
         max_size: Some(1024),
         ..config()
@@ -894,7 +904,7 @@ async fn follow_is_woken_by_the_writer_across_segments_until_the_reader_ends() {
 #[tokio::test]
 async fn too_many_readers_get_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let journal = open(&store, "kkk", config());
     journal.attach_reader();
     let follow = ReadRequest {
@@ -920,7 +930,7 @@ async fn too_many_readers_get_a_clear_error() {
 #[tokio::test]
 async fn a_follower_reads_every_segment_though_delivery_and_retention_race_it() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let rotating = JournalConfig {
         max_size: Some(2048),
         max_file: 2,
@@ -975,7 +985,7 @@ fn disk_full_after(budget: usize) -> WriteHook {
 #[tokio::test]
 async fn lines_whose_write_failed_after_they_left_memory_are_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let journal = open(&store, "full", small_memory());
     *journal.write_hook.lock().unwrap() = Some(disk_full_after(20_000));
     feed_chunks(&journal, 50);
@@ -1009,7 +1019,7 @@ async fn lines_whose_write_failed_after_they_left_memory_are_counted() {
 #[tokio::test]
 async fn flush_and_a_writer_thread_never_interleave_records() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let journal = open(&store, "turns", config());
     // The writer thread stops before its first chunk (so that two more
     // queue up and it takes them together) and before the third.
@@ -1049,12 +1059,8 @@ async fn flush_and_a_writer_thread_never_interleave_records() {
     }
     assert_eq!(seqs, (0..40).collect::<Vec<u64>>(), "records in order");
     drop(journal);
-    store.open.lock().unwrap().clear();
-    let again = open(
-        &Store::new(Some(dir.path().to_path_buf()), settings()),
-        "turns",
-        config(),
-    );
+    crash(&store);
+    let again = open(&disk_store(&dir), "turns", config());
     assert_eq!(
         *again.intake.lock().unwrap(),
         40,
@@ -1069,7 +1075,7 @@ async fn flush_and_a_writer_thread_never_interleave_records() {
 #[tokio::test]
 async fn the_journal_leaves_a_margin_of_the_filesystems_space() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     // A 100 MB filesystem with 50 kB above its margin (5% of it).
     let margin = free_space_margin(100_000_000);
     assert_eq!(margin, 5_000_000);
@@ -1110,7 +1116,7 @@ async fn a_journal_gives_its_memory_back_when_it_goes() {
 #[tokio::test]
 async fn a_stored_journal_is_checked_for_a_backlog_from_its_end() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let journal = open(&store, "ccc", config());
     feed(&journal, numbered(0..1000));
     settle(&journal);
@@ -1127,7 +1133,7 @@ async fn a_stored_journal_is_checked_for_a_backlog_from_its_end() {
 #[tokio::test]
 async fn lines_point_into_their_records_and_the_read_buffer_goes() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(Some(dir.path().to_path_buf()), settings());
+    let store = disk_store(&dir);
     let journal = open(
         &store,
         "aaa",
