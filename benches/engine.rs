@@ -24,11 +24,14 @@
 //! compare settings). To compare two builds: `BENCH_ALSO=DIR` builds the
 //! checkout in `DIR` (another worktree of this repository) and runs it as
 //! "other build" beside this one, in the same rounds against the same Loki;
-//! `BENCH_ROUNDS=N` sets the rounds of the 200,000-line run (3) and of the
-//! 16 KB-line run (1), and
+//! `BENCH_ROUNDS=N` sets the rounds of the 200,000-line run (3), of the
+//! 16 KB-line run (1) and of the 20-container run (1), and
 //! `BENCH_QUICK=1` leaves out the drain plugin and Grafana's driver;
 //! `BENCH_TRACE=1` lists each push answered after a container's exit (when
-//! it was sent and answered, its bytes).
+//! it was sent and answered, its bytes); `BENCH_LOKI=paused` stops the real
+//! Loki while the containers run and continues it at their exit, to show
+//! the exit without Loki's share of the cores. Each run prints the CPU the
+//! real Loki used while the containers ran.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -252,6 +255,47 @@ impl Sink {
         }
     }
 
+    /// The CPU the real Loki's process has used so far (none for the fake
+    /// Loki, which runs in this process).
+    fn cpu(&self) -> Option<Duration> {
+        let Sink::Real(loki, _) = self else {
+            return None;
+        };
+        let pid = std::fs::read_to_string(loki.dir().join("loki.pid")).ok()?;
+        Some(cpu_time(pid.trim().parse().ok()?))
+    }
+
+    /// With `BENCH_LOKI=paused`: stops the real Loki's process (`SIGSTOP`)
+    /// while the containers run, and continues it (`true`) at their exit,
+    /// to show the exit without Loki's share of the cores. Pushes wait
+    /// meanwhile; nothing else changes.
+    fn pause(&self, paused: bool) {
+        let Sink::Real(loki, _) = self else { return };
+        if std::env::var("BENCH_LOKI").is_ok_and(|v| v == "paused")
+            && let Some(pid) = std::fs::read_to_string(loki.dir().join("loki.pid"))
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            let signal = if paused { libc::SIGSTOP } else { libc::SIGCONT };
+            // SAFETY: kill(2) with a pid and a signal; no memory is shared.
+            unsafe { libc::kill(pid, signal) };
+        }
+    }
+
+    /// ", Loki's CPU 0.95 s while it ran": what the real Loki spent while
+    /// the containers ran since `before` (its reading of [`Sink::cpu`]).
+    /// Loki runs on the same cores as the containers: the part of it
+    /// while they ran is taken from them and from dockerd.
+    fn cpu_while(&self, before: Option<Duration>) -> String {
+        match (before, self.cpu()) {
+            (Some(before), Some(now)) => format!(
+                ", Loki's CPU {:.2} s while it ran",
+                now.saturating_sub(before).as_secs_f64()
+            ),
+            _ => String::new(),
+        }
+    }
+
     fn describe(&self) -> &'static str {
         match self {
             Sink::Real(..) => "real Loki 3.7.6",
@@ -418,7 +462,9 @@ async fn bench() -> Result<(), String> {
         }
     }
     if only.is_empty() || only == "many" {
-        many_at_once(&loki, &drivers).await?;
+        for round in 1..=rounds.unwrap_or(1) {
+            many_at_once(&loki, &drivers, round).await?;
+        }
     }
     if only.is_empty() || only == "stages" {
         stages(&loki, &ours, grafana.as_ref()).await?;
@@ -575,8 +621,13 @@ async fn one_run(
     for driver in drivers {
         let name = unique("one");
         let start = measure_start(driver);
-        let (took, id) = run_script(&driver.args(), script, &name)?;
+        let loki_cpu = loki.cpu();
+        loki.pause(true);
+        let ran = run_script(&driver.args(), script, &name);
+        loki.pause(false);
+        let (took, id) = ran?;
         let exited = Instant::now();
+        let loki_cpu = loki.cpu_while(loki_cpu);
         let mut line = format!(
             "{lines} lines of {size} B, round {round}, {}: exited after {:.2} s",
             driver.who,
@@ -584,6 +635,7 @@ async fn one_run(
         );
         line += &ratio_to_json(took, &mut json_took);
         line += &format!(", {:.1} MB/s", log_bytes / 1e6 / took.as_secs_f64());
+        line += &loki_cpu;
         let names = [name];
         let cost = delivery_and_cost(loki, driver, &names, lines, exited, start, &mut line).await;
         if let Some(cost) = cost
@@ -673,7 +725,7 @@ async fn delivery_and_cost(
 }
 
 /// 20 containers printing 20,000 lines each at once, through each driver.
-async fn many_at_once(loki: &Sink, drivers: &[Driver]) -> Result<(), String> {
+async fn many_at_once(loki: &Sink, drivers: &[Driver], round: usize) -> Result<(), String> {
     const CONTAINERS: usize = 20;
     const EACH: usize = 20_000;
     let total = CONTAINERS * EACH;
@@ -681,6 +733,8 @@ async fn many_at_once(loki: &Sink, drivers: &[Driver]) -> Result<(), String> {
     for driver in drivers {
         let names: Vec<String> = (0..CONTAINERS).map(|_| unique("many")).collect();
         let start = measure_start(driver);
+        let loki_cpu = loki.cpu();
+        loki.pause(true);
         let started = Instant::now();
         let runners: Vec<_> = names
             .iter()
@@ -692,18 +746,22 @@ async fn many_at_once(loki: &Sink, drivers: &[Driver]) -> Result<(), String> {
                 })
             })
             .collect();
-        let mut ids = Vec::new();
-        for runner in runners {
-            ids.push(runner.join().map_err(|_| "a runner panicked")??.1);
-        }
+        let ran: Result<Vec<String>, String> = runners
+            .into_iter()
+            .map(|runner| Ok(runner.join().map_err(|_| "a runner panicked")??.1))
+            .collect();
         let took = started.elapsed();
+        loki.pause(false);
+        let ids = ran?;
         let exited = Instant::now();
+        let loki_cpu = loki.cpu_while(loki_cpu);
         let mut line = format!(
-            "{CONTAINERS} containers x {EACH} lines at once, {}: all exited after {:.2} s",
+            "{CONTAINERS} containers x {EACH} lines at once, round {round}, {}: all exited after {:.2} s",
             driver.who,
             took.as_secs_f64()
         );
         line += &ratio_to_json(took, &mut json_took);
+        line += &loki_cpu;
         delivery_and_cost(loki, driver, &names, total, exited, start, &mut line).await;
         println!("{line}");
         for id in ids {
