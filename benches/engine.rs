@@ -255,30 +255,32 @@ impl Sink {
         }
     }
 
-    /// The CPU the real Loki's process has used so far (none for the fake
-    /// Loki, which runs in this process).
-    fn cpu(&self) -> Option<Duration> {
+    /// The real Loki's process (none for the fake Loki, which runs in this
+    /// process).
+    fn loki_pid(&self) -> Option<u32> {
         let Sink::Real(loki, _) = self else {
             return None;
         };
         let pid = std::fs::read_to_string(loki.dir().join("loki.pid")).ok()?;
-        Some(cpu_time(pid.trim().parse().ok()?))
+        pid.trim().parse().ok()
     }
 
-    /// With `BENCH_LOKI=paused`: stops the real Loki's process (`SIGSTOP`)
-    /// while the containers run, and continues it (`true`) at their exit,
-    /// to show the exit without Loki's share of the cores. Pushes wait
-    /// meanwhile; nothing else changes.
+    /// The CPU the real Loki has used so far.
+    fn cpu(&self) -> Option<Duration> {
+        self.loki_pid().map(cpu_time)
+    }
+
+    /// With `BENCH_LOKI=paused`: stops the real Loki (`SIGSTOP`) while the
+    /// containers run (`paused`), and continues it at their exit, to show
+    /// the exit without Loki's share of the cores. Pushes wait meanwhile;
+    /// nothing else changes.
     fn pause(&self, paused: bool) {
-        let Sink::Real(loki, _) = self else { return };
         if std::env::var("BENCH_LOKI").is_ok_and(|v| v == "paused")
-            && let Some(pid) = std::fs::read_to_string(loki.dir().join("loki.pid"))
-                .ok()
-                .and_then(|p| p.trim().parse::<i32>().ok())
+            && let Some(pid) = self.loki_pid()
         {
             let signal = if paused { libc::SIGSTOP } else { libc::SIGCONT };
             // SAFETY: kill(2) with a pid and a signal; no memory is shared.
-            unsafe { libc::kill(pid, signal) };
+            unsafe { libc::kill(pid as i32, signal) };
         }
     }
 
