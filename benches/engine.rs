@@ -30,8 +30,9 @@
 //! `BENCH_TRACE=1` lists each push answered after a container's exit (when
 //! it was sent and answered, its bytes); `BENCH_LOKI=paused` stops the real
 //! Loki while the containers run and continues it at their exit, to show
-//! the exit without Loki's share of the cores. Each run prints the CPU the
-//! real Loki used while the containers ran.
+//! the exit without Loki's share of the cores. Each run prints how long the
+//! machine's cores were busy while the containers ran, and how much of it
+//! was the real Loki's.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -281,20 +282,6 @@ impl Sink {
             let signal = if paused { libc::SIGSTOP } else { libc::SIGCONT };
             // SAFETY: kill(2) with a pid and a signal; no memory is shared.
             unsafe { libc::kill(pid as i32, signal) };
-        }
-    }
-
-    /// ", Loki's CPU 0.95 s while it ran": what the real Loki spent while
-    /// the containers ran since `before` (its reading of [`Sink::cpu`]).
-    /// Loki runs on the same cores as the containers: the part of it
-    /// while they ran is taken from them and from dockerd.
-    fn cpu_while(&self, before: Option<Duration>) -> String {
-        match (before, self.cpu()) {
-            (Some(before), Some(now)) => format!(
-                ", Loki's CPU {:.2} s while it ran",
-                now.saturating_sub(before).as_secs_f64()
-            ),
-            _ => String::new(),
         }
     }
 
@@ -592,6 +579,57 @@ struct Cost {
     written: u64,
 }
 
+/// How long the machine's cores had been busy, and the real Loki's
+/// share, at one moment: what a run cost beside the driver's own process.
+/// Loki ingests on the same cores as the containers and dockerd, and
+/// json-file has no such work beside it.
+struct Busy {
+    machine: Duration,
+    loki: Option<Duration>,
+}
+
+impl Busy {
+    fn now(loki: &Sink) -> Busy {
+        Busy {
+            machine: machine_busy(),
+            loki: loki.cpu(),
+        }
+    }
+
+    /// ", cores busy 1.52 s while it ran, Loki 0.45 s of it".
+    fn since(&self, loki: &Sink) -> String {
+        let now = Busy::now(loki);
+        let seconds =
+            |later: Duration, earlier: Duration| later.saturating_sub(earlier).as_secs_f64();
+        let mut text = format!(
+            ", cores busy {:.2} s while it ran",
+            seconds(now.machine, self.machine)
+        );
+        if let (Some(before), Some(after)) = (self.loki, now.loki) {
+            text += &format!(", Loki {:.2} s of it", seconds(after, before));
+        }
+        text
+    }
+}
+
+/// The time all cores have spent busy since boot (`/proc/stat`: user,
+/// nice, system, irq and softirq; not idle, iowait or a hypervisor's steal).
+fn machine_busy() -> Duration {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let busy: u64 = [0, 1, 2, 5, 6].iter().filter_map(|&i| ticks.get(i)).sum();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_nanos(busy * 1_000_000_000 / per_second.max(1))
+}
+
 fn measure_start(driver: &Driver) -> Option<(Duration, u64)> {
     driver.pid.map(|pid| {
         reset_peak_rss(pid);
@@ -623,13 +661,13 @@ async fn one_run(
     for driver in drivers {
         let name = unique("one");
         let start = measure_start(driver);
-        let loki_cpu = loki.cpu();
+        let busy = Busy::now(loki);
         loki.pause(true);
         let ran = run_script(&driver.args(), script, &name);
         loki.pause(false);
         let (took, id) = ran?;
         let exited = Instant::now();
-        let loki_cpu = loki.cpu_while(loki_cpu);
+        let busy = busy.since(loki);
         let mut line = format!(
             "{lines} lines of {size} B, round {round}, {}: exited after {:.2} s",
             driver.who,
@@ -637,7 +675,7 @@ async fn one_run(
         );
         line += &ratio_to_json(took, &mut json_took);
         line += &format!(", {:.1} MB/s", log_bytes / 1e6 / took.as_secs_f64());
-        line += &loki_cpu;
+        line += &busy;
         let names = [name];
         let cost = delivery_and_cost(loki, driver, &names, lines, exited, start, &mut line).await;
         if let Some(cost) = cost
@@ -735,7 +773,7 @@ async fn many_at_once(loki: &Sink, drivers: &[Driver], round: usize) -> Result<(
     for driver in drivers {
         let names: Vec<String> = (0..CONTAINERS).map(|_| unique("many")).collect();
         let start = measure_start(driver);
-        let loki_cpu = loki.cpu();
+        let busy = Busy::now(loki);
         loki.pause(true);
         let started = Instant::now();
         let runners: Vec<_> = names
@@ -756,14 +794,14 @@ async fn many_at_once(loki: &Sink, drivers: &[Driver], round: usize) -> Result<(
         loki.pause(false);
         let ids = ran?;
         let exited = Instant::now();
-        let loki_cpu = loki.cpu_while(loki_cpu);
+        let busy = busy.since(loki);
         let mut line = format!(
             "{CONTAINERS} containers x {EACH} lines at once, round {round}, {}: all exited after {:.2} s",
             driver.who,
             took.as_secs_f64()
         );
         line += &ratio_to_json(took, &mut json_took);
-        line += &loki_cpu;
+        line += &busy;
         delivery_and_cost(loki, driver, &names, total, exited, start, &mut line).await;
         println!("{line}");
         for id in ids {
