@@ -227,6 +227,17 @@ impl Batch {
         self.out.retain(|(r, _)| r.end > self.done);
     }
 
+    /// Which items (by position) are settled: those before `done`, and
+    /// those of parts settled ahead of an earlier one.
+    fn settled_items(&self) -> impl Fn(usize) -> bool + use<> {
+        let done = self.done;
+        let ahead: Vec<std::ops::Range<usize>> = (self.out.iter())
+            .filter(|(_, push)| push.is_none())
+            .map(|(range, _)| range.clone())
+            .collect();
+        move |at| at < done || ahead.iter().any(|range| range.contains(&at))
+    }
+
     /// Parts settled ahead of an earlier one that is not settled yet.
     fn settled_ahead(&self) -> usize {
         self.out.iter().filter(|(_, push)| push.is_none()).count()
@@ -846,6 +857,9 @@ impl Feed {
             }
             _ => ((batch.items() as u64).saturating_sub(settled), &no_filter),
         };
+        // The journal's own lines are the batch's items: which of them
+        // settled is known, and so which lines given back are lost.
+        let is_settled = matches!(batch.content, Content::Lines).then(|| batch.settled_items());
         self.journal.abandon(
             batch.taken,
             Settled {
@@ -855,6 +869,7 @@ impl Feed {
                 hold: [Seq::MAX; 2],
             },
             given_back,
+            is_settled.as_ref().map(|f| f as &dyn Fn(usize) -> bool),
         );
     }
 }

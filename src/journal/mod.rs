@@ -401,8 +401,9 @@ pub struct Taken {
     advance: [Seq; 2],
     /// Memory these lines hold until they are done.
     cost: usize,
-    /// How many of the lines are only in memory (their record was not written).
-    unjournaled: u64,
+    /// Where in `lines` the lines only in memory are (their record was not
+    /// written): lost if the batch is given back at a shutdown.
+    unjournaled: Vec<u32>,
 }
 
 impl Taken {
@@ -1029,7 +1030,10 @@ impl Journal {
             taken.advance[s] = taken.advance[s].max(more.advance[s]);
         }
         taken.cost += more.cost;
-        taken.unjournaled += more.unjournaled;
+        let at = taken.lines.len() as u32;
+        taken
+            .unjournaled
+            .extend(more.unjournaled.iter().map(|i| i + at));
         let added = !more.lines.is_empty();
         taken.lines.extend(more.lines);
         added
@@ -1125,7 +1129,7 @@ impl Journal {
                 from,
                 advance: read.advance,
                 cost: 0,
-                unjournaled: 0,
+                unjournaled: Vec::new(),
             });
         }
         if read.lines.is_empty() {
@@ -1156,7 +1160,7 @@ impl Journal {
             from,
             advance: read.advance,
             cost,
-            unjournaled: 0,
+            unjournaled: Vec::new(),
         })
     }
 
@@ -1173,7 +1177,7 @@ impl Journal {
             return None;
         }
         let mut lines = Vec::new();
-        let (mut bytes, mut cost, mut unjournaled) = (0usize, 0usize, 0u64);
+        let (mut bytes, mut cost, mut unjournaled) = (0usize, 0usize, Vec::new());
         let from = tail.taken;
         let mut advance = tail.taken;
         while let Some(front) = tail.lines.front() {
@@ -1186,7 +1190,9 @@ impl Journal {
             let held = tail.lines.pop_front().expect("front exists");
             bytes += held.line.bytes.len() + per_line;
             cost += held.line.cost();
-            unjournaled += u64::from(!held.journaled);
+            if !held.journaled {
+                unjournaled.push(lines.len() as u32);
+            }
             let s = held.line.source as usize;
             tail.held[s] -= 1;
             advance[s] = advance[s].max(held.line.ack);
@@ -1255,7 +1261,7 @@ impl Journal {
     /// Whether [`Journal::ack_front`] may finish lines at the front of
     /// `taken`: each of them is on disk, or none ever is.
     pub fn may_ack_front(&self, taken: &Taken) -> bool {
-        taken.unjournaled == 0 || !self.is_on_disk()
+        taken.unjournaled.is_empty() || !self.is_on_disk()
     }
 
     /// Finishes the first `n` lines of `taken`, which stays out for
@@ -1357,18 +1363,33 @@ impl Journal {
     /// What parts of it settled (`settled`: sent, dropped, and filtered by
     /// the stages) is counted so, and `given_back` lines have no outcome:
     /// lost (counted `shutdown`) if only in memory, else left on disk for
-    /// the next run (pending). The cursor does not move.
-    pub fn abandon(&self, taken: Option<Taken>, settled: Settled<'_>, given_back: u64) {
+    /// the next run (pending). `is_settled` tells which lines of `taken`
+    /// (by position) settled, where the caller knows: then exactly the
+    /// lines given back that are only in memory are lost. Otherwise (the
+    /// stages' entries, which do not map to lines one to one) as many as
+    /// `taken` has only in memory, at most `given_back`. The cursor does
+    /// not move.
+    pub fn abandon(
+        &self,
+        taken: Option<Taken>,
+        settled: Settled<'_>,
+        given_back: u64,
+        is_settled: Option<&dyn Fn(usize) -> bool>,
+    ) {
         ContainerCounters::add(&self.counters.sent, settled.sent);
         self.counters.drop_all(&settled.dropped);
         for (reason, n) in settled.filtered {
             self.counters.filter_lines(reason, *n);
         }
-        let lost = match &taken {
+        let lost = match (&taken, is_settled) {
             _ if !self.is_on_disk() => given_back,
-            Some(taken) => taken.unjournaled.min(given_back),
-            None => 0,
-        };
+            (Some(taken), Some(is_settled)) => (taken.unjournaled.iter())
+                .filter(|&&at| !is_settled(at as usize))
+                .count() as u64,
+            (Some(taken), None) => taken.unjournaled.len() as u64,
+            (None, _) => 0,
+        }
+        .min(given_back);
         self.counters.drop_lines(DropReason::Shutdown, lost);
         self.counters
             .backlog_lines

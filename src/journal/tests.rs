@@ -1186,3 +1186,43 @@ async fn lines_point_into_their_records_and_the_read_buffer_goes() {
     assert_eq!(texts[301..304].concat(), "x".repeat(150));
     assert_eq!(texts[304], "joined from two frames");
 }
+
+/// The plugin stops with a batch out, part of which Loki has. Of the
+/// lines given back, those whose write had failed are lost (counted
+/// `shutdown`) and those on disk wait for the next start (pending),
+/// whichever of them Loki had: it was a bound before (as many lost as the
+/// batch had only in memory), which counted lines on disk as lost when
+/// Loki had taken the others.
+#[tokio::test]
+async fn at_shutdown_the_lines_given_back_are_lost_only_if_not_on_disk() {
+    let no_filter = std::collections::BTreeMap::new();
+    let settled = |sent| Settled {
+        sent,
+        dropped: Drops::default(),
+        filtered: &no_filter,
+        hold: [Seq::MAX; 2],
+    };
+    // Loki has the 10 lines only in memory, then the 20 on disk.
+    for (loki_has, lost) in [(0..10, 0), (10..30, 10)] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = disk_store(&dir);
+        let journal = open(&store, "giveback", config());
+        *journal.write_hook.lock().unwrap() = Some(disk_full_after(0));
+        feed(&journal, numbered(0..10));
+        settle(&journal);
+        *journal.write_hook.lock().unwrap() = None;
+        feed(&journal, numbered(10..30));
+        settle(&journal);
+        let taken = journal.take(1 << 20).await.expect("lines wait");
+        assert_eq!(taken.len(), 30);
+        let sent = loki_has.len() as u64;
+        let is_settled = move |at: usize| loki_has.contains(&at);
+        journal.abandon(Some(taken), settled(sent), 30 - sent, Some(&is_settled));
+        let counters = &journal.counters;
+        let summary = counters.summary();
+        assert_eq!(counters.dropped(DropReason::Shutdown), lost, "{summary}");
+        assert_eq!(counters.pending(), (30 - sent - lost) as i64, "{summary}");
+        assert_eq!(counters.sent.load(Ordering::Relaxed), sent, "{summary}");
+        assert_eq!(counters.received.load(Ordering::Relaxed), 30, "{summary}");
+    }
+}
