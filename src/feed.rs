@@ -227,15 +227,13 @@ impl Batch {
         self.out.retain(|(r, _)| r.end > self.done);
     }
 
-    /// Which items (by position) are settled: those before `done`, and
+    /// The items (by position) that are settled: those before `done`, and
     /// those of parts settled ahead of an earlier one.
-    fn settled_items(&self) -> impl Fn(usize) -> bool + use<> {
-        let done = self.done;
-        let ahead: Vec<std::ops::Range<usize>> = (self.out.iter())
+    fn settled_ranges(&self) -> Vec<std::ops::Range<usize>> {
+        let ahead = (self.out.iter())
             .filter(|(_, push)| push.is_none())
-            .map(|(range, _)| range.clone())
-            .collect();
-        move |at| at < done || ahead.iter().any(|range| range.contains(&at))
+            .map(|(range, _)| range.clone());
+        std::iter::once(0..self.done).chain(ahead).collect()
     }
 
     /// Parts settled ahead of an earlier one that is not settled yet.
@@ -859,7 +857,7 @@ impl Feed {
         };
         // The journal's own lines are the batch's items: which of them
         // settled is known, and so which lines given back are lost.
-        let is_settled = matches!(batch.content, Content::Lines).then(|| batch.settled_items());
+        let settled_lines = matches!(batch.content, Content::Lines).then(|| batch.settled_ranges());
         self.journal.abandon(
             batch.taken,
             Settled {
@@ -869,7 +867,7 @@ impl Feed {
                 hold: [Seq::MAX; 2],
             },
             given_back,
-            is_settled.as_ref().map(|f| f as &dyn Fn(usize) -> bool),
+            settled_lines.as_deref(),
         );
     }
 }

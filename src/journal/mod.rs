@@ -401,8 +401,10 @@ pub struct Taken {
     advance: [Seq; 2],
     /// Memory these lines hold until they are done.
     cost: usize,
-    /// Where in `lines` the lines only in memory are (their record was not
-    /// written): lost if the batch is given back at a shutdown.
+    /// Where in `lines` the lines are that were only in memory when taken
+    /// (their record was not written) from a journal on disk: lost if the
+    /// batch is given back at a shutdown. None for a journal in memory
+    /// only, where every line is.
     unjournaled: Vec<u32>,
 }
 
@@ -1178,6 +1180,7 @@ impl Journal {
         }
         let mut lines = Vec::new();
         let (mut bytes, mut cost, mut unjournaled) = (0usize, 0usize, Vec::new());
+        let on_disk = self.is_on_disk();
         let from = tail.taken;
         let mut advance = tail.taken;
         while let Some(front) = tail.lines.front() {
@@ -1190,7 +1193,7 @@ impl Journal {
             let held = tail.lines.pop_front().expect("front exists");
             bytes += held.line.bytes.len() + per_line;
             cost += held.line.cost();
-            if !held.journaled {
+            if !held.journaled && on_disk {
                 unjournaled.push(lines.len() as u32);
             }
             let s = held.line.source as usize;
@@ -1277,6 +1280,7 @@ impl Journal {
         if n == 0 || !self.may_ack_front(taken) {
             return false;
         }
+        debug_assert!(taken.unjournaled.is_empty(), "positions would shift");
         let mut advance = taken.from;
         let mut cost = 0;
         for line in taken.lines.drain(..n) {
@@ -1363,28 +1367,30 @@ impl Journal {
     /// What parts of it settled (`settled`: sent, dropped, and filtered by
     /// the stages) is counted so, and `given_back` lines have no outcome:
     /// lost (counted `shutdown`) if only in memory, else left on disk for
-    /// the next run (pending). `is_settled` tells which lines of `taken`
-    /// (by position) settled, where the caller knows: then exactly the
-    /// lines given back that are only in memory are lost. Otherwise (the
-    /// stages' entries, which do not map to lines one to one) as many as
-    /// `taken` has only in memory, at most `given_back`. The cursor does
-    /// not move.
+    /// the next run (pending). `settled_lines` says which lines of `taken`
+    /// (by position) settled, where the caller knows: then the lines given
+    /// back that were only in memory when they were taken are lost.
+    /// Otherwise (the stages' entries, which do not map to lines one to
+    /// one) as many as `taken` had only in memory, at most `given_back`.
+    /// A line whose write fails after it was taken is not known here: it
+    /// counts as pending, and the next run finds its record missing. The
+    /// cursor does not move.
     pub fn abandon(
         &self,
         taken: Option<Taken>,
         settled: Settled<'_>,
         given_back: u64,
-        is_settled: Option<&dyn Fn(usize) -> bool>,
+        settled_lines: Option<&[std::ops::Range<usize>]>,
     ) {
         ContainerCounters::add(&self.counters.sent, settled.sent);
         self.counters.drop_all(&settled.dropped);
         for (reason, n) in settled.filtered {
             self.counters.filter_lines(reason, *n);
         }
-        let lost = match (&taken, is_settled) {
+        let lost = match (&taken, settled_lines) {
             _ if !self.is_on_disk() => given_back,
-            (Some(taken), Some(is_settled)) => (taken.unjournaled.iter())
-                .filter(|&&at| !is_settled(at as usize))
+            (Some(taken), Some(settled)) => (taken.unjournaled.iter())
+                .filter(|&&at| !settled.iter().any(|r| r.contains(&(at as usize))))
                 .count() as u64,
             (Some(taken), None) => taken.unjournaled.len() as u64,
             (None, _) => 0,

@@ -1216,8 +1216,7 @@ async fn at_shutdown_the_lines_given_back_are_lost_only_if_not_on_disk() {
         let taken = journal.take(1 << 20).await.expect("lines wait");
         assert_eq!(taken.len(), 30);
         let sent = loki_has.len() as u64;
-        let is_settled = move |at: usize| loki_has.contains(&at);
-        journal.abandon(Some(taken), settled(sent), 30 - sent, Some(&is_settled));
+        journal.abandon(Some(taken), settled(sent), 30 - sent, Some(&[loki_has]));
         let counters = &journal.counters;
         let summary = counters.summary();
         assert_eq!(counters.dropped(DropReason::Shutdown), lost, "{summary}");
@@ -1225,4 +1224,22 @@ async fn at_shutdown_the_lines_given_back_are_lost_only_if_not_on_disk() {
         assert_eq!(counters.sent.load(Ordering::Relaxed), sent, "{summary}");
         assert_eq!(counters.received.load(Ordering::Relaxed), 30, "{summary}");
     }
+}
+
+/// In a journal kept in memory only every line is only in memory, and a
+/// batch keeps no positions of them: one that rolls on (more lines taken,
+/// its front finished as delivered) holds no more than its lines.
+#[tokio::test]
+async fn a_rolling_batch_of_a_journal_in_memory_only_keeps_no_positions() {
+    let store = Store::new(None, settings());
+    let journal = open(&store, "rolling", config());
+    feed(&journal, numbered(0..10));
+    let mut taken = journal.take(1 << 20).await.expect("lines wait");
+    for round in 1..=20 {
+        feed(&journal, numbered(round * 10..round * 10 + 10));
+        assert!(journal.take_more(&mut taken, 1 << 20, 0).await);
+        assert!(journal.ack_front(&mut taken, 10, &Drops::default()));
+    }
+    assert_eq!(taken.len(), 10);
+    assert!(taken.unjournaled.is_empty(), "{:?}", taken.unjournaled);
 }
