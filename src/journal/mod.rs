@@ -339,6 +339,12 @@ struct Tail {
     /// Records of an earlier run before this were looked for by delivery:
     /// those missing were counted (`journal_corrupt`).
     gaps_counted_to: Seq,
+    /// Per source: the first record of a long line whose pieces left
+    /// memory while the FIFO reader was still joining it. Its further
+    /// pieces go straight to disk as they come, so memory never holds part
+    /// of a line that delivery reads back; once its last piece is in,
+    /// `evicted_to` moves past the line and delivery reads it whole.
+    unfinished_on_disk: [Option<Seq>; 2],
 }
 
 impl Tail {
@@ -351,19 +357,76 @@ impl Tail {
         self.disk_backlog().contains(&true)
     }
 
-    /// Whether the oldest line in memory is on disk, every piece of it
-    /// (pieces of one long line leave memory together), with records
-    /// before `written` written.
-    fn front_line_on_disk(&self, written: Seq) -> bool {
+    /// Whether every line of `group` (see [`Tail::front_line`]) is on
+    /// disk, with records before `written` written.
+    fn all_on_disk(&self, group: &[usize], written: Seq) -> bool {
+        group.iter().all(|&i| {
+            let held = &self.lines[i];
+            held.journaled && !held.deleted && held.records_end <= written
+        })
+    }
+
+    /// A line of a source whose long line left memory unfinished (see
+    /// `unfinished_on_disk`) follows its pieces to disk, not into memory:
+    /// the rest of that line, or, if its last piece was blank and not held,
+    /// the lines after it. Returns None for a line that is held as usual,
+    /// else whether it waits on disk (false: its record is not in the
+    /// journal, and it is lost).
+    fn follow_to_disk(&mut self, line: &Line, journaled: bool) -> Option<bool> {
+        let s = line.source as usize;
+        self.unfinished_on_disk[s]?;
+        self.evicted_to[s] = self.evicted_to[s].max(line.ack);
+        self.unfinished_on_disk[s] = line.piece.then_some(line.ack);
+        if journaled {
+            self.backlog[s] += 1;
+        }
+        Some(journaled)
+    }
+
+    /// Ends the long lines that left memory unfinished and that the FIFO
+    /// reader is no longer joining (`emitted`), though no last piece
+    /// followed them: it was blank, and such lines are not held. Delivery
+    /// reads them back up to where the reader got; no later line of their
+    /// source is in memory.
+    /// Returns whether one ended.
+    fn end_unfinished(&mut self, emitted: [Seq; 2]) -> bool {
+        let mut ended = false;
+        for (s, emitted) in emitted.into_iter().enumerate() {
+            if self.unfinished_on_disk[s].is_some_and(|first| emitted > first) {
+                self.evicted_to[s] = self.evicted_to[s].max(emitted);
+                self.unfinished_on_disk[s] = None;
+                ended = true;
+            }
+        }
+        ended
+    }
+
+    /// Puts in `group` where in `lines` the oldest line is: the front, and
+    /// the pieces that must leave memory with it. A piece of a long line is
+    /// acknowledged at the line's first record, its last piece at its end:
+    /// they all go, up to the last piece if that is in memory. Pieces of a
+    /// line that starts where a whole front line ends share that line's
+    /// acknowledgement, and go with it too. Delivery reads back from disk
+    /// every line of a source acknowledged up to `evicted_to`, so none of
+    /// those may stay in memory.
+    fn front_line(&self, group: &mut Vec<usize>) {
+        group.clear();
         let Some(front) = self.lines.front() else {
-            return false;
+            return;
         };
         let (source, ack) = (front.line.source, front.line.ack);
-        self.lines
-            .iter()
-            .filter(|held| held.line.source == source)
-            .take_while(|held| held.line.ack == ack)
-            .all(|held| held.journaled && !held.deleted && held.records_end <= written)
+        group.push(0);
+        let mut unfinished = front.line.piece;
+        for (i, held) in self.lines.iter().enumerate().skip(1) {
+            if held.line.source != source {
+                continue;
+            }
+            if !unfinished && held.line.ack != ack {
+                break;
+            }
+            group.push(i);
+            unfinished = held.line.piece;
+        }
     }
 }
 
@@ -819,15 +882,36 @@ impl Journal {
 
     /// Adds lines for Loki to memory, evicting the oldest past a bound.
     /// `emitted` is how far the FIFO reader has turned records into lines.
-    fn hold(&self, lines: Vec<Line>, journaled: bool, emitted: [Seq; 2], records_end: Seq) {
+    fn hold(&self, mut lines: Vec<Line>, journaled: bool, emitted: [Seq; 2], records_end: Seq) {
         let count = lines.len() as u64;
         let mut added = 0;
+        let (mut followed, mut lost, mut ended) = (0u64, 0u64, false);
         let in_memory = {
             let mut tail = self.tail();
             for (to, emitted) in tail.emitted_to.iter_mut().zip(emitted) {
                 *to = (*to).max(emitted);
             }
+            if tail.unfinished_on_disk != [None; 2] {
+                lines.retain(|line| match tail.follow_to_disk(line, journaled) {
+                    None => true,
+                    Some(true) => {
+                        followed += 1;
+                        false
+                    }
+                    Some(false) => {
+                        lost += 1;
+                        false
+                    }
+                });
+                ended = tail.end_unfinished(emitted);
+            }
             if lines.is_empty() {
+                drop(tail);
+                ContainerCounters::add(&self.counters.received, count);
+                self.count_followed(followed, lost);
+                if ended {
+                    self.wake();
+                }
                 return;
             }
             if tail.pending_since.is_none() {
@@ -855,9 +939,10 @@ impl Journal {
             tail.bytes
         };
         ContainerCounters::add(&self.counters.received, count);
+        self.count_followed(followed, lost);
         self.counters
             .memory_lines
-            .fetch_add(count as i64, Ordering::Relaxed);
+            .fetch_add((count - followed - lost) as i64, Ordering::Relaxed);
         self.budget.add(added);
         if in_memory > self.config.memory_limit {
             let excess = self.queued_bytes().saturating_sub(self.config.memory_limit);
@@ -872,10 +957,27 @@ impl Journal {
         self.wake();
     }
 
+    /// Counts lines received that went straight to disk after the pieces
+    /// of their long line (see `Tail::follow_to_disk`), `followed`, and
+    /// those that would have but were not in the journal, `lost`.
+    fn count_followed(&self, followed: u64, lost: u64) {
+        self.counters
+            .backlog_lines
+            .fetch_add(followed as i64, Ordering::Relaxed);
+        self.counters.drop_lines(DropReason::MemoryFull, lost);
+        if followed + lost > 0 {
+            self.wake();
+        }
+    }
+
     /// Moves at least `bytes` of the oldest waiting lines out of memory;
     /// journaled lines wait on disk, the others are dropped and counted.
     /// With `only_journaled`, it stops before the first line (or piece of
-    /// a long line) the journal does not hold: nothing is dropped.
+    /// a long line) the journal does not hold: nothing is dropped. A long
+    /// line leaves with all its pieces in memory; if it is still being
+    /// read, the pieces to come go straight to disk (`Tail::follow_to_disk`),
+    /// so once queued for the writer: should that write fail, they are
+    /// counted as lost when delivery comes to them.
     /// Returns the bytes freed.
     fn evict(&self, bytes: usize, why: &str, only_journaled: bool) -> usize {
         let mut tail = self.tail();
@@ -896,35 +998,29 @@ impl Journal {
             true => *self.written.borrow(),
             false => Seq::MAX,
         };
+        let mut group = Vec::new();
         while freed < bytes && tail.lines.len() > 1 {
-            if only_journaled && !(on_disk && tail.front_line_on_disk(written)) {
+            // The oldest line leaves with every piece of it in memory, so
+            // memory never holds part of a line that delivery reads from disk.
+            tail.front_line(&mut group);
+            if only_journaled && !(on_disk && tail.all_on_disk(&group, written)) {
                 break;
             }
-            let held = tail.lines.pop_front().expect("lines remain");
-            let (source, ack) = (held.line.source, held.line.ack);
-            tail.held[source as usize] -= 1;
-            freed += held.line.cost();
-            leave(&held, &mut tail);
-            let s = source as usize;
-            if on_disk {
-                tail.evicted_to[s] = tail.evicted_to[s].max(ack);
-            }
-            // The other pieces of the same long line leave with it, so memory
-            // never holds part of a line that delivery reads from disk.
-            let mut i = 0;
-            while i < tail.lines.len() {
-                let next = &tail.lines[i].line;
-                if next.source != source {
-                    i += 1;
-                    continue;
-                }
-                if next.ack != ack {
-                    break;
-                }
+            let last = &tail.lines[*group.last().expect("the front is in it")].line;
+            let (s, unfinished) = (last.source as usize, last.piece.then_some(last.ack));
+            for &i in group.iter().rev() {
                 let held = tail.lines.remove(i).expect("index in range");
-                tail.held[source as usize] -= 1;
+                tail.held[s] -= 1;
                 freed += held.line.cost();
                 leave(&held, &mut tail);
+                if on_disk {
+                    tail.evicted_to[s] = tail.evicted_to[s].max(held.line.ack);
+                }
+            }
+            if on_disk && unfinished.is_some() {
+                // The reader is still joining that line: the rest of it
+                // follows its pieces to disk (see `Journal::hold`).
+                tail.unfinished_on_disk[s] = unfinished;
             }
         }
         tail.bytes -= freed;
@@ -2302,6 +2398,7 @@ impl Store {
                 backlog: [0; 2],
                 lost_reason: None,
                 gaps_counted_to,
+                unfinished_on_disk: [None; 2],
             }),
             queue: Mutex::new(Queue {
                 chunks: VecDeque::new(),

@@ -543,6 +543,173 @@ async fn pieces_of_a_long_line_at_a_runs_first_record_are_counted_once() {
     assert_eq!(counters.sent.load(Ordering::Relaxed), 503);
 }
 
+/// Every piece of a long line leaves memory with its first: also the last
+/// piece, which is acknowledged at the line's end, not at its start. Were
+/// it left behind, delivery would take it from memory and find nothing to
+/// read back before it: the other pieces would be stranded on disk.
+#[tokio::test]
+async fn a_long_line_leaves_memory_whole_with_its_last_piece() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = disk_store(&dir);
+    let config = JournalConfig {
+        max_line: 64,
+        // Room for the three full pieces: the bound is passed by the
+        // line after, and freeing those pieces is enough.
+        journaled_memory: 3 * (64 + crate::line::LINE_OVERHEAD),
+        ..config()
+    };
+    let journal = open(&store, "whole", config);
+    // 200 bytes: pieces of 64, 64, 64 and 8, held together until written.
+    feed(&journal, vec![entry("stdout", 1, &"x".repeat(200))]);
+    settle(&journal);
+    feed(&journal, numbered(0..1));
+    settle(&journal);
+    assert!(journal.has_disk_backlog(), "the long line waits on disk");
+    let delivered = deliver_all(&journal).await;
+    let lengths: Vec<usize> = delivered.iter().map(|l| l.bytes.len()).collect();
+    assert_eq!(lengths, [64, 64, 64, 8, 11]);
+    assert_eq!(texts(&delivered)[..4].concat(), "x".repeat(200));
+    let counters = &journal.counters;
+    assert_eq!(counters.received.load(Ordering::Relaxed), 5);
+    assert_eq!(counters.sent.load(Ordering::Relaxed), 5);
+    assert_eq!(counters.dropped_total(), 0);
+}
+
+/// The pieces of a line still being read leave memory; the pieces that
+/// come after them go to disk too, and delivery reads the whole line back
+/// once its last piece is in, in order, before the lines after it.
+#[tokio::test]
+async fn pieces_of_a_line_still_being_read_leave_memory_and_the_rest_follow_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = disk_store(&dir);
+    let config = JournalConfig {
+        max_line: 64,
+        journaled_memory: 64 + crate::line::LINE_OVERHEAD,
+        ..config()
+    };
+    let journal = open(&store, "unfinished", config.clone());
+    let mut assembler = Assembler::new(config.max_line);
+    // 16 bytes a frame: two pieces of 64 are out after 9 frames.
+    feed_with(
+        &mut assembler,
+        &journal,
+        (1..=9).map(|i| part(i, false)).collect(),
+    );
+    settle(&journal);
+    // A line on stderr passes the bound: the two pieces, written, leave
+    // memory while the reader still joins their line.
+    feed_with(
+        &mut assembler,
+        &journal,
+        vec![entry("stderr", 2, "on stderr")],
+    );
+    settle(&journal);
+    assert!(
+        !journal.has_disk_backlog(),
+        "nothing to read back before the line ends"
+    );
+    // More pieces, then the last, and a line after the long one.
+    feed_with(
+        &mut assembler,
+        &journal,
+        (10..=30).map(|i| part(i, false)).collect(),
+    );
+    let mut after = (31..=32).map(|i| part(i, i == 32)).collect::<Vec<_>>();
+    after.extend(numbered(0..1));
+    feed_with(&mut assembler, &journal, after);
+    settle(&journal);
+    assert!(journal.has_disk_backlog(), "the whole line waits on disk");
+    let delivered = deliver_all(&journal).await;
+    let stdout: Vec<Line> = delivered
+        .iter()
+        .filter(|l| l.source == Source::Stdout)
+        .cloned()
+        .collect();
+    let texts = texts(&stdout);
+    let lengths: Vec<usize> = texts.iter().map(String::len).collect();
+    assert_eq!(
+        lengths,
+        [64, 64, 64, 64, 64, 64, 64, 64, 11],
+        "8 pieces, then the line after"
+    );
+    assert_eq!(
+        texts[..8].concat(),
+        "x".repeat(32 * 16),
+        "the long line, whole, in order"
+    );
+    assert_eq!(texts[8], "line 000000");
+    assert_eq!(
+        delivered.len(),
+        10,
+        "and the line on stderr: {:?}",
+        delivered
+            .iter()
+            .map(|l| (l.source, l.bytes.len(), l.ack, l.piece))
+            .collect::<Vec<_>>()
+    );
+    let counters = &journal.counters;
+    assert_eq!(counters.received.load(Ordering::Relaxed), 10);
+    assert_eq!(counters.sent.load(Ordering::Relaxed), 10);
+    assert_eq!(counters.dropped_total(), 0);
+}
+
+/// A long line that left memory unfinished ends with a blank last piece,
+/// which is not held: the line is still read back whole, up to where the
+/// reader got, and the lines after it come after it.
+#[tokio::test]
+async fn a_long_line_on_disk_whose_last_piece_is_blank_is_still_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = disk_store(&dir);
+    let config = JournalConfig {
+        max_line: 64,
+        journaled_memory: 64 + crate::line::LINE_OVERHEAD,
+        ..config()
+    };
+    let journal = open(&store, "blank", config.clone());
+    let frame = |ordinal: i32, last: bool, text: &str| LogEntry {
+        line: Bytes::copy_from_slice(text.as_bytes()),
+        ..part(ordinal, last)
+    };
+    let mut assembler = Assembler::new(config.max_line);
+    // 128 bytes: a piece of 64 out, 64 joined still.
+    feed_with(
+        &mut assembler,
+        &journal,
+        vec![frame(1, false, &"x".repeat(128))],
+    );
+    settle(&journal);
+    feed_with(
+        &mut assembler,
+        &journal,
+        vec![entry("stderr", 2, "on stderr")],
+    );
+    settle(&journal);
+    // The second piece, and a last piece of two spaces.
+    feed_with(&mut assembler, &journal, vec![frame(2, true, "  ")]);
+    settle(&journal);
+    assert!(
+        journal.has_disk_backlog(),
+        "the line ended: it waits on disk"
+    );
+    feed(&journal, numbered(0..1));
+    settle(&journal);
+    let delivered = deliver_all(&journal).await;
+    let stdout: Vec<Line> = delivered
+        .iter()
+        .filter(|l| l.source == Source::Stdout)
+        .cloned()
+        .collect();
+    assert_eq!(
+        texts(&stdout),
+        ["x".repeat(64), "x".repeat(64), "line 000000".into()]
+    );
+    assert_eq!(delivered.len(), 4, "and the line on stderr");
+    let counters = &journal.counters;
+    assert_eq!(counters.received.load(Ordering::Relaxed), 4);
+    assert_eq!(counters.sent.load(Ordering::Relaxed), 4);
+    assert_eq!(counters.dropped_total(), 0);
+}
+
 /// A disk bound deletes the segment just before the one a long line
 /// starts: the line's pieces (acknowledged at that segment's first record,
 /// where the deleted one ends) are still whole on disk, and are delivered
