@@ -573,6 +573,58 @@ async fn a_1_mib_line_arrives_in_pieces_loki_accepts() {
     );
 }
 
+/// A line of 3 MiB passes the container's memory bound (1 MiB) while it
+/// is still being read, with Loki down: its pieces leave memory for the
+/// journal and the rest of it follows them there. Loki gets it whole and in
+/// order once it is back, with the lines on stderr written meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_longer_than_the_memory_bound_arrives_whole_and_in_order() {
+    let loki = FakeLoki::start().await;
+    loki.set_mode(Mode::Fail(503, "unavailable".into()));
+    let plugin = Plugin::start(&[]);
+    let mut fifo = Fifo::create();
+    let options = [("loki-url", loki.url()), ("loki-buffer-size", "1m".into())];
+    let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    plugin
+        .start_logging(&start_request(&fifo.path, &options))
+        .await;
+    let big: Vec<u8> = (0..3 << 20).map(|i| b'a' + (i % 26) as u8).collect();
+    for (i, entry) in partials("stdout", &big, "0123abcd").iter().enumerate() {
+        fifo.write_entry(entry);
+        if i % 40 == 39 {
+            fifo.write_entry(&line("stderr", &format!("meanwhile {i}")));
+        }
+    }
+    fifo.write_entry(&line("stdout", "after the big one"));
+    plugin.stop_logging(&fifo.path).await;
+    fifo.close();
+    loki.set_mode(Mode::Accept);
+    let log = plugin
+        .wait_for_log("logging finished", Duration::from_secs(30))
+        .await;
+    let entries = loki.entries_matching(&[]);
+    let (stderr, stdout): (Vec<_>, Vec<_>) = entries
+        .iter()
+        .partition(|e| e.line.starts_with(b"meanwhile"));
+    assert_eq!(stderr.len(), 4, "the lines on stderr");
+    let sizes: Vec<usize> = stdout.iter().map(|e| e.line.len()).collect();
+    let mut expected = vec![256_000; 12];
+    expected.extend([(3 << 20) - 12 * 256_000, 17]);
+    assert_eq!(sizes, expected, "{log}");
+    let joined: Vec<u8> = stdout[..13].iter().flat_map(|e| e.line.clone()).collect();
+    assert!(
+        joined == big,
+        "the pieces put together are the original line"
+    );
+    for key in ["received", "sent"] {
+        assert_eq!(
+            summary_field(&log, "fixture-app", key),
+            Some(18),
+            "{key}: {log}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_are_skipped_and_counted() {
     let loki = FakeLoki::start().await;

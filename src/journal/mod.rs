@@ -1163,9 +1163,10 @@ impl Journal {
             // queued would look missing. With nothing queued, every record
             // of a line that left memory is written, or never will be (its
             // write failed, or the writer could not take it).
-            let written = match self.queue.lock().expect("journal lock poisoned").scheduled {
-                true => *self.written.borrow(),
-                false => Seq::MAX,
+            let writer_idle = !self.queue.lock().expect("journal lock poisoned").scheduled;
+            let written = match writer_idle {
+                false => *self.written.borrow(),
+                true => Seq::MAX,
             };
             let upto = tail.evicted_to.map(|e| e.min(written));
             if (0..2).all(|s| tail.taken[s] >= upto[s]) {
@@ -1182,6 +1183,7 @@ impl Journal {
                 max_bytes: max_bytes.min(room.max(1)),
                 per_line,
                 gaps_from: tail.gaps_counted_to,
+                writer_idle,
             }
         };
         let journal = self.clone();
@@ -1217,11 +1219,16 @@ impl Journal {
             // Done with the disk: the next line starts a new batch wait.
             tail.pending_since = None;
         }
+        // A long line left for a later read: the writer wakes delivery
+        // once it has written more.
+        let look_again = !read.cut;
         if read.lines.is_empty() && more {
             // Nothing was left on disk in that range: the batch out moves
             // the cursor past it once it is done.
             drop(tail);
-            self.wake();
+            if look_again {
+                self.wake();
+            }
             return Some(Taken {
                 lines: Vec::new(),
                 from,
@@ -1240,7 +1247,9 @@ impl Journal {
             drop(tail);
             // More to read, or (done with the disk) a lane with nothing
             // left to deliver must be looked at again to be let go.
-            self.wake();
+            if look_again {
+                self.wake();
+            }
             return None;
         }
         ContainerCounters::add(&self.counters.recovered, read.recovered);
@@ -1539,11 +1548,8 @@ impl Journal {
             .expect("some source reads from disk");
         let mut assembler = Assembler::replaying(self.config.max_line);
         let mut out = Vec::new();
-        let mut lines = Vec::new();
+        let mut read = Collected::new(plan.per_line);
         let mut done = [!plan.sources[0], !plan.sources[1]];
-        let (mut bytes, mut recovered) = (0usize, 0u64);
-        // Per source, lines of this run read back (see `ReadBack::fresh`).
-        let mut fresh = [0u64; 2];
         let mut next_seq = start;
         let mut hint = None;
         let mut stopped_early = false;
@@ -1629,10 +1635,10 @@ impl Journal {
                 if let [line] = out.as_slice()
                     && whole
                     && !joining
-                    && !lines.is_empty()
+                    && !read.lines.is_empty()
                     && line.ack <= plan.upto[s]
                     && !line.is_blank()
-                    && bytes + line.bytes.len() + plan.per_line > plan.max_bytes
+                    && read.bytes + line.bytes.len() + plan.per_line > plan.max_bytes
                 {
                     // A line of this record alone that would take the
                     // batch past its size: left for the next read, which
@@ -1652,14 +1658,9 @@ impl Journal {
                 }
                 for line in out.drain(..) {
                     let s = line.source as usize;
-                    if line.ack > plan.upto[s] {
-                        done[s] = true; // from here on, this source is in memory
+                    if done[s] {
                         continue;
                     }
-                    if done[s] || line.is_blank() {
-                        continue;
-                    }
-                    bytes += line.bytes.len() + plan.per_line;
                     // Read by an earlier run: a whole line that ends before
                     // this run's first record, or a piece cut at a record
                     // before it. A piece is acknowledged at its line's first
@@ -1669,14 +1670,14 @@ impl Journal {
                         true => record.seq < plan.session_start,
                         false => line.is_before(plan.session_start),
                     };
-                    recovered += u64::from(earlier);
-                    fresh[s] += u64::from(!earlier);
-                    lines.push(line);
+                    if !read.add(line, earlier, plan.upto[s]) {
+                        done[s] = true; // from here on, this source is in memory
+                    }
                 }
                 let joining = Source::ALL
                     .iter()
                     .any(|&src| !done[src as usize] && assembler.is_joining(src));
-                if done.iter().all(|d| *d) || (bytes >= plan.max_bytes && !joining) {
+                if done.iter().all(|d| *d) || (read.bytes >= plan.max_bytes && !joining) {
                     if !segment.compressed {
                         hint = Some(record_pos::Pos {
                             segment: segment.first_seq,
@@ -1697,10 +1698,19 @@ impl Journal {
             for line in out.drain(..) {
                 // Beyond `upto`: a line the FIFO reader took over.
                 let s = line.source as usize;
-                if !done[s] && line.ack <= plan.upto[s] && !line.is_blank() {
-                    recovered += 1;
-                    lines.push(line);
+                if !done[s] {
+                    read.add(line, true, plan.upto[s]);
                 }
+            }
+        }
+        for s in 0..2 {
+            // A line whose pieces were read and whose end was not. With the
+            // writer idle, its end will not come (its write failed): what
+            // is on disk is delivered, the rest counted when delivery has
+            // read past it. Else it is read again once its end is written.
+            let first = read.open[s].as_ref().map(|open| open.first);
+            if first.is_some_and(|first| !plan.writer_idle || first >= plan.upto[s]) {
+                read.leave_open(s);
             }
         }
         if !stopped_early {
@@ -1719,18 +1729,22 @@ impl Journal {
                 plan.upto[s]
             } else {
                 next_seq.min(plan.upto[s])
+            };
+            if let Some(first) = read.cut[s] {
+                advance[s] = advance[s].min(first);
             }
-            .max(plan.from[s]);
+            advance[s] = advance[s].max(plan.from[s]);
         }
         Ok(ReadBack {
-            lines,
             advance,
             hint,
-            recovered,
+            recovered: read.recovered,
             corrupt: gaps.missing,
             gaps_counted_to: gaps.counted_to(),
-            fresh,
+            fresh: read.fresh,
             unreadable,
+            cut: read.cut != [None; 2],
+            lines: read.lines,
         })
     }
 
@@ -1930,6 +1944,9 @@ struct DiskPlan {
     per_line: usize,
     /// Records of an earlier run before this were looked for already.
     gaps_from: Seq,
+    /// The writer had nothing queued: every record of a line that left
+    /// memory is on disk, or never will be.
+    writer_idle: bool,
 }
 
 struct ReadBack {
@@ -1945,6 +1962,103 @@ struct ReadBack {
     fresh: [u64; 2],
     /// A segment could not be read.
     unreadable: bool,
+    /// A long line was left for a later read: its end was not on disk yet.
+    cut: bool,
+}
+
+/// The lines a read back collects. A long line counts only once it ends
+/// within the read (at or before `upto`): the pieces of a line whose end
+/// is not on disk yet, or is beyond `upto`, are left, and the line is read
+/// again, whole, from its first record. Were they delivered, the next read
+/// would start inside the line and skip its end as belonging to a line
+/// already delivered.
+struct Collected {
+    lines: Vec<Line>,
+    /// Bytes of `lines`, each line counting `per_line` more.
+    bytes: usize,
+    per_line: usize,
+    /// Lines an earlier run received (see `ReadBack::recovered`).
+    recovered: u64,
+    /// Per source, lines this run received (see `ReadBack::fresh`).
+    fresh: [u64; 2],
+    /// Per source: a line whose pieces were read and whose end was not yet.
+    open: [Option<OpenLine>; 2],
+    /// Per source: the first record of a line left for a later read.
+    cut: [Option<Seq>; 2],
+}
+
+/// See [`Collected::open`].
+struct OpenLine {
+    first: Seq,
+    /// Where its pieces are in [`Collected::lines`], each with whether an
+    /// earlier run received it.
+    pieces: Vec<(usize, bool)>,
+}
+
+impl Collected {
+    fn new(per_line: usize) -> Collected {
+        Collected {
+            lines: Vec::new(),
+            bytes: 0,
+            per_line,
+            recovered: 0,
+            fresh: [0; 2],
+            open: [None, None],
+            cut: [None; 2],
+        }
+    }
+
+    /// Takes a line read back; `earlier`: an earlier run received it.
+    /// False when the line is not before `upto`, where lines of its source
+    /// are in memory: it, and the rest of its source, are not taken.
+    fn add(&mut self, line: Line, earlier: bool, upto: Seq) -> bool {
+        let s = line.source as usize;
+        if !line.is_before(upto) {
+            self.leave_open(s);
+            return false;
+        }
+        let at = self.lines.len();
+        let blank = line.is_blank();
+        if line.piece {
+            let open = self.open[s].get_or_insert_with(|| OpenLine {
+                first: line.ack,
+                pieces: Vec::new(),
+            });
+            if !blank {
+                open.pieces.push((at, earlier));
+            }
+        } else {
+            self.open[s] = None; // its last piece: the line is whole
+        }
+        if !blank {
+            self.bytes += line.bytes.len() + self.per_line;
+            self.recovered += u64::from(earlier);
+            self.fresh[s] += u64::from(!earlier);
+            self.lines.push(line);
+        }
+        true
+    }
+
+    /// Takes back the pieces of source `s`'s open line: it is read again
+    /// from its first record.
+    fn leave_open(&mut self, s: usize) {
+        let Some(OpenLine { first, pieces }) = self.open[s].take() else {
+            return;
+        };
+        self.cut[s] = Some(first);
+        for &(at, earlier) in pieces.iter().rev() {
+            let line = self.lines.remove(at);
+            self.bytes -= line.bytes.len() + self.per_line;
+            self.recovered -= u64::from(earlier);
+            self.fresh[s] -= u64::from(!earlier);
+        }
+        // The other source's pieces after those moved.
+        if let Some(other) = &mut self.open[1 - s] {
+            for (at, _) in other.pieces.iter_mut() {
+                *at -= pieces.iter().filter(|(removed, _)| removed < at).count();
+            }
+        }
+    }
 }
 
 /// Records an earlier run wrote that a read back expected and did not

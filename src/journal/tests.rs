@@ -710,6 +710,102 @@ async fn a_long_line_on_disk_whose_last_piece_is_blank_is_still_read_back() {
     assert_eq!(counters.dropped_total(), 0);
 }
 
+/// Delivery reads a long line back while the writer is still writing its
+/// end: what is on disk stops inside the line. Its pieces are not taken
+/// then; the line is read again, whole, once the writer has written it.
+/// (Taking them would move delivery inside the line, and the read after
+/// would skip the line's end as part of a line already delivered.)
+#[tokio::test]
+async fn a_long_line_whose_end_is_not_written_yet_is_read_back_once_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = disk_store(&dir);
+    let config = JournalConfig {
+        max_line: 64,
+        journaled_memory: 64 + crate::line::LINE_OVERHEAD,
+        ..config()
+    };
+    let journal = open(&store, "slow", config.clone());
+    let mut assembler = Assembler::new(config.max_line);
+    feed_with(
+        &mut assembler,
+        &journal,
+        (1..=9).map(|i| part(i, false)).collect(),
+    );
+    settle(&journal);
+    // A line on stderr: the two pieces leave memory, the line unfinished.
+    feed_with(
+        &mut assembler,
+        &journal,
+        vec![entry("stderr", 2, "on stderr")],
+    );
+    settle(&journal);
+    // The writer writes one more chunk of the line, then stalls on the one
+    // with its end.
+    let gate = Arc::new((Mutex::new((1usize, false)), std::sync::Condvar::new()));
+    let hook_gate = gate.clone();
+    *journal.write_hook.lock().unwrap() = Some(Arc::new(move |_| {
+        let (lock, opened) = &*hook_gate;
+        let mut state = lock.lock().unwrap();
+        if state.0 > 0 {
+            state.0 -= 1;
+            return Ok(());
+        }
+        while !state.1 {
+            state = opened.wait(state).unwrap();
+        }
+        Ok(())
+    }));
+    feed_with(
+        &mut assembler,
+        &journal,
+        (10..=20).map(|i| part(i, false)).collect(),
+    );
+    settle(&journal);
+    feed_with(
+        &mut assembler,
+        &journal,
+        (21..=32).map(|i| part(i, i == 32)).collect(),
+    );
+    assert!(
+        journal.has_disk_backlog(),
+        "the line ended: it waits on disk"
+    );
+    let mut early = Vec::new();
+    for _ in 0..3 {
+        if let Some(taken) = journal.take(64 * 1024).await {
+            early.extend(taken.lines.iter().cloned());
+            journal.ack(taken, Outcome::Sent);
+        }
+    }
+    assert!(
+        early.iter().all(|l| l.source == Source::Stderr),
+        "no piece is taken before the line's end is on disk"
+    );
+    {
+        let (lock, opened) = &*gate;
+        lock.lock().unwrap().1 = true;
+        opened.notify_all();
+    }
+    settle(&journal);
+    let mut delivered = early;
+    delivered.extend(deliver_all(&journal).await);
+    let stdout: Vec<Line> = delivered
+        .iter()
+        .filter(|l| l.source == Source::Stdout)
+        .cloned()
+        .collect();
+    assert_eq!(
+        texts(&stdout).concat(),
+        "x".repeat(32 * 16),
+        "the line, whole, in order"
+    );
+    assert_eq!(stdout.len(), 8);
+    let counters = &journal.counters;
+    assert_eq!(counters.received.load(Ordering::Relaxed), 9);
+    assert_eq!(counters.sent.load(Ordering::Relaxed), 9);
+    assert_eq!(counters.dropped_total(), 0);
+}
+
 /// A disk bound deletes the segment just before the one a long line
 /// starts: the line's pieces (acknowledged at that segment's first record,
 /// where the deleted one ends) are still whole on disk, and are delivered
