@@ -113,7 +113,8 @@ impl Assembler {
         self.flush_source(Source::Stderr, out);
     }
 
-    fn flush_source(&mut self, source: Source, out: &mut Vec<Line>) {
+    /// Emits the unfinished line of `source`, if any.
+    pub fn flush_source(&mut self, source: Source, out: &mut Vec<Line>) {
         if let Some(p) = self.pending[source as usize].take() {
             let bytes = p.bytes.freeze();
             self.emit(

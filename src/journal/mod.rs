@@ -345,6 +345,10 @@ struct Tail {
     /// of a line that delivery reads back; once its last piece is in,
     /// `evicted_to` moves past the line and delivery reads it whole.
     unfinished_on_disk: [Option<Seq>; 2],
+    /// Per source: pieces of the line that starts at `taken` handed to
+    /// delivery from memory while the rest of the line was still to come.
+    /// Should the rest leave memory, a read back from `taken` skips them.
+    taken_pieces: [u32; 2],
 }
 
 impl Tail {
@@ -355,6 +359,15 @@ impl Tail {
 
     fn has_disk_backlog(&self) -> bool {
         self.disk_backlog().contains(&true)
+    }
+
+    /// Moves source `s`'s delivery on to `to`: past the line whose pieces
+    /// `taken_pieces` counts, if it moves at all.
+    fn move_taken(&mut self, s: usize, to: Seq) {
+        if to > self.taken[s] {
+            self.taken[s] = to;
+            self.taken_pieces[s] = 0;
+        }
     }
 
     /// Whether every line of `group` (see [`Tail::front_line`]) is on
@@ -446,9 +459,12 @@ mod record_pos {
 /// nothing of it left waiting, on to what its reader emitted.
 fn move_source_cursor(tail: &mut Tail, s: usize, advance: Seq, hold: Seq) {
     tail.cursor[s] = tail.cursor[s].max(advance.min(hold));
-    let idle = tail.held[s] == 0 && tail.taken[s] >= tail.evicted_to[s];
+    let idle = tail.held[s] == 0
+        && tail.taken[s] >= tail.evicted_to[s]
+        && tail.unfinished_on_disk[s].is_none();
     if idle {
-        tail.taken[s] = tail.taken[s].max(tail.emitted_to[s]);
+        let emitted = tail.emitted_to[s];
+        tail.move_taken(s, emitted);
         tail.cursor[s] = tail.cursor[s].max(tail.emitted_to[s].min(hold));
     }
 }
@@ -881,8 +897,17 @@ impl Journal {
     }
 
     /// Adds lines for Loki to memory, evicting the oldest past a bound.
+    /// `journaled`: their records were queued for the writer with them;
+    /// `records_queued`: or earlier (the rest of a line flushed at EOF).
     /// `emitted` is how far the FIFO reader has turned records into lines.
-    fn hold(&self, mut lines: Vec<Line>, journaled: bool, emitted: [Seq; 2], records_end: Seq) {
+    fn hold(
+        &self,
+        mut lines: Vec<Line>,
+        journaled: bool,
+        records_queued: bool,
+        emitted: [Seq; 2],
+        records_end: Seq,
+    ) {
         let count = lines.len() as u64;
         let mut added = 0;
         let (mut followed, mut lost, mut ended) = (0u64, 0u64, false);
@@ -892,7 +917,7 @@ impl Journal {
                 *to = (*to).max(emitted);
             }
             if tail.unfinished_on_disk != [None; 2] {
-                lines.retain(|line| match tail.follow_to_disk(line, journaled) {
+                lines.retain(|line| match tail.follow_to_disk(line, records_queued) {
                     None => true,
                     Some(true) => {
                         followed += 1;
@@ -1017,10 +1042,18 @@ impl Journal {
                     tail.evicted_to[s] = tail.evicted_to[s].max(held.line.ack);
                 }
             }
-            if on_disk && unfinished.is_some() {
-                // The reader is still joining that line: the rest of it
-                // follows its pieces to disk (see `Journal::hold`).
-                tail.unfinished_on_disk[s] = unfinished;
+            match unfinished {
+                Some(first) if on_disk && tail.emitted_to[s] <= first => {
+                    // The reader is still joining that line: the rest of
+                    // it follows its pieces to disk (see `Journal::hold`).
+                    tail.unfinished_on_disk[s] = Some(first);
+                }
+                Some(_) if on_disk => {
+                    // The reader is past it: its last piece was blank, and
+                    // not held. Nothing of the source after it is in memory.
+                    tail.evicted_to[s] = tail.evicted_to[s].max(tail.emitted_to[s]);
+                }
+                _ => {}
             }
         }
         tail.bytes -= freed;
@@ -1163,10 +1196,9 @@ impl Journal {
             // queued would look missing. With nothing queued, every record
             // of a line that left memory is written, or never will be (its
             // write failed, or the writer could not take it).
-            let writer_idle = !self.queue.lock().expect("journal lock poisoned").scheduled;
-            let written = match writer_idle {
-                false => *self.written.borrow(),
-                true => Seq::MAX,
+            let written = match self.queue.lock().expect("journal lock poisoned").scheduled {
+                true => *self.written.borrow(),
+                false => Seq::MAX,
             };
             let upto = tail.evicted_to.map(|e| e.min(written));
             if (0..2).all(|s| tail.taken[s] >= upto[s]) {
@@ -1178,12 +1210,12 @@ impl Journal {
                 upto,
                 sources: from_disk,
                 hint: tail.disk_hint,
-                flush_at_end: tail.evicted_to.iter().all(|&e| e <= tail.session_start),
+                whole: [0, 1].map(|s| tail.evicted_to[s] <= written),
+                skip_pieces: tail.taken_pieces,
                 session_start: tail.session_start,
                 max_bytes: max_bytes.min(room.max(1)),
                 per_line,
                 gaps_from: tail.gaps_counted_to,
-                writer_idle,
             }
         };
         let journal = self.clone();
@@ -1208,7 +1240,7 @@ impl Journal {
         let n = read.lines.len() as u64;
         let mut tail = self.tail();
         for s in 0..2 {
-            tail.taken[s] = tail.taken[s].max(read.advance[s]);
+            tail.move_taken(s, read.advance[s]);
         }
         tail.disk_hint = read.hint;
         self.counters
@@ -1288,6 +1320,7 @@ impl Journal {
         let on_disk = self.is_on_disk();
         let from = tail.taken;
         let mut advance = tail.taken;
+        let mut pieces = tail.taken_pieces;
         while let Some(front) = tail.lines.front() {
             let more = !lines.is_empty()
                 && (bytes + front.line.bytes.len() + per_line > max_bytes
@@ -1303,11 +1336,16 @@ impl Journal {
             }
             let s = held.line.source as usize;
             tail.held[s] -= 1;
+            if held.line.ack > advance[s] || !held.line.piece {
+                pieces[s] = 0;
+            }
+            pieces[s] += u32::from(held.line.piece);
             advance[s] = advance[s].max(held.line.ack);
             lines.push(held.line);
         }
         tail.bytes -= cost;
         tail.taken = advance;
+        tail.taken_pieces = pieces;
         tail.in_flight = true;
         self.budget.start_batch(cost);
         if tail.lines.capacity() > 1024 && tail.lines.len() < tail.lines.capacity() / 4 {
@@ -1548,7 +1586,7 @@ impl Journal {
             .expect("some source reads from disk");
         let mut assembler = Assembler::replaying(self.config.max_line);
         let mut out = Vec::new();
-        let mut read = Collected::new(plan.per_line);
+        let mut read = Collected::new(plan);
         let mut done = [!plan.sources[0], !plan.sources[1]];
         let mut next_seq = start;
         let mut hint = None;
@@ -1691,27 +1729,31 @@ impl Journal {
             }
         }
         let reached_end = hint.is_none();
-        if reached_end && plan.flush_at_end {
-            // The end of what an earlier run wrote: a line it was still
-            // joining is delivered as it is.
-            assembler.flush(&mut out);
+        if reached_end {
+            // The end of what is on disk. A line still joined here whose
+            // records are all written (or failed) ends here: what an earlier
+            // run wrote when it stopped, a FIFO that ended inside a line, a
+            // line whose end could not be written. It is delivered as it is
+            // (the rest, if any, counted when delivery has read past it).
+            for source in Source::ALL {
+                let s = source as usize;
+                if !done[s] && plan.whole[s] {
+                    assembler.flush_source(source, &mut out);
+                }
+            }
             for line in out.drain(..) {
                 // Beyond `upto`: a line the FIFO reader took over.
                 let s = line.source as usize;
-                if !done[s] {
-                    read.add(line, true, plan.upto[s]);
+                let earlier = line.is_before(plan.session_start);
+                if !done[s] && !read.add(line, earlier, plan.upto[s]) {
+                    done[s] = true;
                 }
             }
         }
         for s in 0..2 {
-            // A line whose pieces were read and whose end was not. With the
-            // writer idle, its end will not come (its write failed): what
-            // is on disk is delivered, the rest counted when delivery has
-            // read past it. Else it is read again once its end is written.
-            let first = read.open[s].as_ref().map(|open| open.first);
-            if first.is_some_and(|first| !plan.writer_idle || first >= plan.upto[s]) {
-                read.leave_open(s);
-            }
+            // A line whose pieces were read and whose end was not written
+            // yet: it is read again, whole, once it is.
+            read.leave_open(s);
         }
         if !stopped_early {
             // Up to the end of what the earlier run wrote.
@@ -1937,16 +1979,21 @@ struct DiskPlan {
     upto: [Seq; 2],
     sources: [bool; 2],
     hint: Option<record_pos::Pos>,
-    flush_at_end: bool,
     session_start: Seq,
     max_bytes: usize,
     /// Bytes each line counts besides its own (see [`Journal::take_with`]).
     per_line: usize,
     /// Records of an earlier run before this were looked for already.
     gaps_from: Seq,
-    /// The writer had nothing queued: every record of a line that left
-    /// memory is on disk, or never will be.
-    writer_idle: bool,
+    /// Per source: the writer is done with every record before `upto`
+    /// (written, or its write failed). A line that starts before `upto`
+    /// ends there, so one that is not whole on disk never will be: what
+    /// there is of it is delivered. Else it is read again once the writer
+    /// has written more.
+    whole: [bool; 2],
+    /// Per source: pieces of the line that starts at `from` that were
+    /// taken from memory already (see `Tail::taken_pieces`): not again.
+    skip_pieces: [u32; 2],
 }
 
 struct ReadBack {
@@ -1985,6 +2032,10 @@ struct Collected {
     open: [Option<OpenLine>; 2],
     /// Per source: the first record of a line left for a later read.
     cut: [Option<Seq>; 2],
+    /// Per source: where delivery stands, and how many pieces of the line
+    /// that starts there it took from memory already (see `DiskPlan`).
+    from: [Seq; 2],
+    skip_pieces: [u32; 2],
 }
 
 /// See [`Collected::open`].
@@ -1996,15 +2047,17 @@ struct OpenLine {
 }
 
 impl Collected {
-    fn new(per_line: usize) -> Collected {
+    fn new(plan: &DiskPlan) -> Collected {
         Collected {
             lines: Vec::new(),
             bytes: 0,
-            per_line,
+            per_line: plan.per_line,
             recovered: 0,
             fresh: [0; 2],
             open: [None, None],
             cut: [None; 2],
+            from: plan.from,
+            skip_pieces: plan.skip_pieces,
         }
     }
 
@@ -2018,19 +2071,25 @@ impl Collected {
             return false;
         }
         let at = self.lines.len();
-        let blank = line.is_blank();
+        // Blank lines are not delivered, nor pieces taken from memory
+        // before the rest of their line left it.
+        let skip = line.piece && line.ack == self.from[s] && self.skip_pieces[s] > 0;
+        let keep = !line.is_blank() && !skip;
+        if skip && !line.is_blank() {
+            self.skip_pieces[s] -= 1;
+        }
         if line.piece {
             let open = self.open[s].get_or_insert_with(|| OpenLine {
                 first: line.ack,
                 pieces: Vec::new(),
             });
-            if !blank {
+            if keep {
                 open.pieces.push((at, earlier));
             }
         } else {
             self.open[s] = None; // its last piece: the line is whole
         }
-        if !blank {
+        if keep {
             self.bytes += line.bytes.len() + self.per_line;
             self.recovered += u64::from(earlier);
             self.fresh[s] += u64::from(!earlier);
@@ -2206,7 +2265,11 @@ impl Intake<'_> {
         // line to mark as not on disk, and they would leave memory as if
         // they were.
         let count = lines.len() as u64;
-        journal.hold(lines, to_disk.is_some(), emitted, next);
+        // An intake with no records brings the rest of a line the FIFO
+        // ended inside: its records came with earlier intakes.
+        let records_queued =
+            to_disk.is_some() || (self.first.is_none() && journal.writes_to_disk());
+        journal.hold(lines, to_disk.is_some(), records_queued, emitted, next);
         let queued = match to_disk {
             Some(first) => {
                 let chunk = writer::Chunk {
@@ -2513,6 +2576,7 @@ impl Store {
                 lost_reason: None,
                 gaps_counted_to,
                 unfinished_on_disk: [None; 2],
+                taken_pieces: [0; 2],
             }),
             queue: Mutex::new(Queue {
                 chunks: VecDeque::new(),

@@ -179,7 +179,8 @@ fn remove(journal: &Journal, dir: &Path, segment: &Segment, bound: Option<&str>)
         }
     }
     for s in 0..2 {
-        tail.taken[s] = tail.taken[s].max(end.min(tail.evicted_to[s]));
+        let to = end.min(tail.evicted_to[s]);
+        tail.move_taken(s, to);
     }
     tail.disk_hint = None;
     tail.lost_reason = Some(DropReason::JournalFull);

@@ -806,6 +806,164 @@ async fn a_long_line_whose_end_is_not_written_yet_is_read_back_once_it_is() {
     assert_eq!(counters.dropped_total(), 0);
 }
 
+/// A config whose memory share holds one 64-byte piece of a long line.
+fn one_piece_share() -> JournalConfig {
+    JournalConfig {
+        max_line: 64,
+        journaled_memory: 64 + crate::line::LINE_OVERHEAD,
+        ..config()
+    }
+}
+
+/// The pieces of a long line leave memory after the reader has emitted
+/// its blank last piece (not held): the line is read back all the same,
+/// and delivery does not pass it.
+#[tokio::test]
+async fn a_long_line_whose_blank_last_piece_was_read_before_it_left_memory_is_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = disk_store(&dir);
+    let journal = open(&store, "blank2", one_piece_share());
+    // One record: pieces of 64 and 64, then a last piece of two spaces.
+    feed(
+        &journal,
+        vec![entry("stdout", 1, &format!("{}  ", "x".repeat(128)))],
+    );
+    settle(&journal);
+    feed(&journal, vec![entry("stderr", 2, "on stderr")]);
+    settle(&journal);
+    let delivered = deliver_all(&journal).await;
+    assert_eq!(delivered.len(), 3, "two pieces and the line on stderr");
+    assert_eq!(journal.counters.pending(), 0);
+    assert_eq!(journal.counters.sent.load(Ordering::Relaxed), 3);
+}
+
+/// A batch takes the first piece of a long line from memory; the rest of
+/// the line then leaves memory. The read back skips the piece delivered:
+/// each piece goes once.
+#[tokio::test]
+async fn pieces_taken_before_the_rest_of_their_line_left_memory_are_not_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = disk_store(&dir);
+    let journal = open(&store, "partly", one_piece_share());
+    feed(&journal, vec![entry("stdout", 1, &"x".repeat(200))]);
+    settle(&journal);
+    let first = journal.take(1).await.expect("a batch");
+    assert_eq!(first.lines.len(), 1, "room for one piece");
+    feed(&journal, numbered(0..1));
+    settle(&journal);
+    let mut delivered = first.lines.clone();
+    journal.ack(first, Outcome::Sent);
+    delivered.extend(deliver_all(&journal).await);
+    let lengths: Vec<usize> = delivered.iter().map(|l| l.bytes.len()).collect();
+    assert_eq!(lengths, [64, 64, 64, 8, 11], "each piece once");
+    assert_eq!(texts(&delivered)[..4].concat(), "x".repeat(200));
+    let counters = &journal.counters;
+    assert_eq!(counters.sent.load(Ordering::Relaxed), 5);
+    assert_eq!(counters.received.load(Ordering::Relaxed), 5);
+    assert_eq!(counters.backlog_lines.load(Ordering::Relaxed), 0);
+}
+
+/// The FIFO ends inside a long line whose pieces left memory: the rest of
+/// the line (flushed at EOF, with no record of its own) is on disk too and
+/// is delivered from there, whole.
+#[tokio::test]
+async fn a_fifo_that_ends_inside_a_line_on_disk_delivers_all_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = disk_store(&dir);
+    let journal = open(&store, "eof", one_piece_share());
+    let mut assembler = Assembler::new(64);
+    feed_with(
+        &mut assembler,
+        &journal,
+        (1..=9).map(|i| part(i, false)).collect(),
+    );
+    settle(&journal);
+    feed_with(
+        &mut assembler,
+        &journal,
+        vec![entry("stderr", 2, "on stderr")],
+    );
+    settle(&journal);
+    // EOF, as the FIFO reader ends.
+    let mut lines = Vec::new();
+    assembler.flush(&mut lines);
+    journal.intake().commit(lines, [None, None], None);
+    settle(&journal);
+    let delivered = deliver_all(&journal).await;
+    let stdout: Vec<Line> = delivered
+        .iter()
+        .filter(|l| l.source == Source::Stdout)
+        .cloned()
+        .collect();
+    assert_eq!(
+        texts(&stdout).concat(),
+        "x".repeat(9 * 16),
+        "the whole line"
+    );
+    assert_eq!(journal.counters.dropped_total(), 0);
+    assert_eq!(journal.counters.pending(), 0);
+}
+
+/// The write of a long line's end fails after its pieces left memory.
+/// However delivery looks, what is on disk of the line is delivered and
+/// the rest counted: nothing waits for an end that will not come.
+#[tokio::test]
+async fn a_long_line_whose_end_could_not_be_written_is_delivered_as_far_as_it_is_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = disk_store(&dir);
+    let journal = open(&store, "stall", one_piece_share());
+    let notify = Arc::new(tokio::sync::Notify::new());
+    journal.set_wake(notify.clone());
+    let mut assembler = Assembler::new(64);
+    feed_with(
+        &mut assembler,
+        &journal,
+        (1..=9).map(|i| part(i, false)).collect(),
+    );
+    settle(&journal);
+    feed_with(
+        &mut assembler,
+        &journal,
+        vec![entry("stderr", 2, "on stderr")],
+    );
+    settle(&journal);
+    *journal.write_hook.lock().unwrap() = Some(disk_full_after(0));
+    feed_with(
+        &mut assembler,
+        &journal,
+        (10..=12).map(|i| part(i, i == 12)).collect(),
+    );
+    settle(&journal);
+    assert!(journal.has_disk_backlog());
+    // Delivery looks while the writer, having failed the write and woken
+    // delivery, still counts as busy.
+    journal.queue.lock().unwrap().scheduled = true;
+    let taken = journal.take(64 * 1024).await;
+    journal.queue.lock().unwrap().scheduled = false;
+    let mut delivered = Vec::new();
+    if let Some(taken) = taken {
+        delivered.extend(taken.lines.iter().cloned());
+        journal.ack(taken, Outcome::Sent);
+    }
+    delivered.extend(deliver_all(&journal).await);
+    let stdout: Vec<Line> = delivered
+        .iter()
+        .filter(|l| l.source == Source::Stdout)
+        .cloned()
+        .collect();
+    assert_eq!(
+        texts(&stdout).concat(),
+        "x".repeat(9 * 16),
+        "what is on disk"
+    );
+    let counters = &journal.counters;
+    assert_eq!(counters.pending(), 0);
+    assert_eq!(
+        counters.received.load(Ordering::Relaxed),
+        counters.sent.load(Ordering::Relaxed) + counters.dropped_total()
+    );
+}
+
 /// A disk bound deletes the segment just before the one a long line
 /// starts: the line's pieces (acknowledged at that segment's first record,
 /// where the deleted one ends) are still whole on disk, and are delivered
