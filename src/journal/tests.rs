@@ -112,6 +112,44 @@ fn small_memory() -> JournalConfig {
     }
 }
 
+/// Lines of 64 bytes at most, and a memory share of one such line: the
+/// pieces of a long line leave memory as soon as more comes.
+fn one_piece_share() -> JournalConfig {
+    JournalConfig {
+        max_line: 64,
+        journaled_memory: 64 + crate::line::LINE_OVERHEAD,
+        ..config()
+    }
+}
+
+/// A journal (of [`one_piece_share`]) whose stdout line is still being
+/// read, with two pieces of 64 bytes out of memory and on disk: nine
+/// frames of [`part`], then a line on stderr that passes the bound. The
+/// assembler goes on with the line.
+fn line_unfinished_on_disk(store: &Store, id: &str) -> (Arc<Journal>, Assembler) {
+    let journal = open(store, id, one_piece_share());
+    let mut assembler = Assembler::new(64);
+    let frames = (1..=9).map(|i| part(i, false)).collect();
+    feed_with(&mut assembler, &journal, frames);
+    settle(&journal);
+    feed_with(
+        &mut assembler,
+        &journal,
+        vec![entry("stderr", 2, "on stderr")],
+    );
+    settle(&journal);
+    (journal, assembler)
+}
+
+/// The lines of `lines` from stdout.
+fn stdout_of(lines: &[Line]) -> Vec<Line> {
+    lines
+        .iter()
+        .filter(|l| l.source == Source::Stdout)
+        .cloned()
+        .collect()
+}
+
 /// Feeds lines `0..100 * chunks` of [`numbered`], 100 to an intake.
 fn feed_chunks(journal: &Journal, chunks: usize) {
     for chunk in 0..chunks {
@@ -582,28 +620,7 @@ async fn a_long_line_leaves_memory_whole_with_its_last_piece() {
 async fn pieces_of_a_line_still_being_read_leave_memory_and_the_rest_follow_them() {
     let dir = tempfile::tempdir().unwrap();
     let store = disk_store(&dir);
-    let config = JournalConfig {
-        max_line: 64,
-        journaled_memory: 64 + crate::line::LINE_OVERHEAD,
-        ..config()
-    };
-    let journal = open(&store, "unfinished", config.clone());
-    let mut assembler = Assembler::new(config.max_line);
-    // 16 bytes a frame: two pieces of 64 are out after 9 frames.
-    feed_with(
-        &mut assembler,
-        &journal,
-        (1..=9).map(|i| part(i, false)).collect(),
-    );
-    settle(&journal);
-    // A line on stderr passes the bound: the two pieces, written, leave
-    // memory while the reader still joins their line.
-    feed_with(
-        &mut assembler,
-        &journal,
-        vec![entry("stderr", 2, "on stderr")],
-    );
-    settle(&journal);
+    let (journal, mut assembler) = line_unfinished_on_disk(&store, "unfinished");
     assert!(
         !journal.has_disk_backlog(),
         "nothing to read back before the line ends"
@@ -620,11 +637,7 @@ async fn pieces_of_a_line_still_being_read_leave_memory_and_the_rest_follow_them
     settle(&journal);
     assert!(journal.has_disk_backlog(), "the whole line waits on disk");
     let delivered = deliver_all(&journal).await;
-    let stdout: Vec<Line> = delivered
-        .iter()
-        .filter(|l| l.source == Source::Stdout)
-        .cloned()
-        .collect();
+    let stdout = stdout_of(&delivered);
     let texts = texts(&stdout);
     let lengths: Vec<usize> = texts.iter().map(String::len).collect();
     assert_eq!(
@@ -638,15 +651,7 @@ async fn pieces_of_a_line_still_being_read_leave_memory_and_the_rest_follow_them
         "the long line, whole, in order"
     );
     assert_eq!(texts[8], "line 000000");
-    assert_eq!(
-        delivered.len(),
-        10,
-        "and the line on stderr: {:?}",
-        delivered
-            .iter()
-            .map(|l| (l.source, l.bytes.len(), l.ack, l.piece))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(delivered.len(), 10, "and the line on stderr");
     let counters = &journal.counters;
     assert_eq!(counters.received.load(Ordering::Relaxed), 10);
     assert_eq!(counters.sent.load(Ordering::Relaxed), 10);
@@ -660,11 +665,7 @@ async fn pieces_of_a_line_still_being_read_leave_memory_and_the_rest_follow_them
 async fn a_long_line_on_disk_whose_last_piece_is_blank_is_still_read_back() {
     let dir = tempfile::tempdir().unwrap();
     let store = disk_store(&dir);
-    let config = JournalConfig {
-        max_line: 64,
-        journaled_memory: 64 + crate::line::LINE_OVERHEAD,
-        ..config()
-    };
+    let config = one_piece_share();
     let journal = open(&store, "blank", config.clone());
     let frame = |ordinal: i32, last: bool, text: &str| LogEntry {
         line: Bytes::copy_from_slice(text.as_bytes()),
@@ -694,11 +695,7 @@ async fn a_long_line_on_disk_whose_last_piece_is_blank_is_still_read_back() {
     feed(&journal, numbered(0..1));
     settle(&journal);
     let delivered = deliver_all(&journal).await;
-    let stdout: Vec<Line> = delivered
-        .iter()
-        .filter(|l| l.source == Source::Stdout)
-        .cloned()
-        .collect();
+    let stdout = stdout_of(&delivered);
     assert_eq!(
         texts(&stdout),
         ["x".repeat(64), "x".repeat(64), "line 000000".into()]
@@ -719,26 +716,7 @@ async fn a_long_line_on_disk_whose_last_piece_is_blank_is_still_read_back() {
 async fn a_long_line_whose_end_is_not_written_yet_is_read_back_once_it_is() {
     let dir = tempfile::tempdir().unwrap();
     let store = disk_store(&dir);
-    let config = JournalConfig {
-        max_line: 64,
-        journaled_memory: 64 + crate::line::LINE_OVERHEAD,
-        ..config()
-    };
-    let journal = open(&store, "slow", config.clone());
-    let mut assembler = Assembler::new(config.max_line);
-    feed_with(
-        &mut assembler,
-        &journal,
-        (1..=9).map(|i| part(i, false)).collect(),
-    );
-    settle(&journal);
-    // A line on stderr: the two pieces leave memory, the line unfinished.
-    feed_with(
-        &mut assembler,
-        &journal,
-        vec![entry("stderr", 2, "on stderr")],
-    );
-    settle(&journal);
+    let (journal, mut assembler) = line_unfinished_on_disk(&store, "slow");
     // The writer writes one more chunk of the line, then stalls on the one
     // with its end.
     let gate = Arc::new((Mutex::new((1usize, false)), std::sync::Condvar::new()));
@@ -789,11 +767,7 @@ async fn a_long_line_whose_end_is_not_written_yet_is_read_back_once_it_is() {
     settle(&journal);
     let mut delivered = early;
     delivered.extend(deliver_all(&journal).await);
-    let stdout: Vec<Line> = delivered
-        .iter()
-        .filter(|l| l.source == Source::Stdout)
-        .cloned()
-        .collect();
+    let stdout = stdout_of(&delivered);
     assert_eq!(
         texts(&stdout).concat(),
         "x".repeat(32 * 16),
@@ -804,15 +778,6 @@ async fn a_long_line_whose_end_is_not_written_yet_is_read_back_once_it_is() {
     assert_eq!(counters.received.load(Ordering::Relaxed), 9);
     assert_eq!(counters.sent.load(Ordering::Relaxed), 9);
     assert_eq!(counters.dropped_total(), 0);
-}
-
-/// A config whose memory share holds one 64-byte piece of a long line.
-fn one_piece_share() -> JournalConfig {
-    JournalConfig {
-        max_line: 64,
-        journaled_memory: 64 + crate::line::LINE_OVERHEAD,
-        ..config()
-    }
 }
 
 /// The pieces of a long line leave memory after the reader has emitted
@@ -870,31 +835,14 @@ async fn pieces_taken_before_the_rest_of_their_line_left_memory_are_not_read_bac
 async fn a_fifo_that_ends_inside_a_line_on_disk_delivers_all_of_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = disk_store(&dir);
-    let journal = open(&store, "eof", one_piece_share());
-    let mut assembler = Assembler::new(64);
-    feed_with(
-        &mut assembler,
-        &journal,
-        (1..=9).map(|i| part(i, false)).collect(),
-    );
-    settle(&journal);
-    feed_with(
-        &mut assembler,
-        &journal,
-        vec![entry("stderr", 2, "on stderr")],
-    );
-    settle(&journal);
+    let (journal, mut assembler) = line_unfinished_on_disk(&store, "eof");
     // EOF, as the FIFO reader ends.
     let mut lines = Vec::new();
     assembler.flush(&mut lines);
     journal.intake().commit(lines, [None, None], None);
     settle(&journal);
     let delivered = deliver_all(&journal).await;
-    let stdout: Vec<Line> = delivered
-        .iter()
-        .filter(|l| l.source == Source::Stdout)
-        .cloned()
-        .collect();
+    let stdout = stdout_of(&delivered);
     assert_eq!(
         texts(&stdout).concat(),
         "x".repeat(9 * 16),
@@ -911,22 +859,9 @@ async fn a_fifo_that_ends_inside_a_line_on_disk_delivers_all_of_it() {
 async fn a_long_line_whose_end_could_not_be_written_is_delivered_as_far_as_it_is_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let store = disk_store(&dir);
-    let journal = open(&store, "stall", one_piece_share());
+    let (journal, mut assembler) = line_unfinished_on_disk(&store, "stall");
     let notify = Arc::new(tokio::sync::Notify::new());
     journal.set_wake(notify.clone());
-    let mut assembler = Assembler::new(64);
-    feed_with(
-        &mut assembler,
-        &journal,
-        (1..=9).map(|i| part(i, false)).collect(),
-    );
-    settle(&journal);
-    feed_with(
-        &mut assembler,
-        &journal,
-        vec![entry("stderr", 2, "on stderr")],
-    );
-    settle(&journal);
     *journal.write_hook.lock().unwrap() = Some(disk_full_after(0));
     feed_with(
         &mut assembler,
@@ -946,11 +881,7 @@ async fn a_long_line_whose_end_could_not_be_written_is_delivered_as_far_as_it_is
         journal.ack(taken, Outcome::Sent);
     }
     delivered.extend(deliver_all(&journal).await);
-    let stdout: Vec<Line> = delivered
-        .iter()
-        .filter(|l| l.source == Source::Stdout)
-        .cloned()
-        .collect();
+    let stdout = stdout_of(&delivered);
     assert_eq!(
         texts(&stdout).concat(),
         "x".repeat(9 * 16),
