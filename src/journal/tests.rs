@@ -141,6 +141,16 @@ fn line_unfinished_on_disk(store: &Store, id: &str) -> (Arc<Journal>, Assembler)
     (journal, assembler)
 }
 
+/// Every one of the `lines` the journal received was sent: none dropped,
+/// none pending.
+fn assert_all_sent(journal: &Journal, lines: u64) {
+    let counters = &journal.counters;
+    assert_eq!(counters.received.load(Ordering::Relaxed), lines);
+    assert_eq!(counters.sent.load(Ordering::Relaxed), lines);
+    assert_eq!(counters.dropped_total(), 0);
+    assert_eq!(counters.pending(), 0);
+}
+
 /// The lines of `lines` from stdout.
 fn stdout_of(lines: &[Line]) -> Vec<Line> {
     lines
@@ -607,10 +617,7 @@ async fn a_long_line_leaves_memory_whole_with_its_last_piece() {
     let lengths: Vec<usize> = delivered.iter().map(|l| l.bytes.len()).collect();
     assert_eq!(lengths, [64, 64, 64, 8, 11]);
     assert_eq!(texts(&delivered)[..4].concat(), "x".repeat(200));
-    let counters = &journal.counters;
-    assert_eq!(counters.received.load(Ordering::Relaxed), 5);
-    assert_eq!(counters.sent.load(Ordering::Relaxed), 5);
-    assert_eq!(counters.dropped_total(), 0);
+    assert_all_sent(&journal, 5);
 }
 
 /// The pieces of a line still being read leave memory; the pieces that
@@ -652,10 +659,7 @@ async fn pieces_of_a_line_still_being_read_leave_memory_and_the_rest_follow_them
     );
     assert_eq!(texts[8], "line 000000");
     assert_eq!(delivered.len(), 10, "and the line on stderr");
-    let counters = &journal.counters;
-    assert_eq!(counters.received.load(Ordering::Relaxed), 10);
-    assert_eq!(counters.sent.load(Ordering::Relaxed), 10);
-    assert_eq!(counters.dropped_total(), 0);
+    assert_all_sent(&journal, 10);
 }
 
 /// A long line that left memory unfinished ends with a blank last piece,
@@ -701,10 +705,7 @@ async fn a_long_line_on_disk_whose_last_piece_is_blank_is_still_read_back() {
         ["x".repeat(64), "x".repeat(64), "line 000000".into()]
     );
     assert_eq!(delivered.len(), 4, "and the line on stderr");
-    let counters = &journal.counters;
-    assert_eq!(counters.received.load(Ordering::Relaxed), 4);
-    assert_eq!(counters.sent.load(Ordering::Relaxed), 4);
-    assert_eq!(counters.dropped_total(), 0);
+    assert_all_sent(&journal, 4);
 }
 
 /// Delivery reads a long line back while the writer is still writing its
@@ -774,10 +775,7 @@ async fn a_long_line_whose_end_is_not_written_yet_is_read_back_once_it_is() {
         "the line, whole, in order"
     );
     assert_eq!(stdout.len(), 8);
-    let counters = &journal.counters;
-    assert_eq!(counters.received.load(Ordering::Relaxed), 9);
-    assert_eq!(counters.sent.load(Ordering::Relaxed), 9);
-    assert_eq!(counters.dropped_total(), 0);
+    assert_all_sent(&journal, 9);
 }
 
 /// The pieces of a long line leave memory after the reader has emitted
