@@ -161,12 +161,8 @@ impl Reader {
         let mut assembler = Assembler::new(max_line);
         let recent = resume.map(|resume| {
             // Lines the earlier run was joining: the pieces still to come
-            // join them. What the assembler emits meanwhile (full pieces of
-            // a long line) delivery reads back from disk.
-            let mut emitted = Vec::new();
-            for (seq, entry) in resume.unfinished {
-                let _ = assembler.push(entry, seq, &mut emitted);
-            }
+            // join them.
+            journal.take_over(resume.unfinished, &mut assembler);
             resume.recent
         });
         let fd = fifo.as_raw_fd();

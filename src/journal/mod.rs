@@ -828,6 +828,23 @@ impl Journal {
         point
     }
 
+    /// Feeds `assembler` the frames of the lines an earlier run was still
+    /// joining (see [`Journal::resume_point`]), so that the pieces still in
+    /// the FIFO join them. The full pieces of such a line cut from those
+    /// frames are on disk, and delivery reads them back from there: the
+    /// rest of the line follows them to disk (as when pieces of a line
+    /// leave memory while it is read), to be read back whole once it ends.
+    pub fn take_over(&self, unfinished: Vec<(Seq, LogEntry)>, assembler: &mut Assembler) {
+        let mut cut = Vec::new();
+        for (seq, entry) in unfinished {
+            let _ = assembler.push(entry, seq, &mut cut);
+        }
+        let mut tail = self.tail();
+        for piece in cut.iter().filter(|line| line.piece) {
+            tail.unfinished_on_disk[piece.source as usize] = Some(piece.ack);
+        }
+    }
+
     /// A FIFO reader is done: at EOF, or `paused` by the plugin's shutdown
     /// (the FIFO goes on, and the next process reads it).
     pub fn detach_reader(&self, paused: bool) {
@@ -897,17 +914,10 @@ impl Journal {
     }
 
     /// Adds lines for Loki to memory, evicting the oldest past a bound.
-    /// `journaled`: their records were queued for the writer with them;
-    /// `records_queued`: or earlier (the rest of a line flushed at EOF).
+    /// `journaled`: their records were queued for the writer, with them or
+    /// (the rest of a line flushed at EOF) before.
     /// `emitted` is how far the FIFO reader has turned records into lines.
-    fn hold(
-        &self,
-        mut lines: Vec<Line>,
-        journaled: bool,
-        records_queued: bool,
-        emitted: [Seq; 2],
-        records_end: Seq,
-    ) {
+    fn hold(&self, mut lines: Vec<Line>, journaled: bool, emitted: [Seq; 2], records_end: Seq) {
         let count = lines.len() as u64;
         let mut added = 0;
         let (mut followed, mut lost, mut ended) = (0u64, 0u64, false);
@@ -917,7 +927,7 @@ impl Journal {
                 *to = (*to).max(emitted);
             }
             if tail.unfinished_on_disk != [None; 2] {
-                lines.retain(|line| match tail.follow_to_disk(line, records_queued) {
+                lines.retain(|line| match tail.follow_to_disk(line, journaled) {
                     None => true,
                     Some(true) => {
                         followed += 1;
@@ -1825,7 +1835,10 @@ impl Journal {
     /// or it could not be read). They are counted as dropped.
     fn reconcile_backlog(&self, tail: &mut Tail) {
         for s in 0..2 {
-            if tail.taken[s] < tail.evicted_to[s] || tail.backlog[s] == 0 {
+            // A line still being read whose pieces wait on disk counts in
+            // the backlog, beyond `evicted_to` until it ends.
+            let following = tail.unfinished_on_disk[s].is_some();
+            if tail.taken[s] < tail.evicted_to[s] || tail.backlog[s] == 0 || following {
                 continue;
             }
             let lost = std::mem::take(&mut tail.backlog[s]);
@@ -2267,9 +2280,8 @@ impl Intake<'_> {
         let count = lines.len() as u64;
         // An intake with no records brings the rest of a line the FIFO
         // ended inside: its records came with earlier intakes.
-        let records_queued =
-            to_disk.is_some() || (self.first.is_none() && journal.writes_to_disk());
-        journal.hold(lines, to_disk.is_some(), records_queued, emitted, next);
+        let rest_of_line = self.first.is_none() && journal.writes_to_disk();
+        journal.hold(lines, to_disk.is_some() || rest_of_line, emitted, next);
         let queued = match to_disk {
             Some(first) => {
                 let chunk = writer::Chunk {
@@ -2284,6 +2296,7 @@ impl Intake<'_> {
                 }
                 queued
             }
+            None if rest_of_line => false,
             None => {
                 if journal.is_on_disk() || journal.misses_disk {
                     ContainerCounters::add(&journal.counters.journal_misses, count);

@@ -708,6 +708,33 @@ async fn a_long_line_on_disk_whose_last_piece_is_blank_is_still_read_back() {
     assert_all_sent(&journal, 4);
 }
 
+/// While a line's pieces wait on disk for its end, lines of the other
+/// source are read back from disk and delivered: the pieces are not taken
+/// for lines missing from disk meanwhile.
+#[tokio::test]
+async fn pieces_waiting_for_their_line_to_end_are_not_counted_missing_by_the_other_sources_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = disk_store(&dir);
+    let (journal, mut assembler) = line_unfinished_on_disk(&store, "other");
+    for i in 0..5 {
+        let line = entry("stderr", 3 + i, &format!("stderr {i}"));
+        feed_with(&mut assembler, &journal, vec![line]);
+        settle(&journal);
+    }
+    let taken = journal.take(64 * 1024).await.expect("stderr lines");
+    assert!(taken.lines.iter().all(|l| l.source == Source::Stderr));
+    let mut delivered = taken.lines.clone();
+    journal.ack(taken, Outcome::Sent);
+    assert_eq!(journal.counters.dropped_total(), 0);
+    let frames = (10..=12).map(|i| part(i, i == 12)).collect();
+    feed_with(&mut assembler, &journal, frames);
+    settle(&journal);
+    delivered.extend(deliver_all(&journal).await);
+    assert_eq!(texts(&stdout_of(&delivered)).concat(), "x".repeat(12 * 16));
+    assert_all_sent(&journal, 3 + 1 + 5);
+    assert_eq!(gauges(&journal), (0, 0, 0));
+}
+
 /// Delivery reads a long line back while the writer is still writing its
 /// end: what is on disk stops inside the line. Its pieces are not taken
 /// then; the line is read again, whole, once the writer has written it.
@@ -891,6 +918,150 @@ async fn a_long_line_whose_end_could_not_be_written_is_delivered_as_far_as_it_is
         counters.received.load(Ordering::Relaxed),
         counters.sent.load(Ordering::Relaxed) + counters.dropped_total()
     );
+}
+
+/// The gauges of lines in memory, on disk waiting, and out for delivery.
+fn gauges(journal: &Journal) -> (i64, i64, i64) {
+    let counters = &journal.counters;
+    (
+        counters.memory_lines.load(Ordering::Relaxed),
+        counters.backlog_lines.load(Ordering::Relaxed),
+        counters.in_flight_lines.load(Ordering::Relaxed),
+    )
+}
+
+/// A frame of the partial stdout line of [`part`], with `text`.
+fn frame_of(ordinal: i32, last: bool, text: &str) -> LogEntry {
+    LogEntry {
+        line: Bytes::copy_from_slice(text.as_bytes()),
+        ..part(ordinal, last)
+    }
+}
+
+/// The FIFO ends inside a long line whose pieces are all in memory: the
+/// rest, flushed with no record of its own, has its records on disk. When
+/// the container's memory bound takes the line, it goes to disk with its
+/// pieces, and is sent once, not also counted as dropped.
+#[tokio::test]
+async fn the_rest_of_a_line_flushed_at_eof_is_on_disk_like_its_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = disk_store(&dir);
+    let config = JournalConfig {
+        max_line: 64,
+        // Two pieces of 64 and the rest (16) fit; one more line does not.
+        memory_limit: 144 + 3 * crate::line::LINE_OVERHEAD + 4,
+        ..config()
+    };
+    let journal = open(&store, "eofrest", config);
+    let mut assembler = Assembler::new(64);
+    feed_with(
+        &mut assembler,
+        &journal,
+        (1..=9).map(|i| part(i, false)).collect(),
+    );
+    settle(&journal);
+    let mut rest = Vec::new();
+    assembler.flush(&mut rest);
+    journal.intake().commit(rest, [None, None], None);
+    feed(&journal, vec![entry("stderr", 2, "on stderr")]);
+    settle(&journal);
+    let delivered = deliver_all(&journal).await;
+    assert_eq!(texts(&stdout_of(&delivered)).concat(), "x".repeat(9 * 16));
+    assert_all_sent(&journal, 4);
+    assert_eq!(journal.counters.journal_misses.load(Ordering::Relaxed), 0);
+    assert_eq!(gauges(&journal), (0, 0, 0));
+}
+
+/// An earlier run stopped inside a long line, with a full piece of it cut
+/// from what it wrote. This run's reader takes the line over: that piece
+/// is read back from disk, and the rest of the line follows it there, so
+/// the line arrives whole and each piece once, however delivery meets it.
+async fn a_line_taken_over_with_a_piece_cut(
+    id: &str,
+    config: JournalConfig,
+) -> (tempfile::TempDir, Arc<Store>, Arc<Journal>, Assembler) {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = disk_store(&dir);
+        let journal = open(&store, id, config.clone());
+        // "before", then 80 bytes of the line: a piece of 64 cut.
+        let mut entries = vec![entry("stdout", 0, "before")];
+        entries.extend((1..=5).map(|o| frame_of(o, false, &"a".repeat(16))));
+        feed(&journal, entries);
+        settle(&journal);
+        crash(&store);
+    }
+    let store = disk_store(&dir);
+    let journal = open(&store, id, config);
+    let resume = journal.resume_point(1 << 20);
+    assert_eq!(resume.unfinished.len(), 5);
+    let mut assembler = Assembler::new(64);
+    journal.take_over(resume.unfinished, &mut assembler);
+    (dir, store, journal, assembler)
+}
+
+#[tokio::test]
+async fn a_line_taken_over_after_a_restart_arrives_whole_with_the_piece_cut_before() {
+    let config = JournalConfig {
+        max_line: 64,
+        ..config()
+    };
+    let (_dir, _store, journal, mut assembler) =
+        a_line_taken_over_with_a_piece_cut("over", config).await;
+    let frames = (6..=9)
+        .map(|o| frame_of(o, o == 9, &"b".repeat(16)))
+        .collect();
+    feed_with(&mut assembler, &journal, frames);
+    settle(&journal);
+    let delivered = deliver_all(&journal).await;
+    assert_eq!(
+        texts(&delivered).concat(),
+        format!("before{}{}", "a".repeat(80), "b".repeat(64)),
+        "the whole line, after the line before it"
+    );
+    assert_eq!(gauges(&journal), (0, 0, 0));
+}
+
+#[tokio::test]
+async fn a_line_taken_over_after_a_restart_is_sent_once_when_delivery_meets_it_midway() {
+    let config = JournalConfig {
+        max_line: 64,
+        journaled_memory: 64 + crate::line::LINE_OVERHEAD,
+        ..config()
+    };
+    let (_dir, _store, journal, mut assembler) =
+        a_line_taken_over_with_a_piece_cut("midway", config).await;
+    let frames = (6..=9)
+        .map(|o| frame_of(o, false, &"b".repeat(16)))
+        .collect();
+    feed_with(&mut assembler, &journal, frames);
+    settle(&journal);
+    let mut delivered = Vec::new();
+    for max_bytes in [64 * 1024, 1] {
+        if let Some(taken) = journal.take(max_bytes).await {
+            delivered.extend(taken.lines.iter().cloned());
+            journal.ack(taken, Outcome::Sent);
+        }
+    }
+    let frames = (10..=12)
+        .map(|o| frame_of(o, o == 12, &"c".repeat(16)))
+        .collect();
+    feed_with(&mut assembler, &journal, frames);
+    settle(&journal);
+    feed(&journal, vec![entry("stderr", 2, "on stderr")]);
+    settle(&journal);
+    delivered.extend(deliver_all(&journal).await);
+    assert_eq!(
+        texts(&stdout_of(&delivered)).concat(),
+        format!(
+            "before{}{}{}",
+            "a".repeat(80),
+            "b".repeat(64),
+            "c".repeat(48)
+        ),
+        "each piece once, none missing"
+    );
+    assert_eq!(gauges(&journal), (0, 0, 0));
 }
 
 /// A disk bound deletes the segment just before the one a long line
