@@ -349,6 +349,10 @@ struct Tail {
     /// delivery from memory while the rest of the line was still to come.
     /// Should the rest leave memory, a read back from `taken` skips them.
     taken_pieces: [u32; 2],
+    /// Per source: the first record of a line an earlier run was joining,
+    /// which this run's reader took over and ends: the lines it emits are
+    /// this run's, though their records may all be the earlier run's.
+    taken_over: [Option<Seq>; 2],
 }
 
 impl Tail {
@@ -534,6 +538,9 @@ struct Queue {
     chunks: VecDeque<writer::Chunk>,
     bytes: usize,
     scheduled: bool,
+    /// Intakes holding their lines, their records not yet queued here
+    /// (see `Intake::commit`): the writer is not done with every record.
+    incoming: usize,
 }
 
 /// One container's journal.
@@ -834,15 +841,48 @@ impl Journal {
     /// frames are on disk, and delivery reads them back from there: the
     /// rest of the line follows them to disk (as when pieces of a line
     /// leave memory while it is read), to be read back whole once it ends.
+    /// A journal that cannot be written now holds those pieces in memory
+    /// instead, as read back.
     pub fn take_over(&self, unfinished: Vec<(Seq, LogEntry)>, assembler: &mut Assembler) {
         let mut cut = Vec::new();
+        let mut taken_over = [None; 2];
         for (seq, entry) in unfinished {
+            if let Some(source) = Source::parse(&entry.source) {
+                taken_over[source as usize].get_or_insert(seq);
+            }
             let _ = assembler.push(entry, seq, &mut cut);
         }
+        cut.retain(|line| line.piece && !line.is_blank());
         let mut tail = self.tail();
-        for piece in cut.iter().filter(|line| line.piece) {
-            tail.unfinished_on_disk[piece.source as usize] = Some(piece.ack);
+        tail.taken_over = taken_over;
+        if self.writes_to_disk() {
+            for piece in &cut {
+                tail.unfinished_on_disk[piece.source as usize] = Some(piece.ack);
+            }
+            return;
         }
+        let (count, cost) = (cut.len(), cut.iter().map(Line::cost).sum::<usize>());
+        for line in cut {
+            tail.held[line.source as usize] += 1;
+            let records_end = tail.session_start;
+            tail.lines.push_back(Held {
+                line,
+                journaled: false,
+                records_end,
+                deleted: false,
+            });
+        }
+        tail.bytes += cost;
+        tail.pending_since.get_or_insert_with(WaitClock::now);
+        self.counters
+            .memory_bytes
+            .store(tail.bytes, Ordering::Relaxed);
+        drop(tail);
+        ContainerCounters::add(&self.counters.recovered, count as u64);
+        self.counters
+            .memory_lines
+            .fetch_add(count as i64, Ordering::Relaxed);
+        self.budget.add(cost);
     }
 
     /// A FIFO reader is done: at EOF, or `paused` by the plugin's shutdown
@@ -1206,7 +1246,11 @@ impl Journal {
             // queued would look missing. With nothing queued, every record
             // of a line that left memory is written, or never will be (its
             // write failed, or the writer could not take it).
-            let written = match self.queue.lock().expect("journal lock poisoned").scheduled {
+            let writer_busy = {
+                let queue = self.queue.lock().expect("journal lock poisoned");
+                queue.scheduled || queue.incoming > 0
+            };
+            let written = match writer_busy {
                 true => *self.written.borrow(),
                 false => Seq::MAX,
             };
@@ -1222,6 +1266,7 @@ impl Journal {
                 hint: tail.disk_hint,
                 whole: [0, 1].map(|s| tail.evicted_to[s] <= written),
                 skip_pieces: tail.taken_pieces,
+                taken_over: tail.taken_over,
                 session_start: tail.session_start,
                 max_bytes: max_bytes.min(room.max(1)),
                 per_line,
@@ -1676,6 +1721,9 @@ impl Journal {
                     continue;
                 }
                 let whole = !assembler.is_joining(source);
+                // Where the lines that come out start: the line joined so
+                // far, then this record.
+                let mut starts = assembler.joining_since();
                 let _ = assembler.push(entry, record.seq, &mut out);
                 let joining = Source::ALL
                     .iter()
@@ -1706,19 +1754,15 @@ impl Journal {
                 }
                 for line in out.drain(..) {
                     let s = line.source as usize;
+                    let start = match line.piece {
+                        true => line.ack,
+                        false => starts[s].take().unwrap_or(record.seq),
+                    };
                     if done[s] {
                         continue;
                     }
-                    // Read by an earlier run: a whole line that ends before
-                    // this run's first record, or a piece cut at a record
-                    // before it. A piece is acknowledged at its line's first
-                    // record, and this run's reader cuts the rest of a line
-                    // it took over from an earlier run: those are its own.
-                    let earlier = match line.piece {
-                        true => record.seq < plan.session_start,
-                        false => line.is_before(plan.session_start),
-                    };
-                    if !read.add(line, earlier, plan.upto[s]) {
+                    let earlier = plan.read_by_earlier_run(&line, record.seq);
+                    if !read.add(line, start, earlier, plan.upto[s]) {
                         done[s] = true; // from here on, this source is in memory
                     }
                 }
@@ -1745,6 +1789,7 @@ impl Journal {
             // run wrote when it stopped, a FIFO that ended inside a line, a
             // line whose end could not be written. It is delivered as it is
             // (the rest, if any, counted when delivery has read past it).
+            let mut starts = assembler.joining_since();
             for source in Source::ALL {
                 let s = source as usize;
                 if !done[s] && plan.whole[s] {
@@ -1754,16 +1799,20 @@ impl Journal {
             for line in out.drain(..) {
                 // Beyond `upto`: a line the FIFO reader took over.
                 let s = line.source as usize;
-                let earlier = line.is_before(plan.session_start);
-                if !done[s] && !read.add(line, earlier, plan.upto[s]) {
+                let start = starts[s].take().unwrap_or(next_seq);
+                let earlier = plan.read_by_earlier_run(&line, next_seq);
+                if !done[s] && !read.add(line, start, earlier, plan.upto[s]) {
                     done[s] = true;
                 }
             }
         }
-        for s in 0..2 {
-            // A line whose pieces were read and whose end was not written
-            // yet: it is read again, whole, once it is.
+        for (s, joining) in assembler.joining_since().into_iter().enumerate() {
+            // A line whose end was not written yet: it is read again,
+            // whole, once it is (delivery does not move inside it).
             read.leave_open(s);
+            if let Some(start) = joining.filter(|_| !done[s]) {
+                read.cut_at(s, start, plan.upto[s]);
+            }
         }
         if !stopped_early {
             // Up to the end of what the earlier run wrote.
@@ -2007,6 +2056,27 @@ struct DiskPlan {
     /// Per source: pieces of the line that starts at `from` that were
     /// taken from memory already (see `Tail::taken_pieces`): not again.
     skip_pieces: [u32; 2],
+    /// Per source: the first record of a line an earlier run was joining
+    /// and this run's reader took over (see `Tail::taken_over`).
+    taken_over: [Option<Seq>; 2],
+}
+
+impl DiskPlan {
+    /// Whether an earlier run read `line` (cut when record `at` was
+    /// joined): a whole line that ends before this run's first record,
+    /// except the one this run's reader took over and ended; or a piece
+    /// cut at a record before it. A piece is acknowledged at its line's
+    /// first record, and this run's reader cuts the rest of a line it took
+    /// over: those are its own.
+    fn read_by_earlier_run(&self, line: &Line, at: Seq) -> bool {
+        match line.piece {
+            true => at < self.session_start,
+            false => {
+                let taken_over = self.taken_over[line.source as usize];
+                line.is_before(self.session_start) && taken_over.is_none_or(|f| line.ack <= f)
+            }
+        }
+    }
 }
 
 struct ReadBack {
@@ -2077,10 +2147,14 @@ impl Collected {
     /// Takes a line read back; `earlier`: an earlier run received it.
     /// False when the line is not before `upto`, where lines of its source
     /// are in memory: it, and the rest of its source, are not taken.
-    fn add(&mut self, line: Line, earlier: bool, upto: Seq) -> bool {
+    /// `start`: the line's first record. A line that starts before `upto`
+    /// and ends after it (`upto` is where the writer got) is read again
+    /// from its start once it is written.
+    fn add(&mut self, line: Line, start: Seq, earlier: bool, upto: Seq) -> bool {
         let s = line.source as usize;
         if !line.is_before(upto) {
             self.leave_open(s);
+            self.cut_at(s, start, upto);
             return false;
         }
         let at = self.lines.len();
@@ -2111,13 +2185,21 @@ impl Collected {
         true
     }
 
+    /// Delivery of source `s` stays before `start`, a line that did not
+    /// end within the read, if it starts before `upto`.
+    fn cut_at(&mut self, s: usize, start: Seq, upto: Seq) {
+        if start < upto {
+            self.cut[s] = Some(self.cut[s].map_or(start, |cut| cut.min(start)));
+        }
+    }
+
     /// Takes back the pieces of source `s`'s open line: it is read again
     /// from its first record.
     fn leave_open(&mut self, s: usize) {
         let Some(OpenLine { first, pieces }) = self.open[s].take() else {
             return;
         };
-        self.cut[s] = Some(first);
+        self.cut[s] = Some(self.cut[s].map_or(first, |cut| cut.min(first)));
         for &(at, earlier) in pieces.iter().rev() {
             let line = self.lines.remove(at);
             self.bytes -= line.bytes.len() + self.per_line;
@@ -2281,6 +2363,15 @@ impl Intake<'_> {
         // An intake with no records brings the rest of a line the FIFO
         // ended inside: its records came with earlier intakes.
         let rest_of_line = self.first.is_none() && journal.writes_to_disk();
+        if to_disk.is_some() {
+            // Lines held may leave memory at once, before their records are
+            // queued: delivery must not take the writer for done with them.
+            journal
+                .queue
+                .lock()
+                .expect("journal lock poisoned")
+                .incoming += 1;
+        }
         journal.hold(lines, to_disk.is_some() || rest_of_line, emitted, next);
         let queued = match to_disk {
             Some(first) => {
@@ -2291,8 +2382,14 @@ impl Intake<'_> {
                     ack: ack.map(|(a, end)| (a.clone(), end)),
                 };
                 let queued = journal.pool.submit(journal, chunk);
+                journal
+                    .queue
+                    .lock()
+                    .expect("journal lock poisoned")
+                    .incoming -= 1;
                 if !queued {
                     journal.mark_unjournaled(first, next);
+                    journal.wake();
                 }
                 queued
             }
@@ -2590,11 +2687,13 @@ impl Store {
                 gaps_counted_to,
                 unfinished_on_disk: [None; 2],
                 taken_pieces: [0; 2],
+                taken_over: [None; 2],
             }),
             queue: Mutex::new(Queue {
                 chunks: VecDeque::new(),
                 bytes: 0,
                 scheduled: false,
+                incoming: 0,
             }),
             end_persisted: std::sync::atomic::AtomicU64::new(files.end),
             writing: Mutex::new(()),
