@@ -2189,8 +2189,13 @@ impl Collected {
     /// end within the read, if it starts before `upto`.
     fn cut_at(&mut self, s: usize, start: Seq, upto: Seq) {
         if start < upto {
-            self.cut[s] = Some(self.cut[s].map_or(start, |cut| cut.min(start)));
+            self.cut_before(s, start);
         }
+    }
+
+    /// Delivery of source `s` stays at or before `first`.
+    fn cut_before(&mut self, s: usize, first: Seq) {
+        self.cut[s] = Some(self.cut[s].map_or(first, |cut| cut.min(first)));
     }
 
     /// Takes back the pieces of source `s`'s open line: it is read again
@@ -2199,7 +2204,7 @@ impl Collected {
         let Some(OpenLine { first, pieces }) = self.open[s].take() else {
             return;
         };
-        self.cut[s] = Some(self.cut[s].map_or(first, |cut| cut.min(first)));
+        self.cut_before(s, first);
         for &(at, earlier) in pieces.iter().rev() {
             let line = self.lines.remove(at);
             self.bytes -= line.bytes.len() + self.per_line;

@@ -885,8 +885,6 @@ async fn a_long_line_whose_end_could_not_be_written_is_delivered_as_far_as_it_is
     let dir = tempfile::tempdir().unwrap();
     let store = disk_store(&dir);
     let (journal, mut assembler) = line_unfinished_on_disk(&store, "stall");
-    let notify = Arc::new(tokio::sync::Notify::new());
-    journal.set_wake(notify.clone());
     *journal.write_hook.lock().unwrap() = Some(disk_full_after(0));
     feed_with(
         &mut assembler,
