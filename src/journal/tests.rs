@@ -3,9 +3,14 @@
 
 use std::time::Duration;
 
+use prost::Message;
+
 use super::*;
+use crate::assemble::Assembler;
 use crate::frame::{Frame, FrameDecoder};
-use crate::proto::logdriver::PartialLogEntryMetadata;
+use crate::line::{Line, Source};
+use crate::observe::{DropReason, Drops};
+use crate::proto::logdriver::{LogEntry, PartialLogEntryMetadata};
 
 fn config() -> JournalConfig {
     JournalConfig {
