@@ -101,7 +101,8 @@ impl Intake<'_> {
         let rest_of_line = self.first.is_none() && journal.writes_to_disk();
         if to_disk.is_some() {
             // Lines held may leave memory at once, before their records are
-            // queued: delivery must not take the writer for done with them.
+            // queued: delivery must not take the writer for done with them
+            // (`submit` counts the intake out as it queues them).
             journal
                 .queue
                 .lock()
@@ -118,11 +119,6 @@ impl Intake<'_> {
                     ack: ack.map(|(a, end)| (a.clone(), end)),
                 };
                 let queued = journal.pool.submit(journal, chunk);
-                journal
-                    .queue
-                    .lock()
-                    .expect("journal lock poisoned")
-                    .incoming -= 1;
                 if !queued {
                     journal.mark_unjournaled(first, next);
                     journal.wake();

@@ -411,10 +411,12 @@ impl Pool {
     }
 
     /// Queues records for a journal's writer; false when its queue is full
-    /// or the filesystem is within its free-space margin.
+    /// or the filesystem is within its free-space margin. The intake that
+    /// brings them is no longer `incoming` either way (see `Intake::commit`).
     pub fn submit(&self, journal: &Journal, chunk: Chunk) -> bool {
         let schedule = {
             let mut queue = journal.queue.lock().expect("journal lock poisoned");
+            queue.incoming -= 1;
             if queue.bytes + chunk.records.len() > WRITER_QUEUE_LIMIT {
                 return false;
             }
