@@ -52,6 +52,11 @@ const REATTACH_AT_ONCE: usize = 16;
 const MAX_LOG_READERS: usize = 64;
 /// A lane that could not be attached is tried again after this, doubling
 /// up to [`RETRY_LANE_MAX`].
+/// How long a restarted container's new FIFO waits for the plugin to read
+/// its old one to the end (see [`Journal::wait_for_earlier_readers`]): what
+/// is left there is at most a pipe's worth, read in milliseconds; the new
+/// FIFO holds as much meanwhile before the container would wait.
+const EARLIER_FIFO_WAIT: Duration = Duration::from_secs(1);
 const RETRY_LANE_MIN: Duration = Duration::from_secs(1);
 const RETRY_LANE_MAX: Duration = Duration::from_secs(60);
 
@@ -400,7 +405,7 @@ impl Driver {
                 return Err(StartError::Journal(err));
             }
         };
-        journal.attach_reader();
+        let earlier_readers = journal.attach_reader();
         // Before delivery starts: it must know which line the reader takes over.
         let resume = match mode {
             Attach::Fresh => None,
@@ -465,9 +470,19 @@ impl Driver {
             );
         }
         let driver = self.clone();
-        let stop = self.stop_readers.subscribe();
+        let mut stop = self.stop_readers.subscribe();
         let file = request.file.clone();
+        // A restarted container: its old FIFO is read to the end first.
+        let after = (earlier_readers > 0 && mode == Attach::Fresh).then(|| journal.clone());
         self.readers.spawn(async move {
+            if let Some(journal) = after {
+                tokio::select! {
+                    alone = journal.wait_for_earlier_readers(EARLIER_FIFO_WAIT) => if !alone {
+                        tracing::warn!(container = %journal.name, waited = ?EARLIER_FIFO_WAIT, "the container's earlier FIFO is still being read: its new FIFO is read beside it, and a long line left unfinished in the old one may be cut or sent twice");
+                    },
+                    _ = stop.wait_for(|stopping| *stopping) => {}
+                }
+            }
             let end = reader.run(stop).await;
             if end == ReadEnd::Eof
                 && let Some(attachments) = driver.attachments.clone()

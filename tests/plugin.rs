@@ -625,6 +625,115 @@ async fn a_line_longer_than_the_memory_bound_arrives_whole_and_in_order() {
     }
 }
 
+/// `docker restart` (or a restart policy) starts logging to a new FIFO of
+/// the same container while the plugin may still be reading the old one's
+/// last frames. Here the old FIFO holds a long line, past the memory bound
+/// with Loki down, whose end comes after the new FIFO's first lines (a long
+/// one and a short one): Loki gets each line whole, once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_containers_lines_do_not_mix_with_the_old_fifos_last_line() {
+    let loki = FakeLoki::start().await;
+    loki.set_mode(Mode::Fail(503, "unavailable".into()));
+    let plugin = Plugin::start(&[]);
+    let options = [("loki-url", loki.url()), ("loki-buffer-size", "1m".into())];
+    let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut old = Fifo::create_named(&"0".repeat(64));
+    plugin
+        .start_logging(&start_request(&old.path, &options))
+        .await;
+    let old_line: Vec<u8> = (0..2 << 20).map(|i| b'a' + (i % 26) as u8).collect();
+    let frames = partials("stdout", &old_line, "0ld0ld0ld");
+    let (read_before, read_after) = frames.split_at(96);
+    for entry in read_before {
+        old.write_entry(entry);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    plugin.stop_logging(&old.path).await;
+    let mut new = Fifo::create_named(&"1".repeat(64));
+    plugin
+        .start_logging(&start_request(&new.path, &options))
+        .await;
+    let new_line: Vec<u8> = (0..600 << 10).map(|i| b'A' + (i % 26) as u8).collect();
+    let new_frames = partials("stdout", &new_line, "n3wn3wn3w");
+    // The restarted container writes at once (from a thread: the FIFO may
+    // fill while the plugin reads the old one to its end).
+    let writer = tokio::task::spawn_blocking(move || {
+        for entry in &new_frames {
+            new.write_entry(entry);
+        }
+        new.write_entry(&line("stdout", "after the restart"));
+        new
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for entry in read_after {
+        old.write_entry(entry);
+    }
+    old.close();
+    let mut new = writer.await.unwrap();
+    plugin.stop_logging(&new.path).await;
+    new.close();
+    loki.set_mode(Mode::Accept);
+    let log = plugin
+        .wait_for_log("logging finished", Duration::from_secs(30))
+        .await;
+    let entries = loki.entries_matching(&[]);
+    let sizes: Vec<usize> = entries.iter().map(|e| e.line.len()).collect();
+    let mut expected = vec![256_000; 8];
+    expected.push((2 << 20) - 8 * 256_000);
+    expected.extend([256_000, 256_000, (600 << 10) - 2 * 256_000, 17]);
+    assert_eq!(sizes, expected, "{log}");
+    let joined: Vec<u8> = entries[..9].iter().flat_map(|e| e.line.clone()).collect();
+    assert!(joined == old_line, "the old FIFO's line put together");
+    let joined: Vec<u8> = entries[9..12].iter().flat_map(|e| e.line.clone()).collect();
+    assert!(joined == new_line, "the new FIFO's line put together");
+    for key in ["received", "sent"] {
+        assert_eq!(
+            summary_field(&log, "fixture-app", key),
+            Some(13),
+            "{key}: {log}"
+        );
+    }
+}
+
+/// The new FIFO waits for the old one only a second: an old FIFO that
+/// never ends (its writer left open) does not hold the restarted
+/// container's output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_fifo_that_never_ends_holds_a_restarted_container_a_second_at_most() {
+    let loki = FakeLoki::start().await;
+    let plugin = Plugin::start(&[]);
+    let options = [("loki-url", loki.url())];
+    let mut old = Fifo::create_named(&"0".repeat(64));
+    plugin
+        .start_logging(&start_request(&old.path, &options))
+        .await;
+    old.write_entry(&line("stdout", "before the restart"));
+    let mut new = Fifo::create_named(&"1".repeat(64));
+    plugin
+        .start_logging(&start_request(&new.path, &options))
+        .await;
+    let started = std::time::Instant::now();
+    let writer = tokio::task::spawn_blocking(move || {
+        // 4 MB: more than the FIFO holds.
+        for n in 0..40_000 {
+            new.write_entry(&line("stdout", &numbered(n, 100)));
+        }
+        new
+    });
+    let mut new = writer.await.unwrap();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "the container waited {took:?}"
+    );
+    plugin.stop_logging(&new.path).await;
+    new.close();
+    loki.wait_for_entries(40_001, Duration::from_secs(30)).await;
+    let log = plugin.log();
+    assert!(log.contains("earlier FIFO is still being read"), "{log}");
+    old.close();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_are_skipped_and_counted() {
     let loki = FakeLoki::start().await;

@@ -477,10 +477,25 @@ impl Journal {
     }
 
     /// A FIFO reader starts feeding this journal (before it claims a lane,
-    /// so a lane that is finishing sees the reader and stays).
-    pub fn attach_reader(&self) {
+    /// so a lane that is finishing sees the reader and stays). Returns how
+    /// many readers fed it already.
+    pub fn attach_reader(&self) -> usize {
         let _guard = self.has_lane.lock().expect("journal lock poisoned");
-        self.readers.fetch_add(1, Ordering::AcqRel);
+        self.readers.fetch_add(1, Ordering::AcqRel)
+    }
+
+    /// Waits, at most `limit`, until a reader attached after others is the
+    /// only one left. A restarted container's new FIFO is read once the
+    /// old one is read to its end: the journal joins a long line from one
+    /// reader's frames at a time per source (its memory tail, the lines
+    /// that follow a long line to disk and the read back all assume one),
+    /// and the old FIFO's writer is closed before the daemon starts logging
+    /// again, so only what the plugin had not read of it yet is left.
+    /// False when the others still read at `limit`.
+    pub async fn wait_for_earlier_readers(&self, limit: Duration) -> bool {
+        let mut written = self.written.subscribe();
+        let alone = written.wait_for(|_| self.readers.load(Ordering::Acquire) <= 1);
+        tokio::time::timeout(limit, alone).await.is_ok()
     }
 
     /// Claims delivery of this journal: true when no lane delivers it yet
