@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::task::TaskTracker;
 
 use crate::attachments::{self, Attachments};
@@ -46,17 +46,18 @@ use crate::ship::endpoint::Lane;
 /// After a restart, records this far back in a journal are compared with
 /// what the FIFO still holds (the FIFO is at most 1 MiB).
 const RESUME_WINDOW: u64 = 2 << 20;
+/// How long a restarted container's new FIFO waits for the plugin to read
+/// its old one to the end (see [`Journal::line_up_reader`]). What is left
+/// there is at most a pipe's worth: milliseconds, or as long as a reader
+/// leaves bytes the disk has not confirmed in its FIFO (1 s, then it reads
+/// on). The new FIFO holds as much meanwhile before the container waits.
+const EARLIER_FIFO_WAIT: Duration = Duration::from_secs(2);
 /// FIFOs re-attached at once after a start.
 const REATTACH_AT_ONCE: usize = 16;
 /// `docker logs` requests served at once.
 const MAX_LOG_READERS: usize = 64;
 /// A lane that could not be attached is tried again after this, doubling
 /// up to [`RETRY_LANE_MAX`].
-/// How long a restarted container's new FIFO waits for the plugin to read
-/// its old one to the end (see [`Journal::wait_for_earlier_readers`]): what
-/// is left there is at most a pipe's worth, read in milliseconds; the new
-/// FIFO holds as much meanwhile before the container would wait.
-const EARLIER_FIFO_WAIT: Duration = Duration::from_secs(1);
 const RETRY_LANE_MIN: Duration = Duration::from_secs(1);
 const RETRY_LANE_MAX: Duration = Duration::from_secs(60);
 
@@ -405,7 +406,7 @@ impl Driver {
                 return Err(StartError::Journal(err));
             }
         };
-        let earlier_readers = journal.attach_reader();
+        journal.attach_reader();
         // Before delivery starts: it must know which line the reader takes over.
         let resume = match mode {
             Attach::Fresh => None,
@@ -472,18 +473,24 @@ impl Driver {
         let driver = self.clone();
         let mut stop = self.stop_readers.subscribe();
         let file = request.file.clone();
-        // A restarted container: its old FIFO is read to the end first.
-        let after = (earlier_readers > 0 && mode == Attach::Fresh).then(|| journal.clone());
+        // A restarted container: its old FIFO is read to the end first. (A
+        // FIFO found again after a plugin restart is read at once: which of
+        // a container's FIFOs is the old one is not known then.)
+        let (ended, end) = oneshot::channel();
+        let earlier = journal
+            .line_up_reader(end)
+            .filter(|_| mode == Attach::Fresh);
         self.readers.spawn(async move {
-            if let Some(journal) = after {
+            if let Some(earlier) = earlier {
                 tokio::select! {
-                    alone = journal.wait_for_earlier_readers(EARLIER_FIFO_WAIT) => if !alone {
-                        tracing::warn!(container = %journal.name, waited = ?EARLIER_FIFO_WAIT, "the container's earlier FIFO is still being read: its new FIFO is read beside it, and a long line left unfinished in the old one may be cut or sent twice");
+                    done = tokio::time::timeout(EARLIER_FIFO_WAIT, earlier) => if done.is_err() {
+                        tracing::warn!(container = %name, waited = ?EARLIER_FIFO_WAIT, "the container's earlier FIFO is still being read: its new FIFO is read beside it, and a long line left unfinished in the old one may be cut or sent twice");
                     },
                     _ = stop.wait_for(|stopping| *stopping) => {}
                 }
             }
             let end = reader.run(stop).await;
+            drop(ended);
             if end == ReadEnd::Eof
                 && let Some(attachments) = driver.attachments.clone()
             {

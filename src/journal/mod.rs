@@ -25,8 +25,8 @@
 //! they held counted as dropped, when a disk bound is reached.
 //!
 //! Where each part lives:
-//! - `mod.rs`: [`Journal`] itself, its settings and the memory bound all
-//!   journals share ([`MemoryBudget`]);
+//! - `mod.rs`: [`Journal`] itself (its readers and delivery lane), its
+//!   settings and the memory bound all journals share ([`MemoryBudget`]);
 //! - `intake`: a FIFO reader's frames into records and lines ([`Intake`]);
 //! - `tail`: the lines held in memory, and how they leave it (eviction, a
 //!   long line's pieces following it to disk);
@@ -34,10 +34,11 @@
 //!   cursor;
 //! - `readback`: reading lines that left memory back from disk;
 //! - `resume`: where a FIFO found again after a restart picks up;
-//! - `writer`, `record`, `layout`: records, chunks and segment files on disk;
+//! - `writer`, `record`, `layout`: records, chunks and segment files on
+//!   disk, and the writer and maintenance threads;
 //! - `retention`, `space`: deleting segments, the cursor file, free space;
 //! - `read`: `docker logs`;
-//! - `store`: all journals ([`Store`]), the writer and maintenance threads;
+//! - `store`: all journals ([`Store`]) and the bounds they share;
 //! - `legacy`: the data directory of older versions.
 
 mod delivery;
@@ -66,7 +67,7 @@ use std::time::{Duration, Instant};
 type WaitClock = tokio::time::Instant;
 
 use bytes::Bytes;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, oneshot, watch};
 
 use crate::line::Seq;
 use crate::observe::{ContainerCounters, Throttle};
@@ -348,6 +349,9 @@ pub struct Journal {
     wake: Mutex<Option<Arc<Notify>>>,
     /// FIFO readers currently feeding this journal.
     readers: AtomicUsize,
+    /// The end of the FIFO reader lined up last (see
+    /// [`Journal::line_up_reader`]).
+    last_reader: Mutex<Option<oneshot::Receiver<()>>>,
     /// Whether a delivery lane serves this journal. Changed together with
     /// `readers`, so a reader that arrives as a lane leaves gets a new one.
     has_lane: Mutex<bool>,
@@ -477,25 +481,26 @@ impl Journal {
     }
 
     /// A FIFO reader starts feeding this journal (before it claims a lane,
-    /// so a lane that is finishing sees the reader and stays). Returns how
-    /// many readers fed it already.
-    pub fn attach_reader(&self) -> usize {
+    /// so a lane that is finishing sees the reader and stays).
+    pub fn attach_reader(&self) {
         let _guard = self.has_lane.lock().expect("journal lock poisoned");
-        self.readers.fetch_add(1, Ordering::AcqRel)
+        self.readers.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Waits, at most `limit`, until a reader attached after others is the
-    /// only one left. A restarted container's new FIFO is read once the
-    /// old one is read to its end: the journal joins a long line from one
-    /// reader's frames at a time per source (its memory tail, the lines
-    /// that follow a long line to disk and the read back all assume one),
-    /// and the old FIFO's writer is closed before the daemon starts logging
-    /// again, so only what the plugin had not read of it yet is left.
-    /// False when the others still read at `limit`.
-    pub async fn wait_for_earlier_readers(&self, limit: Duration) -> bool {
-        let mut written = self.written.subscribe();
-        let alone = written.wait_for(|_| self.readers.load(Ordering::Acquire) <= 1);
-        tokio::time::timeout(limit, alone).await.is_ok()
+    /// Puts a FIFO reader in line behind the one that came before it:
+    /// takes `end` (it resolves once the new reader is done, its sender
+    /// dropped) and returns the earlier reader's. A restarted container's
+    /// new FIFO is read once the old one is read to its end, because the
+    /// journal joins a long line from one reader's frames at a time per
+    /// source (its memory tail, the lines that follow a long line to disk
+    /// and the read back all assume it). The daemon closes the old FIFO's
+    /// writer before it starts logging again, so only what the plugin had
+    /// not read of it yet is left.
+    pub fn line_up_reader(&self, end: oneshot::Receiver<()>) -> Option<oneshot::Receiver<()>> {
+        self.last_reader
+            .lock()
+            .expect("journal lock poisoned")
+            .replace(end)
     }
 
     /// Claims delivery of this journal: true when no lane delivers it yet

@@ -276,6 +276,7 @@ impl Store {
             written: watch::channel(next_seq).0,
             wake: Mutex::new(None),
             readers: AtomicUsize::new(0),
+            last_reader: Mutex::new(None),
             has_lane: Mutex::new(false),
             paused: AtomicBool::new(false),
             cursor_dirty: AtomicBool::new(false),
