@@ -696,6 +696,64 @@ async fn a_restarted_containers_lines_do_not_mix_with_the_old_fifos_last_line() 
     }
 }
 
+/// A container restarted twice in a row (a restart policy, a crash at
+/// start) while the plugin still reads its first FIFO: its three FIFOs are
+/// read one after the other, in the order they were started, none waiting
+/// for a later one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_fifos_of_a_container_restarted_twice_are_read_in_turn() {
+    let loki = FakeLoki::start().await;
+    loki.set_mode(Mode::Fail(503, "unavailable".into()));
+    let plugin = Plugin::start(&[]);
+    let options = [("loki-url", loki.url()), ("loki-buffer-size", "1m".into())];
+    let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut first = Fifo::create_named(&"0".repeat(64));
+    plugin
+        .start_logging(&start_request(&first.path, &options))
+        .await;
+    let long: Vec<u8> = (0..2 << 20).map(|i| b'a' + (i % 26) as u8).collect();
+    let frames = partials("stdout", &long, "f1rstf1rst");
+    let (read_before, read_after) = frames.split_at(96);
+    for entry in read_before {
+        first.write_entry(entry);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    plugin.stop_logging(&first.path).await;
+    let mut second = Fifo::create_named(&"1".repeat(64));
+    plugin
+        .start_logging(&start_request(&second.path, &options))
+        .await;
+    second.write_entry(&line("stdout", "the second run"));
+    plugin.stop_logging(&second.path).await;
+    second.close();
+    let mut third = Fifo::create_named(&"2".repeat(64));
+    plugin
+        .start_logging(&start_request(&third.path, &options))
+        .await;
+    third.write_entry(&line("stdout", "the third run"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for entry in read_after {
+        first.write_entry(entry);
+    }
+    first.close();
+    plugin.stop_logging(&third.path).await;
+    third.close();
+    loki.set_mode(Mode::Accept);
+    let log = plugin
+        .wait_for_log("logging finished", Duration::from_secs(30))
+        .await;
+    let entries = loki.entries_matching(&[]);
+    let sizes: Vec<usize> = entries.iter().map(|e| e.line.len()).collect();
+    let mut expected = vec![256_000; 8];
+    expected.extend([(2 << 20) - 8 * 256_000, 14, 13]);
+    assert_eq!(sizes, expected, "{log}");
+    let joined: Vec<u8> = entries[..9].iter().flat_map(|e| e.line.clone()).collect();
+    assert!(joined == long, "the first FIFO's line put together");
+    assert_eq!(entries[9].line, b"the second run");
+    assert_eq!(entries[10].line, b"the third run");
+    assert!(!log.contains("earlier FIFO is still being read"), "{log}");
+}
+
 /// The new FIFO waits for the old one 2 s at most: an old FIFO that never
 /// ends (its writer left open) does not hold the restarted container's
 /// output for longer.
