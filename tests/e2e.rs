@@ -23,7 +23,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, HostConfigLogConfig, RestartPolicy, RestartPolicyNameEnum,
+};
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, ListContainersOptions, RemoveContainerOptions,
     StopContainerOptions,
@@ -145,6 +147,10 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("daemon_default_log_driver_ships_logs_without_flags", |c| {
             Box::pin(daemon_defaults(c))
         }),
+        (
+            "a_container_restarted_by_its_policy_has_each_runs_long_line_whole",
+            |c| Box::pin(restarted_by_policy(c)),
+        ),
     ]
 }
 
@@ -1744,6 +1750,102 @@ async fn daemon_defaults(ctx: &Ctx) -> Outcome {
 
 /// A Java service's output, as `printf` lines of a busybox script: a
 /// request log, a stack trace, a warning with one frame, a request log.
+/// A container that fails twice and is restarted by its policy
+/// (`on-failure:2`), each run writing a line of 1.7 MB (the numbers 1 to
+/// 300,000, run together): three FIFOs of one container, one after the
+/// other. Each run's line arrives whole (in pieces of `MAX_LINE_SIZE`, each
+/// with the line's timestamp: pieces that are the same bytes would be one
+/// entry in Loki), in order, and no run waits for the FIFO of the run
+/// before it (the daemon closes it before it starts the next).
+async fn restarted_by_policy(ctx: &Ctx) -> Outcome {
+    let long: String = (1..=300_000).map(|n: u32| n.to_string()).collect();
+    let name = "loki-e2e-restarts";
+    let body = ContainerCreateBody {
+        image: Some(IMAGE.to_string()),
+        cmd: Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "seq 1 300000 | tr -d '\\n'; echo; echo run done; exit 1".into(),
+        ]),
+        labels: Some(HashMap::from([(LABEL.to_string(), "1".to_string())])),
+        host_config: Some(HostConfig {
+            log_config: Some(HostConfigLogConfig {
+                typ: Some(PLUGIN.to_string()),
+                config: Some(HashMap::from([("loki-url".to_string(), ctx.loki.url())])),
+            }),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::ON_FAILURE),
+                maximum_retry_count: Some(2),
+            }),
+            network_mode: Some("none".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let options = CreateContainerOptions {
+        name: Some(name.to_string()),
+        ..Default::default()
+    };
+    let id = ctx
+        .docker
+        .create_container(Some(options), body)
+        .await
+        .map_err(|e| format!("create {name}: {e}"))?
+        .id;
+    ctx.docker
+        .start_container(&id, None)
+        .await
+        .map_err(|e| format!("start {name}: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let state = loop {
+        let info = ctx
+            .docker
+            .inspect_container(&id, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| e.to_string())?;
+        let state = info.state.clone().unwrap_or_default();
+        if info.restart_count == Some(2)
+            && state.running == Some(false)
+            && !state.restarting.unwrap_or(false)
+        {
+            break state;
+        }
+        ensure(
+            Instant::now() < deadline,
+            format!("{name} still running or restarting after 60 s"),
+        )?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let pieces: Vec<&[u8]> = long.as_bytes().chunks(256_000).collect();
+    let mut expected = Vec::new();
+    for _ in 0..3 {
+        expected.extend(pieces.iter().map(|p| p.to_vec()));
+        expected.push(b"run done".to_vec());
+    }
+    let entries = wait_entries(
+        &ctx.loki,
+        &[("container_name", name)],
+        expected.len(),
+        Duration::from_secs(30),
+    )
+    .await?;
+    let lines: Vec<Vec<u8>> = entries.iter().map(|e| e.line.clone()).collect();
+    let sizes: Vec<usize> = lines.iter().map(Vec::len).collect();
+    ensure(lines == expected, format!("entry sizes {sizes:?}"))?;
+    // The last run, from its start to its exit: writing 2 MB through the
+    // FIFO takes milliseconds; waiting for an earlier FIFO would be 2 s.
+    let ran = |at: &Option<String>| {
+        at.as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .ok_or_else(|| format!("no time in {at:?}"))
+    };
+    let took = ran(&state.finished_at)?.duration_since(ran(&state.started_at)?);
+    ensure(
+        took < jiff::SignedDuration::from_millis(1500),
+        format!("the last run took {took:?}"),
+    )
+}
+
 fn java_trace_script(tag: &str) -> String {
     [
         format!("2024-05-01 10:00:00.000 INFO  {tag} started"),
