@@ -47,7 +47,9 @@ impl Journal {
     /// FIFO join it: delivery reads the earlier run's lines of that source
     /// back from disk only up to the line's first record, and the cursor
     /// does not pass it until the reader has emitted the whole line. Call
-    /// it before delivery starts reading this journal.
+    /// it before delivery starts reading this journal. Only the first call
+    /// gets such a line (a container's FIFOs found again share a journal),
+    /// and its reader must take it over ([`Journal::take_over`]).
     pub fn resume_point(&self, max_bytes: u64) -> ResumePoint {
         let mut point = ResumePoint::default();
         let Some(dir) = &self.dir else { return point };
@@ -127,9 +129,17 @@ impl Journal {
                 continue;
             }
             let first = frames.last().map(|(seq, _)| *seq).unwrap();
-            if tail.in_flight || tail.taken[s] > first || first >= tail.session_start {
+            // A container's FIFOs found again after a restart share its
+            // journal: the first reader to ask takes the line over, and the
+            // pieces of it in another FIFO are a line of their own.
+            if tail.in_flight
+                || tail.taken[s] > first
+                || first >= tail.session_start
+                || tail.taken_over[s].is_some()
+            {
                 continue;
             }
+            tail.taken_over[s] = Some(first);
             tail.evicted_to[s] = tail.evicted_to[s].min(first);
             tail.emitted_to[s] = tail.emitted_to[s].min(first);
             frames.reverse();
@@ -158,7 +168,11 @@ impl Journal {
         }
         cut.retain(|line| line.piece && !line.is_blank());
         let mut tail = self.tail();
-        tail.taken_over = taken_over;
+        for (s, first) in taken_over.into_iter().enumerate() {
+            if first.is_some() {
+                tail.taken_over[s] = first;
+            }
+        }
         if self.writes_to_disk() {
             for piece in &cut {
                 tail.unfinished_on_disk[piece.source as usize] = Some(piece.ack);

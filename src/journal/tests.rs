@@ -1957,3 +1957,95 @@ async fn a_rolling_batch_of_a_journal_in_memory_only_keeps_no_positions() {
     assert_eq!(taken.len(), 10);
     assert!(taken.unjournaled.is_empty(), "{:?}", taken.unjournaled);
 }
+
+/// A partial frame of the long line `id` (as the daemon marks them).
+fn frame_in(id: &str, ordinal: i32, last: bool, text: &str) -> LogEntry {
+    LogEntry {
+        partial_log_metadata: Some(PartialLogEntryMetadata {
+            last,
+            id: id.into(),
+            ordinal,
+        }),
+        ..frame_of(ordinal, last, text)
+    }
+}
+
+/// The plugin restarts while two FIFOs of a container are attached (a
+/// restart of the container, the old reader in the middle of a long line),
+/// and finds both again. Only the first re-attach takes the line over: its
+/// start is delivered once. (Both did, and the other reader's next line
+/// flushed its copy: the line's start went twice.)
+#[tokio::test]
+async fn only_one_of_two_re_attached_readers_takes_over_the_line_left_unfinished() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = |o: i32, last: bool| frame_in("a", o, last, &"a".repeat(16));
+    {
+        let store = disk_store(&dir);
+        let journal = open(&store, "bothresume", config());
+        let (mut old, mut new) = (Assembler::new(256_000), Assembler::new(256_000));
+        feed_with(&mut new, &journal, vec![entry("stdout", 5, "new 1")]);
+        feed_with(
+            &mut old,
+            &journal,
+            vec![a(1, false), a(2, false), a(3, false)],
+        );
+        settle(&journal);
+        crash(&store);
+    }
+    let store = disk_store(&dir);
+    let journal = open(&store, "bothresume", config());
+    let (mut old, mut new) = (Assembler::new(256_000), Assembler::new(256_000));
+    for assembler in [&mut old, &mut new] {
+        let resume = journal.resume_point(1 << 20);
+        journal.take_over(resume.unfinished, assembler);
+    }
+    feed_with(&mut old, &journal, vec![a(4, true)]);
+    feed_with(&mut new, &journal, vec![entry("stdout", 6, "new 2")]);
+    settle(&journal);
+    let delivered = deliver_all(&journal).await;
+    let long: Vec<String> = texts(&stdout_of(&delivered))
+        .into_iter()
+        .filter(|t| t.contains('a'))
+        .collect();
+    assert_eq!(long, ["a".repeat(64)], "{:?}", texts(&delivered));
+    assert_all_sent_or_recovered(&journal);
+}
+
+/// The same, the new FIFO found first: its reader takes the line over, and
+/// the new FIFO's next line ends it where it was; the old FIFO's last piece
+/// is a line of its own. Cut, but every byte once, and counted.
+#[tokio::test]
+async fn a_line_taken_over_by_the_wrong_fifo_is_cut_but_never_sent_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = |o: i32, last: bool| frame_in("a", o, last, &"a".repeat(16));
+    {
+        let store = disk_store(&dir);
+        let journal = open(&store, "wrongresume", config());
+        let (mut old, mut new) = (Assembler::new(256_000), Assembler::new(256_000));
+        feed_with(&mut new, &journal, vec![entry("stdout", 5, "new 1")]);
+        feed_with(
+            &mut old,
+            &journal,
+            vec![a(1, false), a(2, false), a(3, false)],
+        );
+        settle(&journal);
+        crash(&store);
+    }
+    let store = disk_store(&dir);
+    let journal = open(&store, "wrongresume", config());
+    let (mut old, mut new) = (Assembler::new(256_000), Assembler::new(256_000));
+    for assembler in [&mut new, &mut old] {
+        let resume = journal.resume_point(1 << 20);
+        journal.take_over(resume.unfinished, assembler);
+    }
+    feed_with(&mut new, &journal, vec![entry("stdout", 6, "new 2")]);
+    feed_with(&mut old, &journal, vec![a(4, true)]);
+    settle(&journal);
+    let delivered = deliver_all(&journal).await;
+    let long: String = texts(&stdout_of(&delivered))
+        .into_iter()
+        .filter(|t| t.contains('a'))
+        .collect();
+    assert_eq!(long, "a".repeat(64), "{:?}", texts(&delivered));
+    assert_all_sent_or_recovered(&journal);
+}
