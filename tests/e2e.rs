@@ -631,6 +631,17 @@ async fn run_with_config(
     script: &str,
     config: HashMap<String, String>,
 ) -> Result<String, String> {
+    run_with_restarts(ctx, name, script, config, None).await
+}
+
+/// [`run_with_config`], with a restart policy.
+async fn run_with_restarts(
+    ctx: &Ctx,
+    name: &str,
+    script: &str,
+    config: HashMap<String, String>,
+    restart_policy: Option<RestartPolicy>,
+) -> Result<String, String> {
     let body = ContainerCreateBody {
         image: Some(IMAGE.to_string()),
         cmd: Some(vec!["sh".into(), "-c".into(), script.into()]),
@@ -640,6 +651,7 @@ async fn run_with_config(
                 typ: Some(PLUGIN.to_string()),
                 config: Some(config),
             }),
+            restart_policy,
             network_mode: Some("none".into()),
             ..Default::default()
         }),
@@ -1760,42 +1772,17 @@ async fn daemon_defaults(ctx: &Ctx) -> Outcome {
 async fn restarted_by_policy(ctx: &Ctx) -> Outcome {
     let long: String = (1..=300_000).map(|n: u32| n.to_string()).collect();
     let name = "loki-e2e-restarts";
-    let body = ContainerCreateBody {
-        image: Some(IMAGE.to_string()),
-        cmd: Some(vec![
-            "sh".into(),
-            "-c".into(),
-            "seq 1 300000 | tr -d '\\n'; echo; echo run done; exit 1".into(),
-        ]),
-        labels: Some(HashMap::from([(LABEL.to_string(), "1".to_string())])),
-        host_config: Some(HostConfig {
-            log_config: Some(HostConfigLogConfig {
-                typ: Some(PLUGIN.to_string()),
-                config: Some(HashMap::from([("loki-url".to_string(), ctx.loki.url())])),
-            }),
-            restart_policy: Some(RestartPolicy {
-                name: Some(RestartPolicyNameEnum::ON_FAILURE),
-                maximum_retry_count: Some(2),
-            }),
-            network_mode: Some("none".into()),
-            ..Default::default()
+    let id = run_with_restarts(
+        ctx,
+        name,
+        "seq 1 300000 | tr -d '\\n'; echo; echo run done; exit 1",
+        HashMap::from([("loki-url".to_string(), ctx.loki.url())]),
+        Some(RestartPolicy {
+            name: Some(RestartPolicyNameEnum::ON_FAILURE),
+            maximum_retry_count: Some(2),
         }),
-        ..Default::default()
-    };
-    let options = CreateContainerOptions {
-        name: Some(name.to_string()),
-        ..Default::default()
-    };
-    let id = ctx
-        .docker
-        .create_container(Some(options), body)
-        .await
-        .map_err(|e| format!("create {name}: {e}"))?
-        .id;
-    ctx.docker
-        .start_container(&id, None)
-        .await
-        .map_err(|e| format!("start {name}: {e}"))?;
+    )
+    .await?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let state = loop {
         let info = ctx

@@ -5,6 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use loki_logdriver::proto::logdriver::LogEntry;
 use support::fake_daemon::{
     Fifo, Plugin, fixture_body, line, now_ns, number_of, numbered, partials,
     recorded_start_request, start_request, summary_field,
@@ -625,6 +626,35 @@ async fn a_line_longer_than_the_memory_bound_arrives_whole_and_in_order() {
     }
 }
 
+/// A FIFO named with 64 of `digit` (a container's FIFO per run), logged
+/// to with `options`.
+async fn start_fifo<V: AsRef<str>>(plugin: &Plugin, digit: char, options: &[(&str, V)]) -> Fifo {
+    let fifo = Fifo::create_named(&digit.to_string().repeat(64));
+    plugin
+        .start_logging(&start_request(&fifo.path, options))
+        .await;
+    fifo
+}
+
+/// A container's first FIFO, inside a line of 2 MiB: 1.5 MiB of it
+/// written and read, then StopLogging (the container stops). Returns the
+/// FIFO, still open, the line, and the frames of its rest.
+async fn first_fifo_inside_a_long_line(
+    plugin: &Plugin,
+    options: &[(&str, &str)],
+) -> (Fifo, Vec<u8>, Vec<LogEntry>) {
+    let mut fifo = start_fifo(plugin, '0', options).await;
+    let long: Vec<u8> = (0..2 << 20).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut frames = partials("stdout", &long, "f1rstf1rst");
+    let rest = frames.split_off(96);
+    for entry in &frames {
+        fifo.write_entry(entry);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    plugin.stop_logging(&fifo.path).await;
+    (fifo, long, rest)
+}
+
 /// `docker restart` (or a restart policy) starts logging to a new FIFO of
 /// the same container while the plugin may still be reading the old one's
 /// last frames. Here the old FIFO holds a long line, past the memory bound
@@ -637,22 +667,8 @@ async fn a_restarted_containers_lines_do_not_mix_with_the_old_fifos_last_line() 
     let plugin = Plugin::start(&[]);
     let options = [("loki-url", loki.url()), ("loki-buffer-size", "1m".into())];
     let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut old = Fifo::create_named(&"0".repeat(64));
-    plugin
-        .start_logging(&start_request(&old.path, &options))
-        .await;
-    let old_line: Vec<u8> = (0..2 << 20).map(|i| b'a' + (i % 26) as u8).collect();
-    let frames = partials("stdout", &old_line, "0ld0ld0ld");
-    let (read_before, read_after) = frames.split_at(96);
-    for entry in read_before {
-        old.write_entry(entry);
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    plugin.stop_logging(&old.path).await;
-    let mut new = Fifo::create_named(&"1".repeat(64));
-    plugin
-        .start_logging(&start_request(&new.path, &options))
-        .await;
+    let (mut old, old_line, read_after) = first_fifo_inside_a_long_line(&plugin, &options).await;
+    let mut new = start_fifo(&plugin, '1', &options).await;
     let new_line: Vec<u8> = (0..600 << 10).map(|i| b'A' + (i % 26) as u8).collect();
     let new_frames = partials("stdout", &new_line, "n3wn3wn3w");
     // The restarted container writes at once (from a thread: the FIFO may
@@ -665,7 +681,7 @@ async fn a_restarted_containers_lines_do_not_mix_with_the_old_fifos_last_line() 
         new
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    for entry in read_after {
+    for entry in &read_after {
         old.write_entry(entry);
     }
     old.close();
@@ -707,32 +723,15 @@ async fn three_fifos_of_a_container_restarted_twice_are_read_in_turn() {
     let plugin = Plugin::start(&[]);
     let options = [("loki-url", loki.url()), ("loki-buffer-size", "1m".into())];
     let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut first = Fifo::create_named(&"0".repeat(64));
-    plugin
-        .start_logging(&start_request(&first.path, &options))
-        .await;
-    let long: Vec<u8> = (0..2 << 20).map(|i| b'a' + (i % 26) as u8).collect();
-    let frames = partials("stdout", &long, "f1rstf1rst");
-    let (read_before, read_after) = frames.split_at(96);
-    for entry in read_before {
-        first.write_entry(entry);
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    plugin.stop_logging(&first.path).await;
-    let mut second = Fifo::create_named(&"1".repeat(64));
-    plugin
-        .start_logging(&start_request(&second.path, &options))
-        .await;
+    let (mut first, long, read_after) = first_fifo_inside_a_long_line(&plugin, &options).await;
+    let mut second = start_fifo(&plugin, '1', &options).await;
     second.write_entry(&line("stdout", "the second run"));
     plugin.stop_logging(&second.path).await;
     second.close();
-    let mut third = Fifo::create_named(&"2".repeat(64));
-    plugin
-        .start_logging(&start_request(&third.path, &options))
-        .await;
+    let mut third = start_fifo(&plugin, '2', &options).await;
     third.write_entry(&line("stdout", "the third run"));
     tokio::time::sleep(Duration::from_millis(100)).await;
-    for entry in read_after {
+    for entry in &read_after {
         first.write_entry(entry);
     }
     first.close();
@@ -762,15 +761,9 @@ async fn an_old_fifo_that_never_ends_holds_a_restarted_container_2_s_at_most() {
     let loki = FakeLoki::start().await;
     let plugin = Plugin::start(&[]);
     let options = [("loki-url", loki.url())];
-    let mut old = Fifo::create_named(&"0".repeat(64));
-    plugin
-        .start_logging(&start_request(&old.path, &options))
-        .await;
+    let mut old = start_fifo(&plugin, '0', &options).await;
     old.write_entry(&line("stdout", "before the restart"));
-    let mut new = Fifo::create_named(&"1".repeat(64));
-    plugin
-        .start_logging(&start_request(&new.path, &options))
-        .await;
+    let mut new = start_fifo(&plugin, '1', &options).await;
     let started = std::time::Instant::now();
     let writer = tokio::task::spawn_blocking(move || {
         // 4 MB: more than the FIFO holds.

@@ -1971,17 +1971,15 @@ fn frame_in(id: &str, ordinal: i32, last: bool, text: &str) -> LogEntry {
 }
 
 /// The plugin restarts while two FIFOs of a container are attached (a
-/// restart of the container, the old reader in the middle of a long line),
-/// and finds both again. Only the first re-attach takes the line over: its
-/// start is delivered once. (Both did, and the other reader's next line
-/// flushed its copy: the line's start went twice.)
-#[tokio::test]
-async fn only_one_of_two_re_attached_readers_takes_over_the_line_left_unfinished() {
+/// restart of the container, the old reader in the middle of a long line
+/// of 64 `a`s), and finds both again, the old FIFO first or not: the
+/// lines delivered once each reader has read what its FIFO still held.
+async fn two_fifos_found_again(id: &str, old_first: bool) -> (Arc<Journal>, Vec<Line>) {
     let dir = tempfile::tempdir().unwrap();
     let a = |o: i32, last: bool| frame_in("a", o, last, &"a".repeat(16));
     {
         let store = disk_store(&dir);
-        let journal = open(&store, "bothresume", config());
+        let journal = open(&store, id, config());
         let (mut old, mut new) = (Assembler::new(256_000), Assembler::new(256_000));
         feed_with(&mut new, &journal, vec![entry("stdout", 5, "new 1")]);
         feed_with(
@@ -1993,9 +1991,13 @@ async fn only_one_of_two_re_attached_readers_takes_over_the_line_left_unfinished
         crash(&store);
     }
     let store = disk_store(&dir);
-    let journal = open(&store, "bothresume", config());
+    let journal = open(&store, id, config());
     let (mut old, mut new) = (Assembler::new(256_000), Assembler::new(256_000));
-    for assembler in [&mut old, &mut new] {
+    let found = match old_first {
+        true => [&mut old, &mut new],
+        false => [&mut new, &mut old],
+    };
+    for assembler in found {
         let resume = journal.resume_point(1 << 20);
         journal.take_over(resume.unfinished, assembler);
     }
@@ -2003,49 +2005,36 @@ async fn only_one_of_two_re_attached_readers_takes_over_the_line_left_unfinished
     feed_with(&mut new, &journal, vec![entry("stdout", 6, "new 2")]);
     settle(&journal);
     let delivered = deliver_all(&journal).await;
-    let long: Vec<String> = texts(&stdout_of(&delivered))
+    (journal, delivered)
+}
+
+/// The lines of `delivered` with the long line's `a`s in them.
+fn long_line_parts(delivered: &[Line]) -> Vec<String> {
+    texts(&stdout_of(delivered))
         .into_iter()
         .filter(|t| t.contains('a'))
-        .collect();
+        .collect()
+}
+
+/// Only the first re-attach takes the line over: found first, the old
+/// FIFO's reader joins its last piece, and the line is delivered once,
+/// whole. (Both readers took it over, and the other reader's next line
+/// flushed its copy: the line's start went twice.)
+#[tokio::test]
+async fn only_one_of_two_re_attached_readers_takes_over_the_line_left_unfinished() {
+    let (journal, delivered) = two_fifos_found_again("bothresume", true).await;
+    let long = long_line_parts(&delivered);
     assert_eq!(long, ["a".repeat(64)], "{:?}", texts(&delivered));
     assert_all_sent_or_recovered(&journal);
 }
 
-/// The same, the new FIFO found first: its reader takes the line over, and
-/// the new FIFO's next line ends it where it was; the old FIFO's last piece
-/// is a line of its own. Cut, but every byte once, and counted.
+/// The new FIFO found first: its reader takes the line over, and the new
+/// FIFO's next line ends it where it was; the old FIFO's last piece is a
+/// line of its own. Cut, but every byte once, and counted.
 #[tokio::test]
 async fn a_line_taken_over_by_the_wrong_fifo_is_cut_but_never_sent_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = |o: i32, last: bool| frame_in("a", o, last, &"a".repeat(16));
-    {
-        let store = disk_store(&dir);
-        let journal = open(&store, "wrongresume", config());
-        let (mut old, mut new) = (Assembler::new(256_000), Assembler::new(256_000));
-        feed_with(&mut new, &journal, vec![entry("stdout", 5, "new 1")]);
-        feed_with(
-            &mut old,
-            &journal,
-            vec![a(1, false), a(2, false), a(3, false)],
-        );
-        settle(&journal);
-        crash(&store);
-    }
-    let store = disk_store(&dir);
-    let journal = open(&store, "wrongresume", config());
-    let (mut old, mut new) = (Assembler::new(256_000), Assembler::new(256_000));
-    for assembler in [&mut new, &mut old] {
-        let resume = journal.resume_point(1 << 20);
-        journal.take_over(resume.unfinished, assembler);
-    }
-    feed_with(&mut new, &journal, vec![entry("stdout", 6, "new 2")]);
-    feed_with(&mut old, &journal, vec![a(4, true)]);
-    settle(&journal);
-    let delivered = deliver_all(&journal).await;
-    let long: String = texts(&stdout_of(&delivered))
-        .into_iter()
-        .filter(|t| t.contains('a'))
-        .collect();
+    let (journal, delivered) = two_fifos_found_again("wrongresume", false).await;
+    let long = long_line_parts(&delivered).concat();
     assert_eq!(long, "a".repeat(64), "{:?}", texts(&delivered));
     assert_all_sent_or_recovered(&journal);
 }
